@@ -1,0 +1,47 @@
+// Lint configuration. The block for src/core is the purity rule: the consensus
+// core must stay deterministic, so it may not reach I/O, timers, clocks,
+// randomness or Promises. The simulator depends on that.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const impure = 'src/core must stay pure and deterministic (no I/O, timers, clocks, randomness, Promises)';
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'docs/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: {
+      globals: {
+        console: 'readonly', process: 'readonly', Buffer: 'readonly', setTimeout: 'readonly',
+        clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', URL: 'readonly',
+      },
+    },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-constant-condition': ['error', { checkLoops: false }],
+    },
+  },
+  {
+    files: ['src/core/**/*.ts', 'src/protocol/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { group: ['node:*', 'fs', 'fs/*', 'net', 'os', 'path', 'child_process', 'timers', 'timers/*', 'crypto', 'worker_threads', 'http', 'https', 'dgram'], message: impure },
+          { group: ['../node/*', '../storage/*', '../transport/*', '../services/*', '../cli/*', '../server/*', '../../test/*'], message: 'src/core may import only src/protocol and src/util' },
+        ],
+      }],
+      'no-restricted-globals': ['error',
+        ...['setTimeout', 'setInterval', 'setImmediate', 'clearTimeout', 'clearInterval', 'clearImmediate',
+          'queueMicrotask', 'Promise', 'Date', 'performance', 'process', 'require', 'fetch', 'Buffer']
+          .map((name) => ({ name, message: impure })),
+      ],
+      'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: impure }],
+      'no-restricted-syntax': ['error',
+        { selector: 'FunctionDeclaration[async=true], FunctionExpression[async=true], ArrowFunctionExpression[async=true]', message: impure },
+        { selector: 'AwaitExpression', message: impure },
+        { selector: 'ImportExpression', message: impure },
+      ],
+    },
+  },
+);

@@ -1,0 +1,111 @@
+// The configuration of one node's consensus core, with defaults and checks.
+// Time is counted in ticks: the runtime decides how long a tick is (the
+// simulator uses virtual milliseconds, a real node real ones).
+
+import type { NodeId } from '../protocol/ids.js';
+import type { Random } from '../util/prng.js';
+import type { SnapshotMeta } from '../protocol/entry.js';
+import type { PlantedBug } from './planted-bugs.js';
+
+/** How the log moves from the leader to the others; fixed per cluster. */
+export type ReplicationMode = 'push' | 'pull';
+
+/**
+ * Reads a chunk of a local snapshot so that the leader can send it to a
+ * follower that needs compacted entries. Implemented by the runtime (from the
+ * snapshot file) or the simulator (from memory); the core only calls it.
+ * Returns `undefined` when that snapshot no longer exists.
+ */
+export type SnapshotReader = (
+  snapshot: SnapshotMeta,
+  position: number,
+  maxBytes: number,
+) => { readonly data: Uint8Array; readonly done: boolean } | undefined;
+
+/** Everything a node's core needs to know, fixed for its lifetime. */
+export interface RaftConfig {
+  readonly id: NodeId;
+  /** The voting members, this node included if it votes. */
+  readonly voters: readonly NodeId[];
+  /** Non-voting members that receive the log; never counted in any quorum. */
+  readonly observers: readonly NodeId[];
+  readonly replication: ReplicationMode;
+  /** Election timeout, randomized in the half-open range [min, max) ticks. */
+  readonly electionTimeoutMinTicks: number;
+  readonly electionTimeoutMaxTicks: number;
+  /** Push mode: ticks between heartbeats. */
+  readonly heartbeatIntervalTicks: number;
+  /**
+   * Pull mode: a follower that has not completed a fetch for a randomized
+   * election timeout campaigns (the fetch timeout); this is how long the
+   * leader may park a fetch, and must be well below the election timeout.
+   */
+  readonly fetchMaxWaitTicks: number;
+  /** Pull mode: ticks after which an unanswered fetch is sent again. */
+  readonly fetchRetryTicks: number;
+  /** The most bytes of entries in one AppendEntries or fetch response. */
+  readonly maxMessageBytes: number;
+  /** Push mode: the most AppendEntries in flight to one follower. */
+  readonly maxInflightMessages: number;
+  /** Snapshot chunk size for both InstallSnapshot and FetchSnapshot. */
+  readonly snapshotChunkBytes: number;
+  /** Pre-vote before a real election (on by default). */
+  readonly preVote: boolean;
+  /** Push mode: a leader without a majority's contact for an election timeout steps down. */
+  readonly checkQuorum: boolean;
+  readonly random: Random;
+  readonly snapshotReader?: SnapshotReader;
+  /** For the simulator's checker tests only: switch on one deliberate bug. */
+  readonly plantedBug?: PlantedBug;
+}
+
+/** The defaults, in ticks of about 10 ms. */
+export const DEFAULTS = {
+  electionTimeoutMinTicks: 10,
+  electionTimeoutMaxTicks: 20,
+  heartbeatIntervalTicks: 2,
+  fetchMaxWaitTicks: 5,
+  fetchRetryTicks: 3,
+  maxMessageBytes: 1 << 20,
+  maxInflightMessages: 64,
+  snapshotChunkBytes: 256 << 10,
+  preVote: true,
+  checkQuorum: true,
+} as const;
+
+/** A configuration with every optional field defaulted. */
+export type RaftConfigInput = Pick<RaftConfig, 'id' | 'voters' | 'replication' | 'random'> &
+  Partial<Omit<RaftConfig, 'id' | 'voters' | 'replication' | 'random'>>;
+
+/** Thrown when a configuration cannot work. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Fills in defaults and checks the configuration, throwing {@link ConfigError}. */
+export function makeConfig(input: RaftConfigInput): RaftConfig {
+  const config: RaftConfig = { ...DEFAULTS, observers: [], ...input };
+  const problems: string[] = [];
+  if (config.voters.length === 0) problems.push('at least one voter is needed');
+  if (new Set(config.voters).size !== config.voters.length) problems.push('voters repeat');
+  if (config.observers.some((o) => config.voters.includes(o))) problems.push('a node is both voter and observer');
+  if (!config.voters.includes(config.id) && !config.observers.includes(config.id)) {
+    problems.push(`${config.id} is neither a voter nor an observer`);
+  }
+  if (config.electionTimeoutMinTicks < 1) problems.push('electionTimeoutMinTicks must be >= 1');
+  if (config.electionTimeoutMaxTicks <= config.electionTimeoutMinTicks) {
+    problems.push('electionTimeoutMaxTicks must exceed electionTimeoutMinTicks (the range is [min, max))');
+  }
+  if (config.heartbeatIntervalTicks < 1 || config.heartbeatIntervalTicks >= config.electionTimeoutMinTicks) {
+    problems.push('heartbeatIntervalTicks must be in [1, electionTimeoutMinTicks)');
+  }
+  if (config.fetchMaxWaitTicks < 0 || config.fetchMaxWaitTicks >= config.electionTimeoutMinTicks) {
+    problems.push('fetchMaxWaitTicks must be in [0, electionTimeoutMinTicks)');
+  }
+  if (config.fetchRetryTicks < 1) problems.push('fetchRetryTicks must be >= 1');
+  if (config.maxMessageBytes < 1 || config.snapshotChunkBytes < 1 || config.maxInflightMessages < 1) {
+    problems.push('byte and window limits must be positive');
+  }
+  if (problems.length > 0) throw new ConfigError(`invalid raft config for ${config.id}: ${problems.join('; ')}`);
+  return config;
+}

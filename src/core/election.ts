@@ -1,0 +1,143 @@
+// Election, shared by both replication modes: pre-vote, RequestVote with the
+// up-to-date check (Raft 5.4.1), the leader lease that check-quorum buys, and
+// leader transfer (the leader brings the target up to date, then tells it to
+// campaign at once with TimeoutNow).
+
+import type { NodeId } from '../protocol/ids.js';
+import type { TimeoutNow, VoteRequest, VoteResponse } from '../protocol/messages.js';
+import { NotLeaderError } from './errors.js';
+import type { RaftNode } from './node.js';
+import { majority } from './quorum.js';
+import type { Leader } from './roles.js';
+import * as transitions from './transitions.js';
+
+/**
+ * True while this node believes a leader is alive: it is the leader, or it
+ * heard from one within the minimum election timeout. Vote requests from
+ * higher terms are then ignored, so that a node that was cut off cannot
+ * depose a healthy leader when it returns.
+ */
+export function inLeaderLease(n: RaftNode): boolean {
+  if (n.role.kind === 'leader') return n.config.checkQuorum || n.config.replication === 'pull';
+  const leader = n.leaderId();
+  return leader !== null && n.electionElapsedTicks < n.config.electionTimeoutMinTicks;
+}
+
+/** Starts a campaign: a pre-vote first unless disabled or this is a transfer. */
+export function startElection(n: RaftNode, opts: { transfer: boolean }): void {
+  if (!n.isVoter || n.role.kind === 'leader') return;
+  if (n.config.preVote && !opts.transfer) {
+    transitions.becomePreCandidate(n);
+    requestVotes(n, true, false);
+  } else {
+    transitions.becomeCandidate(n);
+    requestVotes(n, false, opts.transfer);
+  }
+}
+
+function requestVotes(n: RaftNode, preVote: boolean, transfer: boolean): void {
+  if (tally(n)) return;
+  const term = preVote ? n.term + 1 : n.term;
+  for (const to of n.otherVoters()) {
+    n.send({
+      type: 'vote', from: n.id, to, term, preVote, transfer,
+      lastIndex: n.log.lastIndex(), lastTerm: n.log.lastTerm(),
+    });
+  }
+}
+
+/** Grants or rejects a (pre-)vote. The term rules in node.ts have already run. */
+export function onVoteRequest(n: RaftNode, m: VoteRequest): void {
+  const bug = n.config.plantedBug;
+  const leaderKnown = n.leaderId() !== null;
+  const canVote = n.isVoter && (
+    n.vote === m.from ||
+    (n.vote === null && !leaderKnown) ||
+    (m.preVote && m.term > n.term) ||
+    (bug === 'doubleVote' && !m.preVote && n.role.kind !== 'leader'));
+  const upToDate = m.lastTerm > n.log.lastTerm() ||
+    (m.lastTerm === n.log.lastTerm() && m.lastIndex >= n.log.lastIndex()) ||
+    bug === 'skipUpToDateCheck';
+  const granted = canVote && upToDate;
+  if (granted && !m.preVote) {
+    n.vote = m.from;
+    transitions.resetElectionTimer(n);
+  }
+  n.send({
+    type: 'voteResponse', from: n.id, to: m.from, term: granted && m.preVote ? m.term : n.term,
+    preVote: m.preVote, granted,
+  });
+}
+
+/** Counts a vote; wins or loses the (pre-)election when a majority has spoken. */
+export function onVoteResponse(n: RaftNode, m: VoteResponse): void {
+  const role = n.role;
+  if (role.kind === 'preCandidate' && m.preVote) {
+    role.votes.set(m.from, m.granted);
+  } else if (role.kind === 'candidate' && !m.preVote) {
+    role.votes.set(m.from, m.granted);
+  } else {
+    return;
+  }
+  tally(n);
+}
+
+/** Moves on if the votes decide the election. True when it was won. */
+function tally(n: RaftNode): boolean {
+  const role = n.role;
+  if (role.kind !== 'preCandidate' && role.kind !== 'candidate') return false;
+  let granted = 0;
+  let rejected = 0;
+  for (const [id, g] of role.votes) {
+    if (!n.config.voters.includes(id)) continue;
+    if (g) granted++;
+    else rejected++;
+  }
+  const need = majority(n.config.voters.length);
+  if (granted >= need) {
+    if (role.kind === 'preCandidate') {
+      transitions.becomeCandidate(n);
+      requestVotes(n, false, false);
+    } else {
+      transitions.becomeLeader(n);
+    }
+    return true;
+  }
+  if (rejected >= need) transitions.becomeFollower(n, n.term, null);
+  return false;
+}
+
+/** The leader asked this node to campaign at once (leader transfer). */
+export function onTimeoutNow(n: RaftNode, _m: TimeoutNow): void {
+  if (n.role.kind === 'leader' || !n.isVoter) return;
+  startElection(n, { transfer: true });
+}
+
+/** Begins a leader transfer to `target` (a voter other than this node). */
+export function beginTransfer(n: RaftNode, leader: Leader, target: NodeId): void {
+  if (target === n.id) return;
+  const pr = leader.progress.get(target);
+  if (pr === undefined || !pr.isVoter) throw new NotLeaderError(n.id, { cause: `${target} is not a voter` });
+  leader.transfer = { target, elapsedTicks: 0, timeoutNowSent: false };
+  maybeSendTimeoutNow(n, leader);
+  leader.replicationDue = true;
+}
+
+/** Sends TimeoutNow once the transfer target has the whole log. */
+export function maybeSendTimeoutNow(n: RaftNode, leader: Leader): void {
+  const t = leader.transfer;
+  if (t === null || t.timeoutNowSent) return;
+  const pr = leader.progress.get(t.target);
+  if (pr !== undefined && pr.match === n.log.lastIndex()) {
+    t.timeoutNowSent = true;
+    n.send({ type: 'timeoutNow', from: n.id, to: t.target, term: n.term });
+  }
+}
+
+/** Gives up a transfer that has not finished within an election timeout. */
+export function tickTransfer(n: RaftNode, leader: Leader): void {
+  const t = leader.transfer;
+  if (t === null) return;
+  t.elapsedTicks++;
+  if (t.elapsedTicks >= n.config.electionTimeoutMinTicks) leader.transfer = null;
+}

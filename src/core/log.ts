@@ -1,0 +1,238 @@
+// The core's view of the replicated log: a snapshot marker, the entries after
+// it (held in memory), and three positions: what is durable (stable), what is
+// committed, and what has been applied.
+
+import { entryBytes, type Entry, type SnapshotMeta } from '../protocol/entry.js';
+import type { LogIndex, Term } from '../protocol/ids.js';
+import { assert } from '../util/assert.js';
+
+/**
+ * Invariants (checked by {@link RaftLog.checkInvariants}):
+ * - entries are consecutive from `snapshot.index + 1`, terms never decrease,
+ *   and the first entry's term is at least `snapshot.term`;
+ * - snapshot.index <= applied <= commit <= lastIndex();
+ * - snapshot.index <= stable <= lastIndex();
+ * - unstableFrom in [stable + 1, lastIndex() + 1]: entries from there on have
+ *   not yet been handed to the runtime to persist.
+ */
+export class RaftLog {
+  /** Everything in [1, snapshot.index] lives only in the snapshot. */
+  snapshot: SnapshotMeta;
+  /** Entries snapshot.index + 1, snapshot.index + 2, … */
+  private entries: Entry[];
+  /** The last index known durable on this node. */
+  stable: LogIndex;
+  /** The first index not yet handed to the runtime for persisting. */
+  unstableFrom: LogIndex;
+  commit: LogIndex;
+  applied: LogIndex;
+
+  constructor(snapshot: SnapshotMeta, entries: readonly Entry[], commit: LogIndex) {
+    this.snapshot = snapshot;
+    this.entries = [...entries];
+    this.stable = this.lastIndex();
+    this.unstableFrom = this.stable + 1;
+    assert(commit <= this.lastIndex(), () => `restart with commit ${commit} beyond the durable log end ${this.lastIndex()}: entries must be persisted before the hard state`);
+    this.commit = Math.max(commit, snapshot.index);
+    this.applied = snapshot.index;
+    this.checkInvariants();
+  }
+
+  firstIndex(): LogIndex {
+    return this.snapshot.index + 1;
+  }
+
+  lastIndex(): LogIndex {
+    return this.snapshot.index + this.entries.length;
+  }
+
+  lastTerm(): Term {
+    const last = this.entries[this.entries.length - 1];
+    return last === undefined ? this.snapshot.term : last.term;
+  }
+
+  /** The term of the entry at `index`; undefined when compacted away or beyond the end. */
+  term(index: LogIndex): Term | undefined {
+    if (index === this.snapshot.index) return this.snapshot.term;
+    if (index < this.snapshot.index) return undefined;
+    return this.entries[index - this.snapshot.index - 1]?.term;
+  }
+
+  entry(index: LogIndex): Entry | undefined {
+    if (index <= this.snapshot.index) return undefined;
+    return this.entries[index - this.snapshot.index - 1];
+  }
+
+  /** True when the log holds (index, term); the empty prefix (0, 0) always matches. */
+  matchTerm(index: LogIndex, term: Term): boolean {
+    return this.term(index) === term;
+  }
+
+  /**
+   * Entries in [lo, hi), at most `maxBytes` of them but always at least one
+   * when the range is not empty. `lo` must not be compacted.
+   */
+  slice(lo: LogIndex, hi: LogIndex, maxBytes: number): Entry[] {
+    assert(lo > this.snapshot.index, () => `slice from ${lo} reaches into the snapshot (${this.snapshot.index})`);
+    const end = Math.min(hi, this.lastIndex() + 1);
+    const out: Entry[] = [];
+    let bytes = 0;
+    for (let i = lo; i < end; i++) {
+      const e = this.entries[i - this.snapshot.index - 1] as Entry;
+      bytes += entryBytes(e);
+      if (out.length > 0 && bytes > maxBytes) break;
+      out.push(e);
+    }
+    return out;
+  }
+
+  /** Appends entries that follow the last one (the leader's own proposals). */
+  append(entries: readonly Entry[]): void {
+    for (const e of entries) {
+      assert(e.index === this.lastIndex() + 1, () => `append at ${e.index} after ${this.lastIndex()}`);
+      assert(e.term >= this.lastTerm(), () => `append term ${e.term} after term ${this.lastTerm()}`);
+      this.entries.push(e);
+    }
+  }
+
+  /**
+   * A follower's append: `entries` follow an entry that matches the leader's.
+   * Entries already present with the same term are kept; at the first
+   * conflict, the suffix is cut and the rest appended. Returns the index of
+   * the last entry now known to match the leader.
+   */
+  appendFromLeader(entries: readonly Entry[], afterIndex: LogIndex): LogIndex {
+    let i = 0;
+    for (; i < entries.length; i++) {
+      const e = entries[i] as Entry;
+      const mine = this.term(e.index);
+      if (mine === undefined) break;
+      if (mine !== e.term) {
+        this.truncateFrom(e.index);
+        break;
+      }
+    }
+    if (i < entries.length) this.append(entries.slice(i));
+    const last = entries[entries.length - 1];
+    return last === undefined ? afterIndex : last.index;
+  }
+
+  /** Removes every entry at or after `index`. Never cuts a committed entry. */
+  truncateFrom(index: LogIndex): void {
+    assert(index > this.commit, () => `truncation from ${index} would cut committed entries (commit ${this.commit})`);
+    if (index > this.lastIndex()) return;
+    this.entries.length = index - this.snapshot.index - 1;
+    this.stable = Math.min(this.stable, index - 1);
+    this.unstableFrom = Math.min(this.unstableFrom, index);
+  }
+
+  /** Moves the commit index forward (never back, never past the end). */
+  commitTo(index: LogIndex): boolean {
+    if (index <= this.commit) return false;
+    assert(index <= this.lastIndex(), () => `commit ${index} beyond the last index ${this.lastIndex()}`);
+    this.commit = index;
+    return true;
+  }
+
+  /**
+   * The largest index at or below `index` whose term is at most `term`, with
+   * that term: the conflict hint that lets a leader skip a whole term.
+   */
+  findConflictByTerm(index: LogIndex, term: Term): { index: LogIndex; term: Term } {
+    let i = Math.min(index, this.lastIndex());
+    for (; i > this.snapshot.index; i--) {
+      const t = this.term(i) as Term;
+      if (t <= term) return { index: i, term: t };
+    }
+    return { index: this.snapshot.index, term: this.snapshot.term };
+  }
+
+  /**
+   * Pull mode's divergence test (KRaft's endOffsetForEpoch): the largest term
+   * T <= `term` present in the log, and the end offset (exclusive) of T's
+   * entries. Undefined when the answer lies inside the snapshot.
+   */
+  endOffsetForTerm(term: Term): { term: Term; endOffset: LogIndex } | undefined {
+    for (let i = this.lastIndex(); i > this.snapshot.index; i--) {
+      const t = this.term(i) as Term;
+      if (t <= term) return { term: t, endOffset: i + 1 };
+    }
+    if (this.snapshot.index === 0) return { term: 0, endOffset: 1 };
+    if (this.snapshot.term <= term && this.term(this.snapshot.index + 1) !== this.snapshot.term) {
+      return { term: this.snapshot.term, endOffset: this.snapshot.index + 1 };
+    }
+    return undefined;
+  }
+
+  /** Entries handed to the runtime to persist; marks them in progress. */
+  takeUnstable(): Entry[] {
+    if (this.unstableFrom > this.lastIndex()) return [];
+    const out = this.entries.slice(this.unstableFrom - this.snapshot.index - 1);
+    this.unstableFrom = this.lastIndex() + 1;
+    return out;
+  }
+
+  /** The runtime reports that entries up to `index` with `term` are durable. */
+  stableTo(index: LogIndex, term: Term): void {
+    if (this.term(index) === term && index > this.stable) this.stable = index;
+  }
+
+  /** Committed entries not yet applied, at most `maxBytes` (at least one). */
+  nextCommitted(maxBytes: number): Entry[] {
+    if (this.applied >= this.commit) return [];
+    return this.slice(this.applied + 1, this.commit + 1, maxBytes);
+  }
+
+  appliedTo(index: LogIndex): void {
+    assert(index >= this.applied && index <= this.commit, () => `applied ${index} outside [${this.applied}, ${this.commit}]`);
+    this.applied = index;
+  }
+
+  /** Drops entries up to `index`, which a durable snapshot now holds. */
+  compact(index: LogIndex): SnapshotMeta {
+    assert(index <= this.applied, () => `compact to ${index} beyond applied ${this.applied}`);
+    assert(index <= this.stable, () => `compact to ${index} beyond the durable ${this.stable}`);
+    if (index <= this.snapshot.index) return this.snapshot;
+    const term = this.term(index) as Term;
+    this.entries = this.entries.slice(index - this.snapshot.index);
+    this.snapshot = { index, term };
+    return this.snapshot;
+  }
+
+  /**
+   * Installs a snapshot received from the leader. Entries after it are kept if
+   * the log already holds (index, term); otherwise the log is replaced.
+   */
+  restore(meta: SnapshotMeta): void {
+    assert(meta.index > this.commit, () => `restore snapshot at ${meta.index} at or below commit ${this.commit}`);
+    if (this.term(meta.index) === meta.term) {
+      this.entries = this.entries.slice(meta.index - this.snapshot.index);
+    } else {
+      this.entries = [];
+      this.stable = meta.index;
+      this.unstableFrom = meta.index + 1;
+    }
+    this.snapshot = meta;
+    this.stable = Math.max(this.stable, meta.index);
+    this.unstableFrom = Math.max(this.unstableFrom, meta.index + 1);
+    this.commit = meta.index;
+    this.applied = meta.index;
+  }
+
+  checkInvariants(): void {
+    const s = this.snapshot;
+    let prevIndex = s.index;
+    let prevTerm = s.term;
+    for (const e of this.entries) {
+      assert(e.index === prevIndex + 1, () => `log gap: ${e.index} after ${prevIndex}`);
+      assert(e.term >= prevTerm, () => `log term goes back at ${e.index}: ${e.term} < ${prevTerm}`);
+      prevIndex = e.index;
+      prevTerm = e.term;
+    }
+    assert(s.index <= this.applied && this.applied <= this.commit && this.commit <= this.lastIndex(),
+      () => `positions out of order: snapshot ${s.index} applied ${this.applied} commit ${this.commit} last ${this.lastIndex()}`);
+    assert(s.index <= this.stable && this.stable <= this.lastIndex(), () => `stable ${this.stable} outside [${s.index}, ${this.lastIndex()}]`);
+    assert(this.unstableFrom >= this.stable + 1 && this.unstableFrom <= this.lastIndex() + 1,
+      () => `unstableFrom ${this.unstableFrom} outside [${this.stable + 1}, ${this.lastIndex() + 1}]`);
+  }
+}

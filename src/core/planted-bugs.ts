@@ -1,0 +1,25 @@
+// Deliberate bugs that the simulator's checker tests switch on, one at a time,
+// to prove that each safety invariant can fail when its rule is broken. A
+// production configuration never sets one; each is read at exactly one place
+// in the core, named in its comment.
+
+/** The bugs that can be planted, each breaking one safety rule. */
+export type PlantedBug =
+  /** Commit an entry of an earlier term by counting replicas (Raft 5.4.2). election/commit: quorum.ts */
+  | 'commitOldTermByCounting'
+  /** Grant a second vote in a term that already has one. election.ts */
+  | 'doubleVote'
+  /** Send a vote before the vote is durable, so a restart forgets it. node.ts ready() */
+  | 'voteBeforePersist'
+  /** Skip the up-to-date check when granting a vote (Raft 5.4.1). election.ts */
+  | 'skipUpToDateCheck'
+  /** Pull mode: ignore a Diverging answer instead of truncating. replication/pull.ts */
+  | 'skipDivergingTruncation'
+  /** Push mode: accept AppendEntries without checking prevIndex/prevTerm. replication/push.ts */
+  | 'skipPrevLogCheck'
+  /** Count observers toward the commit quorum. quorum.ts */
+  | 'countObserverTowardCommit'
+  /** Acknowledge entries before they are durable (fetch or append response). node.ts ready() */
+  | 'ackBeforePersist'
+  /** Apply the leader's commit index beyond the entries known to match it. replication/*.ts */
+  | 'commitBeyondMatch';

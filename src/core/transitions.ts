@@ -1,0 +1,170 @@
+// Every role change happens here, and only here. The legal transitions:
+//
+//   follower     -> preCandidate   election timeout (pre-vote on)
+//   follower     -> candidate      election timeout (pre-vote off), TimeoutNow
+//   preCandidate -> candidate      pre-votes from a majority
+//   preCandidate -> follower       pre-vote lost, or a leader / higher term appears
+//   candidate    -> leader         votes from a majority
+//   candidate    -> follower       a leader or a higher term appears, or the vote is lost
+//   leader       -> follower       a higher term appears; check-quorum (push) or no
+//                                  fetches from a majority (pull); transfer done
+//   any          -> follower       a higher term (term := m.term, vote := none)
+//   observer     -> observer       a new term or leader (observers never leave the role)
+//
+// A role change never lowers the term, and sets the vote only on becoming a
+// candidate (for itself); election.ts sets it when granting a vote.
+
+import type { Entry } from '../protocol/entry.js';
+import type { NodeId, Term } from '../protocol/ids.js';
+import { assert } from '../util/assert.js';
+import type { RaftNode } from './node.js';
+import { maybeCommit } from './quorum.js';
+import * as reads from './read-index.js';
+import type { FetchState, Follower, Leader, Observer, Progress, Role } from './roles.js';
+
+/** The role a node starts (or restarts) in. */
+export function initialRole(n: RaftNode): Role {
+  return n.isVoter
+    ? { kind: 'follower', leader: null, incomingSnapshot: null, fetch: newFetchState() }
+    : { kind: 'observer', leader: null, incomingSnapshot: null, fetch: newFetchState() };
+}
+
+function newFetchState(): FetchState {
+  return { inflightSinceTick: null, discoveryCursor: 0, readSeqSeen: 0, claimed: null };
+}
+
+/**
+ * Accepts `leader` as the leader of the current term (a message from it has
+ * arrived): a (pre-)candidate steps back, a follower notes the leader, and
+ * the election timer restarts. Returns the replica role, or null if this
+ * node itself leads (two leaders in one term cannot happen; the message is dropped).
+ */
+export function followLeader(n: RaftNode, leader: NodeId): Follower | Observer | null {
+  const role = n.role;
+  if (role.kind === 'leader') {
+    n.stats.messagesDropped++;
+    return null;
+  }
+  if (role.kind === 'follower' || role.kind === 'observer') {
+    if (role.leader !== leader) {
+      role.leader = leader;
+      role.fetch.inflightSinceTick = null;
+      role.fetch.readSeqSeen = 0;
+      role.fetch.claimed = null;
+    }
+  } else {
+    becomeFollower(n, n.term, leader);
+  }
+  n.electionElapsedTicks = 0;
+  return n.role as Follower | Observer;
+}
+
+/** Restarts the election (pull: fetch) timer with a fresh randomized timeout. */
+export function resetElectionTimer(n: RaftNode): void {
+  n.electionElapsedTicks = 0;
+  n.electionTimeoutTicks = n.config.random.int(n.config.electionTimeoutMinTicks, n.config.electionTimeoutMaxTicks);
+}
+
+/**
+ * Follows `leader` (or nobody yet) in `term`. Raising the term clears the
+ * vote. Observers stay observers.
+ */
+export function becomeFollower(n: RaftNode, term: Term, leader: NodeId | null): void {
+  assert(term >= n.term, () => `${n.id}: term would go back from ${n.term} to ${term}`);
+  if (term > n.term) {
+    n.term = term;
+    n.vote = null;
+  }
+  leaveRole(n);
+  const prev = n.role;
+  const keep = (prev.kind === 'follower' || prev.kind === 'observer') ? prev : null;
+  const fetch = keep?.fetch ?? newFetchState();
+  if (keep?.leader !== leader) {
+    fetch.inflightSinceTick = null;
+    fetch.readSeqSeen = 0;
+    fetch.claimed = null;
+  }
+  n.role = n.isVoter
+    ? { kind: 'follower', leader, incomingSnapshot: keep?.incomingSnapshot ?? null, fetch }
+    : { kind: 'observer', leader, incomingSnapshot: keep?.incomingSnapshot ?? null, fetch };
+  resetElectionTimer(n);
+}
+
+/** Starts a pre-vote: asks for votes for term + 1 without raising the term. */
+export function becomePreCandidate(n: RaftNode): void {
+  assert(n.isVoter, () => `observer ${n.id} cannot campaign`);
+  assert(n.role.kind !== 'leader', () => `leader ${n.id} cannot pre-campaign`);
+  leaveRole(n);
+  n.role = { kind: 'preCandidate', votes: new Map([[n.id, true]]) };
+  resetElectionTimer(n);
+}
+
+/** Starts an election: raises the term and votes for itself. */
+export function becomeCandidate(n: RaftNode): void {
+  assert(n.isVoter, () => `observer ${n.id} cannot campaign`);
+  assert(n.role.kind !== 'leader', () => `leader ${n.id} cannot campaign`);
+  leaveRole(n);
+  n.term += 1;
+  n.vote = n.id;
+  n.role = { kind: 'candidate', votes: new Map([[n.id, true]]) };
+  n.stats.electionsStarted++;
+  resetElectionTimer(n);
+}
+
+/**
+ * Takes the lead in the current term: starts tracking every other member and
+ * appends a no-op so that an entry of this term can commit (which also lets
+ * earlier entries commit, Raft 5.4.2, and makes reads safe).
+ */
+export function becomeLeader(n: RaftNode): void {
+  assert(n.role.kind === 'candidate', () => `${n.id} becomes leader from ${n.role.kind}`);
+  assert(n.vote === n.id, 'a leader voted for itself');
+  const next = n.log.lastIndex() + 1;
+  const progress = new Map<NodeId, Progress>();
+  for (const id of n.replicas()) {
+    progress.set(id, {
+      id, isVoter: n.config.voters.includes(id), match: 0, next, state: 'probe', probeSent: false, inflight: [],
+      commitSent: 0, matchAtLastHeartbeat: 0, outgoingSnapshot: null, recentActive: true, lastFetchTick: n.now,
+      fetchedThisTerm: false, parked: null, readSeqAcked: 0,
+    });
+  }
+  const leader: Leader = {
+    kind: 'leader', progress, replicationDue: true, heartbeatElapsedTicks: 0, checkQuorumElapsedTicks: 0,
+    readSeq: 0, pendingReads: [], readsAwaitingCommit: [], transfer: null,
+  };
+  n.role = leader;
+  n.stats.leadersElected++;
+  const noop: Entry = { index: next, term: n.term, type: 'noop', data: new Uint8Array(0) };
+  n.log.append([noop]);
+  if (n.config.replication === 'pull') {
+    for (const id of n.replicas()) n.send({ type: 'beginQuorumEpoch', from: n.id, to: id, term: n.term });
+  }
+}
+
+/**
+ * Called when the leader learns that more of its log is durable somewhere
+ * (its own disk or a member's): moves the commit index, then lets waiting
+ * reads and followers know.
+ */
+export function onLeaderProgress(n: RaftNode, leader: Leader): void {
+  if (maybeCommit(n, leader)) {
+    leader.replicationDue = true;
+    reads.onCommit(n, leader);
+  }
+}
+
+/** Cleans up the role being left: a leader's parked fetches and reads. */
+function leaveRole(n: RaftNode): void {
+  const role = n.role;
+  if (role.kind !== 'leader') return;
+  for (const pr of role.progress.values()) {
+    if (pr.parked !== null) {
+      n.outNow.push({
+        type: 'fetchResponse', from: n.id, to: pr.id, term: n.term, fetchOffset: pr.parked.request.fetchOffset,
+        result: { kind: 'notLeader', leader: null }, readSeq: 0,
+      });
+      pr.parked = null;
+    }
+  }
+  reads.abortAll(n, role);
+}

@@ -161,6 +161,7 @@ function leaveRole(n: RaftNode): void {
     if (pr.parked !== null) {
       n.outNow.push({
         type: 'fetchResponse', from: n.id, to: pr.id, term: n.term, fetchOffset: pr.parked.request.fetchOffset,
+        lastFetchedTerm: pr.parked.request.lastFetchedTerm,
         result: { kind: 'notLeader', leader: null }, readSeq: 0,
       });
       pr.parked = null;

@@ -128,7 +128,9 @@ export type FetchResult =
 /** Pull mode: the answer to a {@link FetchRequest}. */
 export interface FetchResponse extends Envelope {
   readonly type: 'fetchResponse';
+  /** The fetch's position, echoed: an answer applies only while the fetcher's log still ends there. */
   readonly fetchOffset: LogIndex;
+  readonly lastFetchedTerm: Term;
   readonly result: FetchResult;
   readonly readSeq: number;
 }

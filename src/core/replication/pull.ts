@@ -7,7 +7,6 @@
 // campaigns, and a leader that hears no fetches from a majority for 1.5 x the
 // minimum election timeout steps down.
 
-import type { LogIndex } from '../../protocol/ids.js';
 import type {
   BeginQuorumEpoch, FetchRequest, FetchResponse, FetchResult, FetchSnapshotRequest, FetchSnapshotResponse,
 } from '../../protocol/messages.js';
@@ -38,7 +37,10 @@ export function tickLeader(n: RaftNode, leader: Leader): void {
   if (announce) leader.heartbeatElapsedTicks = 0;
   for (const pr of leader.progress.values()) {
     if (pr.parked !== null && n.now >= pr.parked.deadlineTick) answer(n, leader, pr, pr.parked.request);
-    if (announce && !pr.fetchedThisTerm) n.send({ type: 'beginQuorumEpoch', from: n.id, to: pr.id, term: n.term });
+    // Announce ourselves to members that have not fetched in this term, or not
+    // for an election timeout (they may have restarted and forgotten us).
+    const silent = !pr.fetchedThisTerm || n.now - pr.lastFetchTick >= n.config.electionTimeoutMinTicks;
+    if (announce && silent) n.send({ type: 'beginQuorumEpoch', from: n.id, to: pr.id, term: n.term });
   }
 }
 
@@ -69,13 +71,16 @@ function answer(n: RaftNode, leader: Leader, pr: Progress, m: FetchRequest): voi
   reply(n, m, { kind: 'entries', entries, commit: n.log.commit }, leader.readSeq);
 }
 
-function reply(n: RaftNode, m: FetchRequest, result: FetchResult, readSeq: number): void {
-  n.send({ type: 'fetchResponse', from: n.id, to: m.from, term: n.term, fetchOffset: m.fetchOffset, result, readSeq });
+function reply(n: RaftNode, m: FetchRequest | FetchSnapshotRequest, result: FetchResult, readSeq: number): void {
+  n.send({
+    type: 'fetchResponse', from: n.id, to: m.from, term: n.term,
+    fetchOffset: m.type === 'fetch' ? m.fetchOffset : 0, lastFetchedTerm: m.type === 'fetch' ? m.lastFetchedTerm : 0, result, readSeq,
+  });
 }
 
 /** A fetch or fetchSnapshot reached a node that does not lead this term (or the fetcher is fenced). */
 export function answerNotLeader(n: RaftNode, m: FetchRequest | FetchSnapshotRequest): void {
-  reply(n, m as FetchRequest, { kind: 'notLeader', leader: n.leaderId() }, 0);
+  reply(n, m, { kind: 'notLeader', leader: n.leaderId() }, 0);
 }
 
 /** A fetch: validate the offset (KRaft's order of checks), then answer, or park it. */
@@ -200,8 +205,12 @@ function sendFetchTo(n: RaftNode, role: Follower | Observer, to: typeof n.id): v
   role.fetch.inflightSinceTick = n.now;
 }
 
-function expectedOffset(n: RaftNode, role: Follower | Observer): LogIndex {
-  return role.fetch.claimed?.offset ?? n.log.lastIndex() + 1;
+/** True when an answer was computed for the log as it stands now (the same end position). */
+function isCurrent(n: RaftNode, role: Follower | Observer, m: FetchResponse): boolean {
+  const claimed = role.fetch.claimed;
+  return claimed === null
+    ? m.fetchOffset === n.log.lastIndex() + 1 && m.lastFetchedTerm === n.log.lastTerm()
+    : m.fetchOffset === claimed.offset && m.lastFetchedTerm === claimed.term;
 }
 
 /** The leader's answer to a fetch. */
@@ -217,13 +226,12 @@ export function onFetchResponse(n: RaftNode, m: FetchResponse): void {
     return;
   }
   const current = n.role;
-  if ((current.kind === 'follower' || current.kind === 'observer') && current.leader === m.from &&
-    m.fetchOffset !== expectedOffset(n, current)) {
+  if ((current.kind === 'follower' || current.kind === 'observer') && current.leader === m.from && !isCurrent(n, current, m)) {
     return; // an answer to an older fetch; the retry timer covers a lost newer one
   }
   const role = transitions.followLeader(n, m.from);
   if (role === null) return;
-  if (m.fetchOffset !== expectedOffset(n, role)) return;
+  if (!isCurrent(n, role, m)) return;
   role.fetch.inflightSinceTick = null;
   if (m.readSeq > role.fetch.readSeqSeen) role.fetch.readSeqSeen = m.readSeq;
   switch (result.kind) {

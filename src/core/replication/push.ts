@@ -137,7 +137,9 @@ export function onAppendResponse(n: RaftNode, m: AppendResponse): void {
     return;
   }
   if (pr.state === 'snapshot') {
+    // A late answer from before the snapshot began: note the match, keep sending the snapshot.
     if (m.matchIndex > pr.match) pr.match = m.matchIndex;
+    if (pr.next <= pr.match) pr.next = pr.match + 1;
     return;
   }
   if (m.matchIndex > pr.match) {

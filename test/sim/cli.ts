@@ -1,0 +1,99 @@
+// `npm run sim -- --seed N [--mode push|pull] [--bug NAME] [--verbose]`: replays one seed.
+// `npm run sim -- --seeds N [--from S] [--mode push|pull|both] [--workers W]`: runs many and
+// ends with a one-line summary (seeds run, violations, events per second).
+
+import { parseArgs } from 'node:util';
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { ReplicationMode } from '../../src/core/config.js';
+import type { PlantedBug } from '../../src/core/planted-bugs.js';
+import { replayCommand, runSeed } from './run.js';
+
+interface BatchReport {
+  seeds: number;
+  events: number;
+  failures: { seed: number; mode: ReplicationMode; message: string; replay: string }[];
+}
+
+/** Runs seeds [from, from + count) in the given modes, in this thread. */
+export function runBatch(from: number, count: number, modes: readonly ReplicationMode[], bug?: PlantedBug): BatchReport {
+  const report: BatchReport = { seeds: 0, events: 0, failures: [] };
+  for (let seed = from; seed < from + count; seed++) {
+    for (const mode of modes) {
+      const r = runSeed(seed, bug === undefined ? { mode } : { mode, plantedBug: bug });
+      report.seeds++;
+      report.events += r.events;
+      if (r.violation !== null) {
+        report.failures.push({ seed, mode, message: r.violation.message, replay: replayCommand(r) });
+      }
+    }
+  }
+  return report;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      seed: { type: 'string' },
+      seeds: { type: 'string' },
+      from: { type: 'string', default: '1' },
+      mode: { type: 'string', default: 'both' },
+      bug: { type: 'string' },
+      workers: { type: 'string' },
+      verbose: { type: 'boolean', default: false },
+    },
+  });
+  const modes: ReplicationMode[] = values.mode === 'both' ? ['push', 'pull'] : [values.mode as ReplicationMode];
+  if (!['push', 'pull', 'both'].includes(values.mode)) throw new Error(`--mode must be push, pull or both, not ${values.mode}`);
+  const bug = values.bug as PlantedBug | undefined;
+  if (values.seed !== undefined) {
+    const seed = Number(values.seed);
+    let failed = false;
+    for (const mode of modes) {
+      const r = runSeed(seed, bug === undefined ? { mode } : { mode, plantedBug: bug });
+      const o = r.options;
+      console.log(`seed ${seed} ${mode}: ${o.voters} voters + ${o.observers} observers, drop ${o.dropRate}, ` +
+        `dup ${o.duplicateRate}, delay ${o.delayMinMs}-${o.delayMaxMs} ms, crash every ${o.crashEveryMs} ms, ` +
+        `partition every ${o.partitionEveryMs} ms, compact every ${o.compactEveryMs} ms`);
+      console.log(`  ${r.events} events, ${Math.round(r.virtualMs)} virtual ms, commit ${r.committed}, ${r.elections} elections: ` +
+        (r.violation === null ? 'ok' : `VIOLATION ${r.violation.message}`));
+      if (r.violation !== null) {
+        failed = true;
+        if (values.verbose) console.log(r.violation.cause instanceof Error ? r.violation.cause.stack : r.violation.stack);
+      }
+    }
+    process.exitCode = failed ? 1 : 0;
+    return;
+  }
+  const count = Number(values.seeds ?? '100');
+  const from = Number(values.from);
+  const workers = Math.max(1, Number(values.workers ?? Math.min(availableParallelism(), 8)));
+  const started = performance.now();
+  const per = Math.ceil(count / workers);
+  const jobs: Promise<BatchReport>[] = [];
+  for (let w = 0; w < workers; w++) {
+    const lo = from + w * per;
+    const n = Math.min(per, from + count - lo);
+    if (n <= 0) continue;
+    jobs.push(new Promise((resolve, reject) => {
+      const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { from: lo, count: n, modes, bug } });
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    }));
+  }
+  const reports = await Promise.all(jobs);
+  const seconds = (performance.now() - started) / 1000;
+  const total = reports.reduce((a, r) => ({ seeds: a.seeds + r.seeds, events: a.events + r.events, failures: a.failures.concat(r.failures) }),
+    { seeds: 0, events: 0, failures: [] } as BatchReport);
+  for (const f of total.failures.slice(0, 20)) console.log(`seed ${f.seed} ${f.mode}: ${f.message}\n  replay: ${f.replay}`);
+  console.log(`sim: ${total.seeds} seeds run (${modes.join('+')}), ${total.failures.length} violations, ` +
+    `${Math.round(total.events / seconds).toLocaleString('en-US')} events/s, ${seconds.toFixed(1)} s on ${workers} workers`);
+  process.exitCode = total.failures.length > 0 ? 1 : 0;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 2;
+  });
+}

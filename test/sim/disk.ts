@@ -1,0 +1,104 @@
+// A node's simulated disk: exactly what survives a crash. The simulator writes
+// a Ready's parts here in the order the persistence contract names, and a
+// crash may stop it part-way: whatever was not written is lost.
+
+import type { Entry, HardState, SnapshotMeta } from '../../src/protocol/entry.js';
+import type { PersistedState } from '../../src/core/node.js';
+import type { Ready } from '../../src/core/ready.js';
+
+/** A durable snapshot: its identity and bytes. */
+export interface StoredSnapshot {
+  readonly meta: SnapshotMeta;
+  readonly data: Uint8Array;
+}
+
+export class SimDisk {
+  hardState: HardState = { term: 0, vote: null, commit: 0 };
+  snapshot: StoredSnapshot | null = null;
+  /** Entries after the snapshot, consecutive. */
+  entries: Entry[] = [];
+  /** A snapshot being received, chunk by chunk. */
+  partial: { meta: SnapshotMeta; chunks: Uint8Array[]; bytes: number } | null = null;
+
+  firstIndex(): number {
+    return (this.snapshot?.meta.index ?? 0) + 1;
+  }
+
+  lastIndex(): number {
+    return (this.snapshot?.meta.index ?? 0) + this.entries.length;
+  }
+
+  /** The term at `index` as stored, or undefined. */
+  term(index: number): number | undefined {
+    const s = this.snapshot?.meta;
+    if (index === (s?.index ?? 0)) return s?.term ?? 0;
+    return this.entries[index - this.firstIndex()]?.term;
+  }
+
+  /**
+   * Writes the durable parts of `r` in contract order. `budget` is how many
+   * steps may complete before a crash (Infinity: all). Returns true when
+   * everything was written.
+   */
+  persist(r: Ready, budget: number): boolean {
+    let steps = budget;
+    for (const c of r.snapshotChunks) {
+      if (steps-- <= 0) return false;
+      if (c.offset === 0 || this.partial === null || this.partial.meta.index !== c.snapshot.index) {
+        this.partial = { meta: c.snapshot, chunks: [], bytes: 0 };
+      }
+      if (c.offset === this.partial.bytes) {
+        this.partial.chunks.push(c.data);
+        this.partial.bytes += c.data.byteLength;
+      }
+    }
+    if (r.snapshot !== null) {
+      if (steps-- <= 0) return false;
+      const p = this.partial;
+      if (p === null || p.meta.index !== r.snapshot.index || p.meta.term !== r.snapshot.term) {
+        throw new Error(`install of snapshot ${r.snapshot.index}/${r.snapshot.term} without its bytes`);
+      }
+      const data = new Uint8Array(p.bytes);
+      let at = 0;
+      for (const c of p.chunks) {
+        data.set(c, at);
+        at += c.byteLength;
+      }
+      this.installSnapshot({ meta: r.snapshot, data });
+      this.partial = null;
+    }
+    for (const e of r.entries) {
+      if (steps-- <= 0) return false;
+      this.writeEntry(e);
+    }
+    if (r.hardState !== null) {
+      if (steps-- <= 0) return false;
+      this.hardState = r.hardState;
+    }
+    return true;
+  }
+
+  /** Makes `s` the current snapshot and drops the log it covers. */
+  installSnapshot(s: StoredSnapshot): void {
+    const keep = this.term(s.meta.index) === s.meta.term;
+    this.entries = keep ? this.entries.slice(s.meta.index - this.firstIndex() + 1) : [];
+    this.snapshot = s;
+  }
+
+  private writeEntry(e: Entry): void {
+    const at = e.index - this.firstIndex();
+    if (at < 0) return; // already inside the snapshot
+    if (at > this.entries.length) throw new Error(`disk write at ${e.index} leaves a gap after ${this.lastIndex()}`);
+    this.entries.length = at;
+    this.entries.push(e);
+  }
+
+  /** What a restarting node reads back. */
+  load(): PersistedState {
+    return {
+      hardState: this.hardState,
+      snapshot: this.snapshot?.meta ?? null,
+      entries: this.entries.slice(),
+    };
+  }
+}

@@ -1,0 +1,93 @@
+// What a seed decides about a run (swarm testing: each seed draws its own
+// cluster shape, mode, fault rates and workload, so that many seeds cover
+// many corners rather than one configuration many times).
+
+import type { ReplicationMode } from '../../src/core/config.js';
+import type { PlantedBug } from '../../src/core/planted-bugs.js';
+import { Prng } from '../../src/util/prng.js';
+
+export interface SimOptions {
+  readonly seed: number;
+  readonly mode: ReplicationMode;
+  readonly voters: number;
+  readonly observers: number;
+  /** Virtual milliseconds per tick (each node's clock then drifts by `clockSkew`). */
+  readonly tickMs: number;
+  readonly electionTimeoutMinTicks: number;
+  readonly electionTimeoutMaxTicks: number;
+  readonly heartbeatIntervalTicks: number;
+  readonly fetchMaxWaitTicks: number;
+  /** A node's tick period is tickMs x (1 + s), s drawn in [-clockSkew, clockSkew]. */
+  readonly clockSkew: number;
+  /** One-way network delay, uniform in [min, max] ms; reordering follows from it. */
+  readonly delayMinMs: number;
+  readonly delayMaxMs: number;
+  readonly dropRate: number;
+  readonly duplicateRate: number;
+  /** Mean ms between partitions (0: none); each lasts up to partitionMaxMs. */
+  readonly partitionEveryMs: number;
+  readonly partitionMaxMs: number;
+  /** Mean ms between crashes (0: none); a crashed node restarts after up to restartMaxMs. */
+  readonly crashEveryMs: number;
+  readonly restartMaxMs: number;
+  /** Probability that a crash lands in the middle of persisting a Ready. */
+  readonly crashMidPersistRate: number;
+  /** Mean ms between snapshots+compactions on some node (0: never). */
+  readonly compactEveryMs: number;
+  /** Snapshot padding so that transfers take several chunks. */
+  readonly snapshotPadBytes: number;
+  readonly snapshotChunkBytes: number;
+  /** Mean ms between client proposals, and between linearizable reads. */
+  readonly proposeEveryMs: number;
+  readonly readEveryMs: number;
+  readonly maxMessageBytes: number;
+  readonly maxInflightMessages: number;
+  readonly preVote: boolean;
+  /** How long faults go on, then how long the healed cluster has to make progress. */
+  readonly faultPhaseMs: number;
+  readonly livenessBoundTicks: number;
+  readonly plantedBug?: PlantedBug;
+}
+
+/** Draws a run's options from its seed. `mode` and `plantedBug` may be forced. */
+export function optionsFromSeed(seed: number, force: { mode?: ReplicationMode; plantedBug?: PlantedBug } = {}): SimOptions {
+  const r = new Prng(seed ^ 0x5eed);
+  const voters = r.pick([1, 2, 3, 3, 3, 4, 5, 5, 5, 6, 7]);
+  const electionTimeoutMinTicks = r.pick([10, 10, 15, 20]);
+  const stormy = r.chance(0.25);
+  const opts: SimOptions = {
+    seed,
+    mode: force.mode ?? (r.chance(0.5) ? 'push' : 'pull'),
+    voters,
+    observers: r.pick([0, 0, 1, 2, 3]),
+    tickMs: 10,
+    electionTimeoutMinTicks,
+    electionTimeoutMaxTicks: electionTimeoutMinTicks * 2,
+    heartbeatIntervalTicks: r.pick([1, 2, 3]),
+    fetchMaxWaitTicks: r.pick([0, 2, 5]),
+    clockSkew: r.pick([0, 0.01, 0.05, 0.2]),
+    delayMinMs: r.pick([0, 1, 2]),
+    delayMaxMs: r.pick([2, 5, 10, 30]),
+    dropRate: r.pick([0, 0, 0.01, 0.05, stormy ? 0.3 : 0.1]),
+    duplicateRate: r.pick([0, 0.01, 0.05]),
+    partitionEveryMs: r.pick([0, 500, 1500, 4000]),
+    partitionMaxMs: r.pick([200, 1000, 3000]),
+    crashEveryMs: r.pick([0, 400, 1500, 5000]),
+    restartMaxMs: r.pick([50, 500, 2000]),
+    crashMidPersistRate: r.pick([0, 0.3, 0.7]),
+    compactEveryMs: r.pick([0, 0, 200, 1000]),
+    snapshotPadBytes: r.pick([0, 100, 3000]),
+    snapshotChunkBytes: r.pick([64, 1024, 1 << 16]),
+    proposeEveryMs: r.pick([2, 10, 30, 100]),
+    readEveryMs: r.pick([0, 50, 200]),
+    maxMessageBytes: r.pick([1024, 4096, 1 << 20]),
+    maxInflightMessages: r.pick([1, 4, 64]),
+    preVote: !r.chance(0.15),
+    faultPhaseMs: r.pick([3000, 6000, 10000]),
+    livenessBoundTicks: 0,
+    ...(force.plantedBug === undefined ? {} : { plantedBug: force.plantedBug }),
+  };
+  // After healing: a few election rounds (split votes included), plus the
+  // time it takes to discover and fill in a leader and propagate a commit.
+  return { ...opts, livenessBoundTicks: 12 * opts.electionTimeoutMaxTicks + Math.ceil(opts.restartMaxMs / opts.tickMs) };
+}

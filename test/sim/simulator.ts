@@ -1,0 +1,415 @@
+// The deterministic simulator: the real core on a virtual clock, a faulty
+// network (delay, drop, duplicate, reorder, symmetric and one-way
+// partitions), faulty clocks (skewed tick rates) and crashes that lose what
+// was not yet durable (including crashes in the middle of persisting). One
+// seed fixes the whole run. The checker (invariants.ts) runs after every event.
+
+import { RaftNode } from '../../src/core/node.js';
+import type { Ready } from '../../src/core/ready.js';
+import type { Entry } from '../../src/protocol/entry.js';
+import { nodeId, type NodeId } from '../../src/protocol/ids.js';
+import type { Message } from '../../src/protocol/messages.js';
+import { AssertionError } from '../../src/util/assert.js';
+import { Prng } from '../../src/util/prng.js';
+import { SimDisk } from './disk.js';
+import { EventHeap } from './heap.js';
+import { Checker, Violation } from './invariants.js';
+import type { SimOptions } from './options.js';
+import { DigestStateMachine } from './state-machine.js';
+
+type SimEvent =
+  | { time: number; seq: number; kind: 'tick'; node: NodeId; incarnation: number }
+  | { time: number; seq: number; kind: 'deliver'; msg: Message }
+  | { time: number; seq: number; kind: 'crash' }
+  | { time: number; seq: number; kind: 'restart'; node: NodeId }
+  | { time: number; seq: number; kind: 'partition' }
+  | { time: number; seq: number; kind: 'heal' }
+  | { time: number; seq: number; kind: 'propose' }
+  | { time: number; seq: number; kind: 'read' }
+  | { time: number; seq: number; kind: 'compact' }
+  | { time: number; seq: number; kind: 'faultsEnd' }
+  | { time: number; seq: number; kind: 'livenessProbe' };
+
+type EventBody = SimEvent extends infer E ? E extends SimEvent ? Omit<E, 'time' | 'seq'> : never : never;
+
+/** One simulated machine: its disk survives crashes, the rest does not. */
+export interface SimNode {
+  readonly id: NodeId;
+  readonly isVoter: boolean;
+  readonly disk: SimDisk;
+  readonly random: Prng;
+  readonly tickPeriodMs: number;
+  core: RaftNode | null;
+  sm: DigestStateMachine;
+  incarnation: number;
+  /** The next persist of this node crashes part-way. */
+  crashDuringPersist: boolean;
+  /** Reads waiting for their ReadState: ctx -> the commit index known cluster-wide when asked. */
+  readonly reads: Map<number, number>;
+}
+
+/** How a run ended. */
+export interface SimResult {
+  readonly seed: number;
+  readonly options: SimOptions;
+  readonly violation: Violation | null;
+  readonly events: number;
+  readonly virtualMs: number;
+  readonly committed: number;
+  readonly elections: number;
+}
+
+/** Hooks for tests and reports that watch a run. */
+export interface SimObserver {
+  onEvent?(sim: Simulator, time: number): void;
+}
+
+export class Simulator {
+  readonly opts: SimOptions;
+  readonly rng: Prng;
+  readonly nodes = new Map<NodeId, SimNode>();
+  readonly voterIds: NodeId[] = [];
+  readonly observerIds: NodeId[] = [];
+  readonly checker: Checker;
+  now = 0;
+  events = 0;
+  private seq = 0;
+  private readonly heap = new EventHeap<SimEvent>();
+  /** Directed links that drop everything: "a>b". */
+  private readonly blocked = new Set<string>();
+  private faultsActive = true;
+  private readCtx = 0;
+  private proposalSeq = 0;
+  private livenessMarker: string | null = null;
+  private livenessStart = 0;
+  /** Set when the healed cluster has committed the marker. */
+  livenessMet = false;
+
+  constructor(opts: SimOptions) {
+    this.opts = opts;
+    this.rng = new Prng(opts.seed);
+    for (let i = 1; i <= opts.voters; i++) this.voterIds.push(nodeId(`n${i}`));
+    for (let i = 1; i <= opts.observers; i++) this.observerIds.push(nodeId(`o${i}`));
+    this.checker = new Checker(this);
+    for (const id of [...this.voterIds, ...this.observerIds]) {
+      const skew = (this.rng.float() * 2 - 1) * opts.clockSkew;
+      const node: SimNode = {
+        id, isVoter: this.voterIds.includes(id), disk: new SimDisk(), random: this.rng.fork(),
+        tickPeriodMs: opts.tickMs * (1 + skew), core: null, sm: new DigestStateMachine(), incarnation: 0,
+        crashDuringPersist: false, reads: new Map(),
+      };
+      this.nodes.set(id, node);
+      this.start(node);
+    }
+    this.schedule(opts.faultPhaseMs, { kind: 'faultsEnd' });
+    this.scheduleNext('propose', opts.proposeEveryMs);
+    this.scheduleNext('read', opts.readEveryMs);
+    this.scheduleNext('compact', opts.compactEveryMs);
+    this.scheduleNext('crash', opts.crashEveryMs);
+    this.scheduleNext('partition', opts.partitionEveryMs);
+  }
+
+  /** Runs until the liveness check passes or fails, or a violation is found. */
+  run(): SimResult {
+    const endMs = this.opts.faultPhaseMs + this.opts.livenessBoundTicks * this.opts.tickMs * 1.5 + 1000;
+    let violation: Violation | null = null;
+    try {
+      while (this.heap.size > 0 && !this.livenessMet) {
+        const ev = this.heap.pop() as SimEvent;
+        this.now = ev.time;
+        if (this.now > endMs) break;
+        this.events++;
+        this.handle(ev);
+      }
+      if (!this.livenessMet) {
+        throw new Violation('liveness', `no leader committed a proposal made after healing within ${this.opts.livenessBoundTicks} ticks`);
+      }
+    } catch (err) {
+      if (err instanceof Violation) violation = err;
+      else if (err instanceof AssertionError) violation = new Violation('coreAssertion', err.message, { cause: err });
+      else throw err;
+    }
+    let committed = 0;
+    let elections = 0;
+    for (const n of this.nodes.values()) {
+      committed = Math.max(committed, n.core?.log.commit ?? 0);
+      elections += n.core?.stats.electionsStarted ?? 0;
+    }
+    return { seed: this.opts.seed, options: this.opts, violation, events: this.events, virtualMs: this.now, committed, elections };
+  }
+
+  // ---- node lifecycle ------------------------------------------------------------
+
+  private start(node: SimNode): void {
+    node.incarnation++;
+    const o = this.opts;
+    node.core = new RaftNode({
+      id: node.id, voters: this.voterIds, observers: this.observerIds, replication: o.mode, random: node.random,
+      electionTimeoutMinTicks: o.electionTimeoutMinTicks, electionTimeoutMaxTicks: o.electionTimeoutMaxTicks,
+      heartbeatIntervalTicks: o.heartbeatIntervalTicks, fetchMaxWaitTicks: o.fetchMaxWaitTicks,
+      maxMessageBytes: o.maxMessageBytes, maxInflightMessages: o.maxInflightMessages,
+      snapshotChunkBytes: o.snapshotChunkBytes, preVote: o.preVote,
+      snapshotReader: (meta, position, maxBytes) => {
+        const s = node.disk.snapshot;
+        if (s === null || s.meta.index !== meta.index || s.meta.term !== meta.term) return undefined;
+        const end = Math.min(s.data.byteLength, position + maxBytes);
+        return { data: s.data.subarray(position, end), done: end >= s.data.byteLength };
+      },
+      ...(o.plantedBug === undefined ? {} : { plantedBug: o.plantedBug }),
+    }, node.disk.load());
+    node.sm = node.disk.snapshot === null ? new DigestStateMachine() : DigestStateMachine.restore(node.disk.snapshot.data);
+    node.reads.clear();
+    this.checker.onStart(node);
+    this.schedule(node.tickPeriodMs, { kind: 'tick', node: node.id, incarnation: node.incarnation });
+  }
+
+  private crash(node: SimNode): void {
+    node.core = null;
+    node.crashDuringPersist = false;
+    this.schedule(1 + this.rng.int(0, this.opts.restartMaxMs), { kind: 'restart', node: node.id });
+  }
+
+  // ---- events ----------------------------------------------------------------------
+
+  private handle(ev: SimEvent): void {
+    switch (ev.kind) {
+      case 'tick': {
+        const node = this.nodes.get(ev.node) as SimNode;
+        if (node.core === null || node.incarnation !== ev.incarnation) return;
+        node.core.tick();
+        this.drain(node);
+        const jitter = this.opts.clockSkew > 0 ? this.rng.float() * this.opts.clockSkew * this.opts.tickMs : 0;
+        this.schedule(node.tickPeriodMs + jitter, { kind: 'tick', node: node.id, incarnation: node.incarnation });
+        break;
+      }
+      case 'deliver': {
+        const node = this.nodes.get(ev.msg.to);
+        if (node?.core == null) return;
+        this.checker.onReceive(node, ev.msg);
+        node.core.step(ev.msg);
+        this.drain(node);
+        break;
+      }
+      case 'crash': {
+        if (!this.faultsActive) return;
+        const alive = [...this.nodes.values()].filter((n) => n.core !== null);
+        if (alive.length > 0) {
+          const victim = this.rng.pick(alive);
+          if (this.rng.chance(this.opts.crashMidPersistRate)) victim.crashDuringPersist = true;
+          else this.crash(victim);
+        }
+        this.scheduleNext('crash', this.opts.crashEveryMs);
+        break;
+      }
+      case 'restart': {
+        const node = this.nodes.get(ev.node) as SimNode;
+        if (node.core === null) this.start(node);
+        break;
+      }
+      case 'partition': {
+        if (!this.faultsActive) return;
+        this.partition();
+        this.schedule(1 + this.rng.int(0, this.opts.partitionMaxMs), { kind: 'heal' });
+        this.scheduleNext('partition', this.opts.partitionEveryMs);
+        break;
+      }
+      case 'heal':
+        this.blocked.clear();
+        break;
+      case 'propose':
+        if (!this.faultsActive) return; // after healing, only the liveness marker is proposed
+        this.propose(`p${++this.proposalSeq}`);
+        this.scheduleNext('propose', this.opts.proposeEveryMs);
+        break;
+      case 'read':
+        this.read();
+        this.scheduleNext('read', this.opts.readEveryMs);
+        break;
+      case 'compact':
+        this.compact();
+        this.scheduleNext('compact', this.opts.compactEveryMs);
+        break;
+      case 'faultsEnd':
+        this.faultsActive = false;
+        this.blocked.clear();
+        for (const n of this.nodes.values()) {
+          n.crashDuringPersist = false;
+          if (n.core === null) this.start(n);
+        }
+        this.livenessStart = this.now;
+        this.livenessMarker = `liveness-${this.opts.seed}`;
+        this.schedule(0, { kind: 'livenessProbe' });
+        break;
+      case 'livenessProbe': {
+        if (this.livenessMarker === null) return;
+        if (this.now - this.livenessStart > this.opts.livenessBoundTicks * this.opts.tickMs) {
+          throw new Violation('liveness', `after healing at ${this.livenessStart} ms, nothing committed by ${this.now} ms (bound ${this.opts.livenessBoundTicks} ticks)`);
+        }
+        this.propose(this.livenessMarker);
+        this.schedule(this.opts.tickMs * 5, { kind: 'livenessProbe' });
+        break;
+      }
+      default: {
+        const never: never = ev;
+        throw new Error(`unknown event ${JSON.stringify(never)}`);
+      }
+    }
+    this.checker.afterEvent();
+  }
+
+  /** Processes every Ready a node has, following the persistence contract. */
+  private drain(node: SimNode): void {
+    for (let guard = 0; node.core !== null && node.core.hasReady(); guard++) {
+      if (guard > 1000) throw new Violation('coreAssertion', `${node.id}: ready() never runs dry`);
+      const core = node.core;
+      const r: Ready = core.ready();
+      this.checker.onReady(node, r);
+      for (const m of r.messages) this.send(m);
+      if (node.crashDuringPersist) {
+        const steps = r.snapshotChunks.length + (r.snapshot ? 1 : 0) + r.entries.length + (r.hardState ? 1 : 0);
+        node.disk.persist(r, this.rng.int(0, steps + 1));
+        this.crash(node);
+        return;
+      }
+      node.disk.persist(r, Infinity);
+      for (const m of r.persistedMessages) {
+        this.checker.onPersistedSend(node, m);
+        this.send(m);
+      }
+      if (r.snapshot !== null) {
+        node.sm = DigestStateMachine.restore((node.disk.snapshot as { data: Uint8Array }).data);
+        this.checker.onSnapshotRestored(node, r.snapshot.index);
+      }
+      for (const e of r.committed) this.apply(node, e);
+      for (const rs of r.readStates) {
+        const knownAtStart = node.reads.get(rs.ctx);
+        if (knownAtStart !== undefined) this.checker.onReadState(node, rs.index, knownAtStart);
+        node.reads.delete(rs.ctx);
+      }
+      for (const ctx of r.readsAborted) node.reads.delete(ctx);
+      core.advance(r);
+      this.checker.afterAdvance(node);
+    }
+  }
+
+  private apply(node: SimNode, e: Entry): void {
+    if (e.index <= node.sm.applied) return;
+    this.checker.onApply(node, e);
+    node.sm.apply(e);
+    if (this.livenessMarker !== null && e.type === 'data' && decode(e.data) === this.livenessMarker) {
+      this.livenessMet = true;
+    }
+  }
+
+  private send(m: Message): void {
+    if (this.faultsActive) {
+      if (this.blocked.has(`${m.from}>${m.to}`)) return;
+      if (this.rng.chance(this.opts.dropRate)) return;
+    }
+    const copies = this.faultsActive && this.rng.chance(this.opts.duplicateRate) ? 2 : 1;
+    for (let i = 0; i < copies; i++) {
+      const delay = this.opts.delayMinMs + this.rng.float() * (this.opts.delayMaxMs - this.opts.delayMinMs);
+      this.schedule(delay, { kind: 'deliver', msg: m });
+    }
+  }
+
+  private partition(): void {
+    const ids = [...this.nodes.keys()];
+    const kind = this.rng.int(0, 4);
+    if (kind === 0) {
+      // Symmetric split into two sides.
+      const side = new Set(ids.filter(() => this.rng.chance(0.5)));
+      for (const a of ids) for (const b of ids) if (side.has(a) !== side.has(b)) this.blocked.add(`${a}>${b}`);
+    } else if (kind === 1) {
+      // Isolate one node (often the leader).
+      const leader = this.leader();
+      const victim = leader !== null && this.rng.chance(0.6) ? leader : this.rng.pick(ids);
+      for (const b of ids) if (b !== victim) { this.blocked.add(`${victim}>${b}`); this.blocked.add(`${b}>${victim}`); }
+    } else if (kind === 2) {
+      // One-way: a node can send but not receive, or the reverse.
+      const victim = this.leader() ?? this.rng.pick(ids);
+      const inbound = this.rng.chance(0.5);
+      for (const b of ids) if (b !== victim) this.blocked.add(inbound ? `${b}>${victim}` : `${victim}>${b}`);
+    } else {
+      // Random one-way links.
+      for (const a of ids) for (const b of ids) if (a !== b && this.rng.chance(0.2)) this.blocked.add(`${a}>${b}`);
+    }
+  }
+
+  /** The id of a node that currently believes it leads (the newest term wins). */
+  leader(): NodeId | null {
+    let best: RaftNode | null = null;
+    for (const n of this.nodes.values()) {
+      const c = n.core;
+      if (c !== null && c.role.kind === 'leader' && (best === null || c.term > best.term)) best = c;
+    }
+    return best?.id ?? null;
+  }
+
+  /** A client sends one proposal to the node it believes leads (sometimes to a random one). */
+  propose(payload: string): boolean {
+    const target = this.clientTarget();
+    const core = target?.core;
+    if (target === null || core == null || core.role.kind !== 'leader') return false;
+    try {
+      core.propose([encode(payload)]);
+    } catch {
+      return false;
+    }
+    this.drain(target);
+    return true;
+  }
+
+  private read(): void {
+    const target = this.clientTarget();
+    const core = target?.core;
+    if (target === null || core == null || core.role.kind !== 'leader') return;
+    const ctx = ++this.readCtx;
+    target.reads.set(ctx, this.checker.committedIndex);
+    try {
+      core.readIndex(ctx);
+    } catch {
+      target.reads.delete(ctx);
+      return;
+    }
+    this.drain(target);
+  }
+
+  private clientTarget(): SimNode | null {
+    const leader = this.leader();
+    if (leader !== null && this.rng.chance(0.9)) return this.nodes.get(leader) ?? null;
+    return this.rng.pick([...this.nodes.values()]);
+  }
+
+  private compact(): void {
+    const alive = [...this.nodes.values()].filter((n) => n.core !== null);
+    if (alive.length === 0) return;
+    const node = this.rng.pick(alive);
+    const core = node.core as RaftNode;
+    const index = Math.min(node.sm.applied, core.log.stable);
+    if (index <= core.log.snapshot.index || index !== node.sm.applied) return;
+    const term = core.log.term(index) as number;
+    node.disk.installSnapshot({ meta: { index, term }, data: node.sm.snapshot(this.opts.snapshotPadBytes) });
+    core.compact(index);
+    this.checker.onCompact(node, index);
+  }
+
+  private schedule(delayMs: number, body: EventBody): void {
+    this.heap.push({ ...body, time: this.now + delayMs, seq: this.seq++ } as SimEvent);
+  }
+
+  private scheduleNext(kind: 'propose' | 'read' | 'compact' | 'crash' | 'partition', meanMs: number): void {
+    if (meanMs <= 0) return;
+    const delay = -Math.log(1 - this.rng.float()) * meanMs;
+    this.schedule(delay, { kind } as EventBody);
+  }
+}
+
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder();
+function encode(s: string): Uint8Array {
+  return textEncoder.encode(s);
+}
+function decode(b: Uint8Array): string {
+  return textDecoder.decode(b);
+}

@@ -24,6 +24,7 @@ export default tseslint.config(
   },
   {
     files: ['src/core/**/*.ts', 'src/protocol/**/*.ts'],
+    ignores: ['**/*.test.ts'], // tests beside the code may use node:test and friends
     rules: {
       'no-restricted-imports': ['error', {
         patterns: [

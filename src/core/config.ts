@@ -47,6 +47,12 @@ export interface RaftConfig {
   readonly maxMessageBytes: number;
   /** Push mode: the most AppendEntries in flight to one follower. */
   readonly maxInflightMessages: number;
+  /**
+   * Back pressure: the leader refuses proposals (BackpressureError) while its
+   * log holds more than this many bytes of uncommitted entries. A proposal
+   * is always accepted when nothing is uncommitted.
+   */
+  readonly maxUncommittedBytes: number;
   /** Snapshot chunk size for both InstallSnapshot and FetchSnapshot. */
   readonly snapshotChunkBytes: number;
   /** Pre-vote before a real election (on by default). */
@@ -68,6 +74,7 @@ export const DEFAULTS = {
   fetchRetryTicks: 3,
   maxMessageBytes: 1 << 20,
   maxInflightMessages: 64,
+  maxUncommittedBytes: 32 << 20,
   snapshotChunkBytes: 256 << 10,
   preVote: true,
   checkQuorum: true,
@@ -99,11 +106,15 @@ export function makeConfig(input: RaftConfigInput): RaftConfig {
   if (config.heartbeatIntervalTicks < 1 || config.heartbeatIntervalTicks >= config.electionTimeoutMinTicks) {
     problems.push('heartbeatIntervalTicks must be in [1, electionTimeoutMinTicks)');
   }
-  if (config.fetchMaxWaitTicks < 0 || config.fetchMaxWaitTicks >= config.electionTimeoutMinTicks) {
-    problems.push('fetchMaxWaitTicks must be in [0, electionTimeoutMinTicks)');
+  if (config.fetchMaxWaitTicks < 1 || config.fetchMaxWaitTicks >= config.electionTimeoutMinTicks) {
+    // At least one tick: an idle fetch answered at once would be re-sent at
+    // once, a busy poll. Below the election timeout: a parked fetch must be
+    // answered before the follower's fetch timeout fires.
+    problems.push('fetchMaxWaitTicks must be in [1, electionTimeoutMinTicks)');
   }
   if (config.fetchRetryTicks < 1) problems.push('fetchRetryTicks must be >= 1');
-  if (config.maxMessageBytes < 1 || config.snapshotChunkBytes < 1 || config.maxInflightMessages < 1) {
+  if (config.maxMessageBytes < 1 || config.snapshotChunkBytes < 1 || config.maxInflightMessages < 1 ||
+    config.maxUncommittedBytes < 1) {
     problems.push('byte and window limits must be positive');
   }
   if (problems.length > 0) throw new ConfigError(`invalid raft config for ${config.id}: ${problems.join('; ')}`);

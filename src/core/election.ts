@@ -5,7 +5,7 @@
 
 import type { NodeId } from '../protocol/ids.js';
 import type { TimeoutNow, VoteRequest, VoteResponse } from '../protocol/messages.js';
-import { NotLeaderError } from './errors.js';
+import { TransferTargetError } from './errors.js';
 import type { RaftNode } from './node.js';
 import { majority } from './quorum.js';
 import type { Leader } from './roles.js';
@@ -18,7 +18,10 @@ import * as transitions from './transitions.js';
  * depose a healthy leader when it returns.
  */
 export function inLeaderLease(n: RaftNode): boolean {
-  if (n.role.kind === 'leader') return n.config.checkQuorum || n.config.replication === 'pull';
+  // The lease is sound only where a leader that loses its majority steps
+  // down: always in pull mode, with check-quorum in push mode (as in etcd).
+  if (n.config.replication === 'push' && !n.config.checkQuorum) return false;
+  if (n.role.kind === 'leader') return true;
   const leader = n.leaderId();
   return leader !== null && n.electionElapsedTicks < n.config.electionTimeoutMinTicks;
 }
@@ -54,7 +57,7 @@ export function onVoteRequest(n: RaftNode, m: VoteRequest): void {
     n.vote === m.from ||
     (n.vote === null && !leaderKnown) ||
     (m.preVote && m.term > n.term) ||
-    (bug === 'doubleVote' && !m.preVote && n.role.kind !== 'leader'));
+    (bug === 'doubleVote' && !m.preVote && n.role.kind === 'follower'));
   const upToDate = m.lastTerm > n.log.lastTerm() ||
     (m.lastTerm === n.log.lastTerm() && m.lastIndex >= n.log.lastIndex()) ||
     bug === 'skipUpToDateCheck';
@@ -117,7 +120,7 @@ export function onTimeoutNow(n: RaftNode, _m: TimeoutNow): void {
 export function beginTransfer(n: RaftNode, leader: Leader, target: NodeId): void {
   if (target === n.id) return;
   const pr = leader.progress.get(target);
-  if (pr === undefined || !pr.isVoter) throw new NotLeaderError(n.id, { cause: `${target} is not a voter` });
+  if (pr === undefined || !pr.isVoter) throw new TransferTargetError(target);
   leader.transfer = { target, elapsedTicks: 0, timeoutNowSent: false };
   maybeSendTimeoutNow(n, leader);
   leader.replicationDue = true;

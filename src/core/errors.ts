@@ -26,7 +26,31 @@ export class LeaderTransferInProgressError extends Error {
   }
 }
 
+/** The leader has too many uncommitted bytes; retry once the cluster catches up. */
+export class BackpressureError extends Error {
+  override readonly name = 'BackpressureError';
+  readonly uncommittedBytes: number;
+  readonly limitBytes: number;
+
+  constructor(uncommittedBytes: number, limitBytes: number) {
+    super(`${uncommittedBytes} bytes are uncommitted, over the limit of ${limitBytes}; retry later`);
+    this.uncommittedBytes = uncommittedBytes;
+    this.limitBytes = limitBytes;
+  }
+}
+
 /** A call that the core's contract forbids (for example, stepping between ready() and advance()). */
 export class ApiMisuseError extends Error {
   override readonly name = 'ApiMisuseError';
+}
+
+/** A leader transfer was asked for a node that cannot lead (not a voter of this cluster). */
+export class TransferTargetError extends Error {
+  override readonly name = 'TransferTargetError';
+  readonly target: NodeId;
+
+  constructor(target: NodeId) {
+    super(`${target} is not a voter, so leadership cannot move to it`);
+    this.target = target;
+  }
 }

@@ -4,7 +4,7 @@
 
 import { entryBytes, type Entry, type SnapshotMeta } from '../protocol/entry.js';
 import type { LogIndex, Term } from '../protocol/ids.js';
-import { assert } from '../util/assert.js';
+import { assert, AssertionError } from '../util/assert.js';
 
 /**
  * Invariants (checked by {@link RaftLog.checkInvariants}):
@@ -88,10 +88,14 @@ export class RaftLog {
 
   /** Appends entries that follow the last one (the leader's own proposals). */
   append(entries: readonly Entry[]): void {
+    let lastIndex = this.lastIndex();
+    let lastTerm = this.lastTerm();
     for (const e of entries) {
-      assert(e.index === this.lastIndex() + 1, () => `append at ${e.index} after ${this.lastIndex()}`);
-      assert(e.term >= this.lastTerm(), () => `append term ${e.term} after term ${this.lastTerm()}`);
+      if (e.index !== lastIndex + 1) fail(`append at ${e.index} after ${lastIndex}`);
+      if (e.term < lastTerm) fail(`append term ${e.term} after term ${lastTerm}`);
       this.entries.push(e);
+      lastIndex = e.index;
+      lastTerm = e.term;
     }
   }
 
@@ -219,20 +223,36 @@ export class RaftLog {
     this.applied = meta.index;
   }
 
-  checkInvariants(): void {
+  /**
+   * Asserts the invariants above. The entry checks cover the last
+   * `tailEntries` entries (all by default): appends happen at the tail, so a
+   * checker that runs after every step need not walk the whole log.
+   */
+  checkInvariants(tailEntries = Infinity): void {
+    // Plain ifs, not assert(): this runs after every simulated event.
     const s = this.snapshot;
-    let prevIndex = s.index;
-    let prevTerm = s.term;
-    for (const e of this.entries) {
-      assert(e.index === prevIndex + 1, () => `log gap: ${e.index} after ${prevIndex}`);
-      assert(e.term >= prevTerm, () => `log term goes back at ${e.index}: ${e.term} < ${prevTerm}`);
+    const from = Math.max(0, this.entries.length - tailEntries - 1);
+    const before = this.entries[from - 1];
+    let prevIndex = before === undefined ? s.index : before.index;
+    let prevTerm = before === undefined ? s.term : before.term;
+    for (let i = from; i < this.entries.length; i++) {
+      const e = this.entries[i] as Entry;
+      if (e.index !== prevIndex + 1) fail(`log gap: ${e.index} after ${prevIndex}`);
+      if (e.term < prevTerm) fail(`log term goes back at ${e.index}: ${e.term} < ${prevTerm}`);
       prevIndex = e.index;
       prevTerm = e.term;
     }
-    assert(s.index <= this.applied && this.applied <= this.commit && this.commit <= this.lastIndex(),
-      () => `positions out of order: snapshot ${s.index} applied ${this.applied} commit ${this.commit} last ${this.lastIndex()}`);
-    assert(s.index <= this.stable && this.stable <= this.lastIndex(), () => `stable ${this.stable} outside [${s.index}, ${this.lastIndex()}]`);
-    assert(this.unstableFrom >= this.stable + 1 && this.unstableFrom <= this.lastIndex() + 1,
-      () => `unstableFrom ${this.unstableFrom} outside [${this.stable + 1}, ${this.lastIndex() + 1}]`);
+    const last = this.lastIndex();
+    if (!(s.index <= this.applied && this.applied <= this.commit && this.commit <= last)) {
+      fail(`positions out of order: snapshot ${s.index} applied ${this.applied} commit ${this.commit} last ${last}`);
+    }
+    if (!(s.index <= this.stable && this.stable <= last)) fail(`stable ${this.stable} outside [${s.index}, ${last}]`);
+    if (!(this.unstableFrom >= this.stable + 1 && this.unstableFrom <= last + 1)) {
+      fail(`unstableFrom ${this.unstableFrom} outside [${this.stable + 1}, ${last + 1}]`);
+    }
   }
+}
+
+function fail(message: string): never {
+  throw new AssertionError(message);
 }

@@ -6,12 +6,12 @@
 // the simulator (test/sim) drive it. The term rules common to every message
 // live here; per-message handling lives in election.ts and replication/*.
 
-import type { Entry, HardState, SnapshotMeta } from '../protocol/entry.js';
+import { entryBytes, type Entry, type HardState, type SnapshotMeta } from '../protocol/entry.js';
 import type { LogIndex, NodeId, Term } from '../protocol/ids.js';
 import type { Message } from '../protocol/messages.js';
 import { assert, assertNever } from '../util/assert.js';
 import { makeConfig, type RaftConfig, type RaftConfigInput } from './config.js';
-import { ApiMisuseError, LeaderTransferInProgressError, NotLeaderError } from './errors.js';
+import { ApiMisuseError, BackpressureError, LeaderTransferInProgressError, NotLeaderError } from './errors.js';
 import * as election from './election.js';
 import { RaftLog } from './log.js';
 import * as push from './replication/push.js';
@@ -141,16 +141,23 @@ export class RaftNode {
   /**
    * Appends proposals to the leader's log; they travel to followers in the
    * next ready(), batched. Returns the index of the first. Throws
-   * {@link NotLeaderError} on a non-leader.
+   * {@link NotLeaderError} on a non-leader, {@link LeaderTransferInProgressError}
+   * during a transfer, and {@link BackpressureError} while more than
+   * `maxUncommittedBytes` wait to commit.
    */
   propose(batch: readonly Uint8Array[]): LogIndex {
     this.checkNotInReady('propose');
     const leader = this.requireLeader();
     if (leader.transfer !== null) throw new LeaderTransferInProgressError(leader.transfer.target);
+    if (leader.uncommittedBytes > 0 && leader.uncommittedBytes >= this.config.maxUncommittedBytes) {
+      throw new BackpressureError(leader.uncommittedBytes, this.config.maxUncommittedBytes);
+    }
     const first = this.log.lastIndex() + 1;
     const entries: Entry[] = [];
     for (let i = 0; i < batch.length; i++) {
-      entries.push({ index: first + i, term: this.term, type: 'data', data: batch[i] as Uint8Array });
+      const entry: Entry = { index: first + i, term: this.term, type: 'data', data: batch[i] as Uint8Array };
+      leader.uncommittedBytes += entryBytes(entry);
+      entries.push(entry);
     }
     this.log.append(entries);
     leader.replicationDue = true;
@@ -166,7 +173,7 @@ export class RaftNode {
     reads.request(this, this.requireLeader(), ctx);
   }
 
-  /** Hands leadership to `target` once it is up to date. Throws {@link NotLeaderError}. */
+  /** Hands leadership to `target` once it is up to date. Throws {@link NotLeaderError}, or {@link TransferTargetError} for a non-voter. */
   transferLeadership(target: NodeId): void {
     this.checkNotInReady('transferLeadership');
     election.beginTransfer(this, this.requireLeader(), target);
@@ -201,8 +208,8 @@ export class RaftNode {
       else pull.answerParked(this, this.role);
     }
     const hardState = this.hardStateChanged() ? { term: this.term, vote: this.vote, commit: this.log.commit } : null;
-    let messages = this.outNow.splice(0);
-    let persistedMessages = this.outAfterPersist.splice(0);
+    let messages = takeAll(this.outNow);
+    let persistedMessages = takeAll(this.outAfterPersist);
     const bug = this.config.plantedBug;
     if (bug === 'voteBeforePersist' || bug === 'ackBeforePersist') {
       const early = persistedMessages.filter((m) =>
@@ -214,12 +221,12 @@ export class RaftNode {
       hardState,
       entries: this.log.takeUnstable(),
       snapshot: this.snapshotToInstall,
-      snapshotChunks: this.snapshotChunks.splice(0),
+      snapshotChunks: takeAll(this.snapshotChunks),
       messages,
       persistedMessages,
       committed: this.log.nextCommitted(this.config.maxMessageBytes * 4),
-      readStates: this.readStates.splice(0),
-      readsAborted: this.readsAborted.splice(0),
+      readStates: takeAll(this.readStates),
+      readsAborted: takeAll(this.readsAborted),
       softState: { role: this.role.kind, term: this.term, leader: this.leaderId() },
     };
     this.snapshotToInstall = null;
@@ -262,19 +269,24 @@ export class RaftNode {
     return this.lastHardState;
   }
 
-  /** Checks the core's own invariants; the simulator calls this after every event. */
-  checkInvariants(): void {
-    this.log.checkInvariants();
+  /**
+   * Checks the core's own invariants; the simulator calls this after every
+   * event. Log entries are checked in the last `tailEntries` (all by default).
+   */
+  checkInvariants(tailEntries = Infinity): void {
+    this.log.checkInvariants(tailEntries);
     assert(this.term >= this.lastHardState.term, 'term went backwards');
     const role = this.role;
     if (role.kind === 'leader') {
-      assert(this.vote === this.id, () => `leader ${this.id} of term ${this.term} did not vote for itself`);
+      if (this.vote !== this.id) assert(false, `leader ${this.id} of term ${this.term} did not vote for itself`);
+      if (role.uncommittedBytes < 0) assert(false, `leader ${this.id} counts ${role.uncommittedBytes} uncommitted bytes`);
+      const last = this.log.lastIndex();
       for (const pr of role.progress.values()) {
-        assert(pr.match < pr.next, () => `progress of ${pr.id}: match ${pr.match} >= next ${pr.next}`);
-        assert(pr.match <= this.log.lastIndex(), () => `progress of ${pr.id}: match ${pr.match} beyond the log`);
+        if (pr.match >= pr.next) assert(false, `progress of ${pr.id}: match ${pr.match} >= next ${pr.next}`);
+        if (pr.match > last) assert(false, `progress of ${pr.id}: match ${pr.match} beyond the log end ${last}`);
       }
     }
-    if (!this.isVoter) assert(role.kind === 'observer', () => `observer ${this.id} in role ${role.kind}`);
+    if (!this.isVoter && role.kind !== 'observer') assert(false, `observer ${this.id} in role ${role.kind}`);
   }
 
   // ---- internals shared by the modules -------------------------------------
@@ -378,4 +390,11 @@ export class RaftNode {
       default: assertNever(m, 'message');
     }
   }
+}
+
+const NOTHING: readonly never[] = Object.freeze([]);
+
+/** Empties `list` and returns what it held (a shared empty array when it held nothing). */
+function takeAll<T>(list: T[]): readonly T[] {
+  return list.length === 0 ? NOTHING : list.splice(0);
 }

@@ -114,6 +114,8 @@ export interface Leader {
   readonly progress: Map<NodeId, Progress>;
   /** New entries or a moved commit index not yet sent to followers. */
   replicationDue: boolean;
+  /** Bytes (entryBytes) of the entries after the commit index: back pressure's measure. */
+  uncommittedBytes: number;
   heartbeatElapsedTicks: number;
   checkQuorumElapsedTicks: number;
   /** The current read round; reads are tagged with it. */

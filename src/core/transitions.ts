@@ -14,7 +14,7 @@
 // A role change never lowers the term, and sets the vote only on becoming a
 // candidate (for itself); election.ts sets it when granting a vote.
 
-import type { Entry } from '../protocol/entry.js';
+import { entryBytes, type Entry } from '../protocol/entry.js';
 import type { NodeId, Term } from '../protocol/ids.js';
 import { assert } from '../util/assert.js';
 import type { RaftNode } from './node.js';
@@ -71,7 +71,8 @@ export function resetElectionTimer(n: RaftNode): void {
  */
 export function becomeFollower(n: RaftNode, term: Term, leader: NodeId | null): void {
   assert(term >= n.term, () => `${n.id}: term would go back from ${n.term} to ${term}`);
-  if (term > n.term) {
+  const termChanged = term > n.term;
+  if (termChanged) {
     n.term = term;
     n.vote = null;
   }
@@ -79,7 +80,8 @@ export function becomeFollower(n: RaftNode, term: Term, leader: NodeId | null): 
   const prev = n.role;
   const keep = (prev.kind === 'follower' || prev.kind === 'observer') ? prev : null;
   const fetch = keep?.fetch ?? newFetchState();
-  if (keep?.leader !== leader) {
+  if (termChanged || keep?.leader !== leader) {
+    // Read rounds and fetch answers belong to one leader in one term.
     fetch.inflightSinceTick = null;
     fetch.readSeqSeen = 0;
     fetch.claimed = null;
@@ -129,13 +131,14 @@ export function becomeLeader(n: RaftNode): void {
     });
   }
   const leader: Leader = {
-    kind: 'leader', progress, replicationDue: true, heartbeatElapsedTicks: 0, checkQuorumElapsedTicks: 0,
+    kind: 'leader', progress, replicationDue: true, uncommittedBytes: 0, heartbeatElapsedTicks: 0, checkQuorumElapsedTicks: 0,
     readSeq: 0, pendingReads: [], readsAwaitingCommit: [], transfer: null,
   };
   n.role = leader;
   n.stats.leadersElected++;
   const noop: Entry = { index: next, term: n.term, type: 'noop', data: new Uint8Array(0) };
   n.log.append([noop]);
+  for (let i = n.log.commit + 1; i <= noop.index; i++) leader.uncommittedBytes += entryBytes(n.log.entry(i) as Entry);
   if (n.config.replication === 'pull') {
     for (const id of n.replicas()) n.send({ type: 'beginQuorumEpoch', from: n.id, to: id, term: n.term });
   }
@@ -147,7 +150,9 @@ export function becomeLeader(n: RaftNode): void {
  * reads and followers know.
  */
 export function onLeaderProgress(n: RaftNode, leader: Leader): void {
+  const before = n.log.commit;
   if (maybeCommit(n, leader)) {
+    for (let i = before + 1; i <= n.log.commit; i++) leader.uncommittedBytes -= entryBytes(n.log.entry(i) as Entry);
     leader.replicationDue = true;
     reads.onCommit(n, leader);
   }

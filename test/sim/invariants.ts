@@ -8,6 +8,7 @@
 //   stateMachineSafety  no two nodes apply different entries (or reach different states) at one index
 //   monotonic           term never goes back on a node; commit and applied never go back within a run of it
 //   durableMajority     an entry a leader commits is durable on a majority of voters
+//   commitRule          a leader moves its commit index only onto an entry of its own term (Raft 5.4.2)
 //   persistenceContract votes and acknowledgements leave only once what they promise is durable
 //   observerCounted     observers never campaign, vote, or lead
 //   staleRead           a linearizable read sees every entry committed before it began
@@ -24,7 +25,7 @@ import { entryDigest } from './state-machine.js';
 /** The names of the rules the checker enforces. */
 export type Rule =
   | 'electionSafety' | 'logMatching' | 'leaderCompleteness' | 'stateMachineSafety' | 'monotonic'
-  | 'durableMajority' | 'persistenceContract' | 'observerCounted' | 'staleRead' | 'liveness' | 'coreAssertion';
+  | 'durableMajority' | 'commitRule' | 'persistenceContract' | 'observerCounted' | 'staleRead' | 'liveness' | 'coreAssertion';
 
 /** A broken rule, with what broke it. */
 export class Violation extends Error {
@@ -122,8 +123,12 @@ export class Checker {
     // Messages are checked where they are sent (the persistence contract).
   }
 
-  /** A message the contract lets out only after persisting: check that what it promises is on disk. */
-  onPersistedSend(node: SimNode, m: Message): void {
+  /**
+   * Every message, as it leaves: what it promises (a vote, an acknowledged
+   * prefix) must already be on disk. Messages the contract lets out before
+   * persisting promise nothing of the sort, so this holds for all of them.
+   */
+  onSend(node: SimNode, m: Message): void {
     const disk = node.disk;
     switch (m.type) {
       case 'voteResponse':
@@ -206,13 +211,19 @@ export class Checker {
         }
         this.committed.set(i, digest);
       }
-      if (core.role.kind === 'leader') this.checkDurableOnMajority(node, core.log.commit);
+      if (core.role.kind === 'leader') {
+        const t = core.log.term(core.log.commit);
+        if (t !== core.term) {
+          throw new Violation('commitRule', `${node.id}, leader of term ${core.term}, committed up to ${core.log.commit}, an entry of term ${t}`);
+        }
+        this.checkDurableOnMajority(node, core.log.commit);
+      }
       if (core.log.commit > this.committedIndex) this.committedIndex = core.log.commit;
     }
     w.term = core.term;
     w.commit = core.log.commit;
     w.applied = core.log.applied;
-    core.checkInvariants();
+    core.checkInvariants(64);
   }
 
   private checkDurableOnMajority(node: SimNode, index: number): void {

@@ -42,6 +42,7 @@ export interface SimOptions {
   readonly readEveryMs: number;
   readonly maxMessageBytes: number;
   readonly maxInflightMessages: number;
+  readonly maxUncommittedBytes: number;
   readonly preVote: boolean;
   /** How long faults go on, then how long the healed cluster has to make progress. */
   readonly faultPhaseMs: number;
@@ -64,7 +65,7 @@ export function optionsFromSeed(seed: number, force: { mode?: ReplicationMode; p
     electionTimeoutMinTicks,
     electionTimeoutMaxTicks: electionTimeoutMinTicks * 2,
     heartbeatIntervalTicks: r.pick([1, 2, 3]),
-    fetchMaxWaitTicks: r.pick([0, 2, 5]),
+    fetchMaxWaitTicks: r.pick([1, 2, 5]),
     clockSkew: r.pick([0, 0.01, 0.05, 0.2]),
     delayMinMs: r.pick([0, 1, 2]),
     delayMaxMs: r.pick([2, 5, 10, 30]),
@@ -80,14 +81,18 @@ export function optionsFromSeed(seed: number, force: { mode?: ReplicationMode; p
     snapshotChunkBytes: r.pick([64, 1024, 1 << 16]),
     proposeEveryMs: r.pick([2, 10, 30, 100]),
     readEveryMs: r.pick([0, 50, 200]),
-    maxMessageBytes: r.pick([1024, 4096, 1 << 20]),
+    maxMessageBytes: r.pick([64, 1024, 4096, 1 << 20]),
     maxInflightMessages: r.pick([1, 4, 64]),
+    maxUncommittedBytes: 0,
     preVote: !r.chance(0.15),
-    faultPhaseMs: r.pick([3000, 6000, 10000]),
+    faultPhaseMs: r.pick([2000, 4000, 8000]),
     livenessBoundTicks: 0,
     ...(force.plantedBug === undefined ? {} : { plantedBug: force.plantedBug }),
   };
   // After healing: a few election rounds (split votes included), plus the
   // time it takes to discover and fill in a leader and propagate a commit.
-  return { ...opts, livenessBoundTicks: 12 * opts.electionTimeoutMaxTicks + Math.ceil(opts.restartMaxMs / opts.tickMs) };
+  // Back pressure keeps the backlog a leader can build within what a few
+  // dozen messages carry, so that catching up after healing has a bound.
+  const maxUncommittedBytes = Math.min(r.pick([2048, 16384, 1 << 20]), 32 * opts.maxMessageBytes);
+  return { ...opts, maxUncommittedBytes, livenessBoundTicks: 12 * opts.electionTimeoutMaxTicks + Math.ceil(opts.restartMaxMs / opts.tickMs) };
 }

@@ -18,19 +18,19 @@ import type { SimOptions } from './options.js';
 import { DigestStateMachine } from './state-machine.js';
 
 type SimEvent =
-  | { time: number; seq: number; kind: 'tick'; node: NodeId; incarnation: number }
-  | { time: number; seq: number; kind: 'deliver'; msg: Message }
-  | { time: number; seq: number; kind: 'crash' }
-  | { time: number; seq: number; kind: 'restart'; node: NodeId }
-  | { time: number; seq: number; kind: 'partition' }
-  | { time: number; seq: number; kind: 'heal' }
-  | { time: number; seq: number; kind: 'propose' }
-  | { time: number; seq: number; kind: 'read' }
-  | { time: number; seq: number; kind: 'compact' }
-  | { time: number; seq: number; kind: 'faultsEnd' }
-  | { time: number; seq: number; kind: 'livenessProbe' };
+  | { kind: 'tick'; node: NodeId; incarnation: number }
+  | { kind: 'deliver'; msg: Message }
+  | { kind: 'crash' }
+  | { kind: 'restart'; node: NodeId }
+  | { kind: 'partition' }
+  | { kind: 'heal' }
+  | { kind: 'propose' }
+  | { kind: 'read' }
+  | { kind: 'compact' }
+  | { kind: 'faultsEnd' }
+  | { kind: 'livenessProbe' };
 
-type EventBody = SimEvent extends infer E ? E extends SimEvent ? Omit<E, 'time' | 'seq'> : never : never;
+type EventBody = SimEvent;
 
 /** One simulated machine: its disk survives crashes, the rest does not. */
 export interface SimNode {
@@ -115,8 +115,8 @@ export class Simulator {
     let violation: Violation | null = null;
     try {
       while (this.heap.size > 0 && !this.livenessMet) {
+        this.now = this.heap.peekTime() as number;
         const ev = this.heap.pop() as SimEvent;
-        this.now = ev.time;
         if (this.now > endMs) break;
         this.events++;
         this.handle(ev);
@@ -147,7 +147,7 @@ export class Simulator {
       id: node.id, voters: this.voterIds, observers: this.observerIds, replication: o.mode, random: node.random,
       electionTimeoutMinTicks: o.electionTimeoutMinTicks, electionTimeoutMaxTicks: o.electionTimeoutMaxTicks,
       heartbeatIntervalTicks: o.heartbeatIntervalTicks, fetchMaxWaitTicks: o.fetchMaxWaitTicks,
-      maxMessageBytes: o.maxMessageBytes, maxInflightMessages: o.maxInflightMessages,
+      maxMessageBytes: o.maxMessageBytes, maxInflightMessages: o.maxInflightMessages, maxUncommittedBytes: o.maxUncommittedBytes,
       snapshotChunkBytes: o.snapshotChunkBytes, preVote: o.preVote,
       snapshotReader: (meta, position, maxBytes) => {
         const s = node.disk.snapshot;
@@ -194,7 +194,9 @@ export class Simulator {
         if (!this.faultsActive) return;
         const alive = [...this.nodes.values()].filter((n) => n.core !== null);
         if (alive.length > 0) {
-          const victim = this.rng.pick(alive);
+          // Leaders are the interesting victims (Figure 8 needs them to fall mid-replication).
+          const leader = this.leader();
+          const victim = leader !== null && this.rng.chance(0.5) ? this.nodes.get(leader) as SimNode : this.rng.pick(alive);
           if (this.rng.chance(this.opts.crashMidPersistRate)) victim.crashDuringPersist = true;
           else this.crash(victim);
         }
@@ -264,7 +266,10 @@ export class Simulator {
       const core = node.core;
       const r: Ready = core.ready();
       this.checker.onReady(node, r);
-      for (const m of r.messages) this.send(m);
+      for (const m of r.messages) {
+        this.checker.onSend(node, m);
+        this.send(m);
+      }
       if (node.crashDuringPersist) {
         const steps = r.snapshotChunks.length + (r.snapshot ? 1 : 0) + r.entries.length + (r.hardState ? 1 : 0);
         node.disk.persist(r, this.rng.int(0, steps + 1));
@@ -273,7 +278,7 @@ export class Simulator {
       }
       node.disk.persist(r, Infinity);
       for (const m of r.persistedMessages) {
-        this.checker.onPersistedSend(node, m);
+        this.checker.onSend(node, m);
         this.send(m);
       }
       if (r.snapshot !== null) {
@@ -395,7 +400,7 @@ export class Simulator {
   }
 
   private schedule(delayMs: number, body: EventBody): void {
-    this.heap.push({ ...body, time: this.now + delayMs, seq: this.seq++ } as SimEvent);
+    this.heap.push(this.now + delayMs, this.seq++, body);
   }
 
   private scheduleNext(kind: 'propose' | 'read' | 'compact' | 'crash' | 'partition', meanMs: number): void {

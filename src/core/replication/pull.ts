@@ -219,7 +219,9 @@ export function onFetchResponse(n: RaftNode, m: FetchResponse): void {
   if (result.kind === 'notLeader') {
     const role = n.role;
     if ((role.kind === 'follower' || role.kind === 'observer') && (role.leader === m.from || role.leader === null)) {
-      role.leader = result.leader === n.id || result.leader === m.from ? null : result.leader;
+      // A hint naming the sender comes from the leader of a newer term that
+      // fenced our stale fetch (the term rule has already made it our leader).
+      role.leader = result.leader === n.id ? null : result.leader;
       role.fetch.inflightSinceTick = null;
       if (role.leader !== null) sendFetch(n, role);
     }

@@ -44,6 +44,9 @@ export interface SimOptions {
   readonly maxInflightMessages: number;
   readonly maxUncommittedBytes: number;
   readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  /** Mean ms between leader transfers to a random voter (0: never). */
+  readonly transferEveryMs: number;
   /** How long faults go on, then how long the healed cluster has to make progress. */
   readonly faultPhaseMs: number;
   readonly livenessBoundTicks: number;
@@ -85,6 +88,8 @@ export function optionsFromSeed(seed: number, force: { mode?: ReplicationMode; p
     maxInflightMessages: r.pick([1, 4, 64]),
     maxUncommittedBytes: 0,
     preVote: !r.chance(0.15),
+    checkQuorum: !r.chance(0.15),
+    transferEveryMs: r.pick([0, 0, 500, 2000]),
     faultPhaseMs: r.pick([2000, 4000, 8000]),
     livenessBoundTicks: 0,
     ...(force.plantedBug === undefined ? {} : { plantedBug: force.plantedBug }),

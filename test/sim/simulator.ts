@@ -27,6 +27,7 @@ type SimEvent =
   | { kind: 'propose' }
   | { kind: 'read' }
   | { kind: 'compact' }
+  | { kind: 'transfer' }
   | { kind: 'faultsEnd' }
   | { kind: 'livenessProbe' };
 
@@ -105,6 +106,7 @@ export class Simulator {
     this.scheduleNext('propose', opts.proposeEveryMs);
     this.scheduleNext('read', opts.readEveryMs);
     this.scheduleNext('compact', opts.compactEveryMs);
+    this.scheduleNext('transfer', opts.transferEveryMs);
     this.scheduleNext('crash', opts.crashEveryMs);
     this.scheduleNext('partition', opts.partitionEveryMs);
   }
@@ -148,7 +150,7 @@ export class Simulator {
       electionTimeoutMinTicks: o.electionTimeoutMinTicks, electionTimeoutMaxTicks: o.electionTimeoutMaxTicks,
       heartbeatIntervalTicks: o.heartbeatIntervalTicks, fetchMaxWaitTicks: o.fetchMaxWaitTicks,
       maxMessageBytes: o.maxMessageBytes, maxInflightMessages: o.maxInflightMessages, maxUncommittedBytes: o.maxUncommittedBytes,
-      snapshotChunkBytes: o.snapshotChunkBytes, preVote: o.preVote,
+      snapshotChunkBytes: o.snapshotChunkBytes, preVote: o.preVote, checkQuorum: o.checkQuorum,
       snapshotReader: (meta, position, maxBytes) => {
         const s = node.disk.snapshot;
         if (s === null || s.meta.index !== meta.index || s.meta.term !== meta.term) return undefined;
@@ -231,6 +233,18 @@ export class Simulator {
         this.compact();
         this.scheduleNext('compact', this.opts.compactEveryMs);
         break;
+      case 'transfer': {
+        if (!this.faultsActive) return;
+        const leader = this.leader();
+        const node = leader === null ? undefined : this.nodes.get(leader);
+        const target = this.rng.pick(this.voterIds);
+        if (node?.core != null && target !== leader) {
+          node.core.transferLeadership(target);
+          this.drain(node);
+        }
+        this.scheduleNext('transfer', this.opts.transferEveryMs);
+        break;
+      }
       case 'faultsEnd':
         this.faultsActive = false;
         this.blocked.clear();
@@ -403,7 +417,7 @@ export class Simulator {
     this.heap.push(this.now + delayMs, this.seq++, body);
   }
 
-  private scheduleNext(kind: 'propose' | 'read' | 'compact' | 'crash' | 'partition', meanMs: number): void {
+  private scheduleNext(kind: 'propose' | 'read' | 'compact' | 'crash' | 'partition' | 'transfer', meanMs: number): void {
     if (meanMs <= 0) return;
     const delay = -Math.log(1 - this.rng.float()) * meanMs;
     this.schedule(delay, { kind } as EventBody);

@@ -291,9 +291,13 @@ export class RaftNode {
 
   // ---- internals shared by the modules -------------------------------------
 
-  /** Queues a message; leaders' replication traffic may leave before persisting. */
+  /**
+   * Queues a message. A leader's replication traffic may leave before
+   * persisting, once its term is durable (a single voter wins its election
+   * in the same step that raised its term, before any ready()).
+   */
   send(m: Message): void {
-    if (this.role.kind === 'leader') this.outNow.push(m);
+    if (this.role.kind === 'leader' && this.lastHardState.term === this.term) this.outNow.push(m);
     else this.outAfterPersist.push(m);
   }
 

@@ -3,8 +3,9 @@
 // The persistence contract (checked by the simulator on every send):
 //  1. `messages` may be sent at once, in parallel with persisting: they are
 //     the leader's replication traffic (AppendEntries, heartbeats, snapshot
-//     chunks, fetch answers, BeginQuorumEpoch, TimeoutNow). A leader counts its
-//     own entries toward commit only once they are durable (advance()).
+//     chunks, fetch answers, BeginQuorumEpoch, TimeoutNow), sent only once the
+//     leader's term is durable. A leader counts its own entries toward commit
+//     only once they are durable (advance()).
 //  2. `snapshotChunks`, then `snapshot`, then `entries`, then `hardState` are
 //     made durable, in that order (entries before the hard state, so that a
 //     persisted commit index never points past the durable log).

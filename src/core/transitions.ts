@@ -164,7 +164,7 @@ function leaveRole(n: RaftNode): void {
   if (role.kind !== 'leader') return;
   for (const pr of role.progress.values()) {
     if (pr.parked !== null) {
-      n.outNow.push({
+      n.send({
         type: 'fetchResponse', from: n.id, to: pr.id, term: n.term, fetchOffset: pr.parked.request.fetchOffset,
         lastFetchedTerm: pr.parked.request.lastFetchedTerm,
         result: { kind: 'notLeader', leader: null }, readSeq: 0,

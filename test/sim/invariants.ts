@@ -130,6 +130,12 @@ export class Checker {
    */
   onSend(node: SimNode, m: Message): void {
     const disk = node.disk;
+    // A node speaks in a term only once that term is durable (pre-votes name
+    // the term they propose, which is not yet anyone's).
+    const preVote = (m.type === 'vote' || m.type === 'voteResponse') && m.preVote;
+    if (!preVote && disk.hardState.term < m.term) {
+      throw new Violation('persistenceContract', `${node.id} sent ${m.type} in term ${m.term} with term ${disk.hardState.term} on disk`);
+    }
     switch (m.type) {
       case 'voteResponse':
         if (!m.granted) return;

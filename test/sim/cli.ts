@@ -16,9 +16,12 @@ interface BatchReport {
 }
 
 /** Runs seeds [from, from + count) in the given modes, in this thread. */
-export function runBatch(from: number, count: number, modes: readonly ReplicationMode[], bug?: PlantedBug): BatchReport {
+export function runBatch(
+  from: number, count: number, modes: readonly ReplicationMode[], bug?: PlantedBug, onProgress?: (seedsDone: number) => void,
+): BatchReport {
   const report: BatchReport = { seeds: 0, events: 0, failures: [] };
   for (let seed = from; seed < from + count; seed++) {
+    if (onProgress !== undefined && (seed - from) % 100 === 99) onProgress(report.seeds);
     for (const mode of modes) {
       const r = runSeed(seed, bug === undefined ? { mode } : { mode, plantedBug: bug });
       report.seeds++;
@@ -71,24 +74,35 @@ async function main(): Promise<void> {
   const started = performance.now();
   const per = Math.ceil(count / workers);
   const jobs: Promise<BatchReport>[] = [];
+  const done = new Map<number, number>();
+  const total = count * modes.length;
+  const progress = setInterval(() => {
+    const n = [...done.values()].reduce((a, b) => a + b, 0);
+    const s = (performance.now() - started) / 1000;
+    process.stderr.write(`sim: ${n}/${total} seed runs, ${s.toFixed(0)} s, about ${n > 0 ? Math.round((total - n) * s / n) : '?'} s left\n`);
+  }, 10_000);
   for (let w = 0; w < workers; w++) {
     const lo = from + w * per;
     const n = Math.min(per, from + count - lo);
     if (n <= 0) continue;
     jobs.push(new Promise((resolve, reject) => {
       const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { from: lo, count: n, modes, bug } });
-      worker.once('message', resolve);
+      worker.on('message', (m: { progress?: number } | BatchReport) => {
+        if ('progress' in m && m.progress !== undefined) done.set(w, m.progress);
+        else resolve(m as BatchReport);
+      });
       worker.once('error', reject);
     }));
   }
   const reports = await Promise.all(jobs);
+  clearInterval(progress);
   const seconds = (performance.now() - started) / 1000;
-  const total = reports.reduce((a, r) => ({ seeds: a.seeds + r.seeds, events: a.events + r.events, failures: a.failures.concat(r.failures) }),
+  const sum = reports.reduce((a, r) => ({ seeds: a.seeds + r.seeds, events: a.events + r.events, failures: a.failures.concat(r.failures) }),
     { seeds: 0, events: 0, failures: [] } as BatchReport);
-  for (const f of total.failures.slice(0, 20)) console.log(`seed ${f.seed} ${f.mode}: ${f.message}\n  replay: ${f.replay}`);
-  console.log(`sim: ${total.seeds} seeds run (${modes.join('+')}), ${total.failures.length} violations, ` +
-    `${Math.round(total.events / seconds).toLocaleString('en-US')} events/s, ${seconds.toFixed(1)} s on ${workers} workers`);
-  process.exitCode = total.failures.length > 0 ? 1 : 0;
+  for (const f of sum.failures.slice(0, 20)) console.log(`seed ${f.seed} ${f.mode}: ${f.message}\n  replay: ${f.replay}`);
+  console.log(`sim: ${sum.seeds} seeds run (${modes.join('+')}), ${sum.failures.length} violations, ` +
+    `${Math.round(sum.events / seconds).toLocaleString('en-US')} events/s, ${seconds.toFixed(1)} s on ${workers} workers`);
+  process.exitCode = sum.failures.length > 0 ? 1 : 0;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

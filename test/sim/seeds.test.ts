@@ -20,7 +20,9 @@ interface BatchReport {
 function batch(from: number, count: number, modes: ReplicationMode[]): Promise<BatchReport> {
   return new Promise((resolve, reject) => {
     const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: { from, count, modes } });
-    w.once('message', resolve);
+    w.on('message', (m: { progress?: number } | BatchReport) => {
+      if (!('progress' in m)) resolve(m as BatchReport); // progress reports are for the CLI
+    });
     w.once('error', reject);
   });
 }

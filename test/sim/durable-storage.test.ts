@@ -9,9 +9,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { HardState } from '../../src/protocol/entry.js';
+import { crc32c } from '@node-rs/crc32';
+import type { HardState, SnapshotMeta } from '../../src/protocol/entry.js';
 import { nodeId } from '../../src/protocol/ids.js';
 import { FsyncFailedError, StoreClosedError } from '../../src/storage/errors.js';
+import { DurableSnapshotStore } from '../../src/storage/snapshot/durable-snapshot-store.js';
 import { DurableStateStore } from '../../src/storage/state/durable-state-store.js';
 import { Prng } from '../../src/util/prng.js';
 import { FaultyFileSystem, SimulatedCrashError } from './faulty-fs.js';
@@ -114,3 +116,161 @@ test(`DurableStateStore on the faulty disk: ${STATE_SEEDS} seeds, term and vote 
   assert.ok(fsyncFailures > 20, `${fsyncFailures} fsync failures`);
   assert.ok(inFlightSeen > 10, `${inFlightSeen} restarts found the in-flight state`);
 });
+
+// ---- SnapshotStore -----------------------------------------------------
+
+const SNAPSHOT_SEEDS = 200;
+
+interface SnapshotVersion {
+  readonly meta: SnapshotMeta;
+  readonly data: Uint8Array;
+}
+
+function randomBytes(prng: Prng, n: number): Uint8Array {
+  return Uint8Array.from({ length: n }, () => prng.int(0, 256));
+}
+
+function readWhole(store: DurableSnapshotStore, meta: SnapshotMeta): Uint8Array | undefined {
+  const r = store.open(meta);
+  if (r === undefined) return undefined;
+  try {
+    return r.read(0, r.info.sizeBytes);
+  } finally {
+    r.close();
+  }
+}
+
+function equalBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
+  return a !== undefined && a.byteLength === b.byteLength && a.every((x, i) => x === b[i]);
+}
+
+/**
+ * One seed of the SnapshotStore workload: snapshots written as streams or
+ * received in chunks, committed, older ones removed, with crash points and
+ * failed fsyncs. After each restart latest() is the last committed snapshot
+ * or the one in flight, and its bytes are exactly those written.
+ */
+function snapshotWorkload(seed: number): { crashes: number; fsyncFailures: number; commits: number } {
+  const prng = new Prng(seed);
+  const fs = new FaultyFileSystem(prng.fork(), { syncFailureProbability: 0.02, syncDirFailureProbability: 0.02 });
+  const dir = '/data/snap';
+  const options = { verifyChunkBytes: 97, receiveCheckpointBytes: 150 };
+  let acked: SnapshotVersion | null = null;
+  let inFlight: SnapshotVersion | null = null;
+  let store = new DurableSnapshotStore(fs, dir, options);
+  let crashes = 0;
+  let fsyncFailures = 0;
+  let commits = 0;
+  const restart = (): void => {
+    fs.crashAfterOps(undefined);
+    for (;;) {
+      fs.crash();
+      crashes++;
+      if (prng.chance(0.3)) fs.crashAfterOps(prng.int(1, 4)); // a crash during recovery
+      try {
+        store = new DurableSnapshotStore(fs, dir, options);
+        const latest = store.latest();
+        const candidates = [acked, inFlight].filter((v): v is SnapshotVersion => v !== null);
+        const match = candidates.find((v) => latest !== null && v.meta.index === latest.index && v.meta.term === latest.term);
+        if (latest === null) {
+          assert.equal(acked, null, `seed ${seed}: committed snapshot ${JSON.stringify(acked?.meta)} lost`);
+        } else {
+          assert.ok(match !== undefined, `seed ${seed}: latest ${JSON.stringify(latest)}, committed ${JSON.stringify(acked?.meta)}, in flight ${JSON.stringify(inFlight?.meta)}`);
+          assert.ok(equalBytes(readWhole(store, match.meta), match.data), `seed ${seed}: snapshot ${match.meta.index} bytes differ`);
+          acked = match;
+        }
+        inFlight = null;
+        fs.crashAfterOps(undefined);
+        return;
+      } catch (e) {
+        if (!(e instanceof SimulatedCrashError)) throw e;
+      }
+    }
+  };
+  let index = 0;
+  const steps = prng.int(8, 20);
+  for (let step = 0; step < steps; step++) {
+    if (prng.chance(0.3)) fs.crashAfterOps(prng.int(1, 12));
+    index += prng.int(1, 10);
+    const next: SnapshotVersion = { meta: { index, term: 1 + Math.floor(index / 7) }, data: randomBytes(prng, prng.int(0, 500)) };
+    inFlight = next;
+    try {
+      if (prng.chance(0.5)) {
+        const w = store.beginWrite(next.meta);
+        for (let pos = 0; pos < next.data.byteLength;) {
+          const n = prng.int(1, 200);
+          w.write(next.data.subarray(pos, pos + n));
+          pos += n;
+        }
+        w.commit();
+      } else {
+        const rx = store.beginReceive(next.meta);
+        for (let pos = rx.receivedBytes; pos < next.data.byteLength;) {
+          const n = prng.int(1, 120);
+          pos = rx.write(pos, next.data.subarray(pos, pos + n));
+        }
+        rx.commit({ sizeBytes: next.data.byteLength, checksum: crc32c(next.data) });
+      }
+      commits++;
+      acked = next;
+      inFlight = null;
+      if (prng.chance(0.5)) store.removeOlder();
+      fs.crashAfterOps(undefined);
+      assert.equal(store.latest()?.index, acked.meta.index, `seed ${seed}`);
+      assert.ok(equalBytes(readWhole(store, acked.meta), acked.data), `seed ${seed}: read back after commit`);
+    } catch (e) {
+      if (e instanceof FsyncFailedError) {
+        fsyncFailures++;
+        assert.throws(() => store.latest(), StoreClosedError, `seed ${seed}: use after a failed fsync`);
+        restart();
+      } else if (e instanceof SimulatedCrashError) {
+        restart();
+      } else {
+        throw e;
+      }
+    }
+  }
+  restart();
+  return { crashes, fsyncFailures, commits };
+}
+
+test(`DurableSnapshotStore on the faulty disk: ${SNAPSHOT_SEEDS} seeds, a committed snapshot is never lost or altered`, () => {
+  let crashes = 0;
+  let fsyncFailures = 0;
+  let commits = 0;
+  for (let seed = 1; seed <= SNAPSHOT_SEEDS; seed++) {
+    const r = snapshotWorkload(seed);
+    crashes += r.crashes;
+    fsyncFailures += r.fsyncFailures;
+    commits += r.commits;
+  }
+  assert.ok(crashes > SNAPSHOT_SEEDS, `${crashes} crashes`);
+  assert.ok(fsyncFailures > 5, `${fsyncFailures} fsync failures`);
+  assert.ok(commits > SNAPSHOT_SEEDS * 4, `${commits} commits`);
+});
+
+test('DurableSnapshotStore: a checkpointed partial receive survives a crash', {
+  todo: 'known bug: beginReceive creates the .recv file without fsyncing the directory (progress only, not safety)',
+}, () => {
+  // receiver.ts promises "everything up to the last checkpoint survives a
+  // crash". The checkpoint fsyncs the .recv file, but nothing fsyncs the
+  // directory after creating it, so a crash may drop the file's name.
+  let lostProgress = 0;
+  for (let seed = 1; seed <= 50; seed++) {
+    const fs = new FaultyFileSystem(new Prng(seed));
+    const dir = '/data/snap';
+    const store = new DurableSnapshotStore(fs, dir);
+    const meta = { index: 10, term: 2 };
+    const rx = store.beginReceive(meta);
+    rx.write(0, pattern(300, seed));
+    rx.checkpoint();
+    fs.crash();
+    const again = new DurableSnapshotStore(fs, dir).beginReceive(meta);
+    if (again.receivedBytes < 300) lostProgress++;
+  }
+  assert.equal(lostProgress, 0, `checkpointed progress lost after ${lostProgress} of 50 crashes`);
+});
+
+function pattern(n: number, salt: number): Uint8Array {
+  return Uint8Array.from({ length: n }, (_, i) => ((i * 31 + salt) % 255) + 1);
+}

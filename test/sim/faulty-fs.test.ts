@@ -325,6 +325,21 @@ test('list, exists, stat and node-like errors', () => {
   assert.equal(fs.stat('/a/b/zzz'), undefined);
 });
 
+test('killProcess: handles go stale, but unsynced data stays (the page cache outlives the process)', () => {
+  const fs = withSyncedFile(1, pattern(10, 1));
+  const h = fs.open('/d/f', { create: false });
+  h.write(pattern(10, 2), 10);
+  const g = fs.open('/d/new', { create: true });
+  g.write(pattern(3, 3), 0);
+  fs.crashAfterOps(1);
+  assert.throws(() => g.sync(), SimulatedCrashError);
+  fs.killProcess();
+  assert.throws(() => h.size(), StaleHandleError);
+  assert.deepEqual(read(fs, '/d/f'), concat(pattern(10, 1), pattern(10, 2)));
+  assert.deepEqual(read(fs, '/d/new'), pattern(3, 3));
+  assert.equal(fs.stat('/d/f')?.unsyncedOps, 1, 'still not durable');
+});
+
 /** A workload with every kind of pending state, run to a crash; returns what the disk held. */
 function scenario(seed: number): string {
   const fs = new FaultyFileSystem(new Prng(seed), { syncFailureProbability: 0.1 });

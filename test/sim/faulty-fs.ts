@@ -23,7 +23,8 @@
 //   survive the next crash. Callers must not retry a failed sync.
 // - Knobs: failNextSync / failNextSyncDir / failNextWrite (by path prefix),
 //   failure probabilities, and crashAfterOps(n) which makes the n-th mutating
-//   operation throw SimulatedCrashError (the machine is down until crash()).
+//   operation throw SimulatedCrashError (the machine is down until crash(),
+//   or killProcess() for a process death without power loss).
 //
 // Simplifications (documented, deliberate): directories made by mkdirp are
 // durable at once; a failed syncDir leaves its operations pending (no
@@ -307,7 +308,7 @@ export class FaultyFileSystem implements FileSystem {
     this.crashCountdown = n;
   }
 
-  /** True between a SimulatedCrashError and the crash() that follows. */
+  /** True between a SimulatedCrashError and the crash() or killProcess() that follows. */
   isDown(): boolean {
     return this.down;
   }
@@ -463,6 +464,17 @@ export class FaultyFileSystem implements FileSystem {
     this.durable = new Map([...newLive].map(([d, e]) => [d, new Map(e)]));
     this.pendingDir.clear();
     return { files: fileReports, dirs: dirReports };
+  }
+
+  /**
+   * The process dies (kill -9) but the machine stays up: open handles become
+   * stale, and nothing is lost, since the page cache outlives the process. Bytes
+   * left uncertain by a failed sync stay uncertain (and readable) across it.
+   */
+  killProcess(): void {
+    this.epoch++;
+    this.down = false;
+    this.crashCountdown = undefined;
   }
 
   private crashFile(inode: Inode): Omit<FileCrashOutcome, 'paths'> | undefined {

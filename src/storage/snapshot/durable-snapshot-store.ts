@@ -188,6 +188,8 @@ export class DurableSnapshotStore implements ReceivingSnapshotStore {
       // One transfer at a time: a partial receive of another snapshot is dropped.
       if (name.endsWith(RECEIVE_SUFFIX) && joinPath(this.dir, name) !== file) this.fs.remove(joinPath(this.dir, name));
     }
+    // A new file's name is made durable by the first checkpoint (a directory fsync).
+    let nameDurable = this.fs.exists(file);
     const h = this.fs.open(file, { create: true });
     let held = 0;
     let crc = 0;
@@ -207,10 +209,15 @@ export class DurableSnapshotStore implements ReceivingSnapshotStore {
     };
     const checkpoint = (): void => {
       // Data first, then the header that vouches for it: two fsyncs, so a
-      // crash never leaves a header claiming bytes that are not on disk.
+      // crash never leaves a header claiming bytes that are not on disk; and
+      // once, a directory fsync, so that the file's name survives too.
       this.sync(h);
       h.write(encodeSnapshotHeader({ magic: RECEIVE_MAGIC, index: meta.index, term: meta.term, sizeBytes: held, checksum: crc }), 0);
       this.sync(h);
+      if (!nameDurable) {
+        this.syncDir();
+        nameDurable = true;
+      }
       sinceCheckpoint = 0;
     };
     const end = (): void => {

@@ -171,3 +171,13 @@ test('durable state store: a failed directory fsync throws FsyncFailedError and 
   });
 });
 
+
+test('state file format is stable (golden bytes)', () => {
+  // magic QLHS, version 1, term 7, vote "n1" (2 bytes), commit 42, CRC32C.
+  const golden = '514c48530100070000000000000002006e312a000000000000003574bdcf';
+  assert.equal(Buffer.from(encodeHardState({ term: 7, vote: nodeId('n1'), commit: 42 })).toString('hex'), golden);
+  withTempDir((dir) => {
+    writeFileSync(join(dir, STATE_FILE_NAME), Buffer.from(golden, 'hex'));
+    assert.deepEqual(new DurableStateStore(fsys, dir).load(), { term: 7, vote: 'n1', commit: 42 });
+  });
+});

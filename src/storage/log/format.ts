@@ -180,7 +180,9 @@ export function decodeRecordAt(buf: Buffer, p: number, end: number): DecodedReco
 
 /** Turns a decoded record into an Entry, copying its data out of `buf`. */
 export function recordToEntry(buf: Buffer, r: DecodedRecord): Entry {
-  return { index: r.index, term: r.term, type: r.type, data: Uint8Array.prototype.slice.call(buf, r.dataOffset, r.dataOffset + r.dataLength) };
+  const data = new Uint8Array(r.dataLength); // a plain Uint8Array, not a Buffer view of the read buffer
+  data.set(buf.subarray(r.dataOffset, r.dataOffset + r.dataLength));
+  return { index: r.index, term: r.term, type: r.type, data };
 }
 
 /** Encodes log.meta. */

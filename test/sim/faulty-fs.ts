@@ -19,14 +19,17 @@
 //   in the other, each durable with its own directory.
 // - fsyncgate: a failed sync() throws EIO and drops the dirty pages' dirty
 //   flag. The bytes it covered are in an unknown state: a later sync() succeeds
-//   without making them durable, and each of them may or may not (or in part)
-//   survive the next crash. Callers must not retry a failed sync.
+//   without making them durable, and at the next crash none, all or a prefix
+//   of them survive (under whatever later syncs made durable). Callers must
+//   not retry a failed sync.
 // - Knobs: failNextSync / failNextSyncDir / failNextWrite (by path prefix),
 //   failure probabilities, and crashAfterOps(n) which makes the n-th mutating
 //   operation throw SimulatedCrashError (the machine is down until crash(),
 //   or killProcess() for a process death without power loss).
 //
-// Simplifications (documented, deliberate): directories made by mkdirp are
+// Simplifications (documented, deliberate): unsynced bytes of one file reach
+// the disk in the order written (a prefix survives; no out-of-order pages, which
+// real page cache writeback can produce); directories made by mkdirp are
 // durable at once; a failed syncDir leaves its operations pending (no
 // fsyncgate for directories); file metadata other than size is not modelled.
 
@@ -82,8 +85,8 @@ export interface FaultyFsOptions {
 export interface FileCrashOutcome {
   /** The file's names after the crash (empty when no directory entry survived; then not reported). */
   readonly paths: string[];
-  /** What happened to the writes and truncations pending since the last sync. */
-  readonly outcome: 'lost' | 'kept' | 'torn' | 'torn-zeroed';
+  /** What happened to the writes and truncations pending since the last sync ('none': there were none). */
+  readonly outcome: 'none' | 'lost' | 'kept' | 'torn' | 'torn-zeroed';
   /** Pending bytes (a truncation counts as one) and how many of them survived. */
   readonly pendingUnits: number;
   readonly keptUnits: number;
@@ -480,24 +483,30 @@ export class FaultyFileSystem implements FileSystem {
   private crashFile(inode: Inode): Omit<FileCrashOutcome, 'paths'> | undefined {
     if (inode.clean()) return undefined;
     const content = inode.base.clone();
-    let uncertainOps = 0;
+    // Uncertain operations (covered by a failed sync) survive like unsynced
+    // ones: none, all, or a prefix of their bytes; synced ones always do.
+    const uncertain = inode.durableOps.filter((d) => !d.certain);
+    const uncertainOps = uncertain.length;
+    const uncertainUnits = uncertain.reduce((a, d) => a + opUnits(d.op), 0);
+    let left = uncertainOps === 0 ? 0 : this.pickKeptUnits(this.pickOutcome(uncertainUnits), uncertainUnits);
     let uncertainKept = 0;
     for (const { op, certain } of inode.durableOps) {
       if (certain) {
         applyOp(content, op);
         continue;
       }
-      uncertainOps++;
-      const fate = this.prng.int(0, 3); // 0: lost, 1: kept, 2: torn
-      if (fate === 1) {
+      const u = opUnits(op);
+      if (u <= left) {
         applyOp(content, op);
+        left -= u;
         uncertainKept++;
-      } else if (fate === 2 && op.kind === 'write' && op.data.byteLength > 1) {
-        content.write(op.position, op.data.subarray(0, this.prng.int(1, op.data.byteLength)));
+      } else {
+        if (op.kind === 'write' && left > 0) content.write(op.position, op.data.subarray(0, left));
+        left = 0;
       }
     }
     const pendingUnits = inode.pending.reduce((a, op) => a + opUnits(op), 0);
-    let outcome: FileCrashOutcome['outcome'] = 'lost';
+    let outcome: FileCrashOutcome['outcome'] = 'none';
     let keptUnits = 0;
     if (inode.pending.length > 0) {
       outcome = this.pickOutcome(pendingUnits);
@@ -541,6 +550,12 @@ export class FaultyFileSystem implements FileSystem {
     inode.durableOps = [];
     inode.pending = [];
     return { outcome, pendingUnits, keptUnits, uncertainOps, uncertainKept };
+  }
+
+  private pickKeptUnits(outcome: 'lost' | 'kept' | 'torn', units: number): number {
+    if (outcome === 'lost') return 0;
+    if (outcome === 'kept') return units;
+    return this.prng.int(1, units);
   }
 
   private pickOutcome(units: number): 'lost' | 'kept' | 'torn' {

@@ -45,6 +45,8 @@ export interface RecoveredSegment {
   readonly terms: number[];
   /** Offset after the last good record (the file size once torn tails are cut). */
   readonly end: number;
+  /** The last index the segment's records reach, damaged or not (for the continuity check). */
+  readonly reach: LogIndex;
 }
 
 /** What a log directory holds, what is wrong with it, and what recovery would change. */
@@ -78,6 +80,7 @@ export function analyzeLogDir(fs: FileSystem, dir: string): LogAnalysis {
   const repairs: LogRepair[] = [];
   let compactedIndex = 0;
   let compactedTerm = 0;
+  let metaOk = true;
   const names = fs.list(dir);
 
   const metaPath = joinPath(dir, META_FILE);
@@ -87,6 +90,7 @@ export function analyzeLogDir(fs: FileSystem, dir: string): LogAnalysis {
       compactedIndex = m.index;
       compactedTerm = m.term;
     } else {
+      metaOk = false;
       problems.push({ file: metaPath, offset: 0, detail: m.detail });
     }
   }
@@ -119,7 +123,9 @@ export function analyzeLogDir(fs: FileSystem, dir: string): LogAnalysis {
       else problems.push({ file, offset: 0, detail });
       continue;
     }
+    let damaged = false;
     for (const d of scan.damages) {
+      if (!(d.tornTail && isLast)) damaged = true;
       if (d.tornTail && isLast) repairs.push({ kind: 'truncate', file, offset: d.offset, detail: `torn tail cut: ${d.detail}` });
       else if (d.tornTail) problems.push({ file, offset: d.offset, detail: `${d.detail} in a segment that is not the last (its end was durable)` });
       else problems.push({ file, offset: d.offset, detail: d.detail });
@@ -130,6 +136,7 @@ export function analyzeLogDir(fs: FileSystem, dir: string): LogAnalysis {
       offsets: scan.offsets.slice(0, indexCount(scan.offsets, scan.goodEnd)),
       terms: scan.terms.slice(0, indexCount(scan.offsets, scan.goodEnd)),
       end: scan.goodEnd,
+      reach: damaged ? scan.lastRecordIndex : scan.firstIndex + indexCount(scan.offsets, scan.goodEnd) - 1,
     });
   }
 
@@ -137,11 +144,11 @@ export function analyzeLogDir(fs: FileSystem, dir: string): LogAnalysis {
   let prev: RecoveredSegment | undefined;
   for (const s of segments) {
     if (prev === undefined) {
-      if (s.firstIndex > compactedIndex + 1) {
+      if (metaOk && s.firstIndex > compactedIndex + 1) {
         problems.push({ file: s.file, offset: 0, detail: `entries ${compactedIndex + 1}..${s.firstIndex - 1} are missing before this segment (a segment file lost?)` });
       }
     } else {
-      const prevLast = prev.firstIndex + prev.offsets.length - 1;
+      const prevLast = prev.reach;
       if (s.firstIndex > prevLast + 1) {
         problems.push({ file: s.file, offset: 0, detail: `entries ${prevLast + 1}..${s.firstIndex - 1} are missing before this segment (a segment file lost?)` });
       } else if (s.firstIndex < prevLast + 1) {
@@ -155,6 +162,11 @@ export function analyzeLogDir(fs: FileSystem, dir: string): LogAnalysis {
     }
     prev = s;
   }
+
+  // Report in log order: log.meta, then the segments by index, each by offset.
+  const rank = new Map<string, number>(files.map((f, i) => [joinPath(dir, f.name), i]));
+  const rankOf = (file: string) => rank.get(file) ?? -1;
+  problems.sort((x, y) => rankOf(x.file) - rankOf(y.file) || x.offset - y.offset);
 
   // Segments whose every entry is within the compaction point go.
   const kept: RecoveredSegment[] = [];

@@ -10,13 +10,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { crc32c } from '@node-rs/crc32';
-import type { HardState, SnapshotMeta } from '../../src/protocol/entry.js';
+import type { Entry, HardState, SnapshotMeta } from '../../src/protocol/entry.js';
 import { nodeId } from '../../src/protocol/ids.js';
 import { FsyncFailedError, StoreClosedError } from '../../src/storage/errors.js';
+import { DurableLogStore } from '../../src/storage/log/durable-log.js';
 import { DurableSnapshotStore } from '../../src/storage/snapshot/durable-snapshot-store.js';
 import { DurableStateStore } from '../../src/storage/state/durable-state-store.js';
+import type { LogStore } from '../../src/storage/types.js';
 import { Prng } from '../../src/util/prng.js';
-import { FaultyFileSystem, SimulatedCrashError } from './faulty-fs.js';
+import { FaultyFileSystem } from './faulty-fs.js';
 
 const STATE_SEEDS = 300;
 
@@ -59,7 +61,7 @@ function stateWorkload(seed: number): { crashes: number; fsyncFailures: number; 
         inFlight = undefined;
         return;
       } catch (e) {
-        if (!(e instanceof SimulatedCrashError)) throw e;
+        if (!fs.isDown()) throw e;
         fs.crash();
         crashes++;
       }
@@ -82,7 +84,8 @@ function stateWorkload(seed: number): { crashes: number; fsyncFailures: number; 
       fs.crashAfterOps(undefined);
       assert.ok(sameState(store.load(), acked), `seed ${seed}: load after save`);
     } catch (e) {
-      if (e instanceof SimulatedCrashError) {
+      // The machine died at a crash point (the store may have wrapped the error, e.g. in FsyncFailedError).
+      if (fs.isDown()) {
         restart();
       } else if (e instanceof FsyncFailedError) {
         fsyncFailures++;
@@ -183,7 +186,7 @@ function snapshotWorkload(seed: number): { crashes: number; fsyncFailures: numbe
         fs.crashAfterOps(undefined);
         return;
       } catch (e) {
-        if (!(e instanceof SimulatedCrashError)) throw e;
+        if (!fs.isDown()) throw e;
       }
     }
   };
@@ -219,11 +222,11 @@ function snapshotWorkload(seed: number): { crashes: number; fsyncFailures: numbe
       assert.equal(store.latest()?.index, acked.meta.index, `seed ${seed}`);
       assert.ok(equalBytes(readWhole(store, acked.meta), acked.data), `seed ${seed}: read back after commit`);
     } catch (e) {
-      if (e instanceof FsyncFailedError) {
+      if (fs.isDown()) {
+        restart(); // a crash point (the store may have wrapped the error)
+      } else if (e instanceof FsyncFailedError) {
         fsyncFailures++;
         assert.throws(() => store.latest(), StoreClosedError, `seed ${seed}: use after a failed fsync`);
-        restart();
-      } else if (e instanceof SimulatedCrashError) {
         restart();
       } else {
         throw e;
@@ -272,3 +275,301 @@ test('DurableSnapshotStore: a checkpointed partial receive survives a crash', ()
 function pattern(n: number, salt: number): Uint8Array {
   return Uint8Array.from({ length: n }, (_, i) => ((i * 31 + salt) % 255) + 1);
 }
+
+// ---- LogStore ------------------------------------------------------------
+
+const LOG_SEEDS = 300;
+
+/** The log as the model holds it: the compaction point and the entries after it. */
+interface LogVersion {
+  readonly compacted: number;
+  readonly compactedTerm: number;
+  readonly entries: readonly Entry[];
+}
+
+function lastOf(v: LogVersion): number {
+  return v.compacted + v.entries.length;
+}
+
+function entryAt(v: LogVersion, index: number): Entry | undefined {
+  return index > v.compacted ? v.entries[index - v.compacted - 1] : undefined;
+}
+
+function termAt(v: LogVersion, index: number): number | undefined {
+  return index === v.compacted ? v.compactedTerm : entryAt(v, index)?.term;
+}
+
+function sameEntry(a: Entry, b: Entry | undefined): boolean {
+  return b !== undefined && a.index === b.index && a.term === b.term && a.type === b.type && equalBytes(a.data, b.data);
+}
+
+/** The MemoryLogStore semantics (src/storage/log/memory-log.ts) on an immutable value. */
+const model = {
+  append(v: LogVersion, entries: readonly Entry[]): LogVersion {
+    const head = entries[0];
+    if (head === undefined) return v;
+    return { ...v, entries: [...v.entries.slice(0, head.index - v.compacted - 1), ...entries] };
+  },
+  truncateSuffix(v: LogVersion, index: number): LogVersion {
+    if (index > lastOf(v)) return v;
+    return { ...v, entries: v.entries.slice(0, index - v.compacted - 1) };
+  },
+  compactPrefix(v: LogVersion, index: number, term: number): LogVersion {
+    if (index <= v.compacted) return v;
+    const keep = index <= lastOf(v) && termAt(v, index) === term;
+    return { compacted: index, compactedTerm: term, entries: keep ? v.entries.slice(index - v.compacted) : [] };
+  },
+};
+
+/** Everything the store holds, read through its public API. */
+function readAll(store: LogStore): LogVersion {
+  const first = store.firstIndex();
+  const last = store.lastIndex();
+  const entries: Entry[] = [];
+  for (let lo = first; lo <= last;) {
+    const got = store.read(lo, last + 1, 4096);
+    assert.ok(got.length > 0, `read [${lo}, ${last + 1}) returned nothing`);
+    entries.push(...got);
+    lo += got.length;
+  }
+  return { compacted: first - 1, compactedTerm: store.term(first - 1) ?? -1, entries };
+}
+
+/**
+ * Checks the log found after a restart against the versions the model went
+ * through since the last sync that returned (`versions[0]` is durable; the
+ * others were in flight). Returns a description of the problem, or undefined.
+ */
+function checkRecovered(r: LogVersion, versions: readonly LogVersion[]): string | undefined {
+  // A clean log: consecutive indexes from the first, terms never decreasing.
+  let prevTerm = r.compactedTerm;
+  for (let i = 0; i < r.entries.length; i++) {
+    const e = r.entries[i] as Entry;
+    if (e.index !== r.compacted + 1 + i) return `entry ${i} has index ${e.index}, expected ${r.compacted + 1 + i}`;
+    if (e.term < prevTerm) return `term goes back at ${e.index}`;
+    prevTerm = e.term;
+  }
+  // The compaction point is one the model asked for (or the initial one), and
+  // each entry is one that was written at its index, all from one version of
+  // the log (a prefix of what the store held at some point since the sync).
+  if (!versions.some((v) => v.compacted === r.compacted && (r.compacted === 0 || v.compactedTerm === r.compactedTerm))) {
+    return `compaction point ${r.compacted}/${r.compactedTerm} is none the store was asked for`;
+  }
+  const fits = versions.some((v) => lastOf(r) <= lastOf(v) && r.entries.every((e) => sameEntry(e, entryAt(v, e.index))));
+  if (!fits) return 'the log is not a prefix of any version written since the last sync (garbage or mixed entries)';
+  // Durability: whatever the last sync covered and no later operation removed is still there.
+  const durable = versions[0] as LogVersion;
+  let keepTo = lastOf(durable);
+  for (const v of versions) {
+    let i = Math.max(durable.compacted, v.compacted) + 1;
+    while (i <= keepTo && sameEntry(entryAt(durable, i) as Entry, entryAt(v, i))) i++;
+    keepTo = Math.min(keepTo, i - 1);
+  }
+  if (lastOf(r) < keepTo) return `acknowledged entries [${lastOf(r) + 1}, ${keepTo}] lost`;
+  return undefined;
+}
+
+function showVersion(v: LogVersion): string {
+  return `compacted ${v.compacted}/${v.compactedTerm}, entries ${v.compacted + 1}..${lastOf(v)} terms [${v.entries.map((e) => e.term).join(',')}]`;
+}
+
+/** A batch of entries from `start`, all in `term`, with random payloads. */
+function batch(prng: Prng, start: number, term: number): Entry[] {
+  const n = prng.int(1, 9);
+  return Array.from({ length: n }, (_, i): Entry => {
+    const noop = prng.chance(0.1);
+    return { index: start + i, term, type: noop ? 'noop' : 'data', data: noop ? new Uint8Array(0) : randomBytes(prng, prng.int(0, 160)) };
+  });
+}
+
+interface LogStats {
+  crashes: number;
+  kills: number;
+  fsyncFailures: number;
+  syncs: number;
+  entriesAcked: number;
+}
+
+/**
+ * One seed of the LogStore workload: appends (some overwriting a suffix, as a
+ * follower does), syncs, truncations, compactions and reads, with crash points
+ * at random mutating operations, power losses and process kills between a
+ * write and its sync, and failed fsyncs. After every restart the log is
+ * checked by checkRecovered against what was acknowledged.
+ */
+function logWorkload(seed: number, stats: LogStats, kills: boolean): void {
+  const prng = new Prng(seed);
+  const fs = new FaultyFileSystem(prng.fork(), { syncFailureProbability: 0.01, syncDirFailureProbability: 0.01 });
+  const dir = '/data/log';
+  const opts = { segmentBytes: prng.pick([200, 700, 4096]) };
+  const empty: LogVersion = { compacted: 0, compactedTerm: 0, entries: [] };
+  let cur = empty;
+  /** versions[0]: the log as of the last sync that returned (acknowledged); then every later version. */
+  let versions: LogVersion[] = [empty];
+  let term = 1;
+  /** The last events, printed with a failure. */
+  const trace: string[] = [];
+  const note = (event: string): void => {
+    trace.push(event);
+    if (trace.length > 40) trace.shift();
+  };
+  const context = (): string => `seed ${seed} (segmentBytes ${opts.segmentBytes})`;
+
+  const openStore = (): DurableLogStore => {
+    for (;;) {
+      if (prng.chance(0.2)) fs.crashAfterOps(prng.int(1, 4)); // recovery cut short by another crash
+      try {
+        const s = DurableLogStore.open(fs, dir, opts);
+        fs.crashAfterOps(undefined);
+        return s;
+      } catch (e) {
+        if (e instanceof FsyncFailedError && !fs.isDown()) {
+          note(`fsync failed during recovery: ${e.message}`);
+          stats.fsyncFailures++;
+        } else if (!fs.isDown()) {
+          if (e instanceof Error) e.message = `${context()}: ${e.message}\n  last events:\n    ${trace.join('\n    ')}`;
+          throw e;
+        }
+        fs.crash();
+        stats.crashes++;
+      }
+    }
+  };
+  let store = openStore();
+
+  const restart = (power: boolean): void => {
+    fs.crashAfterOps(undefined);
+    if (power) {
+      const report = fs.crash();
+      note(`power loss: ${JSON.stringify(report)}`);
+      stats.crashes++;
+    } else {
+      note('kill -9');
+      fs.killProcess();
+      stats.kills++;
+    }
+    store = openStore();
+    const r = readAll(store);
+    const problem = checkRecovered(r, versions);
+    assert.equal(problem, undefined, `${context()}: ${problem ?? ''}
+  recovered:    ${showVersion(r)}
+  acknowledged: ${showVersion(versions[0] as LogVersion)}
+  latest:       ${showVersion(cur)}
+  last events:\n    ${trace.join('\n    ')}`);
+    // A restarted node takes what it finds as its log: from now on it counts as acknowledged.
+    cur = r;
+    versions = [r];
+    term = Math.max(term, r.compactedTerm, r.entries[r.entries.length - 1]?.term ?? 0);
+  };
+
+  /** Applies one change to the model and the store; a crash inside it leaves any prefix. */
+  const change = (next: LogVersion, op: () => void): void => {
+    versions.push(next);
+    op();
+    cur = next;
+    assert.equal(store.lastIndex(), lastOf(cur), `${context()}: lastIndex`);
+    assert.equal(store.firstIndex(), cur.compacted + 1, `${context()}: firstIndex`);
+  };
+
+  const steps = prng.int(40, 120);
+  for (let step = 0; step < steps; step++) {
+    if (prng.chance(0.12)) fs.crashAfterOps(prng.int(1, 12));
+    const first = cur.compacted + 1;
+    const last = lastOf(cur);
+    try {
+      const x = prng.float();
+      if (x < 0.45) {
+        let start = last + 1;
+        if (last >= first && prng.chance(0.15)) {
+          start = prng.int(Math.max(first, last - 6), last + 1); // a new leader overwrites a suffix
+          term++;
+        } else if (prng.chance(0.05)) {
+          term++;
+        }
+        const entries = batch(prng, start, term);
+        note(`append [${start}, ${start + entries.length}) term ${term}`);
+        change(model.append(cur, entries), () => store.append(entries));
+      } else if (x < 0.75) {
+        note('sync');
+        store.sync();
+        note(`synced: acknowledged up to ${lastOf(cur)}`);
+        versions = [cur];
+        stats.syncs++;
+        stats.entriesAcked = Math.max(stats.entriesAcked, lastOf(cur));
+      } else if (x < 0.8) {
+        if (last >= first) {
+          const index = prng.int(Math.max(first, last - 6), last + 1);
+          note(`truncateSuffix ${index}`);
+          change(model.truncateSuffix(cur, index), () => store.truncateSuffix(index));
+        }
+      } else if (x < 0.84) {
+        const durable = versions[0] as LogVersion;
+        let index: number;
+        let t: number;
+        if (prng.chance(0.2)) {
+          index = last + prng.int(1, 5); // a snapshot from the leader, beyond the log
+          term++;
+          t = term;
+        } else {
+          // Compaction below a snapshot of acknowledged (committed) entries.
+          let top = first - 1;
+          while (top < lastOf(durable) && sameEntry(entryAt(durable, top + 1) as Entry, entryAt(cur, top + 1))) top++;
+          if (top < first) continue;
+          index = prng.int(first, top + 1);
+          t = termAt(cur, index) as number;
+        }
+        note(`compactPrefix ${index}/${t}`);
+        change(model.compactPrefix(cur, index, t), () => store.compactPrefix(index, t));
+      } else if (x < 0.94) {
+        if (last >= first) {
+          const lo = prng.int(first, last + 1);
+          const hi = prng.int(lo, last + 2);
+          const got = store.read(lo, hi, prng.int(0, 600));
+          assert.ok(hi === lo || got.length > 0, `${context()}: read returned nothing`);
+          got.forEach((e, i) => assert.ok(sameEntry(e, entryAt(cur, lo + i)), `${context()}: read ${lo + i} differs`));
+        }
+      } else {
+        restart(!kills || prng.chance(0.7)); // power loss or kill -9 at a step boundary (between write and sync)
+      }
+    } catch (e) {
+      if (fs.isDown()) {
+        // A crash point (the store may have wrapped the error, e.g. in FsyncFailedError).
+        note(`crash point: ${e instanceof Error ? e.message : String(e)}`);
+        restart(!kills || prng.chance(0.7));
+      } else if (e instanceof FsyncFailedError) {
+        note(`fsync failed: ${e.message}`);
+        stats.fsyncFailures++;
+        // fsyncgate: the store must refuse to go on, not retry as if the data were safe.
+        assert.throws(() => store.sync(), StoreClosedError, `${context()}: sync after a failed fsync`);
+        assert.throws(() => store.append(batch(prng, lastOf(cur) + 1, term)), StoreClosedError, `${context()}: append after a failed fsync`);
+        assert.throws(() => store.lastIndex(), StoreClosedError, `${context()}: lastIndex after a failed fsync`);
+        store.close();
+        // The machine reboots (a mere process restart would find the uncertain bytes still in the page cache).
+        restart(true);
+      } else {
+        if (e instanceof Error && !e.message.startsWith('seed ')) e.message = `${context()}: ${e.message}`;
+        throw e;
+      }
+    }
+  }
+  restart(true);
+}
+
+test(`DurableLogStore on the faulty disk: ${LOG_SEEDS} seeds of power losses, acknowledged entries survive, the log stays a clean prefix`, () => {
+  const stats: LogStats = { crashes: 0, kills: 0, fsyncFailures: 0, syncs: 0, entriesAcked: 0 };
+  for (let seed = 1; seed <= LOG_SEEDS; seed++) logWorkload(seed, stats, false);
+  assert.ok(stats.crashes > LOG_SEEDS * 2, `${stats.crashes} power losses`);
+  assert.ok(stats.fsyncFailures > 20, `${stats.fsyncFailures} fsync failures`);
+});
+
+test(`DurableLogStore on the faulty disk: ${LOG_SEEDS} seeds with process kills too (recovered entries must be durable)`, {
+  todo: 'DurableLogStore.open does not fsync what it recovers: after kill -9, unsynced entries read back from the page cache are never made durable (seed 5 loses an acknowledged entry; seed 4 leaves an empty non-last segment)',
+}, () => {
+  // After kill -9 the machine stays up: reopening finds unsynced entries in the
+  // page cache, and the node takes them as its log (it will acknowledge them).
+  // The store must make them durable before handing them out; a later sync()
+  // that fsyncs only what this process wrote does not.
+  const stats: LogStats = { crashes: 0, kills: 0, fsyncFailures: 0, syncs: 0, entriesAcked: 0 };
+  for (let seed = 1; seed <= LOG_SEEDS; seed++) logWorkload(seed, stats, true);
+  assert.ok(stats.kills > LOG_SEEDS / 2, `${stats.kills} process kills`);
+});

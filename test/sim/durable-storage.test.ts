@@ -35,7 +35,7 @@ function show(s: HardState | undefined): string {
  * random mutating operations, fsync failures; after each restart the loaded
  * state is the last acknowledged one or the one in flight, never older.
  */
-function stateWorkload(seed: number): { crashes: number; fsyncFailures: number; inFlightSeen: number } {
+function stateWorkload(seed: number, kills = false): { crashes: number; fsyncFailures: number; inFlightSeen: number } {
   const prng = new Prng(seed);
   const fs = new FaultyFileSystem(prng.fork(), { syncFailureProbability: 0.02, syncDirFailureProbability: 0.02 });
   const dir = '/data/state';
@@ -45,8 +45,9 @@ function stateWorkload(seed: number): { crashes: number; fsyncFailures: number; 
   let crashes = 0;
   let fsyncFailures = 0;
   let inFlightSeen = 0;
-  const restart = (): void => {
-    fs.crash();
+  const restart = (power = true): void => {
+    if (power || !kills) fs.crash();
+    else fs.killProcess();
     crashes++;
     for (;;) {
       // Recovery itself may be cut short by the next crash point.
@@ -86,7 +87,7 @@ function stateWorkload(seed: number): { crashes: number; fsyncFailures: number; 
     } catch (e) {
       // The machine died at a crash point (the store may have wrapped the error, e.g. in FsyncFailedError).
       if (fs.isDown()) {
-        restart();
+        restart(prng.chance(0.6));
       } else if (e instanceof FsyncFailedError) {
         fsyncFailures++;
         // fsyncgate: the store must refuse to go on as if nothing happened.
@@ -118,6 +119,17 @@ test(`DurableStateStore on the faulty disk: ${STATE_SEEDS} seeds, term and vote 
   assert.ok(crashes > STATE_SEEDS * 2, `${crashes} crashes`);
   assert.ok(fsyncFailures > 20, `${fsyncFailures} fsync failures`);
   assert.ok(inFlightSeen > 10, `${inFlightSeen} restarts found the in-flight state`);
+});
+
+test(`DurableStateStore on the faulty disk: ${STATE_SEEDS} seeds with process kills too (a loaded state must be durable)`, {
+  todo: 'DurableStateStore.load does not fsync the directory (or the file) it reads: after kill -9 between rename and directory fsync it returns a state that a later power loss undoes (seed 18: term 2 with a vote for node-2 goes back to term 1)',
+}, () => {
+  // After kill -9 the machine stays up, so a save cut between its rename and
+  // its directory fsync is visible to the restarted process although not
+  // durable. The node acts on what load() returns (it re-grants that vote), so
+  // load() must make it durable first; otherwise a power loss can take the
+  // node back a term and let it vote twice in one.
+  for (let seed = 1; seed <= STATE_SEEDS; seed++) stateWorkload(seed, true);
 });
 
 // ---- SnapshotStore -----------------------------------------------------
@@ -153,7 +165,7 @@ function equalBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
  * failed fsyncs. After each restart latest() is the last committed snapshot
  * or the one in flight, and its bytes are exactly those written.
  */
-function snapshotWorkload(seed: number): { crashes: number; fsyncFailures: number; commits: number } {
+function snapshotWorkload(seed: number, kills = false): { crashes: number; fsyncFailures: number; commits: number } {
   const prng = new Prng(seed);
   const fs = new FaultyFileSystem(prng.fork(), { syncFailureProbability: 0.02, syncDirFailureProbability: 0.02 });
   const dir = '/data/snap';
@@ -164,10 +176,12 @@ function snapshotWorkload(seed: number): { crashes: number; fsyncFailures: numbe
   let crashes = 0;
   let fsyncFailures = 0;
   let commits = 0;
-  const restart = (): void => {
+  const restart = (power = true): void => {
     fs.crashAfterOps(undefined);
     for (;;) {
-      fs.crash();
+      if (power || !kills) fs.crash();
+      else fs.killProcess();
+      power = true;
       crashes++;
       if (prng.chance(0.3)) fs.crashAfterOps(prng.int(1, 4)); // a crash during recovery
       try {
@@ -223,7 +237,7 @@ function snapshotWorkload(seed: number): { crashes: number; fsyncFailures: numbe
       assert.ok(equalBytes(readWhole(store, acked.meta), acked.data), `seed ${seed}: read back after commit`);
     } catch (e) {
       if (fs.isDown()) {
-        restart(); // a crash point (the store may have wrapped the error)
+        restart(prng.chance(0.6)); // a crash point (the store may have wrapped the error)
       } else if (e instanceof FsyncFailedError) {
         fsyncFailures++;
         assert.throws(() => store.latest(), StoreClosedError, `seed ${seed}: use after a failed fsync`);
@@ -250,6 +264,12 @@ test(`DurableSnapshotStore on the faulty disk: ${SNAPSHOT_SEEDS} seeds, a commit
   assert.ok(crashes > SNAPSHOT_SEEDS, `${crashes} crashes`);
   assert.ok(fsyncFailures > 5, `${fsyncFailures} fsync failures`);
   assert.ok(commits > SNAPSHOT_SEEDS * 4, `${commits} commits`);
+});
+
+test(`DurableSnapshotStore on the faulty disk: ${SNAPSHOT_SEEDS} seeds with process kills too (latest() must be durable)`, {
+  todo: 'DurableSnapshotStore does not fsync at open: after kill -9 between rename and directory fsync, latest() names a snapshot that a later power loss removes (seed 9: 99 seen, 83 after the power loss); the log may already be compacted past it',
+}, () => {
+  for (let seed = 1; seed <= SNAPSHOT_SEEDS; seed++) snapshotWorkload(seed, true);
 });
 
 test('DurableSnapshotStore: a checkpointed partial receive survives a crash', () => {

@@ -79,6 +79,10 @@ export class DurableSnapshotStore implements ReceivingSnapshotStore {
       if (meta !== undefined && newer(meta, best)) best = meta;
     }
     if (best !== null) this.current = this.verify(best);
+    // After kill -9 the page cache may show a rename (or the removal of a
+    // temporary file) that is not yet durable; make what we trust durable
+    // before the log is compacted against it.
+    this.syncDir();
   }
 
   latest(): StoredSnapshotInfo | null {
@@ -313,6 +317,7 @@ export class DurableSnapshotStore implements ReceivingSnapshotStore {
         throw new StorageCorruptionError(h.path, SNAPSHOT_HEADER_BYTES,
           `body checksum mismatch over bytes [${SNAPSHOT_HEADER_BYTES}, ${SNAPSHOT_HEADER_BYTES + info.sizeBytes}) (stored ${info.checksum}, computed ${actual})`);
       }
+      this.sync(h); // the bytes just verified may be only in the page cache
       return info;
     } finally {
       h.close();

@@ -50,7 +50,10 @@ export class DurableStateStore implements StateStore {
       // previous state (or absent), which is what a caller saw acknowledged.
       this.fs.remove(this.tmpFile);
     }
-    if (!this.fs.exists(this.file)) return { ...INITIAL_HARD_STATE };
+    if (!this.fs.exists(this.file)) {
+      this.syncDir();
+      return { ...INITIAL_HARD_STATE };
+    }
     const h = this.fs.open(this.file, { create: false });
     let buf: Uint8Array;
     try {
@@ -60,12 +63,18 @@ export class DurableStateStore implements StateStore {
         throw new StorageCorruptionError(this.file, maxBytes, `file is ${size} bytes, longer than any state file`);
       }
       buf = h.read(size, 0);
+      const r = decodeHardState(buf);
+      if (isDecodeError(r)) throw new StorageCorruptionError(this.file, r.offset, r.detail);
+      // What we read may be only in the page cache: a save cut by kill -9
+      // between its rename and the directory fsync is visible to this process
+      // but not yet durable. Make it durable before anyone acts on it (a vote
+      // acted on and then lost to a power cut could be cast twice).
+      this.sync(h);
+      this.syncDir();
+      return r;
     } finally {
       h.close();
     }
-    const r = decodeHardState(buf);
-    if (isDecodeError(r)) throw new StorageCorruptionError(this.file, r.offset, r.detail);
-    return r;
   }
 
   save(state: HardState): void {

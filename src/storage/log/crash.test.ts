@@ -4,7 +4,8 @@
 // file's unsynced writes and truncations (the last write possibly torn), the
 // same with the written bytes turned to zeros (ext4's size-without-data), or
 // everything; directory changes persist as a prefix of those since the last
-// directory fsync. After every crash the log must open (no false
+// directory fsync; or a process kill (the page cache survives, unsynced).
+// After every crash the log must open (no false
 // corruption), keep every entry made durable (synced, or cut durably by
 // truncateSuffix/compactPrefix), and hold nothing that was not appended.
 
@@ -24,7 +25,7 @@ interface Inode {
 }
 
 type DirOp = { k: 'set'; name: string; inode: Inode } | { k: 'rm'; name: string };
-type CrashMode = 'lose' | 'prefix' | 'zeros' | 'all';
+type CrashMode = 'lose' | 'prefix' | 'zeros' | 'all' | 'kill';
 
 function applyWrite(buf: Buffer, data: Buffer, pos: number): Buffer {
   const out = Buffer.alloc(Math.max(buf.length, pos + data.length));
@@ -96,8 +97,9 @@ class FaultFs implements FileSystem {
     this.dirOps = [];
   }
 
-  /** What a power loss leaves. */
+  /** What a power loss leaves; 'kill' is a process kill: the page cache survives, nothing more is durable. */
   crash(mode: CrashMode, rng: Prng): void {
+    if (mode === 'kill') return;
     const files = new Map(this.syncedFiles);
     const keep = mode === 'lose' ? 0 : mode === 'all' ? this.dirOps.length : rng.int(0, this.dirOps.length + 1);
     for (const op of this.dirOps.slice(0, keep)) {
@@ -140,7 +142,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ t: fc.constant('truncate' as const), at: frac }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('compact' as const), at: frac, match: fc.boolean() }) },
   { weight: 4, arbitrary: fc.record({ t: fc.constant('sync' as const) }) },
-  { weight: 2, arbitrary: fc.record({ t: fc.constant('crash' as const), mode: fc.constantFrom<CrashMode>('lose', 'prefix', 'zeros', 'all'), seed: fc.nat() }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('crash' as const), mode: fc.constantFrom<CrashMode>('lose', 'prefix', 'zeros', 'all', 'kill', 'kill'), seed: fc.nat() }) },
 );
 const pick = (f: number, lo: number, hi: number) => lo + Math.min(hi - lo, Math.floor(f * (hi - lo + 1)));
 

@@ -33,6 +33,10 @@
 //   the file handles.
 //
 // Recovery at open (recovery.ts): every record of every segment is verified.
+// Before open returns, the last segment is fdatasynced and the directory
+// fsynced, so that entries found in the page cache after a process kill (never
+// synced by the process that wrote them) are durable before the node treats
+// them as its log and acknowledges them.
 // A torn tail of the LAST segment is cut: a record that fails its framing or
 // checksum with no valid record anywhere after it in the file, or a
 // zero-filled tail (ext4 can leave the size updated but the blocks unwritten).
@@ -180,6 +184,19 @@ export class DurableLogStore implements LogStore {
       for (const s of a.segments) {
         segs.push({ file: s.file, first: s.firstIndex, handle: fs.open(s.file, { create: false }), offsets: s.offsets, terms: s.terms, end: s.end });
       }
+    } catch (e) {
+      for (const s of segs) s.handle.close();
+      throw e;
+    }
+    // Make what recovery found durable before anyone acts on it: after a
+    // process kill (the machine stayed up) the page cache may hold appends,
+    // a segment creation or a rename that were never synced, and the node
+    // will take the whole log as its durable log. Only the last segment can
+    // hold unsynced bytes (rolling syncs the others).
+    try {
+      const tail = segs[segs.length - 1];
+      if (tail !== undefined) syncHandle(tail.handle);
+      syncDirectory(fs, dir);
     } catch (e) {
       for (const s of segs) s.handle.close();
       throw e;

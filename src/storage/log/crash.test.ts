@@ -147,7 +147,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
 const pick = (f: number, lo: number, hi: number) => lo + Math.min(hi - lo, Math.floor(f * (hi - lo + 1)));
 
 test('after any crash the log opens, keeps every durable entry, and holds only appended ones', () => {
-  fc.assert(fc.property(fc.integer({ min: 80, max: 500 }), fc.array(op, { minLength: 1, maxLength: 50 }), (segmentBytes, ops) => {
+  fc.assert(fc.property(fc.integer({ min: 80, max: 500 }), fc.array(op, { minLength: 1, maxLength: 60, size: 'max' }), (segmentBytes, ops) => {
     const dir = '/log';
     const fs = new FaultFs();
     let real = DurableLogStore.open(fs, dir, { segmentBytes });

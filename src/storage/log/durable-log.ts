@@ -402,8 +402,12 @@ export class DurableLogStore implements LogStore {
 
   /** Cuts every entry at or after `index` (> compacted, <= last), durably. */
   private truncateFrom(index: LogIndex): void {
+    // Whole segments go: those from the cut on, and all of them when nothing
+    // after the compaction point remains (a segment holding only compacted
+    // entries is not kept, as at open).
+    const all = index === this.compacted + 1;
     let s = this.segs[this.segs.length - 1];
-    while (s !== undefined && s.first >= index) {
+    while (s !== undefined && (all || s.first >= index)) {
       this.segs.pop();
       this.dropSegment(s);
       this.syncDir();

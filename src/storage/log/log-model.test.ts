@@ -46,7 +46,7 @@ function same(real: LogStore, model: LogStore): void {
 }
 
 test('DurableLogStore matches MemoryLogStore under random operations and reopens', () => {
-  fc.assert(fc.property(fc.integer({ min: 60, max: 400 }), fc.array(op, { minLength: 1, maxLength: 40 }), (segmentBytes, ops) => {
+  fc.assert(fc.property(fc.integer({ min: 60, max: 400 }), fc.array(op, { minLength: 1, maxLength: 40, size: 'max' }), (segmentBytes, ops) => {
     withTempDir((dir) => {
       const model = new MemoryLogStore();
       let real = DurableLogStore.open(fs, dir, { segmentBytes });

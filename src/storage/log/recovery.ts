@@ -18,6 +18,11 @@
 //   index out of sequence, a gap or overlap between segments (a missing
 //   segment), or a first segment that starts after K + 1.
 // - Segments whose entries are all <= K are removed (compaction completed).
+// "A valid record follows" means: at some later byte offset, a record passes
+// framing, CRC32C, type and an index this segment could hold. Entry data that
+// itself contains such a record inside a torn tail would be read as
+// corruption (refusal, never loss); the CRC and index checks make that
+// vanishingly rare.
 
 import type { LogIndex, Term } from '../../protocol/ids.js';
 import type { FileSystem } from '../fs.js';

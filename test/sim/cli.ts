@@ -94,8 +94,7 @@ async function main(): Promise<void> {
       worker.once('error', reject);
     }));
   }
-  const reports = await Promise.all(jobs);
-  clearInterval(progress);
+  const reports = await Promise.all(jobs).finally(() => clearInterval(progress));
   const seconds = (performance.now() - started) / 1000;
   const sum = reports.reduce((a, r) => ({ seeds: a.seeds + r.seeds, events: a.events + r.events, failures: a.failures.concat(r.failures) }),
     { seeds: 0, events: 0, failures: [] } as BatchReport);

@@ -12,7 +12,29 @@ export interface StoredSnapshot {
   readonly data: Uint8Array;
 }
 
-export class SimDisk {
+/**
+ * What the simulator and the checker need of a node's disk. Two kinds: the
+ * in-memory SimDisk below, and DurableSimDisk (durable-disk.ts), which runs
+ * the real durable stores on a fault-injecting file system.
+ */
+export interface NodeDisk {
+  /** The hard state as durably stored. */
+  readonly hardState: HardState;
+  /** The current durable snapshot, with its bytes. */
+  readonly snapshot: StoredSnapshot | null;
+  /** The term at `index` as durably stored (the snapshot's at its index), or undefined. */
+  term(index: number): number | undefined;
+  /** Writes `r`'s durable parts in contract order, stopping after `budget` steps; true when all were written. */
+  persist(r: Ready, budget: number): boolean;
+  /** Makes `s` the current snapshot (durably) and drops the log it covers. */
+  installSnapshot(s: StoredSnapshot): void;
+  /** The machine stopped: whatever was not durable may be lost. */
+  crash(): void;
+  /** What a restarting node reads back (running recovery). */
+  load(): PersistedState;
+}
+
+export class SimDisk implements NodeDisk {
   hardState: HardState = { term: 0, vote: null, commit: 0 };
   snapshot: StoredSnapshot | null = null;
   /** Entries after the snapshot, consecutive. */
@@ -91,6 +113,11 @@ export class SimDisk {
     if (at > this.entries.length) throw new Error(`disk write at ${e.index} leaves a gap after ${this.lastIndex()}`);
     this.entries.length = at;
     this.entries.push(e);
+  }
+
+  crash(): void {
+    // Every write above is durable when it returns; only the partial snapshot
+    // receive is kept (it is resumable by design).
   }
 
   /** What a restarting node reads back. */

@@ -13,6 +13,8 @@
 //   observerCounted     observers never campaign, vote, or lead
 //   staleRead           a linearizable read sees every entry committed before it began
 //   liveness            (simulator) after healing, a leader commits a new proposal within a bound
+//   storage             (durable disk) recovery refused data it wrote itself as corrupt
+//   unexpected          any other exception escaping the node or its disk
 
 import type { Ready } from '../../src/core/ready.js';
 import type { Entry } from '../../src/protocol/entry.js';
@@ -25,7 +27,8 @@ import { entryDigest } from './state-machine.js';
 /** The names of the rules the checker enforces. */
 export type Rule =
   | 'electionSafety' | 'logMatching' | 'leaderCompleteness' | 'stateMachineSafety' | 'monotonic'
-  | 'durableMajority' | 'commitRule' | 'persistenceContract' | 'observerCounted' | 'staleRead' | 'liveness' | 'coreAssertion';
+  | 'durableMajority' | 'commitRule' | 'persistenceContract' | 'observerCounted' | 'staleRead' | 'liveness' | 'coreAssertion'
+  | 'storage' | 'unexpected';
 
 /** A broken rule, with what broke it. */
 export class Violation extends Error {

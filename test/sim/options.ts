@@ -50,11 +50,18 @@ export interface SimOptions {
   /** How long faults go on, then how long the healed cluster has to make progress. */
   readonly faultPhaseMs: number;
   readonly livenessBoundTicks: number;
+  /** Back each node with the real durable stores on a fault-injecting file system (else the memory disk). */
+  readonly durableDisk: boolean;
+  readonly segmentBytes: number;
+  /** Probability that an fsync of the durable disk fails (the node then stops). */
+  readonly diskSyncFailureRate: number;
   readonly plantedBug?: PlantedBug;
 }
 
 /** Draws a run's options from its seed. `mode` and `plantedBug` may be forced. */
-export function optionsFromSeed(seed: number, force: { mode?: ReplicationMode; plantedBug?: PlantedBug } = {}): SimOptions {
+export function optionsFromSeed(
+  seed: number, force: { mode?: ReplicationMode; plantedBug?: PlantedBug; durableDisk?: boolean } = {},
+): SimOptions {
   const r = new Prng(seed ^ 0x5eed);
   const voters = r.pick([1, 2, 3, 3, 3, 4, 5, 5, 5, 6, 7]);
   const electionTimeoutMinTicks = r.pick([10, 10, 15, 20]);
@@ -92,6 +99,9 @@ export function optionsFromSeed(seed: number, force: { mode?: ReplicationMode; p
     transferEveryMs: r.pick([0, 0, 500, 2000]),
     faultPhaseMs: r.pick([2000, 4000, 8000]),
     livenessBoundTicks: 0,
+    durableDisk: false,
+    segmentBytes: 4096,
+    diskSyncFailureRate: 0,
     ...(force.plantedBug === undefined ? {} : { plantedBug: force.plantedBug }),
   };
   // After healing: a few election rounds (split votes included), plus the
@@ -99,5 +109,9 @@ export function optionsFromSeed(seed: number, force: { mode?: ReplicationMode; p
   // Back pressure keeps the backlog a leader can build within what a few
   // dozen messages carry, so that catching up after healing has a bound.
   const maxUncommittedBytes = Math.min(r.pick([2048, 16384, 1 << 20]), 32 * opts.maxMessageBytes);
-  return { ...opts, maxUncommittedBytes, livenessBoundTicks: 12 * opts.electionTimeoutMaxTicks + Math.ceil(opts.restartMaxMs / opts.tickMs) };
+  // Drawn last, so that adding the durable disk left every earlier choice of a seed as it was.
+  const durableDisk = force.durableDisk ?? r.chance(0.25);
+  const segmentBytes = r.pick([512, 4096, 65536]);
+  const diskSyncFailureRate = r.pick([0, 0, 0.0005, 0.005]);
+  return { ...opts, durableDisk, segmentBytes, diskSyncFailureRate, maxUncommittedBytes, livenessBoundTicks: 12 * opts.electionTimeoutMaxTicks + Math.ceil(opts.restartMaxMs / opts.tickMs) };
 }

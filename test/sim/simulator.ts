@@ -11,7 +11,9 @@ import { nodeId, type NodeId } from '../../src/protocol/ids.js';
 import type { Message } from '../../src/protocol/messages.js';
 import { AssertionError } from '../../src/util/assert.js';
 import { Prng } from '../../src/util/prng.js';
-import { SimDisk } from './disk.js';
+import { SimDisk, type NodeDisk } from './disk.js';
+import { DurableSimDisk } from './durable-disk.js';
+import { FsyncFailedError, StorageCorruptionError } from '../../src/storage/errors.js';
 import { EventHeap } from './heap.js';
 import { Checker, Violation } from './invariants.js';
 import type { SimOptions } from './options.js';
@@ -37,7 +39,7 @@ type EventBody = SimEvent;
 export interface SimNode {
   readonly id: NodeId;
   readonly isVoter: boolean;
-  readonly disk: SimDisk;
+  readonly disk: NodeDisk;
   readonly random: Prng;
   readonly tickPeriodMs: number;
   core: RaftNode | null;
@@ -95,7 +97,11 @@ export class Simulator {
     for (const id of [...this.voterIds, ...this.observerIds]) {
       const skew = (this.rng.float() * 2 - 1) * opts.clockSkew;
       const node: SimNode = {
-        id, isVoter: this.voterIds.includes(id), disk: new SimDisk(), random: this.rng.fork(),
+        id, isVoter: this.voterIds.includes(id),
+        disk: opts.durableDisk
+          ? new DurableSimDisk(this.rng.fork(), { segmentBytes: opts.segmentBytes, syncFailureProbability: opts.diskSyncFailureRate, killRate: 0.5 })
+          : new SimDisk(),
+        random: this.rng.fork(),
         tickPeriodMs: opts.tickMs * (1 + skew), core: null, sm: new DigestStateMachine(), incarnation: 0,
         crashDuringPersist: false, reads: new Map(),
       };
@@ -129,6 +135,8 @@ export class Simulator {
     } catch (err) {
       if (err instanceof Violation) violation = err;
       else if (err instanceof AssertionError) violation = new Violation('coreAssertion', err.message, { cause: err });
+      else if (err instanceof StorageCorruptionError) violation = new Violation('storage', err.message, { cause: err });
+      else if (err instanceof Error) violation = new Violation('unexpected', `${err.name}: ${err.message}`, { cause: err });
       else throw err;
     }
     let committed = 0;
@@ -145,6 +153,14 @@ export class Simulator {
   private start(node: SimNode): void {
     node.incarnation++;
     const o = this.opts;
+    let persisted;
+    try {
+      persisted = node.disk.load();
+    } catch (e) {
+      if (!(e instanceof FsyncFailedError)) throw e;
+      this.crash(node); // recovery could not make its findings durable: stop, reboot, retry
+      return;
+    }
     node.core = new RaftNode({
       id: node.id, voters: this.voterIds, observers: this.observerIds, replication: o.mode, random: node.random,
       electionTimeoutMinTicks: o.electionTimeoutMinTicks, electionTimeoutMaxTicks: o.electionTimeoutMaxTicks,
@@ -158,7 +174,7 @@ export class Simulator {
         return { data: s.data.subarray(position, end), done: end >= s.data.byteLength };
       },
       ...(o.plantedBug === undefined ? {} : { plantedBug: o.plantedBug }),
-    }, node.disk.load());
+    }, persisted);
     node.sm = node.disk.snapshot === null ? new DigestStateMachine() : DigestStateMachine.restore(node.disk.snapshot.data);
     node.reads.clear();
     this.checker.onStart(node);
@@ -168,6 +184,7 @@ export class Simulator {
   private crash(node: SimNode): void {
     node.core = null;
     node.crashDuringPersist = false;
+    node.disk.crash();
     this.schedule(1 + this.rng.int(0, this.opts.restartMaxMs), { kind: 'restart', node: node.id });
   }
 
@@ -284,13 +301,20 @@ export class Simulator {
         this.checker.onSend(node, m);
         this.send(m);
       }
-      if (node.crashDuringPersist) {
-        const steps = r.snapshotChunks.length + (r.snapshot ? 1 : 0) + r.entries.length + (r.hardState ? 1 : 0);
-        node.disk.persist(r, this.rng.int(0, steps + 1));
+      const steps = r.snapshotChunks.length + (r.snapshot ? 1 : 0) + r.entries.length + (r.hardState ? 1 : 0);
+      try {
+        if (node.crashDuringPersist) {
+          node.disk.persist(r, this.rng.int(0, steps + 1));
+          this.crash(node);
+          return;
+        }
+        node.disk.persist(r, Infinity);
+      } catch (e) {
+        // An fsync failed: the node stops (never retry as if the data were safe).
+        if (!(e instanceof FsyncFailedError)) throw e;
         this.crash(node);
         return;
       }
-      node.disk.persist(r, Infinity);
       for (const m of r.persistedMessages) {
         this.checker.onSend(node, m);
         this.send(m);
@@ -408,7 +432,13 @@ export class Simulator {
     const index = Math.min(node.sm.applied, core.log.stable);
     if (index <= core.log.snapshot.index || index !== node.sm.applied) return;
     const term = core.log.term(index) as number;
-    node.disk.installSnapshot({ meta: { index, term }, data: node.sm.snapshot(this.opts.snapshotPadBytes) });
+    try {
+      node.disk.installSnapshot({ meta: { index, term }, data: node.sm.snapshot(this.opts.snapshotPadBytes) });
+    } catch (e) {
+      if (!(e instanceof FsyncFailedError)) throw e;
+      this.crash(node);
+      return;
+    }
     core.compact(index);
     this.checker.onCompact(node, index);
   }

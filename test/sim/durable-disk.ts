@@ -1,0 +1,230 @@
+// A node disk for the simulator made of the real durable stores (segmented
+// log, term/vote file, snapshot store) on a FaultyFileSystem: simulated
+// crashes lose unsynced writes, tear the last one, undo unsynced renames, and
+// fsyncs fail. So the Raft simulator exercises the real durable-log code, and
+// its invariants (acknowledged entries durable on a majority, votes never
+// forgotten) hold against real recovery, not only against the memory disk.
+//
+// An fsync failure stops the node (FsyncFailedError propagates; the simulator
+// crashes the node and restarts it later): it is never retried as if the data
+// were safe.
+
+import type { PersistedState } from '../../src/core/node.js';
+import type { Ready } from '../../src/core/ready.js';
+import type { Entry, HardState, SnapshotMeta } from '../../src/protocol/entry.js';
+import { FsyncFailedError } from '../../src/storage/errors.js';
+import type { FileSystem } from '../../src/storage/fs.js';
+import { DurableLogStore } from '../../src/storage/log/durable-log.js';
+import { DurableSnapshotStore } from '../../src/storage/snapshot/durable-snapshot-store.js';
+import { DurableStateStore } from '../../src/storage/state/durable-state-store.js';
+import { Prng } from '../../src/util/prng.js';
+import type { NodeDisk, StoredSnapshot } from './disk.js';
+import { FaultyFileSystem } from './faulty-fs.js';
+
+/** Knobs for the durable disk's faults. */
+export interface DurableDiskOptions {
+  readonly segmentBytes: number;
+  readonly syncFailureProbability: number;
+  /** Probability that a crash is a process kill (page cache kept) rather than a power loss. */
+  readonly killRate: number;
+}
+
+export class DurableSimDisk implements NodeDisk {
+  readonly fs: FaultyFileSystem;
+  private readonly rng: Prng;
+  private readonly opts: DurableDiskOptions;
+  private log: DurableLogStore | null = null;
+  private state: DurableStateStore | null = null;
+  private snapshots: DurableSnapshotStore | null = null;
+  private hard: HardState = { term: 0, vote: null, commit: 0 };
+  private snap: StoredSnapshot | null = null;
+  /** Chunks of a snapshot being received (the receive itself is not persisted here). */
+  private partial: { meta: SnapshotMeta; chunks: Uint8Array[]; bytes: number } | null = null;
+  /** An fsync failed since the last crash: the next crash must be a reboot. */
+  private syncFailed = false;
+  /** What recovery found after the last crash, for the next load(). */
+  private recovered: PersistedState | null = null;
+
+  constructor(rng: Prng, opts: DurableDiskOptions) {
+    this.rng = rng;
+    this.opts = opts;
+    this.fs = new FaultyFileSystem(rng.fork(), { syncFailureProbability: opts.syncFailureProbability, syncDirFailureProbability: opts.syncFailureProbability });
+  }
+
+  get hardState(): HardState {
+    return this.hard;
+  }
+
+  get snapshot(): StoredSnapshot | null {
+    return this.snap;
+  }
+
+  term(index: number): number | undefined {
+    if (this.snap !== null && index === this.snap.meta.index) return this.snap.meta.term;
+    if (index === 0) return 0;
+    return this.log?.term(index);
+  }
+
+  persist(r: Ready, budget: number): boolean {
+    return this.guard(() => this.persistSteps(r, budget));
+  }
+
+  /**
+   * Runs a write path, noting an fsync failure: after one, the crash that
+   * follows is a machine reboot, not a process restart. (After a failed
+   * fsync Linux may drop the dirty pages yet mark them clean, so a restarted
+   * process would read, and a later fsync would "confirm", bytes that are not
+   * on disk: undetectable. The operator's rule is in docs/STORAGE.md.)
+   */
+  private guard<T>(f: () => T): T {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof FsyncFailedError) this.syncFailed = true;
+      throw e;
+    }
+  }
+
+  private persistSteps(r: Ready, budget: number): boolean {
+    const log = this.open().log;
+    let steps = budget;
+    for (const c of r.snapshotChunks) {
+      if (steps-- <= 0) return false;
+      if (c.offset === 0 || this.partial === null || this.partial.meta.index !== c.snapshot.index) {
+        this.partial = { meta: c.snapshot, chunks: [], bytes: 0 };
+      }
+      if (c.offset === this.partial.bytes) {
+        this.partial.chunks.push(c.data);
+        this.partial.bytes += c.data.byteLength;
+      }
+    }
+    if (r.snapshot !== null) {
+      if (steps-- <= 0) return false;
+      const p = this.partial;
+      if (p === null || p.meta.index !== r.snapshot.index || p.meta.term !== r.snapshot.term) {
+        throw new Error(`install of snapshot ${r.snapshot.index}/${r.snapshot.term} without its bytes`);
+      }
+      const data = new Uint8Array(p.bytes);
+      let at = 0;
+      for (const c of p.chunks) {
+        data.set(c, at);
+        at += c.byteLength;
+      }
+      this.installSnapshot({ meta: r.snapshot, data });
+      this.partial = null;
+    }
+    if (r.entries.length > 0) {
+      const n = Math.min(r.entries.length, Math.max(0, steps));
+      const first = r.entries[0] as Entry;
+      // Entries inside the snapshot are already covered by it.
+      const from = this.snap === null ? 0 : Math.max(0, this.snap.meta.index + 1 - first.index);
+      if (from < n) log.append(r.entries.slice(from, n));
+      steps -= r.entries.length;
+      if (steps < 0) return false; // appended, not synced: the crash decides what survives
+      log.sync();
+    }
+    if (r.hardState !== null) {
+      if (steps-- <= 0) return false;
+      this.open().state.save(r.hardState);
+      this.hard = r.hardState;
+    }
+    return true;
+  }
+
+  installSnapshot(s: StoredSnapshot): void {
+    this.guard(() => this.installSteps(s));
+  }
+
+  private installSteps(s: StoredSnapshot): void {
+    const { log, snapshots } = this.open();
+    const w = snapshots.beginWrite(s.meta);
+    w.write(s.data);
+    w.commit();
+    this.snap = s;
+    // Only after the snapshot is durable may the log it covers go.
+    log.compactPrefix(s.meta.index, s.meta.term);
+    log.sync();
+    snapshots.removeOlder();
+  }
+
+  crash(): void {
+    try {
+      this.log?.close();
+    } catch {
+      // handles may already be stale
+    }
+    this.log = null;
+    this.state = null;
+    this.snapshots = null;
+    this.partial = null;
+    if (!this.syncFailed && this.rng.chance(this.opts.killRate)) this.fs.killProcess();
+    else this.fs.crash();
+    this.syncFailed = false;
+    // Recover at once, so that the checker sees what survived (a down node's
+    // disk still counts toward "durable on a majority"). Recovery syncs, and
+    // a sync may fail: the machine reboots and tries again.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        this.recovered = this.recover();
+        return;
+      } catch (e) {
+        if (!(e instanceof FsyncFailedError) || attempt > 20) throw e;
+        this.log = null;
+        this.state = null;
+        this.snapshots = null;
+        this.fs.crash();
+      }
+    }
+  }
+
+  load(): PersistedState {
+    const r = this.recovered ?? this.recover();
+    this.recovered = null;
+    return r;
+  }
+
+  private recover(): PersistedState {
+    const { log, state, snapshots } = this.open();
+    this.hard = state.load();
+    const latest = snapshots.latest();
+    this.snap = null;
+    if (latest !== null) {
+      const reader = snapshots.open(latest);
+      if (reader === undefined) throw new Error('the latest snapshot vanished');
+      try {
+        this.snap = { meta: { index: latest.index, term: latest.term }, data: reader.read(0, latest.sizeBytes) };
+      } finally {
+        reader.close();
+      }
+    }
+    const snap = this.snap?.meta;
+    if (snap !== undefined && log.term(snap.index) !== snap.term && log.firstIndex() <= snap.index + 1) {
+      // A snapshot install (or compaction) that crashed after the snapshot was
+      // durable but before the log caught up: finish it, as a runtime must.
+      log.compactPrefix(snap.index, snap.term);
+      log.sync();
+    }
+    const after = Math.max(log.firstIndex(), (this.snap?.meta.index ?? 0) + 1);
+    const entries = after <= log.lastIndex() ? readAll(log, after) : [];
+    return { hardState: this.hard, snapshot: this.snap?.meta ?? null, entries };
+  }
+
+  /** Opens the stores (running their recovery) if the last crash closed them. */
+  private open(): { log: DurableLogStore; state: DurableStateStore; snapshots: DurableSnapshotStore } {
+    const fs: FileSystem = this.fs;
+    this.snapshots ??= new DurableSnapshotStore(fs, '/node/snapshots');
+    this.state ??= new DurableStateStore(fs, '/node/state');
+    this.log ??= DurableLogStore.open(fs, '/node/log', { segmentBytes: this.opts.segmentBytes });
+    return { log: this.log, state: this.state, snapshots: this.snapshots };
+  }
+}
+
+function readAll(log: DurableLogStore, from: number): Entry[] {
+  const out: Entry[] = [];
+  for (let lo = from; lo <= log.lastIndex();) {
+    const batch = log.read(lo, log.lastIndex() + 1, 1 << 24);
+    out.push(...batch);
+    lo += batch.length;
+  }
+  return out;
+}

@@ -4,12 +4,51 @@
 
 import type { Entry, HardState, SnapshotMeta } from '../../src/protocol/entry.js';
 import type { PersistedState } from '../../src/core/node.js';
-import type { Ready } from '../../src/core/ready.js';
+import type { Ready, SnapshotChunk } from '../../src/core/ready.js';
 
 /** A durable snapshot: its identity and bytes. */
 export interface StoredSnapshot {
   readonly meta: SnapshotMeta;
   readonly data: Uint8Array;
+}
+
+/**
+ * Collects the chunks of a snapshot received from the leader, in order, until
+ * the core says it is complete. (The simulator's snapshots are small; the
+ * real runtime writes chunks through the snapshot store's receiver.)
+ */
+export class SnapshotAssembler {
+  private partial: { meta: SnapshotMeta; chunks: Uint8Array[]; bytes: number } | null = null;
+
+  add(c: SnapshotChunk): void {
+    if (c.offset === 0 || this.partial === null || this.partial.meta.index !== c.snapshot.index) {
+      this.partial = { meta: c.snapshot, chunks: [], bytes: 0 };
+    }
+    if (c.offset === this.partial.bytes) {
+      this.partial.chunks.push(c.data);
+      this.partial.bytes += c.data.byteLength;
+    }
+  }
+
+  /** The complete snapshot `meta`, assembled; throws if its bytes did not all arrive. */
+  take(meta: SnapshotMeta): StoredSnapshot {
+    const p = this.partial;
+    if (p === null || p.meta.index !== meta.index || p.meta.term !== meta.term) {
+      throw new Error(`install of snapshot ${meta.index}/${meta.term} without its bytes`);
+    }
+    const data = new Uint8Array(p.bytes);
+    let at = 0;
+    for (const c of p.chunks) {
+      data.set(c, at);
+      at += c.byteLength;
+    }
+    this.partial = null;
+    return { meta, data };
+  }
+
+  clear(): void {
+    this.partial = null;
+  }
 }
 
 /**
@@ -40,7 +79,7 @@ export class SimDisk implements NodeDisk {
   /** Entries after the snapshot, consecutive. */
   entries: Entry[] = [];
   /** A snapshot being received, chunk by chunk. */
-  partial: { meta: SnapshotMeta; chunks: Uint8Array[]; bytes: number } | null = null;
+  readonly incoming = new SnapshotAssembler();
 
   firstIndex(): number {
     return (this.snapshot?.meta.index ?? 0) + 1;
@@ -66,28 +105,11 @@ export class SimDisk implements NodeDisk {
     let steps = budget;
     for (const c of r.snapshotChunks) {
       if (steps-- <= 0) return false;
-      if (c.offset === 0 || this.partial === null || this.partial.meta.index !== c.snapshot.index) {
-        this.partial = { meta: c.snapshot, chunks: [], bytes: 0 };
-      }
-      if (c.offset === this.partial.bytes) {
-        this.partial.chunks.push(c.data);
-        this.partial.bytes += c.data.byteLength;
-      }
+      this.incoming.add(c);
     }
     if (r.snapshot !== null) {
       if (steps-- <= 0) return false;
-      const p = this.partial;
-      if (p === null || p.meta.index !== r.snapshot.index || p.meta.term !== r.snapshot.term) {
-        throw new Error(`install of snapshot ${r.snapshot.index}/${r.snapshot.term} without its bytes`);
-      }
-      const data = new Uint8Array(p.bytes);
-      let at = 0;
-      for (const c of p.chunks) {
-        data.set(c, at);
-        at += c.byteLength;
-      }
-      this.installSnapshot({ meta: r.snapshot, data });
-      this.partial = null;
+      this.installSnapshot(this.incoming.take(r.snapshot));
     }
     for (const e of r.entries) {
       if (steps-- <= 0) return false;

@@ -11,14 +11,14 @@
 
 import type { PersistedState } from '../../src/core/node.js';
 import type { Ready } from '../../src/core/ready.js';
-import type { Entry, HardState, SnapshotMeta } from '../../src/protocol/entry.js';
+import type { Entry, HardState } from '../../src/protocol/entry.js';
 import { FsyncFailedError } from '../../src/storage/errors.js';
 import type { FileSystem } from '../../src/storage/fs.js';
 import { DurableLogStore } from '../../src/storage/log/durable-log.js';
 import { DurableSnapshotStore } from '../../src/storage/snapshot/durable-snapshot-store.js';
 import { DurableStateStore } from '../../src/storage/state/durable-state-store.js';
 import { Prng } from '../../src/util/prng.js';
-import type { NodeDisk, StoredSnapshot } from './disk.js';
+import { SnapshotAssembler, type NodeDisk, type StoredSnapshot } from './disk.js';
 import { FaultyFileSystem } from './faulty-fs.js';
 
 /** Knobs for the durable disk's faults. */
@@ -39,7 +39,7 @@ export class DurableSimDisk implements NodeDisk {
   private hard: HardState = { term: 0, vote: null, commit: 0 };
   private snap: StoredSnapshot | null = null;
   /** Chunks of a snapshot being received (the receive itself is not persisted here). */
-  private partial: { meta: SnapshotMeta; chunks: Uint8Array[]; bytes: number } | null = null;
+  private readonly incoming = new SnapshotAssembler();
   /** An fsync failed since the last crash: the next crash must be a reboot. */
   private syncFailed = false;
   /** What recovery found after the last crash, for the next load(). */
@@ -90,28 +90,11 @@ export class DurableSimDisk implements NodeDisk {
     let steps = budget;
     for (const c of r.snapshotChunks) {
       if (steps-- <= 0) return false;
-      if (c.offset === 0 || this.partial === null || this.partial.meta.index !== c.snapshot.index) {
-        this.partial = { meta: c.snapshot, chunks: [], bytes: 0 };
-      }
-      if (c.offset === this.partial.bytes) {
-        this.partial.chunks.push(c.data);
-        this.partial.bytes += c.data.byteLength;
-      }
+      this.incoming.add(c);
     }
     if (r.snapshot !== null) {
       if (steps-- <= 0) return false;
-      const p = this.partial;
-      if (p === null || p.meta.index !== r.snapshot.index || p.meta.term !== r.snapshot.term) {
-        throw new Error(`install of snapshot ${r.snapshot.index}/${r.snapshot.term} without its bytes`);
-      }
-      const data = new Uint8Array(p.bytes);
-      let at = 0;
-      for (const c of p.chunks) {
-        data.set(c, at);
-        at += c.byteLength;
-      }
-      this.installSnapshot({ meta: r.snapshot, data });
-      this.partial = null;
+      this.installSteps(this.incoming.take(r.snapshot));
     }
     if (r.entries.length > 0) {
       const n = Math.min(r.entries.length, Math.max(0, steps));
@@ -156,7 +139,7 @@ export class DurableSimDisk implements NodeDisk {
     this.log = null;
     this.state = null;
     this.snapshots = null;
-    this.partial = null;
+    this.incoming.clear();
     if (!this.syncFailed && this.rng.chance(this.opts.killRate)) this.fs.killProcess();
     else this.fs.crash();
     this.syncFailed = false;

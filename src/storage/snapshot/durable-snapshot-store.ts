@@ -5,9 +5,10 @@
 // receive): a 1 GiB snapshot never sits whole in memory.
 // Goes through the FileSystem seam only, so the simulator can inject faults.
 
+import { FsyncGuard } from '../fsync-guard.js';
 import { crc32c } from '@node-rs/crc32';
 import type { SnapshotMeta } from '../../protocol/entry.js';
-import { FsyncFailedError, StorageCorruptionError, StoreClosedError } from '../errors.js';
+import { StorageCorruptionError, StoreClosedError } from '../errors.js';
 import { joinPath, type FileHandle, type FileSystem } from '../fs.js';
 import type { SnapshotReader, SnapshotWriter, StoredSnapshotInfo } from '../types.js';
 import {
@@ -58,7 +59,7 @@ export class DurableSnapshotStore implements ReceivingSnapshotStore {
   private readonly verifyChunkBytes: number;
   private readonly receiveCheckpointBytes: number;
   private current: StoredSnapshotInfo | null = null;
-  private failure: Error | null = null;
+  private readonly guard = new FsyncGuard();
   /** The receiver that owns the partial transfer, if one is open. */
   private activeReceiver: object | null = null;
 
@@ -269,7 +270,7 @@ export class DurableSnapshotStore implements ReceivingSnapshotStore {
       close: () => {
         if (done) return;
         try {
-          if (this.failure === null && sinceCheckpoint > 0) checkpoint();
+          if (!this.guard.tripped && sinceCheckpoint > 0) checkpoint();
         } finally {
           end();
         }
@@ -359,26 +360,14 @@ export class DurableSnapshotStore implements ReceivingSnapshotStore {
   }
 
   private sync(h: FileHandle): void {
-    try {
-      h.sync();
-    } catch (e) {
-      this.failure = new FsyncFailedError(h.path, { cause: e });
-      throw this.failure;
-    }
+    this.guard.syncFile(h);
   }
 
   private syncDir(): void {
-    try {
-      this.fs.syncDir(this.dir);
-    } catch (e) {
-      this.failure = new FsyncFailedError(this.dir, { cause: e });
-      throw this.failure;
-    }
+    this.guard.syncDir(this.fs, this.dir);
   }
 
   private checkUsable(): void {
-    if (this.failure !== null) {
-      throw new StoreClosedError('snapshot store unusable after a failed fsync; restart the node', { cause: this.failure });
-    }
+    this.guard.checkUsable('snapshot store');
   }
 }

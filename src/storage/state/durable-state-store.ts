@@ -4,8 +4,9 @@
 // directory. A crash at any point leaves either the old or the new file whole.
 // Goes through the FileSystem seam only, so the simulator can inject faults.
 
+import { FsyncGuard } from '../fsync-guard.js';
 import type { HardState } from '../../protocol/entry.js';
-import { FsyncFailedError, StorageCorruptionError, StoreClosedError } from '../errors.js';
+import { StorageCorruptionError } from '../errors.js';
 import { joinPath, type FileHandle, type FileSystem } from '../fs.js';
 import type { StateStore } from '../types.js';
 import { decodeHardState, encodeHardState, isDecodeError, STATE_FIXED_BYTES, VOTE_MAX_BYTES } from './format.js';
@@ -32,7 +33,7 @@ export class DurableStateStore implements StateStore {
   private readonly dir: string;
   private readonly file: string;
   private readonly tmpFile: string;
-  private failure: Error | null = null;
+  private readonly guard = new FsyncGuard();
 
   /** Uses (and creates if needed) `dir`, which should hold nothing but this store's files. */
   constructor(fs: FileSystem, dir: string) {
@@ -93,26 +94,14 @@ export class DurableStateStore implements StateStore {
   }
 
   private sync(h: FileHandle): void {
-    try {
-      h.sync();
-    } catch (e) {
-      this.failure = new FsyncFailedError(h.path, { cause: e });
-      throw this.failure;
-    }
+    this.guard.syncFile(h);
   }
 
   private syncDir(): void {
-    try {
-      this.fs.syncDir(this.dir);
-    } catch (e) {
-      this.failure = new FsyncFailedError(this.dir, { cause: e });
-      throw this.failure;
-    }
+    this.guard.syncDir(this.fs, this.dir);
   }
 
   private checkUsable(): void {
-    if (this.failure !== null) {
-      throw new StoreClosedError('state store unusable after a failed fsync; restart the node', { cause: this.failure });
-    }
+    this.guard.checkUsable('state store');
   }
 }

@@ -1,0 +1,54 @@
+// What the etcd-API gRPC server needs from the node it runs in. The runtime
+// (src/node) implements it; tests may implement it over a bare KvStore.
+// Writes go through the replicated log; linearizable reads wait on a
+// ReadIndex barrier; serializable reads read `store` directly.
+
+import type { KvStore } from '../../services/kv/store.js';
+import type { KvCommand, KvResult } from '../../services/kv/types.js';
+
+/** Identity and Raft position for etcd's ResponseHeader (revision comes from the store). */
+export interface HeaderInfo {
+  readonly clusterId: bigint;
+  readonly memberId: bigint;
+  readonly raftTerm: number;
+}
+
+/** Maintenance.Status. */
+export interface StatusInfo {
+  readonly version: string;
+  readonly dbSizeBytes: number;
+  /** The leader's member id; 0n when there is none. */
+  readonly leader: bigint;
+  readonly raftIndex: number;
+  readonly raftTerm: number;
+  readonly raftAppliedIndex: number;
+  readonly isLearner: boolean;
+  readonly errors: readonly string[];
+}
+
+/** Cluster.MemberList. */
+export interface MemberInfo {
+  readonly id: bigint;
+  readonly name: string;
+  readonly peerURLs: readonly string[];
+  readonly clientURLs: readonly string[];
+  readonly isLearner: boolean;
+}
+
+export interface KvBackend {
+  /** This node's applied key-value state. */
+  readonly store: KvStore;
+  /**
+   * Submits a write through the log and resolves with its result once this
+   * node has applied it. On a follower the command is forwarded to the
+   * leader. Rejects with the errors of src/node/errors.ts (NoLeaderError,
+   * RequestTimeoutError, BackpressureError, ...), never with a KvError: a
+   * command's own failure is a `{type: 'error'}` result.
+   */
+  write(cmd: KvCommand): Promise<KvResult>;
+  /** Resolves once `store` reflects every write committed before the call (ReadIndex). */
+  readBarrier(): Promise<void>;
+  header(): HeaderInfo;
+  status(): StatusInfo;
+  members(): readonly MemberInfo[];
+}

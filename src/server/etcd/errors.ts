@@ -1,0 +1,97 @@
+// Errors of the etcd gRPC layer and their translation to gRPC statuses.
+// etcd clients recognise an error by its gRPC code and exact message (etcd's
+// rpctypes package: "etcdserver: ..."), and decide from them whether to retry;
+// so every KvErrorCode and every runtime error of src/node/errors.ts maps to
+// the status etcd itself would send. Anything unexpected becomes INTERNAL
+// (and is logged by the caller); it never escapes to crash the node.
+
+import { status as Status, type ServiceError, Metadata } from '@grpc/grpc-js';
+import { KvError, type KvErrorCode } from '../../services/kv/types.js';
+import {
+  LeaderChangedError,
+  NodeStoppedError,
+  NoLeaderError,
+  RequestTimeoutError,
+  TooManyRequestsError,
+} from '../../node/errors.js';
+
+/** A gRPC status as etcd sends it: code and message. */
+export interface EtcdStatus {
+  readonly code: Status;
+  readonly message: string;
+}
+
+/** etcd's status for each store error (rpctypes.ErrGRPC*). */
+export const KV_ERROR_STATUS: Readonly<Record<KvErrorCode, EtcdStatus>> = {
+  compacted: { code: Status.OUT_OF_RANGE, message: 'etcdserver: mvcc: required revision has been compacted' },
+  futureRevision: { code: Status.OUT_OF_RANGE, message: 'etcdserver: mvcc: required revision is a future revision' },
+  keyNotFound: { code: Status.INVALID_ARGUMENT, message: 'etcdserver: key not found' },
+  emptyKey: { code: Status.INVALID_ARGUMENT, message: 'etcdserver: key is not provided' },
+  duplicateKey: { code: Status.INVALID_ARGUMENT, message: 'etcdserver: duplicate key given in txn request' },
+  tooManyOps: { code: Status.INVALID_ARGUMENT, message: 'etcdserver: too many operations in txn request' },
+  leaseNotFound: { code: Status.NOT_FOUND, message: 'etcdserver: requested lease not found' },
+};
+
+/** etcd's statuses for checks the gRPC layer makes itself (rpctypes). */
+export const ETCD_STATUS = {
+  valueProvided: { code: Status.INVALID_ARGUMENT, message: 'etcdserver: value is provided' },
+  leaseProvided: { code: Status.INVALID_ARGUMENT, message: 'etcdserver: lease is provided' },
+  invalidSortOption: { code: Status.INVALID_ARGUMENT, message: 'etcdserver: invalid sort option' },
+  noLeader: { code: Status.UNAVAILABLE, message: 'etcdserver: no leader' },
+  timeout: { code: Status.UNAVAILABLE, message: 'etcdserver: request timed out' },
+  leaderChanged: { code: Status.UNAVAILABLE, message: 'etcdserver: leader changed' },
+  tooManyRequests: { code: Status.RESOURCE_EXHAUSTED, message: 'etcdserver: too many requests' },
+  stopped: { code: Status.UNAVAILABLE, message: 'etcdserver: server stopped' },
+} as const satisfies Record<string, EtcdStatus>;
+
+/** A request that cannot be understood (bad enum, out-of-range integer, missing union member): INVALID_ARGUMENT. */
+export class MalformedRequestError extends Error {
+  override readonly name = 'MalformedRequestError';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** A request that etcd itself rejects with a fixed rpctypes status (e.g. "etcdserver: value is provided"). */
+export class EtcdRequestError extends Error {
+  override readonly name = 'EtcdRequestError';
+  readonly status: EtcdStatus;
+  constructor(status: EtcdStatus, options?: ErrorOptions) {
+    super(status.message, options);
+    this.status = status;
+  }
+}
+
+/** The request's method is not served by quorumlog (UNIMPLEMENTED, with the reason). */
+export class NotServedError extends Error {
+  override readonly name = 'NotServedError';
+  constructor(message: string) {
+    super(message);
+  }
+}
+
+/**
+ * The status etcd would send for `err`, or null when `err` is not one we
+ * know (the caller answers INTERNAL and logs it).
+ */
+export function etcdStatusOf(err: unknown): EtcdStatus | null {
+  if (err instanceof KvError) return KV_ERROR_STATUS[err.code] ?? null;
+  if (err instanceof EtcdRequestError) return err.status;
+  if (err instanceof MalformedRequestError) return { code: Status.INVALID_ARGUMENT, message: `etcdserver: malformed request: ${err.message}` };
+  if (err instanceof NotServedError) return { code: Status.UNIMPLEMENTED, message: err.message };
+  if (err instanceof NoLeaderError) return ETCD_STATUS.noLeader;
+  if (err instanceof RequestTimeoutError) return ETCD_STATUS.timeout;
+  if (err instanceof LeaderChangedError) return ETCD_STATUS.leaderChanged;
+  if (err instanceof TooManyRequestsError) return ETCD_STATUS.tooManyRequests;
+  if (err instanceof NodeStoppedError) return ETCD_STATUS.stopped;
+  return null;
+}
+
+/** The gRPC error object to hand to a grpc-js callback for `status`. */
+export function serviceError(s: EtcdStatus): ServiceError {
+  const err = new Error(s.message) as ServiceError;
+  err.code = s.code;
+  err.details = s.message;
+  err.metadata = new Metadata();
+  return err;
+}

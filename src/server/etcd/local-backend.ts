@@ -1,0 +1,82 @@
+// A KvBackend over a bare KvStore, with no replication: for tests of the etcd
+// API server and for embedding the key-value service in one process. Writes
+// go through the log codec (encode, then decode) before store.apply, so that
+// whatever the server builds is also something the replicated log could
+// carry; reads need no barrier since there is only this copy. The real,
+// replicated backend is the node runtime's (src/node).
+
+import { KvStore } from '../../services/kv/store.js';
+import { decodeCommand, encodeCommand } from '../../services/kv/codec.js';
+import type { KvCommand, KvResult } from '../../services/kv/types.js';
+import type { HeaderInfo, KvBackend, MemberInfo, StatusInfo } from './backend.js';
+
+/** Identity of a {@link LocalKvBackend}; every field has a default. */
+export interface LocalKvBackendOptions {
+  readonly clusterId?: bigint;
+  readonly memberId?: bigint;
+  readonly name?: string;
+  /** Client URLs reported by Cluster.MemberList. */
+  readonly clientURLs?: readonly string[];
+  /** Version reported by Maintenance.Status. */
+  readonly version?: string;
+}
+
+/**
+ * A single-member, unreplicated KvBackend. Invariant: `appliedIndex` counts
+ * the commands applied, and is the Raft index/applied index it reports.
+ */
+export class LocalKvBackend implements KvBackend {
+  readonly store: KvStore;
+  private readonly clusterId: bigint;
+  private readonly memberId: bigint;
+  private readonly name: string;
+  private readonly clientURLs: readonly string[];
+  private readonly version: string;
+  private appliedIndex = 0;
+
+  constructor(store: KvStore = new KvStore(), opts: LocalKvBackendOptions = {}) {
+    this.store = store;
+    this.clusterId = opts.clusterId ?? 0x1000n;
+    this.memberId = opts.memberId ?? 0x1n;
+    this.name = opts.name ?? 'local';
+    this.clientURLs = opts.clientURLs ?? [];
+    this.version = opts.version ?? '3.4.0';
+  }
+
+  /** Encodes, decodes and applies `cmd` at once (a decode failure rejects with the codec's error). */
+  write(cmd: KvCommand): Promise<KvResult> {
+    try {
+      const decoded = decodeCommand(encodeCommand(cmd));
+      this.appliedIndex++;
+      return Promise.resolve(this.store.apply(decoded));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Nothing to wait for: this is the only copy. */
+  readBarrier(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  header(): HeaderInfo {
+    return { clusterId: this.clusterId, memberId: this.memberId, raftTerm: 1 };
+  }
+
+  status(): StatusInfo {
+    return {
+      version: this.version,
+      dbSizeBytes: this.store.sizeBytes(),
+      leader: this.memberId,
+      raftIndex: this.appliedIndex,
+      raftTerm: 1,
+      raftAppliedIndex: this.appliedIndex,
+      isLearner: false,
+      errors: [],
+    };
+  }
+
+  members(): readonly MemberInfo[] {
+    return [{ id: this.memberId, name: this.name, peerURLs: [], clientURLs: this.clientURLs, isLearner: false }];
+  }
+}

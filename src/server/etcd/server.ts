@@ -1,0 +1,332 @@
+// The etcd v3 gRPC API server: KV, Watch, Maintenance, Cluster (and Lease,
+// which answers UNIMPLEMENTED for now) over a KvBackend, so that etcdctl, the
+// etcd3 npm client and clients generated from etcd's protos work unchanged
+// against quorumlog. Protos: proto/etcd/*.proto (ours, with etcd's names and
+// field numbers), loaded at run time.
+//
+// Reads: serializable ranges read the local store at once; linearizable ones
+// (etcd's default) wait on backend.readBarrier() first. Read-only txns are
+// served the same way, as etcd does; every other write goes through
+// backend.write(), i.e. the replicated log. Every response carries etcd's
+// ResponseHeader. Errors become etcd's exact gRPC statuses (errors.ts);
+// malformed requests get INVALID_ARGUMENT; anything unexpected is logged and
+// answered INTERNAL. No request can crash the node.
+
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import type { Logger } from 'pino';
+import type { KvBackend } from './backend.js';
+import type { KvCommand, KvResult } from '../../services/kv/types.js';
+import {
+  compactionRequestFromWire,
+  deleteRangeRequestFromWire,
+  deleteRangeResponseToWire,
+  putRequestFromWire,
+  putResponseToWire,
+  rangeRequestFromWire,
+  rangeResponseToWire,
+  txnRequestFromWire,
+  txnResponseToWire,
+  type WireCompactionRequest,
+  type WireDeleteRangeRequest,
+  type WireHeader,
+  type WirePutRequest,
+  type WireRangeRequest,
+  type WireTxnRequest,
+} from './convert.js';
+import { EtcdRequestError, etcdStatusOf, KV_ERROR_STATUS, NotServedError, serviceError } from './errors.js';
+import { evaluateReadOnlyTxn, isReadOnlyTxn } from './readonly-txn.js';
+import { WatchSession, type WireWatchRequest, type WireWatchResponse } from './watch.js';
+
+/** Options of {@link createEtcdServer}. */
+export interface EtcdServerOptions {
+  readonly logger: Logger;
+  /** Per Watch stream, bytes queued to gRPC before live events stop and watchers fall back to history. Default 4 MiB. */
+  readonly watchMaxPendingBytes?: number;
+  /** Period of progress notifications for watchers with progress_notify. Default 10 minutes (etcd's). */
+  readonly progressNotifyIntervalMs?: number;
+}
+
+/** A running (or ready-to-run) etcd API server. */
+export interface EtcdApi {
+  /** The underlying grpc-js server (to add other services before start). */
+  readonly server: grpc.Server;
+  /** Binds host:port (port 0 = any free port) and serves; resolves with the bound port. Default credentials: insecure. */
+  start(host: string, port: number, credentials?: grpc.ServerCredentials): Promise<number>;
+  /** Ends watch streams, stops accepting calls and waits (briefly) for calls in flight. */
+  close(): Promise<void>;
+  /** Open Watch streams (tests, metrics). */
+  readonly watchSessions: ReadonlySet<WatchSession>;
+}
+
+const WATCH_MAX_PENDING_BYTES_DEFAULT = 4 * 1024 * 1024;
+const PROGRESS_NOTIFY_INTERVAL_MS_DEFAULT = 10 * 60 * 1000;
+const CLOSE_GRACE_MS = 2000;
+const LEASE_UNIMPLEMENTED = 'etcdserver: leases are not supported by quorumlog yet; leases arrive in a later release';
+const MEMBERSHIP_UNIMPLEMENTED = 'etcdserver: quorumlog does not change membership through the etcd API; use the quorumlog command';
+
+/**
+ * The folder holding our etcd protos: proto/etcd under the package root (the
+ * first folder above this module with a package.json), so it is found from
+ * src/ (ts runners), dist/ and any other build output folder alike.
+ */
+export function etcdProtoDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const candidate = join(dir, 'proto', 'etcd');
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(candidate, 'rpc.proto'))) return candidate;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`proto/etcd/rpc.proto not found above ${fileURLToPath(import.meta.url)}`);
+    dir = parent;
+  }
+}
+
+let cachedDefinition: grpc.GrpcObject | undefined;
+
+/** etcd's services and messages, loaded from proto/etcd (once per process). */
+export function loadEtcdProtos(): grpc.GrpcObject {
+  if (!cachedDefinition) {
+    const def = protoLoader.loadSync('rpc.proto', {
+      includeDirs: [etcdProtoDir()],
+      keepCase: true,
+      longs: String,
+      enums: String,
+      bytes: Buffer,
+      defaults: true,
+      oneofs: true,
+    });
+    cachedDefinition = grpc.loadPackageDefinition(def);
+  }
+  return cachedDefinition;
+}
+
+function serviceOf(name: string): grpc.ServiceDefinition {
+  const pkg = loadEtcdProtos()['etcdserverpb'] as grpc.GrpcObject;
+  const ctor = pkg[name] as grpc.ServiceClientConstructor;
+  return ctor.service;
+}
+
+/**
+ * Builds the etcd API over `backend` on a new grpc-js server (not yet bound;
+ * call start()). Use {@link addEtcdServices} to add the services to a server
+ * of your own instead.
+ */
+export function createEtcdServer(backend: KvBackend, opts: EtcdServerOptions): EtcdApi {
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+  const sessions = addEtcdServices(server, backend, opts);
+  return {
+    server,
+    watchSessions: sessions,
+    start(host: string, port: number, credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
+      const address = host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
+      return new Promise((resolve, reject) => {
+        server.bindAsync(address, credentials, (err, boundPort) => (err ? reject(err) : resolve(boundPort)));
+      });
+    },
+    close(): Promise<void> {
+      for (const s of [...sessions]) s.end();
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, CLOSE_GRACE_MS);
+        timer.unref();
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
+  };
+}
+
+type UnaryHandler = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => void;
+
+/**
+ * Adds etcd's KV, Watch, Lease, Cluster and Maintenance services over
+ * `backend` to `server`. Returns the set of open Watch sessions.
+ */
+export function addEtcdServices(server: grpc.Server, backend: KvBackend, opts: EtcdServerOptions): ReadonlySet<WatchSession> {
+  const log = opts.logger;
+  const maxPendingBytes = opts.watchMaxPendingBytes ?? WATCH_MAX_PENDING_BYTES_DEFAULT;
+  const progressNotifyIntervalMs = opts.progressNotifyIntervalMs ?? PROGRESS_NOTIFY_INTERVAL_MS_DEFAULT;
+  if (!(maxPendingBytes > 0)) throw new RangeError(`watchMaxPendingBytes must be positive, got ${maxPendingBytes}`);
+  if (!(progressNotifyIntervalMs > 0)) throw new RangeError(`progressNotifyIntervalMs must be positive, got ${progressNotifyIntervalMs}`);
+  const store = backend.store;
+
+  function header(revision: number): WireHeader {
+    const h = backend.header();
+    return { cluster_id: h.clusterId.toString(), member_id: h.memberId.toString(), revision, raft_term: h.raftTerm };
+  }
+
+  /** Wraps an async handler: its result or its error (as etcd's status) goes back to the client; nothing escapes. */
+  function unary<Req>(method: string, fn: (req: Req) => Promise<object> | object): UnaryHandler {
+    return (call, callback) => {
+      let done = false;
+      const fail = (err: unknown): void => {
+        if (done) return;
+        done = true;
+        const s = etcdStatusOf(err);
+        if (s) {
+          log.debug({ method, code: s.code }, s.message);
+          callback(serviceError(s));
+        } else {
+          log.error({ err, method }, 'etcd API: unexpected error');
+          callback(serviceError({ code: grpc.status.INTERNAL, message: `etcdserver: internal error in ${method}` }));
+        }
+      };
+      try {
+        Promise.resolve(fn(call.request as Req)).then(
+          (res) => {
+            if (done) return;
+            done = true;
+            callback(null, res);
+          },
+          fail,
+        );
+      } catch (err) {
+        fail(err);
+      }
+    };
+  }
+
+  function notServed(message: string): UnaryHandler {
+    return unary('unimplemented', () => {
+      throw new NotServedError(message);
+    });
+  }
+
+  /** Sends a command through the log; an etcd-level failure becomes its status. */
+  async function write<T extends KvResult['type']>(cmd: KvCommand, expected: T): Promise<Extract<KvResult, { type: T }>> {
+    const result = await backend.write(cmd);
+    if (result.type === 'error') {
+      const s = KV_ERROR_STATUS[result.error];
+      if (!s) throw new Error(`store returned unknown error code ${String(result.error)}: ${result.message}`);
+      throw new EtcdRequestError(s, { cause: new Error(result.message) });
+    }
+    if (result.type !== expected) throw new Error(`store answered a ${cmd.type} command with a ${result.type} result`);
+    return result as Extract<KvResult, { type: T }>;
+  }
+
+  // ---- KV ----
+  server.addService(serviceOf('KV'), {
+    Range: unary<WireRangeRequest>('Range', async (req) => {
+      const r = rangeRequestFromWire(req);
+      if (!r.serializable) await backend.readBarrier();
+      const res = store.range(r);
+      return { header: header(store.revision), ...rangeResponseToWire(res) };
+    }),
+    Put: unary<WirePutRequest>('Put', async (req) => {
+      const result = await write({ type: 'put', request: putRequestFromWire(req) }, 'put');
+      return { header: header(result.revision), ...putResponseToWire(result.response) };
+    }),
+    DeleteRange: unary<WireDeleteRangeRequest>('DeleteRange', async (req) => {
+      const result = await write({ type: 'deleteRange', request: deleteRangeRequestFromWire(req) }, 'deleteRange');
+      return { header: header(result.revision), ...deleteRangeResponseToWire(result.response) };
+    }),
+    Txn: unary<WireTxnRequest>('Txn', async (req) => {
+      const txn = txnRequestFromWire(req);
+      if (isReadOnlyTxn(txn)) {
+        await backend.readBarrier();
+        const res = evaluateReadOnlyTxn(store, txn);
+        const h = header(store.revision);
+        return { header: h, ...txnResponseToWire(res, h) };
+      }
+      const result = await write({ type: 'txn', request: txn }, 'txn');
+      const h = header(result.revision);
+      return { header: h, ...txnResponseToWire(result.response, h) };
+    }),
+    Compact: unary<WireCompactionRequest>('Compact', async (req) => {
+      const result = await write({ type: 'compact', request: compactionRequestFromWire(req) }, 'compact');
+      return { header: header(result.revision) };
+    }),
+  });
+
+  // ---- Watch ----
+  const sessions = new Set<WatchSession>();
+  server.addService(serviceOf('Watch'), {
+    Watch: (call: grpc.ServerDuplexStream<WireWatchRequest, WireWatchResponse>) => {
+      try {
+        const session = new WatchSession(
+          { store, header, logger: log, maxPendingBytes, progressNotifyIntervalMs },
+          call,
+          () => sessions.delete(session),
+        );
+        sessions.add(session);
+      } catch (err) {
+        log.error({ err }, 'etcd API: could not open a watch stream');
+        call.emit('error', serviceError({ code: grpc.status.INTERNAL, message: 'etcdserver: internal error opening the watch stream' }));
+      }
+    },
+  });
+
+  // ---- Lease (not yet) ----
+  const leaseStream = (call: grpc.ServerDuplexStream<unknown, unknown>): void => {
+    call.emit('error', serviceError({ code: grpc.status.UNIMPLEMENTED, message: LEASE_UNIMPLEMENTED }));
+  };
+  server.addService(serviceOf('Lease'), {
+    LeaseGrant: notServed(LEASE_UNIMPLEMENTED),
+    LeaseRevoke: notServed(LEASE_UNIMPLEMENTED),
+    LeaseKeepAlive: leaseStream,
+    LeaseTimeToLive: notServed(LEASE_UNIMPLEMENTED),
+    LeaseLeases: notServed(LEASE_UNIMPLEMENTED),
+  });
+
+  // ---- Cluster ----
+  server.addService(serviceOf('Cluster'), {
+    MemberList: unary('MemberList', () => ({
+      header: header(store.revision),
+      members: backend.members().map((m) => ({
+        ID: m.id.toString(),
+        name: m.name,
+        peerURLs: [...m.peerURLs],
+        clientURLs: [...m.clientURLs],
+        isLearner: m.isLearner,
+      })),
+    })),
+    MemberAdd: notServed(MEMBERSHIP_UNIMPLEMENTED),
+    MemberRemove: notServed(MEMBERSHIP_UNIMPLEMENTED),
+    MemberUpdate: notServed(MEMBERSHIP_UNIMPLEMENTED),
+    MemberPromote: notServed(MEMBERSHIP_UNIMPLEMENTED),
+  });
+
+  // ---- Maintenance ----
+  const maintenanceNotServed = (method: string): UnaryHandler =>
+    notServed(`etcdserver: quorumlog does not serve Maintenance.${method}`);
+  server.addService(serviceOf('Maintenance'), {
+    Status: unary('Status', () => {
+      const s = backend.status();
+      return {
+        header: header(store.revision),
+        version: s.version,
+        dbSize: s.dbSizeBytes,
+        dbSizeInUse: s.dbSizeBytes,
+        leader: s.leader.toString(),
+        raftIndex: s.raftIndex,
+        raftTerm: s.raftTerm,
+        raftAppliedIndex: s.raftAppliedIndex,
+        errors: [...s.errors],
+        isLearner: s.isLearner,
+      };
+    }),
+    // AlarmList (action GET) is asked by newer etcdctl's endpoint health; quorumlog raises no alarms.
+    Alarm: unary<{ action?: string | number }>('Alarm', (req) => {
+      if (req.action !== undefined && req.action !== 'GET' && req.action !== 0) {
+        throw new NotServedError('etcdserver: quorumlog raises no alarms; only the alarm list (GET) is served');
+      }
+      return { header: header(store.revision), alarms: [] };
+    }),
+    Defragment: maintenanceNotServed('Defragment'),
+    Hash: maintenanceNotServed('Hash'),
+    HashKV: maintenanceNotServed('HashKV'),
+    Snapshot: (call: grpc.ServerWritableStream<unknown, unknown>) => {
+      call.emit('error', serviceError({ code: grpc.status.UNIMPLEMENTED, message: 'etcdserver: quorumlog does not serve Maintenance.Snapshot' }));
+    },
+    MoveLeader: maintenanceNotServed('MoveLeader'),
+  });
+
+  return sessions;
+}

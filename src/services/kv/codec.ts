@@ -1,10 +1,39 @@
-// Binary encoding of KvCommands for the Raft log (skeleton: implementation follows).
-import type { KvCommand } from './types.js';
+// Binary encoding of KvCommands for the Raft log. Every replica decodes the
+// same bytes into the same command, so the format is canonical: one command has
+// exactly one encoding, and decoding rejects everything else (overlong varints,
+// flag bits outside the defined ones, unknown tags, trailing bytes). Untrusted
+// bytes never produce anything but a valid command or a KvCodecError.
+//
+// Format (version 1): u8 formatVersion, u8 commandTag, then the request.
+//   int    = zigzag LEB128 varint of a safe integer (at most 8 bytes)
+//   count  = LEB128 varint length, at most 5 bytes, never more than the bytes left
+//   bytes  = count, then that many bytes
+//   put          bytes key, bytes value, int lease, u8 flags (1 prevKv, 2 ignoreValue, 4 ignoreLease)
+//   deleteRange  bytes key, bytes rangeEnd, u8 flags (1 prevKv)
+//   compact      int revision, u8 flags (1 physical)
+//   txn          count n, n × compare, count n, n × op (success), count n, n × op (failure)
+//   compare      u8 target, u8 result, bytes key, bytes rangeEnd, operand (bytes for value, else int)
+//   op           u8 tag (1 range, 2 put, 3 deleteRange, 4 txn), then the request
+//   range        bytes key, bytes rangeEnd, int limit, int revision, u8 sortOrder, u8 sortTarget,
+//                u8 flags (1 serializable, 2 keysOnly, 4 countOnly), int minMod, int maxMod, int minCreate, int maxCreate
+// ByteWriter / ByteReader are exported for the store's snapshot format.
+import type {
+  Compare,
+  CompareResult,
+  DeleteRangeRequest,
+  KvCommand,
+  PutRequest,
+  RangeRequest,
+  RequestOp,
+  SortOrder,
+  SortTarget,
+  TxnRequest,
+} from './types.js';
 
-/** Thrown by decodeCommand on malformed bytes. */
+/** Thrown by decodeCommand (and ByteReader) on malformed bytes, and by encodeCommand on an unencodable command. */
 export class KvCodecError extends Error {
   override readonly name = 'KvCodecError';
-  /** Byte offset where decoding failed. */
+  /** Byte offset where decoding failed (-1 when encoding). */
   readonly offset: number;
   constructor(message: string, offset: number, options?: { cause?: unknown }) {
     super(message, options);
@@ -12,12 +41,351 @@ export class KvCodecError extends Error {
   }
 }
 
-/** Encodes a command as bytes for the log. */
-export function encodeCommand(_cmd: KvCommand): Uint8Array {
-  throw new Error('not implemented');
+/** The command format version written by encodeCommand. */
+export const COMMAND_FORMAT_VERSION = 1;
+/** Deepest txn nesting the decoder accepts (the store's op budget allows far less; this only bounds recursion). */
+export const MAX_TXN_DEPTH = 256;
+
+const COMMAND_TAGS = { put: 1, deleteRange: 2, txn: 3, compact: 4 } as const;
+const OP_TAGS = { range: 1, put: 2, deleteRange: 3, txn: 4 } as const;
+const SORT_ORDERS: readonly SortOrder[] = ['none', 'ascend', 'descend'];
+const SORT_TARGETS: readonly SortTarget[] = ['key', 'version', 'create', 'mod', 'value'];
+const COMPARE_RESULTS: readonly CompareResult[] = ['equal', 'greater', 'less', 'notEqual'];
+const COMPARE_TARGETS: readonly Compare['target'][] = ['version', 'create', 'mod', 'value', 'lease'];
+
+/** An append-only byte buffer that grows by doubling. Invariant: length <= buf.length. */
+export class ByteWriter {
+  private buf = new Uint8Array(64);
+  private length = 0;
+
+  private reserve(n: number): void {
+    if (this.length + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.length + n) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.length));
+    this.buf = next;
+  }
+
+  /** One byte, 0..255. */
+  u8(value: number): void {
+    this.reserve(1);
+    this.buf[this.length++] = value & 0xff;
+  }
+
+  /** An unsigned LEB128 varint of a non-negative safe integer (lengths and counts). */
+  count(value: number): void {
+    if (!Number.isSafeInteger(value) || value < 0) throw new KvCodecError(`not a count: ${value}`, -1);
+    let v = value;
+    while (v >= 0x80) {
+      this.u8((v % 0x80) | 0x80);
+      v = Math.floor(v / 0x80);
+    }
+    this.u8(v);
+  }
+
+  /** A zigzag LEB128 varint of a safe integer. */
+  int(value: number): void {
+    if (!Number.isSafeInteger(value)) throw new KvCodecError(`not a safe integer: ${value}`, -1);
+    let z = value >= 0 ? BigInt(value) * 2n : BigInt(-value) * 2n - 1n;
+    while (z >= 0x80n) {
+      this.u8(Number(z & 0x7fn) | 0x80);
+      z >>= 7n;
+    }
+    this.u8(Number(z));
+  }
+
+  /** A length-prefixed byte string. */
+  bytes(value: Uint8Array): void {
+    this.count(value.length);
+    this.reserve(value.length);
+    this.buf.set(value, this.length);
+    this.length += value.length;
+  }
+
+  /** Raw bytes, no length. */
+  raw(value: Uint8Array): void {
+    this.reserve(value.length);
+    this.buf.set(value, this.length);
+    this.length += value.length;
+  }
+
+  /** A copy of what was written. */
+  finish(): Uint8Array {
+    return this.buf.slice(0, this.length);
+  }
 }
 
-/** Throws KvCodecError on anything malformed; never returns a half-valid command. */
-export function decodeCommand(_bytes: Uint8Array): KvCommand {
-  throw new Error('not implemented');
+/** Reads what ByteWriter wrote, rejecting non-canonical or truncated input with KvCodecError. Invariant: 0 <= offset <= data.length. */
+export class ByteReader {
+  private offset = 0;
+  constructor(private readonly data: Uint8Array) {}
+
+  /** Where the next read starts. */
+  get position(): number {
+    return this.offset;
+  }
+
+  /** Bytes not yet read. */
+  get remaining(): number {
+    return this.data.length - this.offset;
+  }
+
+  /** Throws KvCodecError at the current offset. */
+  fail(message: string): never {
+    throw new KvCodecError(message, this.offset);
+  }
+
+  u8(): number {
+    const b = this.data[this.offset];
+    if (b === undefined) this.fail('truncated');
+    this.offset++;
+    return b;
+  }
+
+  /** A byte that must be one of `names`' indexes. */
+  enumOf<T>(names: readonly T[], what: string): T {
+    const at = this.offset;
+    const name = names[this.u8()];
+    if (name === undefined) throw new KvCodecError(`unknown ${what}`, at);
+    return name;
+  }
+
+  /** A flags byte with no bits outside `allowed`. */
+  flags(allowed: number): number {
+    const at = this.offset;
+    const f = this.u8();
+    if ((f & ~allowed) !== 0) throw new KvCodecError(`undefined flag bits 0x${f.toString(16)}`, at);
+    return f;
+  }
+
+  private varint(maxBytes: number): bigint {
+    const at = this.offset;
+    let value = 0n;
+    for (let i = 0; i < maxBytes; i++) {
+      const b = this.u8();
+      value |= BigInt(b & 0x7f) << BigInt(7 * i);
+      if ((b & 0x80) === 0) {
+        if (b === 0 && i > 0) throw new KvCodecError('overlong varint', at);
+        return value;
+      }
+    }
+    throw new KvCodecError('varint too long', at);
+  }
+
+  /** A count that cannot exceed the bytes left (each counted item takes at least `minItemBytes`). */
+  count(minItemBytes = 1): number {
+    const at = this.offset;
+    const n = Number(this.varint(5));
+    if (n * minItemBytes > this.remaining) throw new KvCodecError(`count ${n} exceeds the bytes left`, at);
+    return n;
+  }
+
+  int(): number {
+    const at = this.offset;
+    const z = this.varint(8);
+    const v = (z & 1n) === 0n ? z >> 1n : -((z + 1n) >> 1n);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
+      throw new KvCodecError('integer out of the safe range', at);
+    }
+    return Number(v);
+  }
+
+  /** A length-prefixed byte string, copied. */
+  bytes(): Uint8Array {
+    const n = this.count();
+    const out = this.data.slice(this.offset, this.offset + n);
+    this.offset += n;
+    return out;
+  }
+
+  /** Exactly `n` raw bytes, copied. */
+  raw(n: number): Uint8Array {
+    if (n > this.remaining) this.fail('truncated');
+    const out = this.data.slice(this.offset, this.offset + n);
+    this.offset += n;
+    return out;
+  }
+
+  /** Throws unless every byte was read. */
+  end(): void {
+    if (this.remaining !== 0) this.fail(`${this.remaining} trailing bytes`);
+  }
+}
+
+function indexIn<T>(names: readonly T[], value: T, what: string): number {
+  const i = names.indexOf(value);
+  if (i < 0) throw new KvCodecError(`unknown ${what}: ${String(value)}`, -1);
+  return i;
+}
+
+function writeRange(w: ByteWriter, r: RangeRequest): void {
+  w.bytes(r.key);
+  w.bytes(r.rangeEnd);
+  w.int(r.limit);
+  w.int(r.revision);
+  w.u8(indexIn(SORT_ORDERS, r.sortOrder, 'sort order'));
+  w.u8(indexIn(SORT_TARGETS, r.sortTarget, 'sort target'));
+  w.u8((r.serializable ? 1 : 0) | (r.keysOnly ? 2 : 0) | (r.countOnly ? 4 : 0));
+  w.int(r.minModRevision);
+  w.int(r.maxModRevision);
+  w.int(r.minCreateRevision);
+  w.int(r.maxCreateRevision);
+}
+
+function writePut(w: ByteWriter, r: PutRequest): void {
+  w.bytes(r.key);
+  w.bytes(r.value);
+  w.int(r.lease);
+  w.u8((r.prevKv ? 1 : 0) | (r.ignoreValue ? 2 : 0) | (r.ignoreLease ? 4 : 0));
+}
+
+function writeDelete(w: ByteWriter, r: DeleteRangeRequest): void {
+  w.bytes(r.key);
+  w.bytes(r.rangeEnd);
+  w.u8(r.prevKv ? 1 : 0);
+}
+
+function writeCompare(w: ByteWriter, c: Compare): void {
+  w.u8(indexIn(COMPARE_TARGETS, c.target, 'compare target'));
+  w.u8(indexIn(COMPARE_RESULTS, c.result, 'compare result'));
+  w.bytes(c.key);
+  w.bytes(c.rangeEnd);
+  switch (c.target) {
+    case 'version': return w.int(c.version);
+    case 'create': return w.int(c.createRevision);
+    case 'mod': return w.int(c.modRevision);
+    case 'lease': return w.int(c.lease);
+    case 'value': return w.bytes(c.value);
+  }
+}
+
+function writeOp(w: ByteWriter, op: RequestOp, depth: number): void {
+  switch (op.type) {
+    case 'range': w.u8(OP_TAGS.range); return writeRange(w, op.request);
+    case 'put': w.u8(OP_TAGS.put); return writePut(w, op.request);
+    case 'deleteRange': w.u8(OP_TAGS.deleteRange); return writeDelete(w, op.request);
+    case 'txn': w.u8(OP_TAGS.txn); return writeTxn(w, op.request, depth + 1);
+    default: throw new KvCodecError(`unknown op type: ${String((op as { type: unknown }).type)}`, -1);
+  }
+}
+
+function writeTxn(w: ByteWriter, t: TxnRequest, depth: number): void {
+  if (depth > MAX_TXN_DEPTH) throw new KvCodecError(`txn nested deeper than ${MAX_TXN_DEPTH}`, -1);
+  w.count(t.compare.length);
+  for (const c of t.compare) writeCompare(w, c);
+  w.count(t.success.length);
+  for (const op of t.success) writeOp(w, op, depth);
+  w.count(t.failure.length);
+  for (const op of t.failure) writeOp(w, op, depth);
+}
+
+/** Encodes a command for the log (canonical: decodeCommand gives it back, and re-encoding gives the same bytes). Throws KvCodecError on an unencodable command (unsafe integers, unknown enum values). */
+export function encodeCommand(cmd: KvCommand): Uint8Array {
+  const w = new ByteWriter();
+  w.u8(COMMAND_FORMAT_VERSION);
+  switch (cmd.type) {
+    case 'put': w.u8(COMMAND_TAGS.put); writePut(w, cmd.request); break;
+    case 'deleteRange': w.u8(COMMAND_TAGS.deleteRange); writeDelete(w, cmd.request); break;
+    case 'txn': w.u8(COMMAND_TAGS.txn); writeTxn(w, cmd.request, 1); break;
+    case 'compact': w.u8(COMMAND_TAGS.compact); w.int(cmd.request.revision); w.u8(cmd.request.physical ? 1 : 0); break;
+    default: throw new KvCodecError(`unknown command type: ${String((cmd as { type: unknown }).type)}`, -1);
+  }
+  return w.finish();
+}
+
+function readRange(r: ByteReader): RangeRequest {
+  const key = r.bytes();
+  const rangeEnd = r.bytes();
+  const limit = r.int();
+  const revision = r.int();
+  const sortOrder = r.enumOf(SORT_ORDERS, 'sort order');
+  const sortTarget = r.enumOf(SORT_TARGETS, 'sort target');
+  const f = r.flags(7);
+  return {
+    key, rangeEnd, limit, revision, sortOrder, sortTarget,
+    serializable: (f & 1) !== 0, keysOnly: (f & 2) !== 0, countOnly: (f & 4) !== 0,
+    minModRevision: r.int(), maxModRevision: r.int(), minCreateRevision: r.int(), maxCreateRevision: r.int(),
+  };
+}
+
+function readPut(r: ByteReader): PutRequest {
+  const key = r.bytes();
+  const value = r.bytes();
+  const lease = r.int();
+  const f = r.flags(7);
+  return { key, value, lease, prevKv: (f & 1) !== 0, ignoreValue: (f & 2) !== 0, ignoreLease: (f & 4) !== 0 };
+}
+
+function readDelete(r: ByteReader): DeleteRangeRequest {
+  const key = r.bytes();
+  const rangeEnd = r.bytes();
+  return { key, rangeEnd, prevKv: r.flags(1) !== 0 };
+}
+
+function readCompare(r: ByteReader): Compare {
+  const target = r.enumOf(COMPARE_TARGETS, 'compare target');
+  const result = r.enumOf(COMPARE_RESULTS, 'compare result');
+  const key = r.bytes();
+  const rangeEnd = r.bytes();
+  switch (target) {
+    case 'version': return { target, result, key, rangeEnd, version: r.int() };
+    case 'create': return { target, result, key, rangeEnd, createRevision: r.int() };
+    case 'mod': return { target, result, key, rangeEnd, modRevision: r.int() };
+    case 'lease': return { target, result, key, rangeEnd, lease: r.int() };
+    case 'value': return { target, result, key, rangeEnd, value: r.bytes() };
+  }
+}
+
+function readOp(r: ByteReader, depth: number): RequestOp {
+  const at = r.position;
+  switch (r.u8()) {
+    case OP_TAGS.range: return { type: 'range', request: readRange(r) };
+    case OP_TAGS.put: return { type: 'put', request: readPut(r) };
+    case OP_TAGS.deleteRange: return { type: 'deleteRange', request: readDelete(r) };
+    case OP_TAGS.txn: return { type: 'txn', request: readTxn(r, depth + 1) };
+    default: throw new KvCodecError('unknown op tag', at);
+  }
+}
+
+function readTxn(r: ByteReader, depth: number): TxnRequest {
+  if (depth > MAX_TXN_DEPTH) r.fail(`txn nested deeper than ${MAX_TXN_DEPTH}`);
+  const compare: Compare[] = [];
+  for (let n = r.count(); n > 0; n--) compare.push(readCompare(r));
+  const success: RequestOp[] = [];
+  for (let n = r.count(); n > 0; n--) success.push(readOp(r, depth));
+  const failure: RequestOp[] = [];
+  for (let n = r.count(); n > 0; n--) failure.push(readOp(r, depth));
+  return { compare, success, failure };
+}
+
+function decode(r: ByteReader): KvCommand {
+  const version = r.u8();
+  if (version !== COMMAND_FORMAT_VERSION) throw new KvCodecError(`unsupported command format version ${version}`, 0);
+  const at = r.position;
+  let cmd: KvCommand;
+  switch (r.u8()) {
+    case COMMAND_TAGS.put: cmd = { type: 'put', request: readPut(r) }; break;
+    case COMMAND_TAGS.deleteRange: cmd = { type: 'deleteRange', request: readDelete(r) }; break;
+    case COMMAND_TAGS.txn: cmd = { type: 'txn', request: readTxn(r, 1) }; break;
+    case COMMAND_TAGS.compact: {
+      const revision = r.int();
+      cmd = { type: 'compact', request: { revision, physical: r.flags(1) !== 0 } };
+      break;
+    }
+    default: throw new KvCodecError('unknown command tag', at);
+  }
+  r.end();
+  return cmd;
+}
+
+/** Decodes a command written by encodeCommand. Throws KvCodecError on anything malformed; never returns a half-valid command. The result owns its bytes (no aliasing of `bytes`). */
+export function decodeCommand(bytes: Uint8Array): KvCommand {
+  try {
+    return decode(new ByteReader(bytes));
+  } catch (err) {
+    if (err instanceof KvCodecError) throw err;
+    // Defence in depth: nothing else should escape, but a bug must not crash a replica with a foreign error type.
+    throw new KvCodecError('malformed command', -1, { cause: err });
+  }
 }

@@ -1,57 +1,772 @@
-// The etcd v3 MVCC key-value state machine: applies committed KvCommands
-// deterministically (no I/O, clocks or randomness) so every replica holds the
-// same keys, revisions and history. Serves KV.Range (also at past revisions),
-// watch history (eventsSince / onEvents), compaction and snapshots.
-import type { KvCommand, KvEvent, KvResult, RangeRequest, RangeResponse } from './types.js';
+// The etcd v3 MVCC key-value state machine. Every replica applies the same
+// committed KvCommands in the same order and ends in the same state, so this
+// file is pure: no I/O, clocks, timers or randomness, and iteration orders are
+// all defined (sorted index, arrays; no reliance on Map order for results).
+//
+// Model (etcd's mvcc): a revision counter (1 for an empty store) that every
+// applied write bumps by exactly one (a txn's writes share a revision and are
+// ordered by sub-revision); per key, the list of its writes (puts and delete
+// tombstones) since the compaction revision. Reads at a past revision look up,
+// per key, the latest write at or below it.
+//
+// Costs (n = keys in the index, k = keys in the requested range including
+// tombstoned ones not yet compacted, h = writes of one key kept, c = changes
+// since the requested revision):
+//   put                    O(log n + log h), plus O(n) array insert for a new key
+//   range / deleteRange    O(log n + k log h) (+ O(k log k) when sorting)
+//   eventsSince            O(log C + c) where C is all changes kept
+//   compact                O(n + C) (rewrites the index and the change log)
+//   snapshot / restore     O(total writes kept), restore O(C log C) to rebuild the change log
+import { ByteReader, ByteWriter, KvCodecError } from './codec.js';
+import { idOf, keySpan, lowerBound, spanContains, type KeySpan } from './key-range.js';
+import {
+  KvError,
+  type Compare,
+  type DeleteRangeRequest,
+  type DeleteRangeResponse,
+  type KeyValue,
+  type KvCommand,
+  type KvErrorCode,
+  type KvEvent,
+  type KvResult,
+  type PutRequest,
+  type PutResponse,
+  type RangeRequest,
+  type RangeResponse,
+  type RequestOp,
+  type ResponseOp,
+  type TxnRequest,
+  type TxnResponse,
+} from './types.js';
 
-/** The MVCC store (skeleton: implementation follows). */
+/** The most compares / ops one txn level may hold (etcd's --max-txn-ops default); nested txns get what their parent leaves. */
+export const MAX_TXN_OPS = 128;
+
+/** The snapshot format version written by KvStore.snapshot(). */
+export const SNAPSHOT_FORMAT_VERSION = 1;
+const SNAPSHOT_MAGIC = new Uint8Array([0x51, 0x4b, 0x56, 0x53]); // "QKVS"
+
+/** Approximate bookkeeping bytes per kept write, for sizeBytes(). */
+const ENTRY_OVERHEAD_BYTES = 64;
+
+/** Thrown by KvStore.restore on a malformed or inconsistent snapshot; the store is left unchanged. */
+export class KvSnapshotError extends Error {
+  override readonly name = 'KvSnapshotError';
+  /** Byte offset of the problem in the snapshot (-1 when it is a consistency check over the whole state). */
+  readonly offset: number;
+  constructor(message: string, offset: number, options?: { cause?: unknown }) {
+    super(message, options);
+    this.offset = offset;
+  }
+}
+
+/** etcd's messages for each error code (rpctypes / mvcc), for KvResult.message and KvError.message. */
+export const KV_ERROR_MESSAGES: Readonly<Record<KvErrorCode, string>> = {
+  compacted: 'mvcc: required revision has been compacted',
+  futureRevision: 'mvcc: required revision is a future revision',
+  keyNotFound: 'etcdserver: key not found',
+  emptyKey: 'etcdserver: key is not provided',
+  duplicateKey: 'etcdserver: duplicate key given in txn request',
+  tooManyOps: 'etcdserver: too many operations in txn request',
+  leaseNotFound: 'etcdserver: requested lease not found',
+};
+
+function kvError(code: KvErrorCode): KvError {
+  return new KvError(code, KV_ERROR_MESSAGES[code]);
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * One write of one key. Invariants: kv.modRevision is the write's revision;
+ * a tombstone has version 0, createRevision 0, lease 0 and an empty value;
+ * a put has version >= 1 and createRevision <= modRevision.
+ */
+interface Entry {
+  readonly sub: number;
+  readonly tombstone: boolean;
+  readonly kv: KeyValue;
+}
+
+/**
+ * A key and its kept writes. Invariants: history is non-empty, ordered by
+ * (modRevision, sub) strictly increasing, starts with a put; a put after a put
+ * has version + 1 and the same createRevision; a put first or after a tombstone
+ * has version 1 and createRevision = its modRevision unless it is the single
+ * write kept at or below the compaction revision.
+ */
+interface KeyRecord {
+  readonly id: string;
+  readonly key: Uint8Array;
+  history: Entry[];
+}
+
+/** One write in the global change log (what watchers replay). */
+interface Change {
+  readonly record: KeyRecord;
+  readonly entry: Entry;
+}
+
+/**
+ * The whole replicated state. Invariants (checked by checkState):
+ * 1 <= revision; 0 <= compactRevision <= revision; index sorted by id strictly,
+ * byId holds exactly the index's records; changes = every kept write with
+ * modRevision > compactRevision ordered by (modRevision, sub), and every
+ * revision in (max(1, compactRevision), revision] has at least one; each
+ * record keeps at most one write at or below compactRevision, and it is a put.
+ */
+class MvccState {
+  revision = 1;
+  compactRevision = 0;
+  index: KeyRecord[] = [];
+  readonly byId = new Map<string, KeyRecord>();
+  changes: Change[] = [];
+  bytesHeld = 0;
+}
+
+function entryBytes(record: KeyRecord, entry: Entry): number {
+  return record.key.length + entry.kv.value.length + ENTRY_OVERHEAD_BYTES;
+}
+
+function recordId(r: KeyRecord): string {
+  return r.id;
+}
+
+function changeRevision(c: Change): number {
+  return c.entry.kv.modRevision;
+}
+
+/** The index of the latest write of `history` at or below `revision`, or -1. O(log h). */
+function latestIndexAt(history: readonly Entry[], revision: number): number {
+  let lo = 0;
+  let hi = history.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((history[mid] as Entry).kv.modRevision <= revision) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo - 1;
+}
+
+/** The key's value at `revision`, or null when absent (never written, or deleted). */
+function liveAt(record: KeyRecord, revision: number): KeyValue | null {
+  const e = record.history[latestIndexAt(record.history, revision)];
+  return e === undefined || e.tombstone ? null : e.kv;
+}
+
+/** First change at or after `revision` in the change log. O(log C). */
+function firstChangeAt(changes: readonly Change[], revision: number): number {
+  let lo = 0;
+  let hi = changes.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (changeRevision(changes[mid] as Change) < revision) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  return Buffer.compare(a, b);
+}
+
+function compareNumbers(a: number, b: number): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+const ZERO_KV: KeyValue = { key: EMPTY, createRevision: 0, modRevision: 0, version: 0, value: EMPTY, lease: 0 };
+
+/** etcd's compareKV: the compare's result against one key's value (ZERO_KV for a missing key). */
+function compareHoldsFor(c: Compare, kv: KeyValue): boolean {
+  let r: number;
+  switch (c.target) {
+    case 'version': r = compareNumbers(kv.version, c.version); break;
+    case 'create': r = compareNumbers(kv.createRevision, c.createRevision); break;
+    case 'mod': r = compareNumbers(kv.modRevision, c.modRevision); break;
+    case 'lease': r = compareNumbers(kv.lease, c.lease); break;
+    case 'value': r = compareBytes(kv.value, c.value); break;
+  }
+  switch (c.result) {
+    case 'equal': return r === 0;
+    case 'notEqual': return r !== 0;
+    case 'greater': return r > 0;
+    case 'less': return r < 0;
+  }
+}
+
+/** etcd's checkTxnRequest: op counts (tooManyOps) and empty keys, recursively with the budget the parent leaves. */
+function checkTxnShape(t: TxnRequest, maxOps: number): KvErrorCode | null {
+  const opc = Math.max(t.compare.length, t.success.length, t.failure.length);
+  if (opc > maxOps) return 'tooManyOps';
+  for (const c of t.compare) if (c.key.length === 0) return 'emptyKey';
+  for (const op of [...t.success, ...t.failure]) {
+    const err = op.type === 'txn' ? checkTxnShape(op.request, maxOps - opc) : op.request.key.length === 0 ? 'emptyKey' : null;
+    if (err !== null) return err;
+  }
+  return null;
+}
+
+function inAnySpan(spans: readonly KeySpan[], id: string): boolean {
+  return spans.some((s) => spanContains(s, id));
+}
+
+/**
+ * etcd's checkIntervals: within one txn no key may be put twice, nor put and
+ * deleted, except that the success and failure branches of a nested txn may
+ * put the same key (only one runs). Returns null on a duplicate.
+ * Deviation: etcd builds its delete interval from the raw rangeEnd, so a
+ * rangeEnd of [0x00] ("every key >= key") makes an empty interval there and
+ * conflicts with nothing; here it means what the range means (>= key).
+ * Like etcd, a put in an earlier nested txn and a delete of it in a later
+ * sibling nested txn pass (the key then gets two writes in one revision).
+ */
+function checkIntervals(ops: readonly RequestOp[]): { puts: Set<string>; dels: KeySpan[] } | null {
+  const dels: KeySpan[] = [];
+  for (const op of ops) if (op.type === 'deleteRange') dels.push(keySpan(op.request.key, op.request.rangeEnd));
+  const puts = new Set<string>();
+  for (const op of ops) {
+    if (op.type !== 'txn') continue;
+    const then = checkIntervals(op.request.success);
+    if (then === null) return null;
+    const otherwise = checkIntervals(op.request.failure);
+    if (otherwise === null) return null;
+    for (const k of then.puts) {
+      if (puts.has(k) || inAnySpan(dels, k)) return null;
+      puts.add(k);
+    }
+    for (const k of otherwise.puts) {
+      if (puts.has(k) && !then.puts.has(k)) return null;
+      if (inAnySpan(dels, k)) return null;
+      puts.add(k);
+    }
+    dels.push(...then.dels, ...otherwise.dels);
+  }
+  for (const op of ops) {
+    if (op.type !== 'put') continue;
+    const k = idOf(op.request.key);
+    if (puts.has(k) || inAnySpan(dels, k)) return null;
+    puts.add(k);
+  }
+  return { puts, dels };
+}
+
+/** Which branch each (nested) txn takes, decided up front on the state before the txn's writes (etcd's compareToPath). */
+interface TxnPlan {
+  readonly succeeded: boolean;
+  readonly ops: readonly RequestOp[];
+  /** For each op of `ops` that is a txn, its plan (same index); undefined for the others. */
+  readonly nested: readonly (TxnPlan | undefined)[];
+}
+
+/** The writes of one apply: they all get `revision`, ordered by `sub`. */
+interface WriteBatch {
+  readonly revision: number;
+  sub: number;
+  readonly events: KvEvent[];
+  readonly changes: Change[];
+}
+
+/** The etcd v3 MVCC store: a deterministic state machine over committed KvCommands. See the file header for costs. */
 export class KvStore {
+  private s = new MvccState();
+  private readonly listeners: ((events: readonly KvEvent[], revision: number) => void)[] = [];
+
   /** The current revision; 1 for an empty store (as etcd). */
   get revision(): number {
-    throw new Error('not implemented');
+    return this.s.revision;
   }
 
   /** Revisions below this are forgotten; 0 before any compaction. (etcd: compact_revision) */
   get compactRevision(): number {
-    throw new Error('not implemented');
+    return this.s.compactRevision;
   }
 
-  /** Applies one committed command. Deterministic. Never throws for a decodable command: etcd-level failures come back as {type:'error'}. */
-  apply(_cmd: KvCommand): KvResult {
-    throw new Error('not implemented');
+  /** Applies one committed command. Deterministic. Never throws for a decodable command: etcd-level failures come back as {type:'error'} (no revision is used). Listener exceptions are rethrown after the state is updated and every listener ran. */
+  apply(cmd: KvCommand): KvResult {
+    switch (cmd.type) {
+      case 'put': return this.applyPut(cmd.request);
+      case 'deleteRange': return this.applyDelete(cmd.request);
+      case 'txn': return this.applyTxn(cmd.request);
+      case 'compact': return this.applyCompact(cmd.request.revision);
+    }
   }
 
-  /** KV.Range at req.revision (0 = current). Throws KvError('compacted' | 'futureRevision'). */
-  range(_req: RangeRequest): RangeResponse {
-    throw new Error('not implemented');
+  /** KV.Range at req.revision (0 or below = current). Throws KvError('emptyKey' | 'compacted' | 'futureRevision'). */
+  range(req: RangeRequest): RangeResponse {
+    if (req.key.length === 0) throw kvError('emptyKey');
+    const err = this.readRevisionError(req.revision);
+    if (err !== null) throw kvError(err);
+    return this.rangeAt(req, req.revision > 0 ? req.revision : this.s.revision);
   }
 
   /**
-   * Watch history: the events of revisions [fromRevision, revision], in revision order, for keys in the range,
-   * at most maxEvents but never splitting one revision's events. Throws KvError('compacted') when
-   * fromRevision <= compactRevision (fromRevision > 0).
+   * Watch history: the events of revisions [fromRevision, revision], in revision order (events of one revision in
+   * the order applied), for keys in the range (key, rangeEnd with etcd's meaning), at most maxEvents (0 = no limit)
+   * but never splitting one revision's events — the first revision with events is returned whole even when it alone
+   * holds more than maxEvents, so a caller always makes progress. `prevKv` fills KvEvent.prevKv.
+   * fromRevision <= 0 means "from now": no past events. Throws KvError('compacted') when 0 < fromRevision <= compactRevision.
+   * O(log C + changes since fromRevision), whatever the key range.
    */
-  eventsSince(_fromRevision: number, _key: Uint8Array, _rangeEnd: Uint8Array, _prevKv: boolean, _maxEvents: number): KvEvent[] {
-    throw new Error('not implemented');
+  eventsSince(fromRevision: number, key: Uint8Array, rangeEnd: Uint8Array, prevKv: boolean, maxEvents: number): KvEvent[] {
+    if (fromRevision <= 0) return [];
+    if (fromRevision <= this.s.compactRevision) throw kvError('compacted');
+    const span = keySpan(key, rangeEnd);
+    const out: KvEvent[] = [];
+    const changes = this.s.changes;
+    let i = firstChangeAt(changes, fromRevision);
+    while (i < changes.length) {
+      const revision = changeRevision(changes[i] as Change);
+      const ofRevision: KvEvent[] = [];
+      for (; i < changes.length && changeRevision(changes[i] as Change) === revision; i++) {
+        const c = changes[i] as Change;
+        if (spanContains(span, c.record.id)) ofRevision.push(eventOf(c, prevKv));
+      }
+      if (ofRevision.length === 0) continue;
+      if (maxEvents > 0 && out.length > 0 && out.length + ofRevision.length > maxEvents) break;
+      out.push(...ofRevision);
+      if (maxEvents > 0 && out.length >= maxEvents) break;
+    }
+    return out;
   }
 
-  /** Called synchronously after every apply that created a revision, with that revision's events. Returns an unsubscribe function. */
-  onEvents(_listener: (events: readonly KvEvent[], revision: number) => void): () => void {
-    throw new Error('not implemented');
+  /** Called synchronously after every apply that created a revision, with that revision's events (all keys; prevKv always filled when there was one). Returns an unsubscribe function. */
+  onEvents(listener: (events: readonly KvEvent[], revision: number) => void): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i >= 0) this.listeners.splice(i, 1);
+    };
   }
 
-  /** The whole state as bytes; versioned binary format. */
+  /**
+   * The whole state (current keys, history since compactRevision, revision counters) as bytes; versioned binary
+   * format: "QKVS", int formatVersion, int revision, int compactRevision, count keys, then per key (in key order)
+   * bytes key, count writes, then per write int modRevision, int sub, u8 tombstone, and for a put int createRevision,
+   * int version, bytes value, int lease (ints and counts as in codec.ts). Identical states give identical bytes.
+   */
   snapshot(): Uint8Array {
-    throw new Error('not implemented');
+    const s = this.s;
+    const w = new ByteWriter();
+    w.raw(SNAPSHOT_MAGIC);
+    w.int(SNAPSHOT_FORMAT_VERSION);
+    w.int(s.revision);
+    w.int(s.compactRevision);
+    w.count(s.index.length);
+    for (const record of s.index) {
+      w.bytes(record.key);
+      w.count(record.history.length);
+      for (const e of record.history) {
+        w.int(e.kv.modRevision);
+        w.int(e.sub);
+        w.u8(e.tombstone ? 1 : 0);
+        if (e.tombstone) continue;
+        w.int(e.kv.createRevision);
+        w.int(e.kv.version);
+        w.bytes(e.kv.value);
+        w.int(e.kv.lease);
+      }
+    }
+    return w.finish();
   }
 
-  /** Replaces this store's state with a snapshot's (listeners stay subscribed). Throws a named error on malformed input. */
-  restore(_data: Uint8Array): void {
-    throw new Error('not implemented');
+  /** Replaces this store's state with a snapshot's (listeners stay subscribed, and are not called). Throws KvSnapshotError on malformed or inconsistent input, leaving the store unchanged. */
+  restore(data: Uint8Array): void {
+    const r = new ByteReader(data);
+    const next = new MvccState();
+    try {
+      const magic = r.raw(SNAPSHOT_MAGIC.length);
+      if (compareBytes(magic, SNAPSHOT_MAGIC) !== 0) throw new KvSnapshotError('not a kv snapshot (bad magic)', 0);
+      const version = r.int();
+      if (version !== SNAPSHOT_FORMAT_VERSION) throw new KvSnapshotError(`unsupported snapshot format version ${version}`, 4);
+      next.revision = r.int();
+      next.compactRevision = r.int();
+      for (let n = r.count(); n > 0; n--) {
+        const at = r.position;
+        const key = r.bytes();
+        const record: KeyRecord = { id: idOf(key), key, history: [] };
+        const last = next.index[next.index.length - 1];
+        if (key.length === 0 || (last !== undefined && last.id >= record.id)) throw new KvSnapshotError('keys not strictly ascending', at);
+        for (let m = r.count(); m > 0; m--) {
+          const modRevision = r.int();
+          const sub = r.int();
+          const tombstone = r.flags(1) === 1;
+          const kv: KeyValue = tombstone
+            ? { key, createRevision: 0, modRevision, version: 0, value: EMPTY, lease: 0 }
+            : { key, modRevision, createRevision: r.int(), version: r.int(), value: r.bytes(), lease: r.int() };
+          const entry: Entry = { sub, tombstone, kv };
+          record.history.push(entry);
+          next.bytesHeld += entryBytes(record, entry);
+          if (modRevision > next.compactRevision) next.changes.push({ record, entry });
+        }
+        next.index.push(record);
+        next.byId.set(record.id, record);
+      }
+      r.end();
+    } catch (err) {
+      if (err instanceof KvSnapshotError) throw err;
+      if (err instanceof KvCodecError) throw new KvSnapshotError(`malformed snapshot: ${err.message}`, err.offset, { cause: err });
+      throw err;
+    }
+    next.changes.sort((a, b) => changeRevision(a) - changeRevision(b) || a.entry.sub - b.entry.sub);
+    const problem = checkState(next);
+    if (problem !== null) throw new KvSnapshotError(`inconsistent snapshot: ${problem}`, -1);
+    this.s = next;
   }
 
-  /** Approximate bytes held (for Maintenance.Status db_size). */
+  /** Approximate bytes held (for Maintenance.Status db_size): keys and values of every kept write plus a fixed overhead each. O(1). */
   sizeBytes(): number {
-    throw new Error('not implemented');
+    return this.s.bytesHeld;
   }
+
+  /** Throws an Error naming the first broken invariant of the state (see MvccState). O(total writes kept). For tests. */
+  checkInvariants(): void {
+    const problem = checkState(this.s);
+    if (problem !== null) throw new Error(`KvStore invariant broken: ${problem}`);
+  }
+
+  // ---- reads ----
+
+  /** The error a read at `revision` raises against the current state, if any (etcd's mvcc rangeKeys order). */
+  private readRevisionError(revision: number): KvErrorCode | null {
+    if (revision > this.s.revision) return 'futureRevision';
+    if (revision > 0 && revision < this.s.compactRevision) return 'compacted';
+    return null;
+  }
+
+  /** Index positions [from, to) of the records a span covers. O(log n). */
+  private bounds(span: KeySpan): [number, number] {
+    const index = this.s.index;
+    const from = lowerBound(index, span.lo, recordId);
+    const to = span.hi === null ? index.length : Math.max(from, lowerBound(index, span.hi, recordId));
+    return [from, to];
+  }
+
+  /** The live key-values of a span at `revision`, in key order. */
+  private liveIn(span: KeySpan, revision: number): KeyValue[] {
+    const [from, to] = this.bounds(span);
+    const out: KeyValue[] = [];
+    for (let i = from; i < to; i++) {
+      const kv = liveAt(this.s.index[i] as KeyRecord, revision);
+      if (kv !== null) out.push(kv);
+    }
+    return out;
+  }
+
+  /** etcd's Range (apply side) at an already-validated revision. */
+  private rangeAt(req: RangeRequest, revision: number): RangeResponse {
+    const [from, to] = this.bounds(keySpan(req.key, req.rangeEnd));
+    const filtered = req.minModRevision !== 0 || req.maxModRevision !== 0 || req.minCreateRevision !== 0 || req.maxCreateRevision !== 0;
+    // etcd: sortOrder none with a target other than key means ascend; key + ascend is the index order already.
+    let order = req.sortOrder;
+    if (req.sortTarget !== 'key' && order === 'none') order = 'ascend';
+    else if (req.sortTarget === 'key' && order === 'ascend') order = 'none';
+    // Without sorting or filters only limit + 1 key-values are needed (the +1 tells `more`); count needs them all.
+    const keep = !filtered && order === 'none' && req.limit > 0 ? req.limit + 1 : Infinity;
+    let count = 0;
+    let kvs: KeyValue[] = [];
+    for (let i = from; i < to; i++) {
+      const kv = liveAt(this.s.index[i] as KeyRecord, revision);
+      if (kv === null) continue;
+      count++;
+      if (!req.countOnly && kvs.length < keep) kvs.push(kv);
+    }
+    if (req.countOnly) return { kvs: [], more: false, count };
+    if (req.maxModRevision !== 0) kvs = kvs.filter((kv) => kv.modRevision <= req.maxModRevision);
+    if (req.minModRevision !== 0) kvs = kvs.filter((kv) => kv.modRevision >= req.minModRevision);
+    if (req.maxCreateRevision !== 0) kvs = kvs.filter((kv) => kv.createRevision <= req.maxCreateRevision);
+    if (req.minCreateRevision !== 0) kvs = kvs.filter((kv) => kv.createRevision >= req.minCreateRevision);
+    if (order !== 'none') {
+      const by = sortKeyComparator(req.sortTarget);
+      const sign = order === 'ascend' ? 1 : -1;
+      kvs.sort((a, b) => sign * by(a, b)); // Array.prototype.sort is stable: ties stay in key order
+    }
+    let more = false;
+    if (req.limit > 0 && kvs.length > req.limit) {
+      kvs = kvs.slice(0, req.limit);
+      more = true;
+    }
+    if (req.keysOnly) kvs = kvs.map((kv) => ({ ...kv, value: EMPTY }));
+    return { kvs, more, count };
+  }
+
+  // ---- writes ----
+
+  private beginWrite(): WriteBatch {
+    return { revision: this.s.revision + 1, sub: 0, events: [], changes: [] };
+  }
+
+  /** Ends an apply: when it wrote, takes its revision, logs its changes and tells the listeners. Returns the revision to report. */
+  private endWrite(batch: WriteBatch): number {
+    if (batch.events.length === 0) return this.s.revision;
+    this.s.revision = batch.revision;
+    for (const c of batch.changes) this.s.changes.push(c);
+    const errors: unknown[] = [];
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(batch.events, batch.revision);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) throw new AggregateError(errors, 'KvStore listeners failed');
+    return batch.revision;
+  }
+
+  /** The read revision inside a write: the batch's own when it has written (reads see earlier writes), else the current one. */
+  private workingRevision(batch: WriteBatch): number {
+    return batch.events.length > 0 ? batch.revision : this.s.revision;
+  }
+
+  private writePut(batch: WriteBatch, key: Uint8Array, value: Uint8Array, lease: number): KeyValue | null {
+    const s = this.s;
+    const id = idOf(key);
+    let record = s.byId.get(id);
+    if (record === undefined) {
+      record = { id, key: key.slice(), history: [] };
+      s.index.splice(lowerBound(s.index, id, recordId), 0, record);
+      s.byId.set(id, record);
+    }
+    const prevEntry = record.history[record.history.length - 1];
+    const prev = prevEntry === undefined || prevEntry.tombstone ? null : prevEntry.kv;
+    const kv: KeyValue = {
+      key: record.key,
+      createRevision: prev === null ? batch.revision : prev.createRevision,
+      modRevision: batch.revision,
+      version: prev === null ? 1 : prev.version + 1,
+      value: value.slice(),
+      lease,
+    };
+    this.record(batch, record, { sub: batch.sub++, tombstone: false, kv }, prev);
+    return prev;
+  }
+
+  private writeDelete(batch: WriteBatch, span: KeySpan): KeyValue[] {
+    const [from, to] = this.bounds(span);
+    const deleted: KeyValue[] = [];
+    for (let i = from; i < to; i++) {
+      const record = this.s.index[i] as KeyRecord;
+      const last = record.history[record.history.length - 1];
+      if (last === undefined || last.tombstone) continue;
+      const kv: KeyValue = { key: record.key, createRevision: 0, modRevision: batch.revision, version: 0, value: EMPTY, lease: 0 };
+      this.record(batch, record, { sub: batch.sub++, tombstone: true, kv }, last.kv);
+      deleted.push(last.kv);
+    }
+    return deleted;
+  }
+
+  private record(batch: WriteBatch, record: KeyRecord, entry: Entry, prev: KeyValue | null): void {
+    record.history.push(entry);
+    this.s.bytesHeld += entryBytes(record, entry);
+    batch.changes.push({ record, entry });
+    const type = entry.tombstone ? 'delete' : 'put';
+    batch.events.push(prev === null ? { type, kv: entry.kv } : { type, kv: entry.kv, prevKv: prev });
+  }
+
+  private error(code: KvErrorCode): KvResult {
+    return { type: 'error', error: code, message: KV_ERROR_MESSAGES[code], revision: this.s.revision };
+  }
+
+  /** etcd's checkRequestPut for one put, against the state before the command's writes. */
+  private putError(req: PutRequest): KvErrorCode | null {
+    if (req.lease !== 0) return 'leaseNotFound'; // no lease exists yet (leases come with the lease service)
+    if ((req.ignoreValue || req.ignoreLease) && liveAt(this.currentRecord(req.key), this.s.revision) === null) return 'keyNotFound';
+    return null;
+  }
+
+  private currentRecord(key: Uint8Array): KeyRecord {
+    return this.s.byId.get(idOf(key)) ?? { id: '', key: EMPTY, history: [] };
+  }
+
+  private doPut(batch: WriteBatch, req: PutRequest): PutResponse {
+    const current = liveAt(this.currentRecord(req.key), Infinity);
+    const value = req.ignoreValue && current !== null ? current.value : req.value;
+    const lease = req.ignoreLease && current !== null ? current.lease : req.lease;
+    const prev = this.writePut(batch, req.key, value, lease);
+    return { prevKv: req.prevKv ? prev : null };
+  }
+
+  private doDelete(batch: WriteBatch, req: DeleteRangeRequest): DeleteRangeResponse {
+    const deleted = this.writeDelete(batch, keySpan(req.key, req.rangeEnd));
+    return { deleted: deleted.length, prevKvs: req.prevKv ? deleted : [] };
+  }
+
+  private applyPut(req: PutRequest): KvResult {
+    if (req.key.length === 0) return this.error('emptyKey');
+    const err = this.putError(req);
+    if (err !== null) return this.error(err);
+    const batch = this.beginWrite();
+    const response = this.doPut(batch, req);
+    return { type: 'put', response, revision: this.endWrite(batch) };
+  }
+
+  private applyDelete(req: DeleteRangeRequest): KvResult {
+    if (req.key.length === 0) return this.error('emptyKey');
+    const batch = this.beginWrite();
+    const response = this.doDelete(batch, req);
+    return { type: 'deleteRange', response, revision: this.endWrite(batch) };
+  }
+
+  private plan(t: TxnRequest): TxnPlan {
+    const succeeded = t.compare.every((c) => {
+      const kvs = this.liveIn(keySpan(c.key, c.rangeEnd), this.s.revision);
+      // etcd: comparing a value on missing key(s) always fails; other targets compare against zeroes.
+      if (kvs.length === 0) return c.target !== 'value' && compareHoldsFor(c, ZERO_KV);
+      return kvs.every((kv) => compareHoldsFor(c, kv));
+    });
+    const ops = succeeded ? t.success : t.failure;
+    return { succeeded, ops, nested: ops.map((op) => (op.type === 'txn' ? this.plan(op.request) : undefined)) };
+  }
+
+  /** etcd's checkRequests over the chosen path: first every put (lease, ignore* on a missing key), then every range's revision. */
+  private planError(plan: TxnPlan, check: 'put' | 'range'): KvErrorCode | null {
+    for (const [i, op] of plan.ops.entries()) {
+      let err: KvErrorCode | null = null;
+      if (op.type === 'put' && check === 'put') err = this.putError(op.request);
+      else if (op.type === 'range' && check === 'range') err = this.readRevisionError(op.request.revision);
+      else if (op.type === 'txn') err = this.planError(plan.nested[i] as TxnPlan, check);
+      if (err !== null) return err;
+    }
+    return null;
+  }
+
+  private applyTxn(t: TxnRequest): KvResult {
+    const shapeError = checkTxnShape(t, MAX_TXN_OPS);
+    if (shapeError !== null) return this.error(shapeError);
+    if (checkIntervals(t.success) === null || checkIntervals(t.failure) === null) return this.error('duplicateKey');
+    const plan = this.plan(t);
+    const err = this.planError(plan, 'put') ?? this.planError(plan, 'range');
+    if (err !== null) return this.error(err);
+    // From here nothing can fail: every error etcd can raise was checked above.
+    const batch = this.beginWrite();
+    const response = this.execute(batch, plan);
+    return { type: 'txn', response, revision: this.endWrite(batch) };
+  }
+
+  private execute(batch: WriteBatch, plan: TxnPlan): TxnResponse {
+    const responses: ResponseOp[] = plan.ops.map((op, i): ResponseOp => {
+      switch (op.type) {
+        case 'range': {
+          const revision = op.request.revision > 0 ? op.request.revision : this.workingRevision(batch);
+          return { type: 'range', response: this.rangeAt(op.request, revision) };
+        }
+        case 'put': return { type: 'put', response: this.doPut(batch, op.request) };
+        case 'deleteRange': return { type: 'deleteRange', response: this.doDelete(batch, op.request) };
+        case 'txn': return { type: 'txn', response: this.execute(batch, plan.nested[i] as TxnPlan) };
+      }
+    });
+    return { succeeded: plan.succeeded, responses };
+  }
+
+  /**
+   * etcd's compaction: forget every write below `revision` except, per key, the latest one at or below it when that
+   * is a put (so reads at `revision` still work); keys whose latest write at or below it is a delete lose all of
+   * those writes, and vanish when nothing newer exists. O(n + C).
+   */
+  private applyCompact(revision: number): KvResult {
+    const s = this.s;
+    if (revision <= s.compactRevision) return this.error('compacted');
+    if (revision > s.revision) return this.error('futureRevision');
+    const index: KeyRecord[] = [];
+    for (const record of s.index) {
+      const h = record.history;
+      const at = latestIndexAt(h, revision);
+      const keepFrom = at < 0 ? 0 : (h[at] as Entry).tombstone ? at + 1 : at;
+      for (let i = 0; i < keepFrom; i++) s.bytesHeld -= entryBytes(record, h[i] as Entry);
+      if (keepFrom > 0) record.history = h.slice(keepFrom);
+      if (record.history.length > 0) index.push(record);
+      else s.byId.delete(record.id);
+    }
+    s.index = index;
+    s.changes = s.changes.slice(firstChangeAt(s.changes, revision + 1));
+    s.compactRevision = revision;
+    return { type: 'compact', revision: s.revision };
+  }
+}
+
+function sortKeyComparator(target: RangeRequest['sortTarget']): (a: KeyValue, b: KeyValue) => number {
+  switch (target) {
+    case 'key': return (a, b) => compareBytes(a.key, b.key);
+    case 'version': return (a, b) => compareNumbers(a.version, b.version);
+    case 'create': return (a, b) => compareNumbers(a.createRevision, b.createRevision);
+    case 'mod': return (a, b) => compareNumbers(a.modRevision, b.modRevision);
+    case 'value': return (a, b) => compareBytes(a.value, b.value);
+  }
+}
+
+/** The watch event of one change; prevKv (when asked) is the key's write just before it, when that was a put. */
+function eventOf(c: Change, withPrev: boolean): KvEvent {
+  const type = c.entry.tombstone ? 'delete' : 'put';
+  if (withPrev) {
+    const h = c.record.history;
+    const i = h.indexOf(c.entry, Math.max(0, latestIndexAt(h, c.entry.kv.modRevision - 1)));
+    const prev = h[i - 1];
+    if (prev !== undefined && !prev.tombstone) return { type, kv: c.entry.kv, prevKv: prev.kv };
+  }
+  return { type, kv: c.entry.kv };
+}
+
+/** The first broken MvccState invariant, or null. O(total writes kept). */
+function checkState(s: MvccState): string | null {
+  if (!Number.isSafeInteger(s.revision) || s.revision < 1) return `revision ${s.revision} < 1`;
+  if (!Number.isSafeInteger(s.compactRevision) || s.compactRevision < 0 || s.compactRevision > s.revision) {
+    return `compactRevision ${s.compactRevision} outside [0, ${s.revision}]`;
+  }
+  if (s.byId.size !== s.index.length) return 'byId and index differ in size';
+  let kept = 0;
+  let bytes = 0;
+  for (const [i, record] of s.index.entries()) {
+    const prevRecord = s.index[i - 1];
+    if (record.key.length === 0) return 'empty key in the index';
+    if (record.id !== idOf(record.key)) return 'record id does not match its key';
+    if (prevRecord !== undefined && prevRecord.id >= record.id) return 'index not strictly ascending';
+    if (s.byId.get(record.id) !== record) return 'byId does not hold an index record';
+    if (record.history.length === 0) return 'key with no writes';
+    let prev: Entry | undefined;
+    let atOrBelowCompaction = 0;
+    for (const e of record.history) {
+      bytes += entryBytes(record, e);
+      const kv = e.kv;
+      if (!Number.isSafeInteger(kv.modRevision) || kv.modRevision < 2 || kv.modRevision > s.revision) return `write revision ${kv.modRevision} outside [2, ${s.revision}]`;
+      if (!Number.isSafeInteger(e.sub) || e.sub < 0) return 'bad sub-revision';
+      if (kv.key !== record.key && compareBytes(kv.key, record.key) !== 0) return 'write of another key';
+      if (prev !== undefined && (kv.modRevision < prev.kv.modRevision || (kv.modRevision === prev.kv.modRevision && e.sub <= prev.sub))) {
+        return 'writes not in (revision, sub) order';
+      }
+      if (kv.modRevision <= s.compactRevision) {
+        atOrBelowCompaction++;
+        if (e.tombstone) return 'tombstone kept at or below the compaction revision';
+      } else {
+        kept++;
+      }
+      if (e.tombstone) {
+        if (prev === undefined || prev.tombstone) return 'tombstone of an absent key';
+        if (kv.version !== 0 || kv.createRevision !== 0 || kv.lease !== 0 || kv.value.length !== 0) return 'tombstone with data';
+      } else if (prev === undefined || prev.tombstone) {
+        const survivor = prev === undefined && kv.modRevision <= s.compactRevision;
+        if (!survivor && (kv.version !== 1 || kv.createRevision !== kv.modRevision)) return 'new key without version 1 / createRevision = modRevision';
+        if (survivor && (kv.version < 1 || kv.createRevision < 1 || kv.createRevision > kv.modRevision)) return 'bad version / createRevision';
+      } else if (kv.version !== prev.kv.version + 1 || kv.createRevision !== prev.kv.createRevision) {
+        return 'put after put without version + 1 and the same createRevision';
+      }
+      if (!Number.isSafeInteger(kv.lease)) return 'bad lease';
+      prev = e;
+    }
+    if (atOrBelowCompaction > 1) return 'more than one write kept at or below the compaction revision';
+  }
+  if (bytes !== s.bytesHeld) return `bytesHeld ${s.bytesHeld} != ${bytes}`;
+  if (kept !== s.changes.length) return `change log holds ${s.changes.length} writes, the keys ${kept}`;
+  let expect = Math.max(1, s.compactRevision) + 1;
+  for (const [i, c] of s.changes.entries()) {
+    const prev = s.changes[i - 1];
+    const rev = changeRevision(c);
+    if (prev !== undefined && (rev < changeRevision(prev) || (rev === changeRevision(prev) && c.entry.sub <= prev.entry.sub))) {
+      return 'change log not in (revision, sub) order';
+    }
+    if (c.record.history.indexOf(c.entry) < 0 || s.byId.get(c.record.id) !== c.record) return 'change log entry not in its key';
+    if (rev === expect) expect++;
+    else if (rev !== expect - 1) return `revision ${expect} has no writes`;
+  }
+  if (expect !== s.revision + 1) return `revision ${expect} has no writes`;
+  return null;
 }

@@ -131,16 +131,25 @@ export interface WireEvent {
 // ---- Scalars ----
 
 /**
- * A non-negative int64 field as a safe JS integer. Values above 2^53 - 1
- * cannot be held exactly and are refused (no real revision, limit or lease
- * gets there); negative values are refused unless `allowNegative`.
+ * An int64 field as a JS number. Values beyond ±(2^53 - 1) are clamped there:
+ * no real revision, count or version gets that far, so a clamped revision is
+ * still "a future revision" to the store, a clamped lease id still "not
+ * found", a clamped limit still "no limit". With `negativeAsZero`, negative
+ * values read as 0, as etcd reads a negative revision (the current one) or
+ * limit (none). Anything that is not an integer is malformed.
  */
-export function parseInt64(value: Int64 | undefined | null, field: string, allowNegative = false): number {
+export function parseInt64(value: Int64 | undefined | null, field: string, negativeAsZero = false): number {
   if (value === undefined || value === null || value === '') return 0;
-  const n = typeof value === 'number' ? value : Number(value);
-  if (!Number.isSafeInteger(n)) throw new MalformedRequestError(`${field} is not an integer within ±2^53: ${String(value)}`);
-  if (n < 0 && !allowNegative) throw new MalformedRequestError(`${field} must not be negative: ${n}`);
-  return n;
+  let n: number;
+  if (typeof value === 'number') {
+    if (!Number.isInteger(value)) throw new MalformedRequestError(`${field} is not an integer: ${value}`);
+    n = value;
+  } else {
+    if (!/^-?\d{1,20}$/.test(value)) throw new MalformedRequestError(`${field} is not an integer: ${JSON.stringify(value.slice(0, 40))}`);
+    n = Number(value);
+  }
+  n = Math.max(-Number.MAX_SAFE_INTEGER, Math.min(Number.MAX_SAFE_INTEGER, n));
+  return negativeAsZero && n < 0 ? 0 : n;
 }
 
 function bytes(b: Buffer | Uint8Array | undefined | null): Uint8Array {
@@ -185,17 +194,17 @@ export function rangeRequestFromWire(w: WireRangeRequest): RangeRequest {
   return {
     key,
     rangeEnd: bytes(w.range_end),
-    limit: parseInt64(w.limit, 'limit'),
-    revision: parseInt64(w.revision, 'revision'),
+    limit: parseInt64(w.limit, 'limit', true),
+    revision: parseInt64(w.revision, 'revision', true),
     sortOrder: sortOption(w.sort_order, SORT_ORDERS, SORT_ORDER_VALUES),
     sortTarget: sortOption(w.sort_target, SORT_TARGETS, SORT_TARGET_VALUES),
     serializable: w.serializable === true,
     keysOnly: w.keys_only === true,
     countOnly: w.count_only === true,
-    minModRevision: parseInt64(w.min_mod_revision, 'min_mod_revision'),
-    maxModRevision: parseInt64(w.max_mod_revision, 'max_mod_revision'),
-    minCreateRevision: parseInt64(w.min_create_revision, 'min_create_revision'),
-    maxCreateRevision: parseInt64(w.max_create_revision, 'max_create_revision'),
+    minModRevision: parseInt64(w.min_mod_revision, 'min_mod_revision', true),
+    maxModRevision: parseInt64(w.max_mod_revision, 'max_mod_revision', true),
+    minCreateRevision: parseInt64(w.min_create_revision, 'min_create_revision', true),
+    maxCreateRevision: parseInt64(w.max_create_revision, 'max_create_revision', true),
   };
 }
 
@@ -204,7 +213,7 @@ export function putRequestFromWire(w: WirePutRequest): PutRequest {
   const key = bytes(w.key);
   requireKey(key);
   const value = bytes(w.value);
-  const lease = parseInt64(w.lease, 'lease', true);
+  const lease = parseInt64(w.lease, 'lease');
   const ignoreValue = w.ignore_value === true;
   const ignoreLease = w.ignore_lease === true;
   if (ignoreValue && value.length !== 0) throw new EtcdRequestError(ETCD_STATUS.valueProvided);
@@ -232,15 +241,15 @@ function compareFromWire(w: WireCompare): Compare {
   const rangeEnd = bytes(w.range_end);
   switch (target) {
     case 'version':
-      return { target, result, key, rangeEnd, version: parseInt64(w.version, 'compare.version', true) };
+      return { target, result, key, rangeEnd, version: parseInt64(w.version, 'compare.version') };
     case 'create':
-      return { target, result, key, rangeEnd, createRevision: parseInt64(w.create_revision, 'compare.create_revision', true) };
+      return { target, result, key, rangeEnd, createRevision: parseInt64(w.create_revision, 'compare.create_revision') };
     case 'mod':
-      return { target, result, key, rangeEnd, modRevision: parseInt64(w.mod_revision, 'compare.mod_revision', true) };
+      return { target, result, key, rangeEnd, modRevision: parseInt64(w.mod_revision, 'compare.mod_revision') };
     case 'value':
       return { target, result, key, rangeEnd, value: bytes(w.value) };
     case 'lease':
-      return { target, result, key, rangeEnd, lease: parseInt64(w.lease, 'compare.lease', true) };
+      return { target, result, key, rangeEnd, lease: parseInt64(w.lease, 'compare.lease') };
   }
 }
 
@@ -267,7 +276,7 @@ export function txnRequestFromWire(w: WireTxnRequest, depth = 0): TxnRequest {
 
 /** KV.Compact request → CompactionRequest. */
 export function compactionRequestFromWire(w: WireCompactionRequest): CompactionRequest {
-  return { revision: parseInt64(w.revision, 'revision'), physical: w.physical === true };
+  return { revision: parseInt64(w.revision, 'revision', true), physical: w.physical === true };
 }
 
 // ---- Responses ----

@@ -225,8 +225,8 @@ export class WatchSession {
     let startRevision: number;
     let requestedId: number;
     try {
-      startRevision = parseInt64(creq.start_revision, 'start_revision', true);
-      requestedId = parseInt64(creq.watch_id, 'watch_id', true);
+      startRevision = parseInt64(creq.start_revision, 'start_revision');
+      requestedId = parseInt64(creq.watch_id, 'watch_id');
     } catch (err) {
       this.refuseCreate(err instanceof Error ? err.message : String(err));
       return;
@@ -279,7 +279,7 @@ export class WatchSession {
   private cancel(rawId: string | number | undefined): void {
     let id: number;
     try {
-      id = parseInt64(rawId, 'watch_id', true);
+      id = parseInt64(rawId, 'watch_id');
     } catch {
       return; // no such watcher: etcd sends nothing
     }

@@ -282,6 +282,15 @@ function writeTxn(w: ByteWriter, t: TxnRequest, depth: number): void {
 
 /** Encodes a command for the log (canonical: decodeCommand gives it back, and re-encoding gives the same bytes). Throws KvCodecError on an unencodable command (unsafe integers, unknown enum values). */
 export function encodeCommand(cmd: KvCommand): Uint8Array {
+  try {
+    return encode(cmd);
+  } catch (err) {
+    if (err instanceof KvCodecError) throw err;
+    throw new KvCodecError('unencodable command', -1, { cause: err }); // e.g. a field missing from an untyped caller's object
+  }
+}
+
+function encode(cmd: KvCommand): Uint8Array {
   const w = new ByteWriter();
   w.u8(COMMAND_FORMAT_VERSION);
   switch (cmd.type) {

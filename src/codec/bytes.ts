@@ -193,12 +193,15 @@ export class ByteReader {
     return v;
   }
 
-  /** A varint-length byte string, copied out (so that it does not pin the input). */
+  /**
+   * A varint-length byte string, copied out into a plain Uint8Array (so that it
+   * does not pin the input; and not with slice(), which is a view on a Buffer).
+   */
   blob(field: string): Uint8Array {
     const at = this.pos;
     const n = this.uint(`${field} length`);
     if (n > this.remaining()) this.fail(field, `length ${n} exceeds the ${this.remaining()} bytes left`, at);
-    return this.view(field, n).slice();
+    return new Uint8Array(this.view(field, n));
   }
 
   /** A u8-length UTF-8 string; null when the length is 0 and `nullable`, else it must be non-empty. */

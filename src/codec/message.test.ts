@@ -81,6 +81,12 @@ test('decoded data is a copy, not a view of the input', () => {
   enc.fill(0);
   assert.deepEqual(dec.entries[0]!.data, bytes(1, 2, 3));
   assert.equal(dec.entries[0]!.data.buffer.byteLength, 3);
+  // from a Buffer (as sockets deliver): still a plain, separate Uint8Array (Buffer#slice would be a view)
+  const buf = Buffer.from(encodeMessage(EXAMPLES[2]!));
+  const fromBuf = decodeMessage(buf) as Extract<Message, { type: 'append' }>;
+  buf.fill(0);
+  assert.equal(Object.getPrototypeOf(fromBuf.entries[0]!.data), Uint8Array.prototype);
+  assert.deepEqual(fromBuf.entries[0]!.data, bytes(1, 2, 3));
 });
 
 // ------------------------------------------------------------ arbitraries ---

@@ -207,9 +207,13 @@ export class TcpTransport implements Transport {
       ? net.createServer((sock) => this.onInbound(sock))
       : tls.createServer({ cert: t.cert, key: t.key, ca: t.ca, requestCert: true, rejectUnauthorized: true }, (sock) => this.onInbound(sock));
     if (t !== undefined) {
+      // A client certificate that the CA did not sign ends here (the socket is
+      // already gone, often without its address, and the error is generic).
       server.on('tlsClientError', (err: Error, sock: tls.TLSSocket) => {
         this.counters.refusedHandshakes++;
-        this.log.warn({ remote: `${sock.remoteAddress}:${sock.remotePort}`, reason: err.message }, `refused a TLS connection from ${sock.remoteAddress}:${sock.remotePort}: ${err.message}`);
+        const remote = sock.remoteAddress === undefined ? 'a client' : `${sock.remoteAddress}:${sock.remotePort}`;
+        const reason = `TLS handshake failed (client certificate not signed by our CA, or not TLS): ${err.message}`;
+        this.log.warn({ remote, reason }, `refused a TLS connection from ${remote}: ${reason}`);
       });
     }
     this.server = server;
@@ -300,6 +304,7 @@ export class TcpTransport implements Transport {
 
   private dial(p: Outbound): void {
     p.state = 'connecting';
+    p.lastError = null;
     const t = this.opts.tls;
     const { host, port } = this.opts.peers.get(p.id) ?? p.addr;
     const sock: net.Socket = t === undefined
@@ -382,12 +387,20 @@ export class TcpTransport implements Transport {
       p.state = 'closed';
       return;
     }
+    if (p.state === 'handshaking' && p.lastError === null) {
+      // TLS 1.3: a listener that rejects our certificate just closes after our hello.
+      p.lastError = 'closed by the peer before the handshake completed (does it accept our TLS certificate?)';
+    }
+    const reason = p.lastError ?? 'closed';
     if (p.state === 'ready') {
-      this.log.warn({ peer: p.id, reason: p.lastError }, `connection to peer ${p.id} lost${p.lastError === null ? '' : `: ${p.lastError}`}; reconnecting`);
-    } else if (p.failures === 0 && !(p.lastError ?? '').startsWith('refused')) {
-      this.log.info({ peer: p.id, reason: p.lastError }, `cannot connect to peer ${p.id}: ${p.lastError ?? 'closed'}; retrying with backoff`);
+      this.log.warn({ peer: p.id, reason }, `connection to peer ${p.id} lost: ${reason}; reconnecting`);
+    } else if (p.failures === 0 && !reason.startsWith('refused')) {
+      // the first failure of a series at info (warn when cut off mid-handshake: likely a TLS refusal);
+      // the retries at debug (a peer that is down must not flood the log)
+      const level = p.state === 'handshaking' ? 'warn' : 'info';
+      this.log[level]({ peer: p.id, reason }, `cannot connect to peer ${p.id}: ${reason}; retrying with backoff`);
     } else {
-      this.log.debug({ peer: p.id, reason: p.lastError, failures: p.failures + 1 }, `cannot connect to peer ${p.id}`);
+      this.log.debug({ peer: p.id, reason, failures: p.failures + 1 }, `cannot connect to peer ${p.id}: ${reason}`);
     }
     p.failures++;
     p.state = 'backoff';

@@ -144,10 +144,10 @@ export class FrameSplitter {
   }
 }
 
-/** Reads an app frame's payload: u16 channel + bytes (copied). Throws CodecError when shorter than 2 bytes. */
+/** Reads an app frame's payload: u16 channel + bytes (copied into a plain Uint8Array). Throws CodecError when shorter than 2 bytes. */
 export function decodeAppPayload(payload: Uint8Array): { channel: number; payload: Uint8Array } {
   if (payload.byteLength < 2) throw new CodecError(`app frame of ${payload.byteLength} bytes has no channel`, 0);
-  return { channel: (payload[0] as number) | ((payload[1] as number) << 8), payload: payload.slice(2) };
+  return { channel: (payload[0] as number) | ((payload[1] as number) << 8), payload: new Uint8Array(payload.subarray(2)) };
 }
 
 /** An app frame's payload: u16 channel + bytes. Throws RangeError for a channel outside [0, 65535]. */

@@ -385,3 +385,22 @@ test('snapshot/restore: same state and listeners kept; malformed input is a KvSn
   wrongRev[5] = 2; // zigzag(1): revision 1
   assert.throws(() => new KvStore().restore(wrongRev), KvSnapshotError);
 });
+
+test('readTxn: a read-only txn evaluated without the log, as apply would', () => {
+  const s = abcd();
+  const t: TxnRequest = {
+    compare: [cmpVersion('b', 'equal', 2)],
+    success: [op.range('a', 'c'), op.txn({ compare: [cmpValue('zz', 'equal', '')], success: [op.range('a')], failure: [op.range('d')] })],
+    failure: [],
+  };
+  const r = s.readTxn(t);
+  const applied = s.apply({ type: 'txn', request: t });
+  assert.deepEqual(applied, { type: 'txn', response: r, revision: 6 });
+  assert.equal(r.succeeded, true);
+  const nested = r.responses[1];
+  assert.equal(nested?.type === 'txn' && nested.response.succeeded, false);
+  throwsKv(() => s.readTxn({ compare: [], success: [op.range('a', '', { revision: 99 })], failure: [] }), 'futureRevision');
+  throwsKv(() => s.readTxn({ compare: [cmpVersion('', 'equal', 0)], success: [], failure: [] }), 'emptyKey');
+  assert.throws(() => s.readTxn({ compare: [], success: [], failure: [op.put('a', '1')] }), TypeError);
+  assert.equal(s.revision, 6);
+});

@@ -194,6 +194,12 @@ function compareHoldsFor(c: Compare, kv: KeyValue): boolean {
   }
 }
 
+/** True when no branch of the txn (nested txns included) holds a put or a deleteRange. */
+export function isReadOnlyTxn(t: TxnRequest): boolean {
+  const reads = (ops: readonly RequestOp[]): boolean => ops.every((op) => op.type === 'range' || (op.type === 'txn' && isReadOnlyTxn(op.request)));
+  return reads(t.success) && reads(t.failure);
+}
+
 /** etcd's checkTxnRequest: op counts (tooManyOps) and empty keys, recursively with the budget the parent leaves. */
 function checkTxnShape(t: TxnRequest, maxOps: number): KvErrorCode | null {
   const opc = Math.max(t.compare.length, t.success.length, t.failure.length);
@@ -297,6 +303,19 @@ export class KvStore {
     const err = this.readRevisionError(req.revision);
     if (err !== null) throw kvError(err);
     return this.rangeAt(req, req.revision > 0 ? req.revision : this.s.revision);
+  }
+
+  /**
+   * Evaluates a txn none of whose branches write (nested txns included) against the current state, exactly as
+   * apply would (same checks, compares and responses), without going through the log: etcd serves such a Txn as a
+   * read. Throws KvError for what apply would return as {type:'error'}, and TypeError if any branch holds a write.
+   */
+  readTxn(t: TxnRequest): TxnResponse {
+    if (!isReadOnlyTxn(t)) throw new TypeError('readTxn: the txn has a branch that writes');
+    const result = this.applyTxn(t);
+    if (result.type === 'error') throw kvError(result.error);
+    if (result.type !== 'txn' || result.revision !== this.s.revision) throw new Error('readTxn: a read-only txn changed the store');
+    return result.response;
   }
 
   /**

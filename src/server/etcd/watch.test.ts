@@ -205,4 +205,29 @@ describe('Watch service with a slow reader', () => {
     stream.cancel();
     client.close();
   });
+
+  it('a client flooding create requests without reading: the queue stays bounded, every create is answered', async () => {
+    const earlier = new Set(srv.api.watchSessions);
+    const client = rawClient(srv.address, 'Watch');
+    const stream = (client as unknown as { Watch(): WatchStream }).Watch();
+    stream.on('error', () => undefined);
+    stream.pause();
+    const requests = 20000;
+    for (let i = 0; i < requests; i++) stream.write({ create_request: { key: utf8(`flood/${i}`) } });
+    const fresh = () => [...srv.api.watchSessions].find((s) => !earlier.has(s));
+    await waitFor(() => fresh() !== undefined, 3000, 'session');
+    const session = fresh();
+    assert.ok(session);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(session.stats.pendingBytesPeak < 2 * maxPendingBytes, `peak ${session.stats.pendingBytesPeak}`);
+    let created = 0;
+    stream.on('data', (r: WatchRes) => {
+      if (r.created) created++;
+    });
+    stream.resume();
+    await waitFor(() => created === requests, 10000, 'every create answered once the client reads');
+    assert.equal(session.watcherCount, requests);
+    stream.cancel();
+    client.close();
+  });
 });

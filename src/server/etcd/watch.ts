@@ -23,8 +23,10 @@
 //  - Responses hold the events of one revision; header.revision is that
 //    revision, so a client resuming from header.revision + 1 misses nothing.
 //
-// Control responses (created, canceled, progress) are always sent; they are
-// small and answer the client's own requests.
+// Control responses (created, canceled, progress) are always sent; they
+// answer the client's own requests, and while the session is blocked it stops
+// reading requests (as etcd's receive loop does when its control queue is
+// full), so a client that sends without reading cannot grow them either.
 
 import { status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -307,7 +309,10 @@ export class WatchSession {
       return false;
     }
     if (!writable || this.stats.pendingBytes >= this.ctx.maxPendingBytes) {
-      if (!this.blocked) this.stats.blockedCount++;
+      if (!this.blocked) {
+        this.stats.blockedCount++;
+        this.call.pause(); // and stop reading requests, whose answers would queue too (etcd's recvLoop blocks likewise)
+      }
       this.blocked = true;
     }
     return !this.blocked;
@@ -317,6 +322,7 @@ export class WatchSession {
     if (this.closed || !this.blocked) return;
     if (this.stats.pendingBytes >= this.ctx.maxPendingBytes || this.call.writableNeedDrain) return;
     this.blocked = false;
+    this.call.resume();
     this.schedulePump();
   }
 

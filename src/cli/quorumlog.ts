@@ -1,8 +1,13 @@
 #!/usr/bin/env node
-// The `quorumlog` command. Today it has one verb, check-data; the cluster
-// issue adds the rest. Built on commander (a maintained CLI library).
+// The `quorumlog` command: cluster (a local cluster to try), start (one node),
+// status, check-data. Built on commander (a maintained CLI library).
 
-import { Command } from 'commander';
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { Command, Option } from 'commander';
+import { runCluster } from './cluster.js';
+import { runStart, type StartFlags } from './start.js';
+import { runStatus } from './status.js';
 import { checkDataDir } from '../storage/data-dir.js';
 import { NodeFileSystem } from '../storage/fs.js';
 
@@ -27,12 +32,58 @@ export function program(out: (line: string) => void = console.log): Command {
       }
       process.exitCode = report.problems.length === 0 ? 0 : 1;
     });
+  cmd
+    .command('cluster')
+    .description('start a local cluster of N nodes (separate processes on 127.0.0.1) and keep it in the foreground; Ctrl-C stops it')
+    .option('--nodes <n>', 'how many nodes', '3')
+    .addOption(new Option('--mode <mode>', 'replication mode').choices(['push', 'pull']).default('push'))
+    .option('--data-dir <dir>', 'where configs, data and logs go', './quorumlog-data')
+    .option('--base-port <port>', 'client ports are base..base+N-1, peers base+100.., metrics base+200..', '2379')
+    .action(async (o: { nodes: string; mode: 'push' | 'pull'; dataDir: string; basePort: string }) => {
+      process.exitCode = await runCluster({ nodes: Number(o.nodes), mode: o.mode, dataDir: o.dataDir, basePort: Number(o.basePort) }, out);
+    });
+  cmd
+    .command('start')
+    .description('run one node in the foreground (flags override the config file)')
+    .option('--config <file>', 'JSON config file (see docs/OPERATIONS.md)')
+    .option('--cluster-id <id>', 'the cluster\'s name; nodes of another cluster are refused')
+    .option('--node-id <id>', 'this node\'s id (one of the members)')
+    .addOption(new Option('--mode <mode>', 'replication mode').choices(['push', 'pull']))
+    .option('--data-dir <dir>', 'this node\'s data directory')
+    .option('--member <spec>', 'a member: id=peerHost:port,clientHost:port,metricsHost:port[,voter|observer] (repeat for each)',
+      (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+    .option('--listen-host <host>', 'listen on this host instead of the advertised one (e.g. 0.0.0.0)')
+    .option('--tick-ms <ms>', 'milliseconds per Raft tick')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']))
+    .action(async (o: StartFlags) => {
+      process.exitCode = await runStart(o, (line) => console.error(line));
+    });
+  cmd
+    .command('status')
+    .description('show each node\'s role, term, commit and applied index, and the leader\'s view of replication lag')
+    .requiredOption('--endpoints <list>', 'client endpoints, host:port,host:port,...')
+    .option('--json', 'print JSON')
+    .option('--timeout-ms <ms>', 'per-endpoint timeout', '2000')
+    .option('--cacert <file>', 'CA for TLS endpoints')
+    .option('--cert <file>', 'client certificate for TLS endpoints')
+    .option('--key <file>', 'client key for TLS endpoints')
+    .action(async (o: { endpoints: string; json?: boolean; timeoutMs: string; cacert?: string; cert?: string; key?: string }) => {
+      const tls = o.cacert !== undefined && o.cert !== undefined && o.key !== undefined ? { ca: o.cacert, cert: o.cert, key: o.key } : undefined;
+      process.exitCode = await runStatus({
+        endpoints: o.endpoints.split(',').map((e) => e.trim()).filter((e) => e !== ''),
+        json: o.json === true, timeoutMs: Number(o.timeoutMs), ...(tls !== undefined ? { tls } : {}),
+      }, out);
+    });
   return cmd;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  program().parseAsync(process.argv).catch((err: unknown) => {
+const invoked = process.argv[1] === undefined ? '' : pathToFileURL(realpathSync(process.argv[1])).href;
+if (import.meta.url === invoked) {
+  program().parseAsync(process.argv).then(() => {
+    // gRPC channels and timers may linger; the verb's exit code is final.
+    process.exit(process.exitCode ?? 0);
+  }, (err: unknown) => {
     console.error(err instanceof Error ? err.message : err);
-    process.exitCode = 2;
+    process.exit(2);
   });
 }

@@ -1,0 +1,93 @@
+// `quorumlog start`: runs one node in the foreground, from a config file
+// and/or flags (flags override the file). Configuration problems are one
+// line naming the setting, before anything starts (exit 2). SIGINT/SIGTERM
+// stop the node cleanly; a storage failure stops it with exit code 1.
+
+import { readFileSync } from 'node:fs';
+import { ConfigFileError, parseConfig } from '../server/config.js';
+import { startNode } from '../server/node-process.js';
+
+/** Flags of `quorumlog start` (all optional when --config names a complete file). */
+export interface StartFlags {
+  readonly config?: string;
+  readonly clusterId?: string;
+  readonly nodeId?: string;
+  readonly mode?: string;
+  readonly dataDir?: string;
+  readonly member?: readonly string[];
+  readonly listenHost?: string;
+  readonly tickMs?: string;
+  readonly logLevel?: string;
+}
+
+/** Parses `--member id=peer,client,metrics[,observer]`. */
+export function parseMemberFlag(s: string, i: number): Record<string, string> {
+  const m = /^([^=]+)=([^,]+),([^,]+),([^,]+)(?:,(voter|observer))?$/.exec(s);
+  if (m === null) throw new ConfigFileError(`--member #${i + 1}`, `"${s}" is not id=peerHost:port,clientHost:port,metricsHost:port[,voter|observer]`);
+  return { id: m[1] as string, peer: m[2] as string, client: m[3] as string, metrics: m[4] as string, role: m[5] ?? 'voter' };
+}
+
+/** Merges the config file and the flags into one raw config object. */
+export function rawConfigFrom(flags: StartFlags): Record<string, unknown> {
+  let raw: Record<string, unknown> = {};
+  if (flags.config !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(flags.config, 'utf8');
+    } catch (e) {
+      throw new ConfigFileError('--config', `cannot read ${flags.config}: ${(e as Error).message}`);
+    }
+    try {
+      raw = JSON.parse(text) as Record<string, unknown>;
+    } catch (e) {
+      throw new ConfigFileError('--config', `${flags.config} is not valid JSON: ${(e as Error).message}`);
+    }
+  }
+  const set = (k: string, v: unknown): void => {
+    if (v !== undefined) raw[k] = v;
+  };
+  set('clusterId', flags.clusterId);
+  set('nodeId', flags.nodeId);
+  set('mode', flags.mode);
+  set('dataDir', flags.dataDir);
+  set('listenHost', flags.listenHost);
+  set('logLevel', flags.logLevel);
+  if (flags.tickMs !== undefined) {
+    const n = Number(flags.tickMs);
+    if (!Number.isInteger(n)) throw new ConfigFileError('--tick-ms', `"${flags.tickMs}" is not an integer`);
+    raw['tickMs'] = n;
+  }
+  if (flags.member !== undefined && flags.member.length > 0) raw['members'] = flags.member.map(parseMemberFlag);
+  return raw;
+}
+
+/** Runs one node until a signal; resolves with the exit code. */
+export async function runStart(flags: StartFlags, err: (line: string) => void): Promise<number> {
+  let config;
+  try {
+    config = parseConfig(rawConfigFrom(flags));
+  } catch (e) {
+    if (e instanceof ConfigFileError) {
+      err(e.message);
+      return 2;
+    }
+    throw e;
+  }
+  let fatal: ((code: number) => void) | null = null;
+  const exited = new Promise<number>((res) => { fatal = res; });
+  let node;
+  try {
+    node = await startNode(config, { onFatal: () => fatal?.(1) });
+  } catch (e) {
+    err(e instanceof ConfigFileError ? e.message : `cannot start node ${config.nodeId}: ${(e as Error).message}`);
+    return e instanceof ConfigFileError ? 2 : 1;
+  }
+  const onSignal = (): void => {
+    void node.stop().then(() => fatal?.(0));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const code = await exited;
+  await node.stop();
+  return code;
+}

@@ -1,0 +1,186 @@
+// Where a running node's bytes hit the disk: the segmented log, the term/vote
+// file and the snapshot store under one data directory, driven in the order
+// the core's persistence contract (src/core/ready.ts) demands:
+// snapshot chunks → snapshot → entries (one fdatasync: group commit) → hard
+// state. Recovery at start-up finishes a snapshot install that a crash
+// interrupted (snapshot durable, log not yet compacted), as the simulator's
+// durable disk does.
+//
+// The stores are synchronous (see src/storage/fs.ts): a persist blocks the
+// event loop for the length of an fsync. Requests that arrive meanwhile wait
+// in the kernel's socket buffers and are batched into the next round, which
+// is what gives group commit its batches.
+
+import type { PersistedState } from '../core/node.js';
+import type { Ready } from '../core/ready.js';
+import type { SnapshotReader as CoreSnapshotReader } from '../core/config.js';
+import type { Entry, HardState, SnapshotMeta } from '../protocol/entry.js';
+import { dataDirLayout } from '../storage/data-dir.js';
+import type { FileSystem } from '../storage/fs.js';
+import { DurableLogStore } from '../storage/log/durable-log.js';
+import { DurableSnapshotStore } from '../storage/snapshot/durable-snapshot-store.js';
+import type { SnapshotReceiver } from '../storage/snapshot/receiver.js';
+import { DurableStateStore } from '../storage/state/durable-state-store.js';
+import type { SnapshotReader, StoredSnapshotInfo } from '../storage/types.js';
+
+/** What a persist round took, for metrics. */
+export interface PersistTiming {
+  /** Milliseconds spent in the log's fdatasync, or null when nothing was synced. */
+  readonly logSyncMs: number | null;
+  readonly entriesWritten: number;
+}
+
+/** A node's three stores under one data directory. */
+export class NodeStorage {
+  readonly log: DurableLogStore;
+  readonly state: DurableStateStore;
+  readonly snapshots: DurableSnapshotStore;
+  private receiving: SnapshotReceiver | null = null;
+  private reader: SnapshotReader | null = null;
+  private readonly now: () => number;
+
+  constructor(fs: FileSystem, dir: string, opts: { segmentBytes?: number; now?: () => number } = {}) {
+    const layout = dataDirLayout(dir);
+    fs.mkdirp(dir);
+    this.snapshots = new DurableSnapshotStore(fs, layout.snapshots);
+    this.state = new DurableStateStore(fs, layout.state);
+    this.log = DurableLogStore.open(fs, layout.log, { segmentBytes: opts.segmentBytes ?? 64 << 20 });
+    this.now = opts.now ?? (() => performance.now());
+  }
+
+  /**
+   * Reads what survived: hard state, the latest snapshot's id, and the log
+   * after it. Finishes an interrupted snapshot install first.
+   */
+  recover(): PersistedState {
+    const hardState = this.state.load();
+    const latest = this.snapshots.latest();
+    const snap: SnapshotMeta | null = latest === null ? null : { index: latest.index, term: latest.term };
+    if (snap !== null && this.log.term(snap.index) !== snap.term && this.log.firstIndex() <= snap.index + 1) {
+      // The snapshot became durable but the crash came before the log was
+      // cut to it (or the log disagrees with it): the snapshot wins.
+      this.log.compactPrefix(snap.index, snap.term);
+      this.log.sync();
+    }
+    const after = Math.max(this.log.firstIndex(), (snap?.index ?? 0) + 1);
+    const entries: Entry[] = [];
+    for (let lo = after; lo <= this.log.lastIndex();) {
+      const batch = this.log.read(lo, this.log.lastIndex() + 1, 1 << 24);
+      for (const e of batch) entries.push(e);
+      lo += batch.length;
+    }
+    return { hardState, snapshot: snap, entries };
+  }
+
+  /**
+   * Makes a ready's state durable in the contract's order. Returns the
+   * snapshot that was installed (its bytes must now be restored into the
+   * state machine) or null.
+   */
+  persist(r: Ready): { installed: StoredSnapshotInfo | null; timing: PersistTiming } {
+    for (const c of r.snapshotChunks) {
+      if (this.receiving === null || !sameMeta(this.receiving.meta, c.snapshot)) {
+        this.receiving?.close();
+        this.receiving = this.snapshots.beginReceive(c.snapshot);
+      }
+      this.receiving.write(c.offset, c.data);
+      if (c.done) this.receiving.checkpoint();
+    }
+    let installed: StoredSnapshotInfo | null = null;
+    if (r.snapshot !== null) installed = this.installReceived(r.snapshot);
+    let logSyncMs: number | null = null;
+    if (r.entries.length > 0) {
+      const first = r.entries[0] as Entry;
+      const snapIndex = this.snapshots.latest()?.index ?? 0;
+      // Entries inside the snapshot are covered by it already.
+      const from = Math.max(0, snapIndex + 1 - first.index);
+      if (from < r.entries.length) this.log.append(from === 0 ? r.entries : r.entries.slice(from));
+      const t0 = this.now();
+      this.log.sync();
+      logSyncMs = this.now() - t0;
+    }
+    if (r.hardState !== null) this.state.save(r.hardState);
+    return { installed, timing: { logSyncMs, entriesWritten: r.entries.length } };
+  }
+
+  /** The received snapshot `meta` becomes current; the log it covers goes. */
+  private installReceived(meta: SnapshotMeta): StoredSnapshotInfo {
+    const rx = this.receiving !== null && sameMeta(this.receiving.meta, meta) ? this.receiving : this.snapshots.beginReceive(meta);
+    this.receiving = null;
+    const info = rx.commit();
+    this.closeReader();
+    this.log.compactPrefix(meta.index, meta.term);
+    this.log.sync();
+    this.snapshots.removeOlder();
+    return info;
+  }
+
+  /**
+   * Writes a snapshot of the state machine taken at `meta` (the applied
+   * index): durable and current before the caller compacts the log to it.
+   */
+  saveSnapshot(meta: SnapshotMeta, data: Uint8Array, chunkBytes = 1 << 20): StoredSnapshotInfo {
+    const w = this.snapshots.beginWrite(meta);
+    try {
+      for (let pos = 0; pos < data.byteLength; pos += chunkBytes) w.write(data.subarray(pos, pos + chunkBytes));
+      const info = w.commit();
+      this.closeReader();
+      return info;
+    } catch (e) {
+      w.abort();
+      throw e;
+    }
+  }
+
+  /** After saveSnapshot: drop the durable log up to the snapshot and older snapshots. */
+  compactTo(meta: SnapshotMeta): void {
+    this.log.compactPrefix(meta.index, meta.term);
+    this.log.sync();
+    this.snapshots.removeOlder();
+  }
+
+  /** Reads the whole latest snapshot (for restoring the state machine at start-up or after an install). */
+  readSnapshot(meta: SnapshotMeta): Uint8Array {
+    const reader = this.snapshots.open(meta);
+    if (reader === undefined) throw new Error(`snapshot ${meta.index}/${meta.term} is not in the store`);
+    try {
+      return reader.read(0, reader.info.sizeBytes);
+    } finally {
+      reader.close();
+    }
+  }
+
+  /** The core's snapshot reader: serves chunks of the current snapshot to followers and observers. */
+  readonly coreSnapshotReader: CoreSnapshotReader = (meta, position, maxBytes) => {
+    if (this.reader === null || !sameMeta(this.reader.info, meta)) {
+      this.closeReader();
+      const r = this.snapshots.open(meta);
+      if (r === undefined) return undefined;
+      this.reader = r;
+    }
+    const size = this.reader.info.sizeBytes;
+    const data = this.reader.read(position, Math.min(maxBytes, Math.max(0, size - position)));
+    return { data, done: position + data.byteLength >= size };
+  };
+
+  /** The hard state as last saved. */
+  hardState(): HardState {
+    return this.state.load();
+  }
+
+  close(): void {
+    this.closeReader();
+    this.receiving?.close();
+    this.receiving = null;
+    this.log.close();
+  }
+
+  private closeReader(): void {
+    this.reader?.close();
+    this.reader = null;
+  }
+}
+
+function sameMeta(a: SnapshotMeta, b: SnapshotMeta): boolean {
+  return a.index === b.index && a.term === b.term;
+}

@@ -1,0 +1,698 @@
+// The runtime that drives one node's consensus core in real time: a timer
+// ticks it, the transport feeds it messages, and each round takes the core's
+// Ready, sends, persists (src/node/node-storage.ts), sends what had to wait
+// for the disk, applies committed entries to the state machine, answers
+// clients and calls advance(). Everything runs on the event loop, one round
+// at a time; no core call ever comes between ready() and advance().
+//
+// Batching: client commands queue while a round runs; the next round packs
+// all of them into as few entries as fit `maxEntryBytes` (one fsync for all).
+// Nothing waits on a timer: an idle node starts a round as soon as a request
+// arrives (setImmediate), so a lone client pays no batching delay.
+//
+// Bounded queues: at most `maxPendingRequests` commands and
+// `maxPendingBytes` bytes wait here (beyond that a client gets
+// TooManyRequestsError at once); every request has a deadline
+// (RequestTimeoutError); the core's own `maxUncommittedBytes` pushes back
+// when followers lag, and the transport bounds each peer's send queue.
+//
+// Followers forward writes and linearizable reads to the leader
+// (src/node/forward.ts) and answer from their own applied state.
+
+import type { Logger } from 'pino';
+import { BackpressureError, LeaderTransferInProgressError, NotLeaderError } from '../core/errors.js';
+import { RaftNode } from '../core/node.js';
+import type { RaftConfigInput } from '../core/config.js';
+import type { RoleKind } from '../core/roles.js';
+import type { Entry, SnapshotMeta } from '../protocol/entry.js';
+import type { LogIndex, NodeId, Term } from '../protocol/ids.js';
+import type { Message } from '../protocol/messages.js';
+import type { PeerFrame, Transport } from '../transport/types.js';
+import { BATCH_HEADER_BYTES, BATCH_ITEM_OVERHEAD_BYTES, decodeBatch, encodeBatch } from './batch.js';
+import { LeaderChangedError, NoLeaderError, NodeStoppedError, RequestTimeoutError, TooManyRequestsError } from './errors.js';
+import { decodeForward, encodeForward, FORWARD_CHANNEL, type ForwardMessage, type ForwardRefusal } from './forward.js';
+import type { NodeStorage } from './node-storage.js';
+
+/** The replicated state machine the log feeds. Must be deterministic. */
+export interface StateMachine {
+  /** Applies one committed command; the result goes back to whoever proposed it. */
+  apply(command: Uint8Array, index: LogIndex): unknown;
+  /** The whole state, for a snapshot at the last applied index. */
+  snapshot(): Uint8Array;
+  /** Replaces the state with a snapshot's. */
+  restore(data: Uint8Array): void;
+}
+
+/** Counters and gauges for /metrics and `quorumlog status`. */
+export interface RuntimeMetrics {
+  proposalsTotal: number;
+  entriesProposedTotal: number;
+  /** Commands per proposed entry, for the batch-size histogram. */
+  readonly batchSizes: number[];
+  /** fdatasync latencies (ms) since the last collection. */
+  readonly fsyncMs: number[];
+  roundsTotal: number;
+  forwardedWrites: number;
+  forwardedReads: number;
+  rejectedTooMany: number;
+  timedOut: number;
+  malformedForwardFrames: number;
+  stepErrors: number;
+  snapshotsTaken: number;
+  snapshotsInstalled: number;
+}
+
+export interface RuntimeOptions {
+  /** The core's configuration (random is supplied by the caller). */
+  readonly raft: RaftConfigInput;
+  readonly storage: NodeStorage;
+  readonly transport: Transport;
+  readonly stateMachine: StateMachine;
+  readonly logger: Logger;
+  /** Real milliseconds per core tick. */
+  readonly tickMs: number;
+  readonly requestTimeoutMs?: number;
+  readonly maxPendingRequests?: number;
+  readonly maxPendingBytes?: number;
+  /** Largest batch packed into one entry. */
+  readonly maxEntryBytes?: number;
+  /** Take a snapshot and compact the log after this many applied entries. */
+  readonly snapshotEveryEntries?: number;
+  /** Called once when the node must stop (a storage failure): the process should exit. */
+  readonly onFatal?: (err: unknown) => void;
+}
+
+interface Waiter {
+  readonly resolve: (result: unknown) => void;
+  readonly reject: (err: Error) => void;
+  readonly deadline: number;
+}
+
+interface QueuedCommand extends Waiter {
+  readonly command: Uint8Array;
+}
+
+/** Commands in one entry that was proposed (here, or by the leader for us): resolved when that entry applies. */
+interface InLog {
+  readonly term: Term;
+  readonly waiters: readonly (Waiter | null)[];
+}
+
+/** A forwarded batch waiting for the leader's (index, term). */
+interface Forwarded {
+  readonly waiters: readonly Waiter[];
+  readonly deadline: number;
+}
+
+/** Why the leader (or this node) cannot take a request now. */
+function refusalError(reason: ForwardRefusal): Error {
+  switch (reason) {
+    case 'notLeader': return new NoLeaderError();
+    case 'backpressure': return new TooManyRequestsError('the leader is pushing back: too many uncommitted bytes');
+    case 'transfer': return new NoLeaderError();
+  }
+}
+
+/** One node: a RaftNode driven in real time over real storage and transport. */
+export class NodeRuntime {
+  readonly id: NodeId;
+  readonly core: RaftNode;
+  readonly metrics: RuntimeMetrics = {
+    proposalsTotal: 0, entriesProposedTotal: 0, batchSizes: [], fsyncMs: [], roundsTotal: 0, forwardedWrites: 0,
+    forwardedReads: 0, rejectedTooMany: 0, timedOut: 0, malformedForwardFrames: 0, stepErrors: 0,
+    snapshotsTaken: 0, snapshotsInstalled: 0,
+  };
+  private readonly opts: Required<Omit<RuntimeOptions, 'onFatal'>> & Pick<RuntimeOptions, 'onFatal'>;
+  private readonly log: Logger;
+  private readonly sm: StateMachine;
+  private readonly storage: NodeStorage;
+  private readonly transport: Transport;
+
+  private queue: QueuedCommand[] = [];
+  private queueBytes = 0;
+  private readonly inLog = new Map<LogIndex, InLog>();
+  private readonly forwarded = new Map<number, Forwarded>();
+  /** Read barriers not yet sent to the core or the leader. */
+  private readQueue: Waiter[] = [];
+  /** Read barriers asked of the core (ctx) or of the leader (reqId), by id. */
+  private readonly readsAsked = new Map<number, { waiters: Waiter[]; local: boolean; deadline: number }>();
+  /** Confirmed reads waiting for the applied index, in no particular order. */
+  private readsConfirmed: { index: LogIndex; waiters: Waiter[] }[] = [];
+  /** Reads the leader runs for followers: ctx → (peer, reqId). */
+  private readonly remoteReads = new Map<number, { peer: NodeId; reqId: number }>();
+  private nextId = 1;
+  private applied: LogIndex;
+  private lastSnapshotIndex: LogIndex;
+  private scheduled = false;
+  /** After the leader refused forwarded writes (it no longer leads): wait for a tick before forwarding again. */
+  private forwardHoldUntil = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private lastRole: RoleKind | null = null;
+  private lastLeader: NodeId | null = null;
+  private lastTerm: Term = -1;
+
+  constructor(opts: RuntimeOptions) {
+    this.opts = {
+      requestTimeoutMs: 5000, maxPendingRequests: 20_000, maxPendingBytes: 64 << 20, maxEntryBytes: 256 << 10,
+      snapshotEveryEntries: 10_000, ...opts,
+    };
+    this.log = opts.logger;
+    this.sm = opts.stateMachine;
+    this.storage = opts.storage;
+    this.transport = opts.transport;
+    const persisted = this.storage.recover();
+    if (persisted.snapshot !== null) this.sm.restore(this.storage.readSnapshot(persisted.snapshot));
+    this.applied = persisted.snapshot?.index ?? 0;
+    this.lastSnapshotIndex = this.applied;
+    this.core = new RaftNode({ ...opts.raft, snapshotReader: this.storage.coreSnapshotReader }, persisted);
+    this.id = this.core.id;
+    this.log.info({ term: persisted.hardState.term, commit: persisted.hardState.commit, snapshot: persisted.snapshot,
+      lastIndex: this.core.log.lastIndex() }, 'recovered from disk');
+  }
+
+  /** Starts ticking and listening. */
+  async start(): Promise<void> {
+    this.transport.onFrame((from, frame) => this.onFrame(from, frame));
+    await this.transport.start();
+    this.timer = setInterval(() => this.onTick(), this.opts.tickMs);
+    this.schedule();
+  }
+
+  /** Stops the node: pending requests fail with NodeStoppedError, the stores close. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    this.failAll(new NodeStoppedError());
+    await this.transport.close();
+    this.storage.close();
+  }
+
+  /** The index up to which the state machine has applied. */
+  get appliedIndex(): LogIndex {
+    return this.applied;
+  }
+
+  /**
+   * Submits one command for the log; resolves with the state machine's
+   * result for it once this node has applied it.
+   */
+  submit(command: Uint8Array): Promise<unknown> {
+    if (this.stopped) return Promise.reject(new NodeStoppedError());
+    if (this.queue.length >= this.opts.maxPendingRequests || this.queueBytes + command.byteLength > this.opts.maxPendingBytes) {
+      this.metrics.rejectedTooMany++;
+      return Promise.reject(new TooManyRequestsError(`${this.queue.length} commands (${this.queueBytes} bytes) already wait to be proposed`));
+    }
+    return new Promise((resolve, reject) => {
+      this.queue.push({ command, resolve, reject, deadline: this.deadline() });
+      this.queueBytes += command.byteLength;
+      this.schedule();
+    });
+  }
+
+  /** Resolves once the state machine reflects every write committed before the call (ReadIndex). */
+  readBarrier(): Promise<void> {
+    if (this.stopped) return Promise.reject(new NodeStoppedError());
+    if (this.readQueue.length >= this.opts.maxPendingRequests) {
+      this.metrics.rejectedTooMany++;
+      return Promise.reject(new TooManyRequestsError('too many reads wait for a barrier'));
+    }
+    return new Promise((resolve, reject) => {
+      this.readQueue.push({ resolve: () => resolve(), reject, deadline: this.deadline() });
+      this.schedule();
+    });
+  }
+
+  /** Hands leadership to `target` (leader only). */
+  transferLeadership(target: NodeId): void {
+    this.core.transferLeadership(target);
+    this.schedule();
+  }
+
+  // ---- the event loop side -------------------------------------------------
+
+  private deadline(): number {
+    return performance.now() + this.opts.requestTimeoutMs;
+  }
+
+  private onTick(): void {
+    if (this.stopped) return;
+    this.core.tick();
+    this.expire();
+    this.schedule();
+  }
+
+  private onFrame(from: NodeId, frame: PeerFrame): void {
+    if (this.stopped) return;
+    if (frame.kind === 'raft') {
+      this.stepMessage(from, frame.message);
+    } else if (frame.channel === FORWARD_CHANNEL) {
+      let m: ForwardMessage;
+      try {
+        m = decodeForward(frame.payload);
+      } catch (e) {
+        this.metrics.malformedForwardFrames++;
+        this.log.warn({ peer: from, err: (e as Error).message }, 'dropped a malformed forwarding frame');
+        return;
+      }
+      this.onForward(from, m);
+    } else {
+      this.metrics.malformedForwardFrames++;
+      this.log.warn({ peer: from, channel: frame.channel }, 'dropped a frame on an unknown channel');
+    }
+    this.schedule();
+  }
+
+  private stepMessage(from: NodeId, m: Message): void {
+    if (m.from !== from || m.to !== this.id) {
+      this.metrics.stepErrors++;
+      this.log.warn({ peer: from, claimedFrom: m.from, to: m.to, type: m.type }, 'dropped a message with a wrong sender or receiver');
+      return;
+    }
+    try {
+      this.core.step(m);
+    } catch (e) {
+      this.metrics.stepErrors++;
+      this.log.error({ peer: from, type: m.type, err: e }, 'the core refused a message');
+    }
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.round();
+    });
+  }
+
+  /** One round: propose what queued, then run the core's Ready cycle until it has nothing. */
+  private round(): void {
+    if (this.stopped) return;
+    try {
+      this.flushProposals();
+      this.flushReads();
+      for (let i = 0; i < 16 && this.core.hasReady(); i++) this.handleReady();
+      this.maybeSnapshot();
+      this.noteLeadership();
+      if (this.core.hasReady()) this.schedule();
+    } catch (e) {
+      this.fatal(e);
+    }
+  }
+
+  private handleReady(): void {
+    const r = this.core.ready();
+    this.metrics.roundsTotal++;
+    for (const m of r.messages) this.sendRaft(m);
+    const { installed, timing } = this.storage.persist(r);
+    if (timing.logSyncMs !== null) pushBounded(this.metrics.fsyncMs, timing.logSyncMs);
+    for (const m of r.persistedMessages) this.sendRaft(m);
+    if (installed !== null && r.snapshot !== null) this.restoreSnapshot(r.snapshot);
+    this.apply(r.committed);
+    for (const rs of r.readStates) this.onReadState(rs.ctx, rs.index);
+    for (const ctx of r.readsAborted) this.onReadAborted(ctx);
+    this.core.advance(r);
+    this.resolveReads();
+  }
+
+  private sendRaft(m: Message): void {
+    this.transport.send(m.to, { kind: 'raft', message: m });
+  }
+
+  private restoreSnapshot(meta: SnapshotMeta): void {
+    this.sm.restore(this.storage.readSnapshot(meta));
+    this.metrics.snapshotsInstalled++;
+    this.log.info({ index: meta.index, term: meta.term }, 'installed a snapshot from the leader');
+    this.applied = meta.index;
+    this.lastSnapshotIndex = meta.index;
+    for (const [index, w] of this.inLog) {
+      if (index > meta.index) continue;
+      this.inLog.delete(index);
+      for (const x of w.waiters) x?.reject(new RequestTimeoutError('a request whose entry a snapshot replaced', 0));
+    }
+  }
+
+  private apply(entries: readonly Entry[]): void {
+    for (const e of entries) {
+      if (e.index <= this.applied) continue;
+      let results: unknown[] = [];
+      if (e.type === 'data') {
+        let commands: Uint8Array[];
+        try {
+          commands = decodeBatch(e.data);
+        } catch (err) {
+          // Only a bug or corruption can put a bad batch in a committed entry;
+          // every replica skips it alike, so the state machines stay equal.
+          this.log.error({ index: e.index, err }, 'skipped a committed entry whose batch does not parse');
+          commands = [];
+        }
+        results = commands.map((c) => this.sm.apply(c, e.index));
+      }
+      this.applied = e.index;
+      const w = this.inLog.get(e.index);
+      if (w === undefined) continue;
+      this.inLog.delete(e.index);
+      if (w.term !== e.term) {
+        for (const x of w.waiters) x?.reject(new LeaderChangedError());
+      } else {
+        w.waiters.forEach((x, i) => x?.resolve(results[i]));
+      }
+    }
+  }
+
+  // ---- proposals -------------------------------------------------------------
+
+  private flushProposals(): void {
+    if (this.queue.length === 0) return;
+    const leader = this.core.leaderId();
+    if (leader === null) return; // wait for an election (bounded by the deadline)
+    const batches = this.packQueue();
+    if (leader === this.id) {
+      for (let i = 0; i < batches.length; i++) {
+        const b = batches[i] as QueuedCommand[];
+        try {
+          const index = this.core.propose([encodeBatch(b.map((q) => q.command))]);
+          this.inLog.set(index, { term: this.core.term, waiters: b });
+          this.metrics.proposalsTotal += b.length;
+          this.metrics.entriesProposedTotal++;
+          pushBounded(this.metrics.batchSizes, b.length);
+        } catch (e) {
+          if (e instanceof BackpressureError || e instanceof LeaderTransferInProgressError) {
+            this.requeue(batches.slice(i)); // retried after the next commit, bounded by deadlines
+            return;
+          }
+          throw e;
+        }
+      }
+    } else {
+      if (performance.now() < this.forwardHoldUntil) {
+        this.requeue(batches);
+        return;
+      }
+      for (const b of batches) {
+        const reqId = this.nextId++;
+        const batch = encodeBatch(b.map((q) => q.command));
+        if (!this.transport.send(leader, { kind: 'app', channel: FORWARD_CHANNEL, payload: encodeForward({ type: 'propose', reqId, batch }) })) {
+          for (const q of b) q.reject(new TooManyRequestsError('the connection to the leader is congested'));
+          continue;
+        }
+        this.metrics.forwardedWrites += b.length;
+        this.forwarded.set(reqId, { waiters: b, deadline: Math.max(...b.map((q) => q.deadline)) });
+      }
+    }
+  }
+
+  /** Takes the whole queue, cut into batches of at most maxEntryBytes. */
+  private packQueue(): QueuedCommand[][] {
+    const out: QueuedCommand[][] = [];
+    let cur: QueuedCommand[] = [];
+    let bytes = BATCH_HEADER_BYTES;
+    for (const q of this.queue) {
+      const size = q.command.byteLength + BATCH_ITEM_OVERHEAD_BYTES;
+      if (cur.length > 0 && bytes + size > this.opts.maxEntryBytes) {
+        out.push(cur);
+        cur = [];
+        bytes = BATCH_HEADER_BYTES;
+      }
+      cur.push(q);
+      bytes += size;
+    }
+    if (cur.length > 0) out.push(cur);
+    this.queue = [];
+    this.queueBytes = 0;
+    return out;
+  }
+
+  private requeue(batches: QueuedCommand[][]): void {
+    const back = batches.flat();
+    this.queue = back.concat(this.queue);
+    this.queueBytes = this.queue.reduce((s, q) => s + q.command.byteLength, 0);
+  }
+
+  // ---- reads -----------------------------------------------------------------
+
+  private flushReads(): void {
+    if (this.readQueue.length === 0) return;
+    const leader = this.core.leaderId();
+    if (leader === null) return;
+    const waiters = this.readQueue;
+    this.readQueue = [];
+    const id = this.nextId++;
+    const deadline = Math.max(...waiters.map((w) => w.deadline));
+    if (leader === this.id) {
+      try {
+        this.core.readIndex(id);
+      } catch (e) {
+        if (e instanceof NotLeaderError) {
+          this.readQueue = waiters.concat(this.readQueue);
+          return;
+        }
+        throw e;
+      }
+      this.readsAsked.set(id, { waiters, local: true, deadline });
+    } else {
+      if (!this.transport.send(leader, { kind: 'app', channel: FORWARD_CHANNEL, payload: encodeForward({ type: 'read', reqId: id }) })) {
+        for (const w of waiters) w.reject(new TooManyRequestsError('the connection to the leader is congested'));
+        return;
+      }
+      this.metrics.forwardedReads += waiters.length;
+      this.readsAsked.set(id, { waiters, local: false, deadline });
+    }
+  }
+
+  private onReadState(ctx: number, index: LogIndex): void {
+    const remote = this.remoteReads.get(ctx);
+    if (remote !== undefined) {
+      this.remoteReads.delete(ctx);
+      this.sendForward(remote.peer, { type: 'readIndex', reqId: remote.reqId, index });
+      return;
+    }
+    const asked = this.readsAsked.get(ctx);
+    if (asked === undefined) return;
+    this.readsAsked.delete(ctx);
+    this.readsConfirmed.push({ index, waiters: asked.waiters });
+  }
+
+  private onReadAborted(ctx: number): void {
+    const remote = this.remoteReads.get(ctx);
+    if (remote !== undefined) {
+      this.remoteReads.delete(ctx);
+      this.sendForward(remote.peer, { type: 'refused', reqId: remote.reqId, reason: 'notLeader' });
+      return;
+    }
+    const asked = this.readsAsked.get(ctx);
+    if (asked === undefined) return;
+    this.readsAsked.delete(ctx);
+    // Leadership was lost before the read was confirmed: try again with whoever leads next.
+    this.readQueue = asked.waiters.concat(this.readQueue);
+  }
+
+  private resolveReads(): void {
+    if (this.readsConfirmed.length === 0) return;
+    const still: { index: LogIndex; waiters: Waiter[] }[] = [];
+    for (const r of this.readsConfirmed) {
+      if (r.index <= this.applied) for (const w of r.waiters) w.resolve(undefined);
+      else still.push(r);
+    }
+    this.readsConfirmed = still;
+  }
+
+  // ---- forwarding --------------------------------------------------------------
+
+  private sendForward(to: NodeId, m: ForwardMessage): void {
+    this.transport.send(to, { kind: 'app', channel: FORWARD_CHANNEL, payload: encodeForward(m) });
+  }
+
+  private onForward(from: NodeId, m: ForwardMessage): void {
+    switch (m.type) {
+      case 'propose': {
+        if (this.core.leaderId() !== this.id) {
+          this.sendForward(from, { type: 'refused', reqId: m.reqId, reason: 'notLeader' });
+          return;
+        }
+        try {
+          decodeBatch(m.batch); // a malformed batch must never reach the log
+          const index = this.core.propose([m.batch]);
+          this.metrics.entriesProposedTotal++;
+          this.sendForward(from, { type: 'proposed', reqId: m.reqId, index, term: this.core.term });
+        } catch (e) {
+          const reason: ForwardRefusal = e instanceof BackpressureError ? 'backpressure'
+            : e instanceof LeaderTransferInProgressError ? 'transfer' : 'notLeader';
+          if (!(e instanceof BackpressureError || e instanceof LeaderTransferInProgressError || e instanceof NotLeaderError)) {
+            this.metrics.malformedForwardFrames++;
+            this.log.warn({ peer: from, err: (e as Error).message }, 'refused a forwarded batch that does not parse');
+          }
+          this.sendForward(from, { type: 'refused', reqId: m.reqId, reason });
+        }
+        return;
+      }
+      case 'read': {
+        if (this.core.leaderId() !== this.id) {
+          this.sendForward(from, { type: 'refused', reqId: m.reqId, reason: 'notLeader' });
+          return;
+        }
+        const ctx = this.nextId++;
+        this.core.readIndex(ctx);
+        this.remoteReads.set(ctx, { peer: from, reqId: m.reqId });
+        return;
+      }
+      case 'proposed': {
+        const f = this.forwarded.get(m.reqId);
+        if (f === undefined) return;
+        this.forwarded.delete(m.reqId);
+        if (m.index <= this.applied) {
+          // Already applied here before the answer came: the outcome is not known any more.
+          for (const w of f.waiters) w.reject(new RequestTimeoutError('a forwarded write whose answer came late', 0));
+          return;
+        }
+        this.inLog.set(m.index, { term: m.term, waiters: f.waiters });
+        return;
+      }
+      case 'readIndex': {
+        const asked = this.readsAsked.get(m.reqId);
+        if (asked === undefined || asked.local) return;
+        this.readsAsked.delete(m.reqId);
+        this.readsConfirmed.push({ index: m.index, waiters: asked.waiters });
+        this.resolveReads();
+        return;
+      }
+      case 'refused': {
+        const f = this.forwarded.get(m.reqId);
+        if (f !== undefined) {
+          this.forwarded.delete(m.reqId);
+          if (m.reason === 'backpressure') for (const w of f.waiters) w.reject(refusalError(m.reason));
+          else {
+            // A new leader will take them; not before the next tick, or a stale hint would spin.
+            this.forwardHoldUntil = performance.now() + this.opts.tickMs;
+            this.requeueCommands(f.waiters as QueuedCommand[]);
+          }
+          return;
+        }
+        const asked = this.readsAsked.get(m.reqId);
+        if (asked !== undefined && !asked.local) {
+          this.readsAsked.delete(m.reqId);
+          this.readQueue = asked.waiters.concat(this.readQueue);
+        }
+        return;
+      }
+    }
+  }
+
+  private requeueCommands(cmds: readonly QueuedCommand[]): void {
+    this.requeue([cmds.slice()]);
+  }
+
+  // ---- time-outs, snapshots, failures ------------------------------------------
+
+  /** Fails every request whose deadline passed; their outcome is unknown to the client. */
+  private expire(): void {
+    const now = performance.now();
+    const noLeader = this.core.leaderId() === null;
+    const timeout = (what: string): Error => noLeader ? new NoLeaderError() : new RequestTimeoutError(what, this.opts.requestTimeoutMs);
+    if (this.queue.some((q) => q.deadline <= now)) {
+      const keep: QueuedCommand[] = [];
+      for (const q of this.queue) {
+        if (q.deadline <= now) {
+          this.metrics.timedOut++;
+          q.reject(timeout('a write'));
+        } else keep.push(q);
+      }
+      this.queue = keep;
+      this.queueBytes = keep.reduce((s, q) => s + q.command.byteLength, 0);
+    }
+    for (const [id, f] of this.forwarded) {
+      if (f.deadline > now) continue;
+      this.forwarded.delete(id);
+      for (const w of f.waiters) {
+        this.metrics.timedOut++;
+        w.reject(timeout('a forwarded write'));
+      }
+    }
+    for (const [index, w] of this.inLog) {
+      const live = w.waiters.filter((x) => x !== null && x.deadline > now);
+      if (live.length === w.waiters.filter((x) => x !== null).length) continue;
+      const waiters = w.waiters.map((x) => {
+        if (x === null || x.deadline > now) return x;
+        this.metrics.timedOut++;
+        x.reject(new RequestTimeoutError('a write', this.opts.requestTimeoutMs));
+        return null;
+      });
+      if (waiters.every((x) => x === null)) this.inLog.delete(index);
+      else this.inLog.set(index, { term: w.term, waiters });
+    }
+    const expireWaiters = (ws: Waiter[]): Waiter[] => ws.filter((w) => {
+      if (w.deadline > now) return true;
+      this.metrics.timedOut++;
+      w.reject(timeout('a linearizable read'));
+      return false;
+    });
+    this.readQueue = expireWaiters(this.readQueue);
+    for (const [id, a] of this.readsAsked) {
+      if (a.deadline > now) continue;
+      this.readsAsked.delete(id);
+      expireWaiters(a.waiters);
+    }
+    this.readsConfirmed = this.readsConfirmed.map((r) => ({ index: r.index, waiters: expireWaiters(r.waiters) }))
+      .filter((r) => r.waiters.length > 0);
+  }
+
+  /** After enough applied entries: snapshot the state machine, make it durable, compact the log. */
+  private maybeSnapshot(): void {
+    if (this.applied - this.lastSnapshotIndex < this.opts.snapshotEveryEntries) return;
+    const index = this.applied;
+    const term = this.core.log.term(index);
+    if (term === undefined) return;
+    const meta = { index, term };
+    const t0 = performance.now();
+    const data = this.sm.snapshot();
+    this.storage.saveSnapshot(meta, data);
+    this.core.compact(index);
+    this.storage.compactTo(meta);
+    this.lastSnapshotIndex = index;
+    this.metrics.snapshotsTaken++;
+    this.log.info({ index, term, bytes: data.byteLength, ms: Math.round(performance.now() - t0) }, 'took a snapshot and compacted the log');
+  }
+
+  private noteLeadership(): void {
+    const role = this.core.role.kind;
+    const leader = this.core.leaderId();
+    if (role === this.lastRole && leader === this.lastLeader && this.core.term === this.lastTerm) return;
+    if (leader !== this.lastLeader || role !== this.lastRole) {
+      this.log.info({ role, term: this.core.term, leader }, role === 'leader' ? 'became leader' : 'role or leader changed');
+    }
+    this.lastRole = role;
+    this.lastLeader = leader;
+    this.lastTerm = this.core.term;
+  }
+
+  private failAll(err: Error): void {
+    for (const q of this.queue) q.reject(err);
+    this.queue = [];
+    for (const f of this.forwarded.values()) for (const w of f.waiters) w.reject(err);
+    this.forwarded.clear();
+    for (const w of this.inLog.values()) for (const x of w.waiters) x?.reject(err);
+    this.inLog.clear();
+    for (const w of this.readQueue) w.reject(err);
+    this.readQueue = [];
+    for (const a of this.readsAsked.values()) for (const w of a.waiters) w.reject(err);
+    this.readsAsked.clear();
+    for (const r of this.readsConfirmed) for (const w of r.waiters) w.reject(err);
+    this.readsConfirmed = [];
+  }
+
+  private fatal(e: unknown): void {
+    this.log.fatal({ err: e }, 'stopping: the node cannot go on safely (storage failure or a broken invariant)');
+    this.stopped = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    this.failAll(new NodeStoppedError({ cause: e }));
+    void this.transport.close();
+    this.opts.onFatal?.(e);
+  }
+}
+
+/** Keeps a sample buffer bounded (collected and emptied by the metrics exporter). */
+function pushBounded(xs: number[], x: number, max = 10_000): void {
+  if (xs.length < max) xs.push(x);
+}

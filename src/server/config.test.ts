@@ -1,0 +1,62 @@
+// Configuration errors are one line naming the setting; a data directory
+// belongs to one node of one cluster.
+
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { claimDataDir, ConfigFileError, parseConfig } from './config.js';
+
+const member = (id: string, n: number, role = 'voter'): Record<string, string> =>
+  ({ id, role, peer: `127.0.0.1:${7000 + n}`, client: `127.0.0.1:${2379 + n}`, metrics: `127.0.0.1:${9000 + n}` });
+const base = (): Record<string, unknown> => ({ clusterId: 'blue', nodeId: 'n1', dataDir: '/tmp/x', members: [member('n1', 1), member('n2', 2), member('n3', 3)] });
+
+function refused(raw: unknown, setting: string, pattern: RegExp): void {
+  assert.throws(() => parseConfig(raw), (e: unknown) => {
+    assert.ok(e instanceof ConfigFileError, String(e));
+    assert.equal(e.setting, setting);
+    assert.match(e.message, pattern);
+    assert.ok(!e.message.includes('\n'), 'one line');
+    return true;
+  });
+}
+
+test('a valid config gets the defaults', () => {
+  const c = parseConfig(base());
+  assert.equal(c.mode, 'push');
+  assert.equal(c.tickMs, 10);
+  assert.equal(c.members.length, 3);
+  assert.deepEqual(c.members[1]?.client, { host: '127.0.0.1', port: 2381 });
+});
+
+test('each problem names its setting', () => {
+  refused({ ...base(), colour: 'red' }, 'colour', /unknown setting/);
+  refused({ ...base(), mode: 'sideways' }, 'mode', /push, pull/);
+  refused({ ...base(), members: [member('n1', 1), { ...member('n2', 2), peer: 'nowhere' }] }, 'members[1].peer', /not host:port/);
+  refused({ ...base(), members: [member('n1', 1), { ...member('n2', 2), peer: '127.0.0.1:70000' }] }, 'members[1].peer', /outside 1-65535/);
+  refused({ ...base(), members: [member('n1', 1), { ...member('n2', 2), client: '127.0.0.1:2380' }] }, 'members[1].client', /already used by n1.client/);
+  refused({ ...base(), members: [member('n1', 1), { ...member('n2', 2), extra: 1 }] }, 'members[1].extra', /unknown setting/);
+  refused({ ...base(), nodeId: 'n9' }, 'nodeId', /not one of the members/);
+  refused({ ...base(), tickMs: 0 }, 'tickMs', />= 1/);
+  refused({ ...base(), electionTimeoutMinTicks: 10, electionTimeoutMaxTicks: 10 }, 'electionTimeoutMaxTicks', /must exceed/);
+  refused({ ...base(), members: [member('n1', 1, 'observer')] }, 'members', /voter/);
+  refused({ ...base(), peerTls: { cert: '/nonexistent.pem', key: '/k', ca: '/c' } }, 'peerTls.cert', /does not exist/);
+  refused({ ...base(), clusterId: 'has space' }, 'clusterId', /letters, digits/);
+});
+
+test('a data directory belongs to one node of one cluster', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'quorumlog-ident-'));
+  try {
+    const dataDir = join(dir, 'data');
+    claimDataDir({ clusterId: 'blue', nodeId: 'n1', dataDir });
+    claimDataDir({ clusterId: 'blue', nodeId: 'n1', dataDir }); // the same node again: fine
+    assert.throws(() => claimDataDir({ clusterId: 'blue', nodeId: 'n2', dataDir }), /belongs to node "n1" of cluster "blue", not node "n2"/);
+    assert.throws(() => claimDataDir({ clusterId: 'red', nodeId: 'n1', dataDir }), /of cluster "blue", not node "n1" of cluster "red"/);
+    const orphan = join(dir, 'orphan');
+    mkdirSync(join(orphan, 'log'), { recursive: true });
+    assert.throws(() => claimDataDir({ clusterId: 'blue', nodeId: 'n1', dataDir: orphan }), /no identity.json/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

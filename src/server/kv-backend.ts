@@ -1,0 +1,71 @@
+// The etcd API's backend on a real node: writes are encoded as KV commands
+// and submitted to the runtime (which batches them into the log and forwards
+// them from a follower to the leader); linearizable reads wait on the
+// runtime's ReadIndex barrier; identity and status come from the config and
+// the core.
+
+import type { NodeRuntime } from '../node/runtime.js';
+import { encodeCommand } from '../services/kv/codec.js';
+import type { KvStateMachine } from '../services/kv/state-machine.js';
+import type { KvStore } from '../services/kv/store.js';
+import type { KvCommand, KvResult } from '../services/kv/types.js';
+import type { NodeConfig } from './config.js';
+import { formatAddress } from './config.js';
+import type { HeaderInfo, KvBackend, MemberInfo, StatusInfo } from './etcd/backend.js';
+import { idFromName } from './ids.js';
+
+/** The version reported by Maintenance.Status: etcd's API level we speak, and ours. */
+export const SERVER_VERSION = '3.4.0';
+
+export class RuntimeKvBackend implements KvBackend {
+  readonly store: KvStore;
+  private readonly clusterId: bigint;
+  private readonly memberId: bigint;
+  private readonly memberIds: Map<string, bigint>;
+
+  constructor(private readonly runtime: NodeRuntime, sm: KvStateMachine, private readonly config: NodeConfig) {
+    this.store = sm.store;
+    this.clusterId = idFromName(config.clusterId);
+    this.memberIds = new Map(config.members.map((m) => [m.id, idFromName(config.clusterId, m.id)]));
+    this.memberId = this.memberIds.get(config.nodeId) ?? 0n;
+  }
+
+  async write(cmd: KvCommand): Promise<KvResult> {
+    return (await this.runtime.submit(encodeCommand(cmd))) as KvResult;
+  }
+
+  readBarrier(): Promise<void> {
+    return this.runtime.readBarrier();
+  }
+
+  header(): HeaderInfo {
+    return { clusterId: this.clusterId, memberId: this.memberId, raftTerm: this.runtime.core.term };
+  }
+
+  status(): StatusInfo {
+    const core = this.runtime.core;
+    const leader = core.leaderId();
+    return {
+      version: SERVER_VERSION,
+      dbSizeBytes: this.store.sizeBytes(),
+      leader: leader === null ? 0n : (this.memberIds.get(leader) ?? 0n),
+      raftIndex: core.log.commit,
+      raftTerm: core.term,
+      raftAppliedIndex: this.runtime.appliedIndex,
+      isLearner: !core.isVoter,
+      errors: [],
+    };
+  }
+
+  members(): readonly MemberInfo[] {
+    const scheme = this.config.clientTls === null ? 'http' : 'https';
+    const peerScheme = this.config.peerTls === null ? 'http' : 'https';
+    return this.config.members.map((m) => ({
+      id: this.memberIds.get(m.id) ?? 0n,
+      name: m.id,
+      peerURLs: [`${peerScheme}://${formatAddress(m.peer)}`],
+      clientURLs: [`${scheme}://${formatAddress(m.client)}`],
+      isLearner: m.role === 'observer',
+    }));
+  }
+}

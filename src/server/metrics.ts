@@ -1,0 +1,153 @@
+// Prometheus metrics and health for one node, on their own HTTP port:
+// GET /metrics (text exposition), GET /healthz (200 when the node knows a
+// leader, 503 otherwise), GET /status (the JSON `quorumlog status` prints).
+// Built on prom-client; gauges read the runtime when scraped, histograms
+// drain the runtime's bounded sample buffers.
+
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { NodeRuntime } from '../node/runtime.js';
+import type { Transport } from '../transport/types.js';
+import type { NodeConfig } from './config.js';
+
+/** What `quorumlog status` shows for one node. */
+export interface NodeStatus {
+  readonly id: string;
+  readonly mode: 'push' | 'pull';
+  readonly role: string;
+  readonly term: number;
+  readonly leader: string | null;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly lastIndex: number;
+  /** Leader only: each other member's acknowledged position and lag in entries. */
+  readonly replication: readonly { readonly id: string; readonly voter: boolean; readonly match: number; readonly lagEntries: number; readonly sendQueueBytes: number }[];
+}
+
+/** The node's status as JSON-ready data. */
+export function nodeStatus(runtime: NodeRuntime, transport: Transport, config: NodeConfig): NodeStatus {
+  const core = runtime.core;
+  const role = core.role;
+  const last = core.log.lastIndex();
+  const peers = transport.stats().peers;
+  const replication = role.kind === 'leader'
+    ? [...role.progress.values()].map((p) => ({
+      id: p.id, voter: p.isVoter, match: p.match, lagEntries: Math.max(0, last - p.match),
+      sendQueueBytes: peers[p.id]?.queuedBytes ?? 0,
+    }))
+    : [];
+  return {
+    id: runtime.id, mode: config.mode, role: role.kind, term: core.term, leader: core.leaderId(),
+    commitIndex: core.log.commit, appliedIndex: runtime.appliedIndex, lastIndex: last, replication,
+  };
+}
+
+/** Registers the node's metrics on a fresh registry. */
+export function nodeRegistry(runtime: NodeRuntime, transport: Transport, config: NodeConfig): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ node: config.nodeId });
+  collectDefaultMetrics({ register: registry });
+  const core = runtime.core;
+  const m = runtime.metrics;
+  const gauge = (name: string, help: string, read: () => number): void => {
+    new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
+  };
+  gauge('quorumlog_term', 'Current Raft term.', () => core.term);
+  gauge('quorumlog_commit_index', 'Highest log index known committed.', () => core.log.commit);
+  gauge('quorumlog_applied_index', 'Highest log index applied to the state machine.', () => runtime.appliedIndex);
+  gauge('quorumlog_last_index', 'Last index in the local log.', () => core.log.lastIndex());
+  gauge('quorumlog_is_leader', '1 on the leader, else 0.', () => (core.role.kind === 'leader' ? 1 : 0));
+  new Gauge({
+    name: 'quorumlog_role', help: 'The node\'s role (1 for the current one).', labelNames: ['role'], registers: [registry],
+    collect() {
+      for (const r of ['follower', 'observer', 'preCandidate', 'candidate', 'leader']) this.set({ role: r }, core.role.kind === r ? 1 : 0);
+    },
+  });
+  const counter = (name: string, help: string, read: () => number): void => {
+    let last = 0;
+    new Counter({ name, help, registers: [registry], collect() { const v = read(); this.inc(Math.max(0, v - last)); last = v; } });
+  };
+  counter('quorumlog_proposals_total', 'Client commands proposed on this node (rate() gives proposals per second).', () => m.proposalsTotal);
+  counter('quorumlog_entries_proposed_total', 'Log entries proposed on this node (batches).', () => m.entriesProposedTotal);
+  counter('quorumlog_forwarded_writes_total', 'Client writes forwarded to the leader.', () => m.forwardedWrites);
+  counter('quorumlog_requests_timed_out_total', 'Client requests that timed out.', () => m.timedOut);
+  counter('quorumlog_requests_rejected_total', 'Client requests refused at once because a bounded queue was full.', () => m.rejectedTooMany);
+  counter('quorumlog_snapshots_taken_total', 'Snapshots taken (the log compacted).', () => m.snapshotsTaken);
+  counter('quorumlog_snapshots_installed_total', 'Snapshots installed from the leader.', () => m.snapshotsInstalled);
+  counter('quorumlog_malformed_frames_total', 'Frames from peers dropped as malformed (the connection is closed).',
+    () => transport.stats().malformedFrames + m.malformedForwardFrames);
+  counter('quorumlog_refused_handshakes_total', 'Peer connections refused at the handshake (wrong cluster, unknown node).',
+    () => transport.stats().refusedHandshakes);
+  new Histogram({
+    name: 'quorumlog_batch_commands', help: 'Client commands per proposed log entry.', registers: [registry],
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+    collect() { for (const x of m.batchSizes.splice(0)) this.observe(x); },
+  });
+  new Histogram({
+    name: 'quorumlog_fsync_duration_seconds', help: 'Log fdatasync latency.', registers: [registry],
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    collect() { for (const x of m.fsyncMs.splice(0)) this.observe(x / 1000); },
+  });
+  new Gauge({
+    name: 'quorumlog_peer_replication_lag_entries', help: 'Leader only: entries each member is behind the leader\'s log.',
+    labelNames: ['peer'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of nodeStatus(runtime, transport, config).replication) this.set({ peer: r.id }, r.lagEntries);
+    },
+  });
+  new Gauge({
+    name: 'quorumlog_peer_inflight_bytes', help: 'Bytes queued to each peer, not yet written to its connection.',
+    labelNames: ['peer'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const [peer, s] of Object.entries(transport.stats().peers)) this.set({ peer }, s.queuedBytes);
+    },
+  });
+  new Gauge({
+    name: 'quorumlog_peer_connected', help: '1 while the outgoing connection to a peer is up.',
+    labelNames: ['peer'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const [peer, s] of Object.entries(transport.stats().peers)) this.set({ peer }, s.connected ? 1 : 0);
+    },
+  });
+  return registry;
+}
+
+/** Serves /metrics, /healthz and /status; resolves once listening. */
+export async function startMetricsServer(
+  host: string, port: number, registry: Registry, status: () => NodeStatus,
+): Promise<Server> {
+  const server = createServer((req, res) => {
+    const url = req.url ?? '/';
+    if (url === '/metrics') {
+      registry.metrics().then((text) => {
+        res.writeHead(200, { 'content-type': registry.contentType });
+        res.end(text);
+      }, (err: unknown) => {
+        res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(String(err));
+      });
+    } else if (url === '/healthz') {
+      const s = status();
+      const ok = s.leader !== null;
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ok, leader: s.leader, role: s.role, term: s.term }) + '\n');
+    } else if (url === '/status') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(status()) + '\n');
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('not found: try /metrics, /healthz or /status\n');
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server;
+}

@@ -1,0 +1,115 @@
+// Starts one quorumlog node from its configuration: claims the data
+// directory, recovers the stores, connects the transport, runs the runtime
+// with the key-value state machine, and serves the etcd v3 API and the
+// metrics port. `quorumlog start` calls this; so do in-process tests.
+
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { randomInt } from 'node:crypto';
+import { pino, type Logger } from 'pino';
+import { nodeId, type NodeId } from '../protocol/ids.js';
+import { NodeRuntime } from '../node/runtime.js';
+import { NodeStorage } from '../node/node-storage.js';
+import { KvStateMachine } from '../services/kv/state-machine.js';
+import { NodeFileSystem } from '../storage/fs.js';
+import { TcpTransport } from '../transport/tcp.js';
+import { Prng } from '../util/prng.js';
+import { claimDataDir, type Address, type NodeConfig } from './config.js';
+import { startClientApi, type ClientApi } from './client-api.js';
+import { RuntimeKvBackend } from './kv-backend.js';
+import { nodeRegistry, nodeStatus, startMetricsServer } from './metrics.js';
+
+/** A running node and how to stop it. */
+export interface RunningNode {
+  readonly runtime: NodeRuntime;
+  readonly config: NodeConfig;
+  readonly logger: Logger;
+  /** Stops serving clients, then the runtime; idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Starts a node; rejects (before anything listens) on a configuration or data directory problem. */
+export async function startNode(config: NodeConfig, opts: { logger?: Logger; onFatal?: (err: unknown) => void } = {}): Promise<RunningNode> {
+  const logger = opts.logger ?? pino({ level: config.logLevel, base: { node: config.nodeId, cluster: config.clusterId } });
+  claimDataDir(config);
+  const self = config.members.find((m) => m.id === config.nodeId);
+  if (self === undefined) throw new Error(`node ${config.nodeId} is not in the member list`);
+  const listen = (a: Address): Address => ({ host: config.listenHost ?? a.host, port: a.port });
+  const peers = new Map<NodeId, { host: string; port: number }>();
+  for (const m of config.members) if (m.id !== config.nodeId) peers.set(nodeId(m.id), m.peer);
+  const readPem = (t: { cert: string; key: string; ca: string }): { cert: string; key: string; ca: string } =>
+    ({ cert: readFileSync(t.cert, 'utf8'), key: readFileSync(t.key, 'utf8'), ca: readFileSync(t.ca, 'utf8') });
+  const transport = new TcpTransport({
+    clusterId: config.clusterId,
+    nodeId: nodeId(config.nodeId),
+    listen: listen(self.peer),
+    peers,
+    logger, // the transport adds its own component binding
+    ...(config.peerTls !== null ? { tls: readPem(config.peerTls) } : {}),
+  });
+  const storage = new NodeStorage(new NodeFileSystem(), config.dataDir);
+  const sm = new KvStateMachine();
+  let runtime: NodeRuntime;
+  try {
+    runtime = new NodeRuntime({
+      raft: {
+        id: nodeId(config.nodeId),
+        voters: config.members.filter((m) => m.role === 'voter').map((m) => nodeId(m.id)),
+        observers: config.members.filter((m) => m.role === 'observer').map((m) => nodeId(m.id)),
+        replication: config.mode,
+        random: new Prng(randomInt(0, 2 ** 31)),
+        electionTimeoutMinTicks: config.electionTimeoutMinTicks,
+        electionTimeoutMaxTicks: config.electionTimeoutMaxTicks,
+        heartbeatIntervalTicks: config.heartbeatIntervalTicks,
+        fetchMaxWaitTicks: config.fetchMaxWaitTicks,
+        fetchRetryTicks: Math.max(1, Math.ceil(config.heartbeatIntervalTicks)),
+      },
+      storage,
+      transport,
+      stateMachine: sm,
+      logger: logger.child({ component: 'runtime' }),
+      tickMs: config.tickMs,
+      requestTimeoutMs: config.requestTimeoutMs,
+      snapshotEveryEntries: config.snapshotEveryEntries,
+      ...(opts.onFatal !== undefined ? { onFatal: opts.onFatal } : {}),
+    });
+  } catch (e) {
+    storage.close();
+    throw e;
+  }
+  await runtime.start();
+  const backend = new RuntimeKvBackend(runtime, sm, config);
+  let etcd: ClientApi | null = null;
+  let metrics: Server | null = null;
+  const status = () => nodeStatus(runtime, transport, config);
+  try {
+    etcd = await startClientApi(backend, {
+      host: listen(self.client).host, port: self.client.port, logger: logger.child({ component: 'etcd-api' }),
+      ...(config.clientTls !== null ? { tls: readPem(config.clientTls) } : {}),
+      status,
+    });
+    metrics = await startMetricsServer(listen(self.metrics).host, self.metrics.port, nodeRegistry(runtime, transport, config), status);
+  } catch (e) {
+    await etcd?.close();
+    await runtime.stop();
+    throw e;
+  }
+  logger.info({ mode: config.mode, peer: self.peer, client: self.client, metrics: self.metrics }, 'node started');
+  let stopping: Promise<void> | null = null;
+  return {
+    runtime, config, logger,
+    stop(): Promise<void> {
+      stopping ??= (async () => {
+        await etcd?.close();
+        await new Promise<void>((resolve) => {
+          if (metrics === null) resolve();
+          else metrics.close(() => resolve());
+          metrics?.closeAllConnections();
+        });
+        await runtime.stop();
+        logger.info('node stopped');
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,60 @@
+// The `quorumlog` command as a user runs it: `cluster` prints the endpoints,
+// the leader and how to restart each node, and stops every node on SIGINT;
+// `start` refuses a bad config in one line naming the setting, before
+// anything listens; `status` prints the table.
+
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { CLI_PATH } from '../../src/cli/cluster.js';
+
+test('quorumlog cluster prints endpoints, leader and restart commands, and SIGINT stops every node', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'quorumlog-cli-'));
+  const base = 20_000 + Math.floor(Math.random() * 30_000);
+  const child = spawn(process.execPath, [CLI_PATH, 'cluster', '--nodes', '3', '--mode', 'pull', '--data-dir', dir, '--base-port', String(base)]);
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+  try {
+    const deadline = Date.now() + 30_000;
+    while (!out.includes('Ctrl-C') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
+    const endpoints = /^endpoints: (.*)$/m.exec(out)?.[1];
+    assert.equal(endpoints, [0, 1, 2].map((i) => `127.0.0.1:${base + i}`).join(','), out);
+    assert.match(out, /^leader: n[123]$/m);
+    for (const id of ['n1', 'n2', 'n3']) assert.match(out, new RegExp(`^restart ${id} alone: .* start --config .*${id}/config.json$`, 'm'));
+    const status = spawnSync(process.execPath, [CLI_PATH, 'status', '--endpoints', endpoints as string], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(status.status, 0, status.stderr);
+    assert.match(status.stdout, /node\s+mode\s+role\s+term\s+leader\s+commit\s+applied/);
+    assert.match(status.stdout, /replication, as leader n[123] sees it/);
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.kill('SIGINT');
+    assert.equal(await exited, 0);
+    assert.match(out, /all nodes stopped/);
+    const left = spawnSync('pgrep', ['-f', join(dir, 'n1', 'config.json')], { encoding: 'utf8' });
+    assert.equal(left.stdout.trim(), '', 'a node process outlived the cluster');
+  } finally {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('quorumlog start refuses a bad config in one line naming the setting', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'quorumlog-cfg-'));
+  try {
+    const cfg = join(dir, 'bad.json');
+    writeFileSync(cfg, JSON.stringify({ clusterId: 'c', nodeId: 'n1', dataDir: join(dir, 'd'), members: [{ id: 'n1', peer: 'localhost', client: '127.0.0.1:1', metrics: '127.0.0.1:2' }] }));
+    const r = spawnSync(process.execPath, [CLI_PATH, 'start', '--config', cfg], { encoding: 'utf8' });
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr.trim(), 'config: members[0].peer: "localhost" is not host:port');
+    const r2 = spawnSync(process.execPath, [CLI_PATH, 'start', '--config', cfg, '--mode', 'pull', '--member', 'n1=127.0.0.1:1,127.0.0.1:2,127.0.0.1:3', '--tick-ms', 'fast'], { encoding: 'utf8' });
+    assert.equal(r2.status, 2);
+    assert.equal(r2.stderr.trim(), 'config: --tick-ms: "fast" is not an integer');
+    const help = execFileSync(process.execPath, [CLI_PATH, '--help'], { encoding: 'utf8' });
+    for (const verb of ['cluster', 'start', 'status', 'check-data']) assert.match(help, new RegExp(`\\b${verb}\\b`));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

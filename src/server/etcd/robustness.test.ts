@@ -79,6 +79,8 @@ describe('malformed requests', () => {
     await expectStatus(callUnary(kv, 'Put', { key: utf8('k'), value: utf8('v'), lease: '7587855535838339000' }), grpc.status.NOT_FOUND, 'etcdserver: requested lease not found');
     await expectStatus(callUnary(kv, 'Txn', { success: [{}] }), grpc.status.INVALID_ARGUMENT, /RequestOp/);
     await expectStatus(callUnary(kv, 'Range', { key: utf8('k'), revision: 1_000_000 }), grpc.status.OUT_OF_RANGE, 'etcdserver: mvcc: required revision is a future revision');
+    assert.ok(srv.api.stats.invalidRequests >= 4, 'invalid requests are counted');
+    assert.equal(srv.api.stats.internalErrors, 0);
   });
 
   it('leases and membership changes are UNIMPLEMENTED with a reason; unknown services too', async () => {
@@ -135,6 +137,10 @@ describe('runtime errors map to etcd\'s statuses', () => {
       await callUnary(kv, 'Put', { key: utf8('k'), value: utf8('v') });
     });
   }
+
+  it('counted an INTERNAL answer for the unexpected error', () => {
+    assert.equal(srv.api.stats.internalErrors, 1);
+  });
 
   it('a linearizable read waits on the barrier; a serializable one does not', async () => {
     backend.failure = new NoLeaderError();

@@ -60,6 +60,24 @@ export interface EtcdApi {
   close(): Promise<void>;
   /** Open Watch streams (tests, metrics). */
   readonly watchSessions: ReadonlySet<WatchSession>;
+  /** Request outcome counters. */
+  readonly stats: EtcdServerStats;
+}
+
+/** What {@link addEtcdServices} gives back: the live state of the services it added. */
+export interface EtcdServices {
+  readonly watchSessions: ReadonlySet<WatchSession>;
+  readonly stats: EtcdServerStats;
+}
+
+/** Counters of unary request outcomes (watch streams have their own, per session). */
+export interface EtcdServerStats {
+  /** Requests refused as malformed or invalid (INVALID_ARGUMENT). */
+  invalidRequests: number;
+  /** Requests answered with another etcd error (compacted, no leader, ...). */
+  etcdErrors: number;
+  /** Unexpected failures answered INTERNAL (each is logged). */
+  internalErrors: number;
 }
 
 const WATCH_MAX_PENDING_BYTES_DEFAULT = 4 * 1024 * 1024;
@@ -116,10 +134,12 @@ function serviceOf(name: string): grpc.ServiceDefinition {
  */
 export function createEtcdServer(backend: KvBackend, opts: EtcdServerOptions): EtcdApi {
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
-  const sessions = addEtcdServices(server, backend, opts);
+  const services = addEtcdServices(server, backend, opts);
+  const sessions = services.watchSessions;
   return {
     server,
     watchSessions: sessions,
+    stats: services.stats,
     start(host: string, port: number, credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
       const address = host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
       return new Promise((resolve, reject) => {
@@ -147,15 +167,16 @@ type UnaryHandler = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grp
 
 /**
  * Adds etcd's KV, Watch, Lease, Cluster and Maintenance services over
- * `backend` to `server`. Returns the set of open Watch sessions.
+ * `backend` to `server`. Returns the open Watch sessions and counters.
  */
-export function addEtcdServices(server: grpc.Server, backend: KvBackend, opts: EtcdServerOptions): ReadonlySet<WatchSession> {
+export function addEtcdServices(server: grpc.Server, backend: KvBackend, opts: EtcdServerOptions): EtcdServices {
   const log = opts.logger;
   const maxPendingBytes = opts.watchMaxPendingBytes ?? WATCH_MAX_PENDING_BYTES_DEFAULT;
   const progressNotifyIntervalMs = opts.progressNotifyIntervalMs ?? PROGRESS_NOTIFY_INTERVAL_MS_DEFAULT;
   if (!(maxPendingBytes > 0)) throw new RangeError(`watchMaxPendingBytes must be positive, got ${maxPendingBytes}`);
   if (!(progressNotifyIntervalMs > 0)) throw new RangeError(`progressNotifyIntervalMs must be positive, got ${progressNotifyIntervalMs}`);
   const store = backend.store;
+  const stats: EtcdServerStats = { invalidRequests: 0, etcdErrors: 0, internalErrors: 0 };
 
   function header(revision: number): WireHeader {
     const h = backend.header();
@@ -171,9 +192,12 @@ export function addEtcdServices(server: grpc.Server, backend: KvBackend, opts: E
         done = true;
         const s = etcdStatusOf(err);
         if (s) {
+          if (s.code === grpc.status.INVALID_ARGUMENT) stats.invalidRequests++;
+          else stats.etcdErrors++;
           log.debug({ method, code: s.code }, s.message);
           callback(serviceError(s));
         } else {
+          stats.internalErrors++;
           log.error({ err, method }, 'etcd API: unexpected error');
           callback(serviceError({ code: grpc.status.INTERNAL, message: `etcdserver: internal error in ${method}` }));
         }
@@ -328,5 +352,5 @@ export function addEtcdServices(server: grpc.Server, backend: KvBackend, opts: E
     MoveLeader: maintenanceNotServed('MoveLeader'),
   });
 
-  return sessions;
+  return { watchSessions: sessions, stats };
 }

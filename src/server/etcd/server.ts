@@ -84,7 +84,7 @@ const WATCH_MAX_PENDING_BYTES_DEFAULT = 4 * 1024 * 1024;
 const PROGRESS_NOTIFY_INTERVAL_MS_DEFAULT = 10 * 60 * 1000;
 const CLOSE_GRACE_MS = 2000;
 const LEASE_UNIMPLEMENTED = 'etcdserver: leases are not supported by quorumlog yet; leases arrive in a later release';
-const MEMBERSHIP_UNIMPLEMENTED = 'etcdserver: quorumlog does not change membership through the etcd API; use the quorumlog command';
+const MEMBERSHIP_UNIMPLEMENTED = 'etcdserver: quorumlog does not change membership through the etcd API (members are given to quorumlog start with --member)';
 
 /**
  * The folder holding our etcd protos: proto/etcd under the package root (the

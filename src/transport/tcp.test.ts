@@ -228,3 +228,65 @@ test('start() on a taken port fails with TransportListenError', async (t) => {
   const taken = nodes[0]!.transport.address!.port;
   await assert.rejects(startNode(nodeId('x'), new Map(), {}, taken), (e: unknown) => e instanceof Error && e.name === 'TransportListenError' && e.cause instanceof Error);
 });
+
+test('bulk traffic goes through socket backpressure intact and in order', async (t) => {
+  const { nodes } = await startCluster(['a', 'b']);
+  t.after(closeAll(nodes));
+  const [a, b] = nodes as [TestNode, TestNode];
+  const count = 100;
+  for (let i = 0; i < count; i++) {
+    const payload = new Uint8Array(256 * 1024).fill(i);
+    new DataView(payload.buffer).setUint32(0, i);
+    assert.equal(a.transport.send(b.id, { kind: 'app', channel: 1, payload }), true);
+  }
+  await waitFor(() => b.received.length === count, '25 MiB of frames', 10_000);
+  b.received.forEach((r, i) => {
+    assert.ok(r.frame.kind === 'app' && r.frame.payload.length === 256 * 1024);
+    const p = r.frame.payload;
+    assert.equal(new DataView(p.buffer, p.byteOffset).getUint32(0), i);
+    assert.equal(p[p.length - 1], i);
+  });
+  const s = a.transport.stats();
+  assert.equal(s.framesSent, count);
+  assert.equal(s.peers['b']?.queuedBytes, 0);
+});
+
+test('a frame over the frame bound is refused by send(), counted and logged', async (t) => {
+  const { nodes } = await startCluster(['a', 'b'], { maxFrameBytes: 1000 });
+  t.after(closeAll(nodes));
+  const [a, b] = nodes as [TestNode, TestNode];
+  assert.equal(a.transport.send(b.id, { kind: 'app', channel: 0, payload: new Uint8Array(997) }), true); // 1 + 2 + 997 = 1000
+  assert.equal(a.transport.send(b.id, { kind: 'app', channel: 0, payload: new Uint8Array(998) }), false);
+  assert.equal(a.transport.stats().peers['b']?.droppedFrames, 1);
+  assert.ok(warned(a, /over the frame bound of 1000 bytes/));
+  await waitFor(() => b.received.length === 1, 'the frame at the bound');
+});
+
+test('a peer that stops reading is deemed dead after the write stall timeout, and redialed', async (t) => {
+  // A fake acceptor: answers the handshake, then never reads again.
+  const sockets = new Set<net.Socket>();
+  let accepted = 0;
+  const fake = net.createServer((sock) => {
+    sockets.add(sock);
+    accepted++;
+    sock.on('error', () => {});
+    sock.once('data', () => {
+      sock.write(encodeFrame(FrameKind.ack, new Uint8Array([0])));
+      sock.pause();
+    });
+  });
+  fake.listen(0, '127.0.0.1');
+  await once(fake, 'listening');
+  const peers = new Map<NodeId, HostPort>([[nodeId('a'), { host: '127.0.0.1', port: 0 }], [nodeId('b'), { host: '127.0.0.1', port: (fake.address() as net.AddressInfo).port }]]);
+  const a = await startNode(nodeId('a'), peers, { writeStallTimeoutMs: 200 });
+  t.after(async () => {
+    await a.transport.close();
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => fake.close(r));
+  });
+  const payload = new Uint8Array(1 << 20);
+  for (let i = 0; i < 48; i++) a.transport.send(nodeId('b'), { kind: 'app', channel: 0, payload });
+  await waitFor(() => warned(a, /connection to peer b lost: no write progress for 200 ms/), 'the stall is detected', 5000);
+  await waitFor(() => accepted >= 2, 'a redial');
+  assert.ok((a.transport.stats().peers['b']?.reconnects ?? 0) >= 1);
+});

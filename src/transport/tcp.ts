@@ -33,6 +33,9 @@ export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024 + FRAME_HEADER_BYTES;
 /** The default bound of each peer's send queue. */
 export const DEFAULT_SEND_QUEUE_MAX_BYTES = 64 * 1024 * 1024;
 
+/** TCP keepalive on every connection, so that idle connections to vanished hosts are eventually closed. */
+const KEEPALIVE_INITIAL_DELAY_MS = 5000;
+
 /** Where a node listens or a peer is reached. */
 export interface HostPort {
   readonly host: string;
@@ -60,6 +63,12 @@ export interface TcpTransportOptions {
   readonly reconnectMaxMs?: number;
   /** Time allowed from dialing (or accepting) to a completed handshake. Default 5 s. */
   readonly handshakeTimeoutMs?: number;
+  /**
+   * How long an outbound socket may refuse our writes (no 'drain') before it
+   * is deemed dead, destroyed and redialed: a vanished peer otherwise holds
+   * the connection until TCP gives up, many minutes later. Default 15 s.
+   */
+  readonly writeStallTimeoutMs?: number;
   /** PEM contents. When given, every connection is mutual TLS: both sides present certificates signed by `ca`. */
   readonly tls?: { readonly cert: string; readonly key: string; readonly ca: string };
   readonly logger: Logger;
@@ -127,7 +136,8 @@ class FrameQueue {
  * The outbound side of one peer.
  * Invariants: `socket` is non-null exactly in states connecting, handshaking
  * and ready; `timer` is the backoff timer in state backoff, the handshake
- * timer in connecting/handshaking, else null.
+ * timer in connecting/handshaking, else null; `stallTimer` is set only while
+ * `waitingDrain`; frames in `queue` have not been handed to any socket.
  */
 interface Outbound {
   readonly id: NodeId;
@@ -139,6 +149,8 @@ interface Outbound {
   /** Failed connections since the last successful handshake: the backoff exponent. */
   failures: number;
   waitingDrain: boolean;
+  /** Set while waitingDrain: destroys the socket if it never drains. */
+  stallTimer: NodeJS.Timeout | null;
   flushScheduled: boolean;
   lastError: string | null;
   droppedFrames: number;
@@ -165,6 +177,7 @@ export class TcpTransport implements Transport {
   private readonly reconnectMinMs: number;
   private readonly reconnectMaxMs: number;
   private readonly handshakeTimeoutMs: number;
+  private readonly writeStallTimeoutMs: number;
   private readonly outbound = new Map<NodeId, Outbound>();
   private readonly inbound = new Set<Inbound>();
   private readonly counters = {
@@ -183,11 +196,12 @@ export class TcpTransport implements Transport {
     this.reconnectMinMs = options.reconnectMinMs ?? 50;
     this.reconnectMaxMs = Math.max(this.reconnectMinMs, options.reconnectMaxMs ?? 2000);
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 5000;
+    this.writeStallTimeoutMs = options.writeStallTimeoutMs ?? 15_000;
     for (const [id, addr] of options.peers) {
       if (id === options.nodeId) continue;
       this.outbound.set(id, {
         id, addr, queue: new FrameQueue(), state: 'idle', socket: null, timer: null, failures: 0,
-        waitingDrain: false, flushScheduled: false, lastError: null, droppedFrames: 0, reconnects: 0,
+        waitingDrain: false, stallTimer: null, flushScheduled: false, lastError: null, droppedFrames: 0, reconnects: 0,
       });
     }
   }
@@ -237,7 +251,9 @@ export class TcpTransport implements Transport {
     this.closed = true;
     for (const p of this.outbound.values()) {
       if (p.timer !== null) clearTimeout(p.timer);
+      if (p.stallTimer !== null) clearTimeout(p.stallTimer);
       p.timer = null;
+      p.stallTimer = null;
       p.socket?.destroy();
       p.socket = null;
       p.queue.clear();
@@ -312,6 +328,7 @@ export class TcpTransport implements Transport {
       : tls.connect({ host, port, cert: t.cert, key: t.key, ca: t.ca, rejectUnauthorized: true });
     p.socket = sock;
     sock.setNoDelay(true);
+    sock.setKeepAlive(true, KEEPALIVE_INITIAL_DELAY_MS);
     const splitter = new FrameSplitter(this.maxFrameBytes);
     p.timer = setTimeout(() => {
       p.lastError = `no handshake within ${this.handshakeTimeoutMs} ms`;
@@ -381,6 +398,8 @@ export class TcpTransport implements Transport {
     if (p.socket !== sock) return;
     p.socket = null;
     p.waitingDrain = false;
+    if (p.stallTimer !== null) clearTimeout(p.stallTimer);
+    p.stallTimer = null;
     if (p.timer !== null) clearTimeout(p.timer);
     p.timer = null;
     if (this.closed) {
@@ -445,8 +464,17 @@ export class TcpTransport implements Transport {
     sock.uncork();
     if (!ok) {
       p.waitingDrain = true;
+      p.stallTimer = setTimeout(() => {
+        p.stallTimer = null;
+        if (p.socket !== sock) return;
+        p.lastError = `no write progress for ${this.writeStallTimeoutMs} ms`;
+        sock.destroy();
+      }, this.writeStallTimeoutMs);
+      p.stallTimer.unref();
       sock.once('drain', () => {
         if (p.socket !== sock) return;
+        if (p.stallTimer !== null) clearTimeout(p.stallTimer);
+        p.stallTimer = null;
         p.waitingDrain = false;
         this.flush(p);
       });
@@ -466,6 +494,7 @@ export class TcpTransport implements Transport {
     };
     this.inbound.add(c);
     sock.setNoDelay(true);
+    sock.setKeepAlive(true, KEEPALIVE_INITIAL_DELAY_MS); // we only read: keepalive is how a vanished dialer is noticed
     c.timer = setTimeout(() => {
       c.timer = null;
       if (c.peer !== null || c.done) return;

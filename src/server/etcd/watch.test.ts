@@ -120,6 +120,29 @@ describe('Watch service', () => {
     stream.cancel();
   });
 
+  it('history then live while writes go on: no gap and no duplicate at the switch-over', async () => {
+    const first = srv.backend.store.revision + 1;
+    const total = 600; // more than one catch-up batch
+    let written = 0;
+    const writer = (async () => {
+      while (written < total) {
+        const batch = [];
+        for (let i = 0; i < 10 && written < total; i++, written++) batch.push(put(srv.backend, `sw/${written % 7}`, String(written)));
+        await Promise.all(batch);
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    await waitFor(() => written >= 300, 5000, 'half the writes');
+    const { stream, got } = openWatch(srv.address);
+    stream.write({ create_request: { key: utf8('sw/'), range_end: utf8('sw0'), start_revision: first } });
+    await writer;
+    const revisions = () => got.flatMap((r) => r.events.map((ev) => Number(ev.kv.mod_revision)));
+    await waitFor(() => revisions().length >= total, 10000, 'every write seen');
+    assert.deepEqual(revisions(), Array.from({ length: total }, (_, i) => first + i));
+    assert.deepEqual(got.flatMap((r) => r.events.map((ev) => ev.kv.value.toString())), Array.from({ length: total }, (_, i) => String(i)));
+    stream.cancel();
+  });
+
   it('watches from a future revision: nothing until it is reached', async () => {
     const { stream, got } = openWatch(srv.address);
     const future = srv.backend.store.revision + 2;

@@ -72,6 +72,8 @@ test('unknown peers are refused; a closed node neither sends nor receives', asyn
   assert.equal(a.send(nodeId('zz'), { kind: 'app', channel: 0, payload: new Uint8Array() }), false);
   assert.equal(a.send(ids[0], { kind: 'app', channel: 0, payload: new Uint8Array() }), false, 'self is not a peer');
   assert.equal(a.stats().unknownPeerFrames, 2);
+  assert.equal(a.send(ids[1], { kind: 'raft', message: hb(ids[2], ids[1], 1) }), false, 'not from this node');
+  assert.equal(a.stats().peers['b']?.droppedFrames, 1);
   a.send(ids[1], { kind: 'raft', message: hb(ids[0], ids[1], 1) });
   await b.close();
   await tick();

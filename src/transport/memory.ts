@@ -130,6 +130,10 @@ export class MemoryTransport implements Transport {
       peer.droppedFrames++;
       return false;
     }
+    if (frame.kind === 'raft' && (frame.message.from !== this.nodeId || frame.message.to !== to)) {
+      peer.droppedFrames++;
+      return false;
+    }
     // Encode now, as the TCP transport does, so that the sender's buffers may be reused at once.
     const wire = frame.kind === 'raft'
       ? { kind: 'raft' as const, bytes: this.useCodec ? encodeMessage(frame.message) : null, message: frame.message }

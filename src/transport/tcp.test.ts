@@ -251,7 +251,7 @@ test('bulk traffic goes through socket backpressure intact and in order', async 
   assert.equal(s.peers['b']?.queuedBytes, 0);
 });
 
-test('a frame over the frame bound is refused by send(), counted and logged', async (t) => {
+test('send() refuses, counts and logs a frame over the frame bound, and a message with the wrong ends', async (t) => {
   const { nodes } = await startCluster(['a', 'b'], { maxFrameBytes: 1000 });
   t.after(closeAll(nodes));
   const [a, b] = nodes as [TestNode, TestNode];
@@ -259,6 +259,9 @@ test('a frame over the frame bound is refused by send(), counted and logged', as
   assert.equal(a.transport.send(b.id, { kind: 'app', channel: 0, payload: new Uint8Array(998) }), false);
   assert.equal(a.transport.stats().peers['b']?.droppedFrames, 1);
   assert.ok(warned(a, /over the frame bound of 1000 bytes/));
+  assert.equal(a.transport.send(b.id, { kind: 'raft', message: hb(b.id, a.id, 1) }), false, 'not from this node');
+  assert.equal(a.transport.send(b.id, { kind: 'raft', message: hb(a.id, nodeId('c'), 1) }), false, 'not to that peer');
+  assert.equal(a.transport.stats().peers['b']?.droppedFrames, 3);
   await waitFor(() => b.received.length === 1, 'the frame at the bound');
 });
 

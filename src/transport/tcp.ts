@@ -283,8 +283,15 @@ export class TcpTransport implements Transport {
     let kind: FrameKindCode;
     let payload: Uint8Array;
     if (frame.kind === 'raft') {
+      const m = frame.message;
+      if (m.from !== this.opts.nodeId || m.to !== to) {
+        // The receiver would take it for a forged sender and drop the connection: refuse it here.
+        p.droppedFrames++;
+        this.log.error({ peer: to, from: m.from, to: m.to, type: m.type }, `dropped a ${m.type} message from ${m.from} to ${m.to} sent to peer ${to} by ${this.opts.nodeId} (a bug in the caller)`);
+        return false;
+      }
       kind = FrameKind.raft;
-      payload = encodeMessage(frame.message);
+      payload = encodeMessage(m);
     } else {
       kind = FrameKind.app;
       payload = encodeAppPayload(frame.channel, frame.payload);

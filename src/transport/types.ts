@@ -53,7 +53,9 @@ export interface Transport {
    * Queues a frame for `to`. Returns false (and counts a drop) when the peer is
    * unknown or its send queue is over its byte bound: the caller (Raft)
    * tolerates loss. Never throws for a network problem (a message the codec
-   * cannot encode is a bug in the caller and throws CodecError).
+   * cannot encode is a bug in the caller and throws CodecError). A raft
+   * message must be from this node and to `to` (else it is dropped: the
+   * receiver would take it for forged). May be called before start().
    */
   send(to: NodeId, frame: PeerFrame): boolean;
   /** Sets the single handler of every valid frame received (from = the authenticated peer of that connection). */

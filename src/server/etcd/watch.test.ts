@@ -252,5 +252,7 @@ describe('Watch service with a slow reader', () => {
     assert.equal(session.watcherCount, requests);
     stream.cancel();
     client.close();
+    await waitFor(() => srv.api.watchSessions.size === 0, 3000, 'sessions released when their streams end');
+    assert.equal(session.watcherCount, 0);
   });
 });

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The `quorumlog` command: cluster (a local cluster to try), start (one node),
-// status, check-data. Built on commander (a maintained CLI library).
+// status, check-data, and the client verbs put, get, del, watch. Built on commander (a maintained CLI library).
 
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -8,6 +8,7 @@ import { Command, Option } from 'commander';
 import { runCluster } from './cluster.js';
 import { runStart, type StartFlags } from './start.js';
 import { runStatus } from './status.js';
+import { runDel, runGet, runPut, runWatch, type KvVerbOptions } from './kv-verbs.js';
 import { checkDataDir } from '../storage/data-dir.js';
 import { NodeFileSystem } from '../storage/fs.js';
 
@@ -73,6 +74,31 @@ export function program(out: (line: string) => void = console.log): Command {
         endpoints: o.endpoints.split(',').map((e) => e.trim()).filter((e) => e !== ''),
         json: o.json === true, timeoutMs: Number(o.timeoutMs), ...(tls !== undefined ? { tls } : {}),
       }, out);
+    });
+  const endpoints = (o: { endpoints: string; timeoutMs: string }): KvVerbOptions =>
+    ({ endpoints: o.endpoints.split(',').map((e) => e.trim()).filter((e) => e !== ''), timeoutMs: Number(o.timeoutMs) });
+  const clientVerb = (name: string, description: string): Command => cmd.command(name).description(description)
+    .option('--endpoints <list>', 'client endpoints, tried in order', '127.0.0.1:2379,127.0.0.1:2380,127.0.0.1:2381')
+    .option('--timeout-ms <ms>', 'per-request timeout', '5000');
+  clientVerb('put', 'write a key (through the log; any node forwards to the leader)')
+    .argument('<key>').argument('<value>')
+    .action(async (key: string, value: string, o: { endpoints: string; timeoutMs: string }) => {
+      process.exitCode = await runPut(endpoints(o), key, value, out);
+    });
+  clientVerb('get', 'read a key or a prefix (linearizable unless --serializable); prints key and value lines')
+    .argument('<key>').option('--prefix', 'every key starting with <key>').option('--serializable', 'answer from the node\'s local state')
+    .action(async (key: string, o: { endpoints: string; timeoutMs: string; prefix?: boolean; serializable?: boolean }) => {
+      process.exitCode = await runGet(endpoints(o), key, { prefix: o.prefix === true, serializable: o.serializable === true }, out);
+    });
+  clientVerb('del', 'delete a key or a prefix; prints how many were deleted')
+    .argument('<key>').option('--prefix', 'every key starting with <key>')
+    .action(async (key: string, o: { endpoints: string; timeoutMs: string; prefix?: boolean }) => {
+      process.exitCode = await runDel(endpoints(o), key, { prefix: o.prefix === true }, out);
+    });
+  clientVerb('watch', 'print put and delete events for a key or a prefix until Ctrl-C')
+    .argument('<key>').option('--prefix', 'every key starting with <key>')
+    .action(async (key: string, o: { endpoints: string; timeoutMs: string; prefix?: boolean }) => {
+      process.exitCode = await runWatch(endpoints(o), key, { prefix: o.prefix === true }, out);
     });
   return cmd;
 }

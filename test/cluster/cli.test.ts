@@ -29,6 +29,21 @@ test('quorumlog cluster prints endpoints, leader and restart commands, and SIGIN
     assert.equal(status.status, 0, status.stderr);
     assert.match(status.stdout, /node\s+mode\s+role\s+term\s+leader\s+commit\s+applied/);
     assert.match(status.stdout, /replication, as leader n[123] sees it/);
+    // The client verbs against it, a watch seeing a put made through another node.
+    const verb = (...args: string[]): string => execFileSync(process.execPath, [CLI_PATH, ...args, '--endpoints', endpoints as string], { encoding: 'utf8', timeout: 20_000 });
+    const watcher = spawn(process.execPath, [CLI_PATH, 'watch', 'tour/', '--prefix', '--endpoints', `127.0.0.1:${base + 2}`]);
+    let watched = '';
+    watcher.stdout.on('data', (d: Buffer) => { watched += d.toString(); });
+    await new Promise((r) => setTimeout(r, 500));
+    assert.match(verb('put', 'tour/a', 'one'), /^OK/);
+    assert.match(verb('put', 'tour/b', 'two'), /^OK/);
+    assert.equal(verb('get', 'tour/a'), 'tour/a\none\n');
+    assert.equal(verb('get', 'tour/', '--prefix', '--serializable'), 'tour/a\none\ntour/b\ntwo\n');
+    assert.equal(verb('del', 'tour/b'), '1\n');
+    const wdeadline = Date.now() + 10_000;
+    while (!watched.includes('DELETE') && Date.now() < wdeadline) await new Promise((r) => setTimeout(r, 100));
+    watcher.kill('SIGINT');
+    assert.equal(watched, 'PUT\ntour/a\none\nPUT\ntour/b\ntwo\nDELETE\ntour/b\n');
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     child.kill('SIGINT');
     assert.equal(await exited, 0);
@@ -53,7 +68,7 @@ test('quorumlog start refuses a bad config in one line naming the setting', () =
     assert.equal(r2.status, 2);
     assert.equal(r2.stderr.trim(), 'config: --tick-ms: "fast" is not an integer');
     const help = execFileSync(process.execPath, [CLI_PATH, '--help'], { encoding: 'utf8' });
-    for (const verb of ['cluster', 'start', 'status', 'check-data']) assert.match(help, new RegExp(`\\b${verb}\\b`));
+    for (const verb of ['cluster', 'start', 'status', 'check-data', 'put', 'get', 'del', 'watch']) assert.match(help, new RegExp(`\\b${verb}\\b`));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -215,6 +215,10 @@ export class ByteReader {
       this.fail(field, 'empty', at);
     }
     const utf8 = this.view(field, n);
+    // Fast path: node ids are usually ASCII, and ASCII is valid UTF-8 (TextDecoder costs more than the message).
+    let ascii = true;
+    for (let i = 0; i < n && ascii; i++) ascii = (utf8[i] as number) < 0x80;
+    if (ascii) return String.fromCharCode(...utf8); // n <= 255: a safe spread
     try {
       return utf8Decoder.decode(utf8);
     } catch (e) {

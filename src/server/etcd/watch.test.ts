@@ -235,7 +235,7 @@ describe('Watch service with a slow reader', () => {
     const stream = (client as unknown as { Watch(): WatchStream }).Watch();
     stream.on('error', () => undefined);
     stream.pause();
-    const requests = 20000;
+    const requests = 5000; // answers worth several times watchMaxPendingBytes
     for (let i = 0; i < requests; i++) stream.write({ create_request: { key: utf8(`flood/${i}`) } });
     const fresh = () => [...srv.api.watchSessions].find((s) => !earlier.has(s));
     await waitFor(() => fresh() !== undefined, 3000, 'session');

@@ -1,0 +1,120 @@
+// The runtime in one process: three NodeRuntimes on real stores (temporary
+// directories, fsync on) over an in-memory network that can partition them.
+// Checks what the cluster tests cannot aim at precisely: a write through a
+// follower resolves with the state machine's own result, a batch of
+// concurrent writes shares entries, an isolated old leader never acknowledges
+// a write or a read, full queues refuse at once, and deadlines fire.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, test } from 'node:test';
+import { pino } from 'pino';
+import { nodeId, type NodeId } from '../protocol/ids.js';
+import { NodeFileSystem } from '../storage/fs.js';
+import { MemoryNetwork, MemoryTransport } from '../transport/memory.js';
+import { Prng } from '../util/prng.js';
+import { LeaderChangedError, NoLeaderError, RequestTimeoutError, TooManyRequestsError } from './errors.js';
+import { NodeStorage } from './node-storage.js';
+import { NodeRuntime, type StateMachine } from './runtime.js';
+
+/** Appends each command to a list; its result is the list's length. */
+class ListMachine implements StateMachine {
+  items: string[] = [];
+  apply(command: Uint8Array): unknown {
+    this.items.push(new TextDecoder().decode(command));
+    return this.items.length;
+  }
+  snapshot(): Uint8Array {
+    return new TextEncoder().encode(JSON.stringify(this.items));
+  }
+  restore(data: Uint8Array): void {
+    this.items = JSON.parse(new TextDecoder().decode(data)) as string[];
+  }
+}
+
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+async function cluster(mode: 'push' | 'pull', opts: { maxPendingRequests?: number; requestTimeoutMs?: number } = {}) {
+  const ids = ['a', 'b', 'c'].map(nodeId);
+  const net = new MemoryNetwork();
+  const dir = mkdtempSync(join(tmpdir(), 'quorumlog-runtime-'));
+  const nodes = ids.map((id, i) => {
+    const sm = new ListMachine();
+    const runtime = new NodeRuntime({
+      raft: { id, voters: ids, replication: mode, random: new Prng(i + 1), electionTimeoutMinTicks: 10, electionTimeoutMaxTicks: 20, heartbeatIntervalTicks: 2, fetchMaxWaitTicks: 4 },
+      storage: new NodeStorage(new NodeFileSystem(), join(dir, id)),
+      transport: new MemoryTransport(net, id, ids.filter((x) => x !== id)),
+      stateMachine: sm,
+      logger: pino({ level: 'silent' }),
+      tickMs: 5,
+      requestTimeoutMs: opts.requestTimeoutMs ?? 2000,
+      ...(opts.maxPendingRequests !== undefined ? { maxPendingRequests: opts.maxPendingRequests } : {}),
+    });
+    return { id, sm, runtime };
+  });
+  await Promise.all(nodes.map((n) => n.runtime.start()));
+  cleanups.push(async () => {
+    await Promise.all(nodes.map((n) => n.runtime.stop()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const leader = async (exclude: NodeId[] = []) => {
+    for (let i = 0; i < 400; i++) {
+      const l = nodes.find((n) => n.runtime.core.role.kind === 'leader' && !exclude.includes(n.id));
+      if (l !== undefined) return l;
+      await sleep(5);
+    }
+    throw new Error('no leader');
+  };
+  return { nodes, net, ids, leader };
+}
+
+for (const mode of ['push', 'pull'] as const) {
+  test(`${mode}: a write through a follower resolves with the state machine's result; concurrent writes share entries`, async () => {
+    const c = await cluster(mode);
+    const l = await c.leader();
+    const f = c.nodes.find((n) => n !== l) as (typeof c.nodes)[number];
+    assert.equal(await f.runtime.submit(enc('first')), 1);
+    assert.equal(await l.runtime.submit(enc('second')), 2);
+    const before = l.runtime.metrics.entriesProposedTotal;
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => f.runtime.submit(enc(`w${i}`))));
+    assert.deepEqual([...results].sort((x, y) => (x as number) - (y as number)), Array.from({ length: 100 }, (_, i) => i + 3));
+    assert.ok(l.runtime.metrics.entriesProposedTotal - before <= 5, 'a hundred concurrent writes should take a few entries');
+    await f.runtime.readBarrier();
+    assert.equal(f.sm.items.length, 102);
+  });
+
+  test(`${mode}: an isolated old leader acknowledges neither writes nor reads`, async () => {
+    const c = await cluster(mode, { requestTimeoutMs: 600 });
+    const old = await c.leader();
+    await old.runtime.submit(enc('before'));
+    c.net.isolate(old.id, c.ids);
+    const write = old.runtime.submit(enc('lost?'));
+    const read = old.runtime.readBarrier();
+    await assert.rejects(write, (e: unknown) => e instanceof RequestTimeoutError || e instanceof NoLeaderError || e instanceof LeaderChangedError);
+    await assert.rejects(read, (e: unknown) => e instanceof RequestTimeoutError || e instanceof NoLeaderError || e instanceof LeaderChangedError);
+    const next = await c.leader([old.id]);
+    assert.equal(await next.runtime.submit(enc('after')), 2);
+    c.net.heal();
+    // Once healed the old leader follows, and its state machine never saw the write it could not commit.
+    for (let i = 0; i < 400 && old.sm.items.length < 2; i++) await sleep(5);
+    assert.deepEqual(old.sm.items, ['before', 'after']);
+  });
+}
+
+test('a full queue refuses at once with TooManyRequestsError', async () => {
+  const c = await cluster('push', { maxPendingRequests: 5 });
+  const l = await c.leader();
+  c.net.isolate(l.id, c.ids); // nothing can commit, so the queue and the log fill
+  const accepted = Array.from({ length: 5 }, (_, i) => l.runtime.submit(enc(`q${i}`)).catch((e: unknown) => e));
+  const refused = await l.runtime.submit(enc('one too many')).catch((e: unknown) => e);
+  assert.ok(refused instanceof TooManyRequestsError, String(refused));
+  c.net.heal();
+  for (const r of await Promise.all(accepted)) assert.ok(typeof r === 'number' || r instanceof Error);
+});

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
+import fc from 'fast-check';
 import type { Entry } from '../protocol/entry.js';
 import { nodeId, type NodeId } from '../protocol/ids.js';
 import type { Message } from '../protocol/messages.js';
@@ -292,4 +293,42 @@ test('a peer that stops reading is deemed dead after the write stall timeout, an
   await waitFor(() => warned(a, /connection to peer b lost: no write progress for 200 ms/), 'the stall is detected', 5000);
   await waitFor(() => accepted >= 2, 'a redial');
   assert.ok((a.transport.stats().peers['b']?.reconnects ?? 0) >= 1);
+});
+
+test('fuzz: random bytes, before or after a handshake, never crash a node; only the handshaken peer is heard', async (t) => {
+  const { nodes } = await startCluster(['a', 'b', 'c']);
+  t.after(closeAll(nodes));
+  const [a, b] = nodes as [TestNode, TestNode, TestNode];
+  const streams = fc.sample(fc.array(fc.uint8Array({ minLength: 1, maxLength: 64 }), { minLength: 1, maxLength: 4 }), { numRuns: 40, seed: 42 });
+  for (const [i, chunks] of streams.entries()) {
+    const raw = await rawClient(a, 'c', i % 2 === 0);
+    for (const chunk of chunks) raw.sock.write(chunk);
+    raw.sock.end();
+    await raw.closed;
+  }
+  assert.ok(a.received.every((r) => r.from === nodeId('c')), 'only frames from the handshaken peer c');
+  for (const r of a.received) if (r.frame.kind === 'raft') assert.equal(r.frame.message.from, 'c');
+  b.transport.send(a.id, { kind: 'raft', message: hb(b.id, a.id, 1) });
+  await waitFor(() => seqs(a, b.id).length === 1, 'the node still works');
+});
+
+test('handshake timeouts: a silent dialer is closed; a silent acceptor is redialed', async (t) => {
+  const silent = net.createServer((sock) => sock.on('error', () => {}));
+  const held = new Set<net.Socket>();
+  silent.on('connection', (s) => held.add(s));
+  silent.listen(0, '127.0.0.1');
+  await once(silent, 'listening');
+  const peers = new Map<NodeId, HostPort>([[nodeId('a'), { host: '127.0.0.1', port: 0 }], [nodeId('b'), { host: '127.0.0.1', port: (silent.address() as net.AddressInfo).port }]]);
+  const a = await startNode(nodeId('a'), peers, { handshakeTimeoutMs: 100 });
+  t.after(async () => {
+    await a.transport.close();
+    for (const s of held) s.destroy();
+    await new Promise((r) => silent.close(r));
+  });
+  const mute = await rawClient(a, 'b', false);
+  await mute.closed;
+  assert.ok(warned(a, /no hello from 127\.0\.0\.1:\d+ within 100 ms/));
+  a.transport.send(nodeId('b'), { kind: 'app', channel: 0, payload: new Uint8Array(1) });
+  await waitFor(() => (a.transport.stats().peers['b']?.reconnects ?? 0) >= 1, 'a redial after the handshake timeout');
+  assert.ok(a.lines.some((l) => /cannot connect to peer b: no handshake within 100 ms/.test(l.msg)));
 });

@@ -71,7 +71,9 @@ describe('etcd API server with the etcd3 client', () => {
   it('read-only txn is answered without a write', async () => {
     await client.put('ro/k').value('x');
     const before = (await client.get('ro/k').exec()).header.revision;
+    const logIndex = srv.backend.status().raftIndex;
     const res = await client.if('ro/k', 'Value', '==', 'x').then(client.get('ro/k')).else(client.get('ro/none')).commit();
+    assert.equal(srv.backend.status().raftIndex, logIndex, 'nothing went through the log');
     assert.equal(res.succeeded, true);
     assert.equal(res.header.revision, before);
     assert.equal(res.responses[0]?.response_range?.kvs[0]?.value.toString(), 'x');

@@ -69,8 +69,14 @@ export interface TcpTransportOptions {
    * the connection until TCP gives up, many minutes later. Default 15 s.
    */
   readonly writeStallTimeoutMs?: number;
-  /** PEM contents. When given, every connection is mutual TLS: both sides present certificates signed by `ca`. */
-  readonly tls?: { readonly cert: string; readonly key: string; readonly ca: string };
+  /**
+   * PEM contents. When given, every connection is mutual TLS: both sides
+   * present certificates signed by `ca`. With `verifyNodeIds`, each side also
+   * requires the other's certificate to name the node id it speaks for (as its
+   * subject CN or a DNS subjectAltName), so that a cluster certificate cannot
+   * be used to impersonate another node.
+   */
+  readonly tls?: { readonly cert: string; readonly key: string; readonly ca: string; readonly verifyNodeIds?: boolean };
   readonly logger: Logger;
 }
 
@@ -344,6 +350,16 @@ export class TcpTransport implements Transport {
     p.timer.unref();
     sock.once(t === undefined ? 'connect' : 'secureConnect', () => {
       if (p.socket !== sock) return;
+      if (t?.verifyNodeIds === true) {
+        const problem = certificateNamesProblem(sock as tls.TLSSocket, p.id);
+        if (problem !== null) {
+          this.counters.refusedHandshakes++;
+          p.lastError = `refused: ${problem}`;
+          this.log.warn({ peer: p.id, reason: problem }, `refused peer ${p.id}: ${problem}`);
+          sock.destroy();
+          return;
+        }
+      }
       p.state = 'handshaking';
       sock.write(encodeFrame(FrameKind.hello, encodeHello({
         version: PROTOCOL_VERSION, clusterId: this.opts.clusterId, from: this.opts.nodeId, to: p.id,
@@ -547,7 +563,11 @@ export class TcpTransport implements Transport {
   private inboundFrame(c: Inbound, f: RawFrame): PeerFrame | null {
     if (c.peer === null) {
       if (f.kind !== FrameKind.hello) throw new FrameError(`frame kind ${f.kind} before the handshake`);
-      const verdict = checkHello(f.payload, { clusterId: this.opts.clusterId, nodeId: this.opts.nodeId, peers: this.outbound });
+      let verdict = checkHello(f.payload, { clusterId: this.opts.clusterId, nodeId: this.opts.nodeId, peers: this.outbound });
+      if (verdict.ok && this.opts.tls?.verifyNodeIds === true) {
+        const problem = certificateNamesProblem(c.socket as tls.TLSSocket, verdict.from);
+        if (problem !== null) verdict = { ok: false, reason: problem };
+      }
       if (!verdict.ok) {
         this.counters.refusedHandshakes++;
         this.log.warn({ remote: c.remote, reason: verdict.reason }, `refused a connection from ${c.remote}: ${verdict.reason}`);
@@ -597,4 +617,18 @@ export class TcpTransport implements Transport {
       this.log.error({ err, peer: from }, 'the frame handler threw; frame dropped');
     }
   }
+}
+
+/** Why the peer certificate of `sock` does not speak for node `id` (neither its CN nor a DNS SAN is `id`), or null. */
+function certificateNamesProblem(sock: tls.TLSSocket, id: NodeId): string | null {
+  const cert = sock.getPeerCertificate();
+  const names: string[] = [];
+  const cn = cert.subject?.CN;
+  if (typeof cn === 'string') names.push(cn);
+  else if (Array.isArray(cn)) names.push(...(cn as string[]));
+  for (const part of (cert.subjectaltname ?? '').split(', ')) {
+    if (part.startsWith('DNS:')) names.push(part.slice(4));
+  }
+  if (names.includes(id)) return null;
+  return `the TLS certificate names ${JSON.stringify(names)}, not node ${JSON.stringify(id)}`;
 }

@@ -48,3 +48,27 @@ test('a plain TCP dialer cannot talk to a TLS listener', async (t) => {
   assert.equal(a.received.length, 0);
   assert.equal(b.transport.stats().peers['a']?.connected, false);
 });
+
+test('verifyNodeIds: a cluster certificate cannot speak for another node, on either side', async (t) => {
+  const pki = makePki(['a', 'b']);
+  const tlsOf = (name: string) => ({ ca: pki.ca, ...pki.certs.get(name)!, verifyNodeIds: true });
+  const peers = new Map<NodeId, HostPort>(['a', 'b', 'c'].map((n) => [nodeId(n), { host: '127.0.0.1', port: 0 }]));
+  const a = await startNode(nodeId('a'), peers, { tls: tlsOf('a') });
+  const b = await startNode(nodeId('b'), peers, { tls: tlsOf('b') });
+  const c = await startNode(nodeId('c'), peers, { tls: tlsOf('b') }); // node c holding b's certificate
+  t.after(() => Promise.all([a, b, c].map((n) => n.transport.close())).then(() => undefined));
+
+  a.transport.send(b.id, { kind: 'raft', message: { type: 'timeoutNow', from: a.id, to: b.id, term: 1 } });
+  await waitFor(() => b.received.length === 1, 'a → b with matching certificates');
+
+  c.transport.send(a.id, { kind: 'raft', message: { type: 'timeoutNow', from: c.id, to: a.id, term: 1 } });
+  await waitFor(() => a.transport.stats().refusedHandshakes >= 1, 'a refuses c as a dialer');
+  assert.ok(a.lines.some((l) => l.level === WARN && /refused a connection from .*: the TLS certificate names \["b","localhost"\], not node "c"/.test(l.msg)));
+  assert.ok(c.lines.some((l) => l.level === WARN && /^peer a refused: the TLS certificate names/.test(l.msg)));
+
+  a.transport.send(c.id, { kind: 'raft', message: { type: 'timeoutNow', from: a.id, to: c.id, term: 1 } });
+  await waitFor(() => a.lines.some((l) => l.level === WARN && /^refused peer c: the TLS certificate names \["b","localhost"\], not node "c"$/.test(l.msg)), 'a refuses c as a listener');
+  await sleep(50);
+  assert.equal(c.received.length, 0);
+  assert.equal(a.received.length, 0);
+});

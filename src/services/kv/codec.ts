@@ -87,6 +87,7 @@ export class ByteWriter {
   /** A zigzag LEB128 varint of a safe integer. */
   int(value: number): void {
     if (!Number.isSafeInteger(value)) throw new KvCodecError(`not a safe integer: ${value}`, -1);
+    if (value <= 2 ** 52 && value >= -(2 ** 52)) return this.count(value >= 0 ? value * 2 : -value * 2 - 1); // exact in a double
     let z = value >= 0 ? BigInt(value) * 2n : BigInt(-value) * 2n - 1n;
     while (z >= 0x80n) {
       this.u8(Number(z & 0x7fn) | 0x80);
@@ -159,6 +160,7 @@ export class ByteReader {
     return f;
   }
 
+  /** An unsigned LEB128 varint of at most maxBytes bytes, canonical (no overlong form). */
   private varint(maxBytes: number): bigint {
     const at = this.offset;
     let value = 0n;
@@ -173,16 +175,37 @@ export class ByteReader {
     throw new KvCodecError('varint too long', at);
   }
 
+  /** varint() for values below 2^49 (7 bytes) without BigInt; null (offset unchanged) when the varint is longer. */
+  private smallVarint(): number | null {
+    const at = this.offset;
+    let value = 0;
+    let scale = 1;
+    for (let i = 0; i < 7; i++) {
+      const b = this.u8();
+      value += (b & 0x7f) * scale;
+      if ((b & 0x80) === 0) {
+        if (b === 0 && i > 0) throw new KvCodecError('overlong varint', at);
+        return value;
+      }
+      scale *= 0x80;
+    }
+    this.offset = at;
+    return null;
+  }
+
   /** A count that cannot exceed the bytes left (each counted item takes at least `minItemBytes`). */
   count(minItemBytes = 1): number {
     const at = this.offset;
-    const n = Number(this.varint(5));
+    const small = this.smallVarint();
+    const n = small ?? Number(this.varint(5));
     if (n * minItemBytes > this.remaining) throw new KvCodecError(`count ${n} exceeds the bytes left`, at);
     return n;
   }
 
   int(): number {
     const at = this.offset;
+    const small = this.smallVarint();
+    if (small !== null) return small % 2 === 0 ? small / 2 : -(small + 1) / 2;
     const z = this.varint(8);
     const v = (z & 1n) === 0n ? z >> 1n : -((z + 1n) >> 1n);
     if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {

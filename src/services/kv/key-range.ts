@@ -42,3 +42,102 @@ export function lowerBound<T>(items: readonly T[], id: string, idOfItem: (item: 
   }
   return lo;
 }
+
+/**
+ * Items kept sorted by a unique string id, held as a list of sorted chunks (a
+ * two-level B+-tree), so that inserting in the middle moves at most a chunk
+ * rather than the whole array. With B = CHUNK_MAX_ITEMS and n items:
+ * search O(log n), insert O(log n + B + n/B), in-order scan O(k) for k items.
+ * Invariants: every chunk is non-empty and holds at most CHUNK_MAX_ITEMS items;
+ * the chunks' concatenation is strictly ascending by id; size = that length.
+ */
+export class SortedIndex<T extends { readonly id: string }> implements Iterable<T> {
+  /** A chunk splits in two when it grows past this. */
+  static readonly CHUNK_MAX_ITEMS = 512;
+  private chunks: T[][] = [];
+  private count = 0;
+
+  /** Builds an index from items already strictly ascending by id. O(n). */
+  constructor(sortedItems: readonly T[] = []) {
+    this.rebuild(sortedItems);
+  }
+
+  /** How many items it holds. */
+  get size(): number {
+    return this.count;
+  }
+
+  private rebuild(sortedItems: readonly T[]): void {
+    const half = SortedIndex.CHUNK_MAX_ITEMS >>> 1;
+    this.chunks = [];
+    for (let i = 0; i < sortedItems.length; i += half) this.chunks.push(sortedItems.slice(i, i + half));
+    this.count = sortedItems.length;
+  }
+
+  /** The chunk where `id` belongs: the last whose first id is <= id, or 0. O(log n/B). */
+  private chunkFor(id: string): number {
+    let lo = 0;
+    let hi = this.chunks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (((this.chunks[mid] as T[])[0] as T).id <= id) lo = mid + 1;
+      else hi = mid;
+    }
+    return Math.max(0, lo - 1);
+  }
+
+  /** Inserts an item whose id the index does not hold yet (the caller checks, e.g. with a Map). */
+  insert(item: T): void {
+    const ci = this.chunkFor(item.id);
+    const chunk = this.chunks[ci];
+    if (chunk === undefined) {
+      this.chunks.push([item]);
+    } else {
+      chunk.splice(lowerBound(chunk, item.id, (x) => x.id), 0, item);
+      if (chunk.length > SortedIndex.CHUNK_MAX_ITEMS) this.chunks.splice(ci + 1, 0, chunk.splice(chunk.length >>> 1));
+    }
+    this.count++;
+  }
+
+  /** The items in the span, in id order. O(log n) to start, then O(1) per item. */
+  *within(span: KeySpan): Generator<T, void, undefined> {
+    if (span.hi !== null && span.hi <= span.lo) return;
+    let ci = this.chunkFor(span.lo);
+    let i = this.chunks[ci] === undefined ? 0 : lowerBound(this.chunks[ci] as T[], span.lo, (x) => x.id);
+    for (; ci < this.chunks.length; ci++, i = 0) {
+      const chunk = this.chunks[ci] as T[];
+      for (; i < chunk.length; i++) {
+        const item = chunk[i] as T;
+        if (span.hi !== null && item.id >= span.hi) return;
+        yield item;
+      }
+    }
+  }
+
+  /** Every item, in id order. */
+  *[Symbol.iterator](): Iterator<T> {
+    for (const chunk of this.chunks) yield* chunk;
+  }
+
+  /** Keeps only the items `keep` accepts (in order), re-chunking. O(n). */
+  retain(keep: (item: T) => boolean): void {
+    const kept: T[] = [];
+    for (const chunk of this.chunks) for (const item of chunk) if (keep(item)) kept.push(item);
+    this.rebuild(kept);
+  }
+
+  /** The first broken invariant, or null. O(n). */
+  check(): string | null {
+    let n = 0;
+    let prev: string | null = null;
+    for (const chunk of this.chunks) {
+      if (chunk.length === 0 || chunk.length > SortedIndex.CHUNK_MAX_ITEMS) return `chunk of ${chunk.length} items`;
+      for (const item of chunk) {
+        if (prev !== null && prev >= item.id) return 'index not strictly ascending';
+        prev = item.id;
+        n++;
+      }
+    }
+    return n === this.count ? null : `index size ${this.count} != ${n}`;
+  }
+}

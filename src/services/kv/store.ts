@@ -12,13 +12,13 @@
 // Costs (n = keys in the index, k = keys in the requested range including
 // tombstoned ones not yet compacted, h = writes of one key kept, c = changes
 // since the requested revision):
-//   put                    O(log n + log h), plus O(n) array insert for a new key
+//   put                    O(log n + log h), plus O(B + n/B) to insert a new key (B = SortedIndex.CHUNK_MAX_ITEMS)
 //   range / deleteRange    O(log n + k log h) (+ O(k log k) when sorting)
 //   eventsSince            O(log C + c) where C is all changes kept
 //   compact                O(n + C) (rewrites the index and the change log)
 //   snapshot / restore     O(total writes kept), restore O(C log C) to rebuild the change log
 import { ByteReader, ByteWriter, KvCodecError } from './codec.js';
-import { idOf, keySpan, lowerBound, spanContains, type KeySpan } from './key-range.js';
+import { idOf, keySpan, SortedIndex, spanContains, type KeySpan } from './key-range.js';
 import {
   KvError,
   type Compare,
@@ -109,8 +109,8 @@ interface Change {
 
 /**
  * The whole replicated state. Invariants (checked by checkState):
- * 1 <= revision; 0 <= compactRevision <= revision; index sorted by id strictly,
- * byId holds exactly the index's records; changes = every kept write with
+ * 1 <= revision; 0 <= compactRevision <= revision; index sorted by id strictly
+ * (SortedIndex's invariants), byId holds exactly the index's records; changes = every kept write with
  * modRevision > compactRevision ordered by (modRevision, sub), and every
  * revision in (max(1, compactRevision), revision] has at least one; each
  * record keeps at most one write at or below compactRevision, and it is a put.
@@ -118,7 +118,7 @@ interface Change {
 class MvccState {
   revision = 1;
   compactRevision = 0;
-  index: KeyRecord[] = [];
+  index = new SortedIndex<KeyRecord>();
   readonly byId = new Map<string, KeyRecord>();
   changes: Change[] = [];
   bytesHeld = 0;
@@ -126,10 +126,6 @@ class MvccState {
 
 function entryBytes(record: KeyRecord, entry: Entry): number {
   return record.key.length + entry.kv.value.length + ENTRY_OVERHEAD_BYTES;
-}
-
-function recordId(r: KeyRecord): string {
-  return r.id;
 }
 
 function changeRevision(c: Change): number {
@@ -370,7 +366,7 @@ export class KvStore {
     w.int(SNAPSHOT_FORMAT_VERSION);
     w.int(s.revision);
     w.int(s.compactRevision);
-    w.count(s.index.length);
+    w.count(s.index.size);
     for (const record of s.index) {
       w.bytes(record.key);
       w.count(record.history.length);
@@ -392,6 +388,7 @@ export class KvStore {
   restore(data: Uint8Array): void {
     const r = new ByteReader(data);
     const next = new MvccState();
+    const records: KeyRecord[] = [];
     try {
       const magic = r.raw(SNAPSHOT_MAGIC.length);
       if (compareBytes(magic, SNAPSHOT_MAGIC) !== 0) throw new KvSnapshotError('not a kv snapshot (bad magic)', 0);
@@ -403,7 +400,7 @@ export class KvStore {
         const at = r.position;
         const key = r.bytes();
         const record: KeyRecord = { id: idOf(key), key, history: [] };
-        const last = next.index[next.index.length - 1];
+        const last = records[records.length - 1];
         if (key.length === 0 || (last !== undefined && last.id >= record.id)) throw new KvSnapshotError('keys not strictly ascending', at);
         for (let m = r.count(); m > 0; m--) {
           const modRevision = r.int();
@@ -417,10 +414,11 @@ export class KvStore {
           next.bytesHeld += entryBytes(record, entry);
           if (modRevision > next.compactRevision) next.changes.push({ record, entry });
         }
-        next.index.push(record);
+        records.push(record);
         next.byId.set(record.id, record);
       }
       r.end();
+      next.index = new SortedIndex(records);
     } catch (err) {
       if (err instanceof KvSnapshotError) throw err;
       if (err instanceof KvCodecError) throw new KvSnapshotError(`malformed snapshot: ${err.message}`, err.offset, { cause: err });
@@ -452,20 +450,11 @@ export class KvStore {
     return null;
   }
 
-  /** Index positions [from, to) of the records a span covers. O(log n). */
-  private bounds(span: KeySpan): [number, number] {
-    const index = this.s.index;
-    const from = lowerBound(index, span.lo, recordId);
-    const to = span.hi === null ? index.length : Math.max(from, lowerBound(index, span.hi, recordId));
-    return [from, to];
-  }
-
   /** The live key-values of a span at `revision`, in key order. */
   private liveIn(span: KeySpan, revision: number): KeyValue[] {
-    const [from, to] = this.bounds(span);
     const out: KeyValue[] = [];
-    for (let i = from; i < to; i++) {
-      const kv = liveAt(this.s.index[i] as KeyRecord, revision);
+    for (const record of this.s.index.within(span)) {
+      const kv = liveAt(record, revision);
       if (kv !== null) out.push(kv);
     }
     return out;
@@ -473,7 +462,6 @@ export class KvStore {
 
   /** etcd's Range (apply side) at an already-validated revision. */
   private rangeAt(req: RangeRequest, revision: number): RangeResponse {
-    const [from, to] = this.bounds(keySpan(req.key, req.rangeEnd));
     const filtered = req.minModRevision !== 0 || req.maxModRevision !== 0 || req.minCreateRevision !== 0 || req.maxCreateRevision !== 0;
     // etcd: sortOrder none with a target other than key means ascend; key + ascend is the index order already.
     let order = req.sortOrder;
@@ -483,8 +471,8 @@ export class KvStore {
     const keep = !filtered && order === 'none' && req.limit > 0 ? req.limit + 1 : Infinity;
     let count = 0;
     let kvs: KeyValue[] = [];
-    for (let i = from; i < to; i++) {
-      const kv = liveAt(this.s.index[i] as KeyRecord, revision);
+    for (const record of this.s.index.within(keySpan(req.key, req.rangeEnd))) {
+      const kv = liveAt(record, revision);
       if (kv === null) continue;
       count++;
       if (!req.countOnly && kvs.length < keep) kvs.push(kv);
@@ -543,7 +531,7 @@ export class KvStore {
     let record = s.byId.get(id);
     if (record === undefined) {
       record = { id, key: key.slice(), history: [] };
-      s.index.splice(lowerBound(s.index, id, recordId), 0, record);
+      s.index.insert(record);
       s.byId.set(id, record);
     }
     const prevEntry = record.history[record.history.length - 1];
@@ -561,10 +549,8 @@ export class KvStore {
   }
 
   private writeDelete(batch: WriteBatch, span: KeySpan): KeyValue[] {
-    const [from, to] = this.bounds(span);
     const deleted: KeyValue[] = [];
-    for (let i = from; i < to; i++) {
-      const record = this.s.index[i] as KeyRecord;
+    for (const record of this.s.index.within(span)) {
       const last = record.history[record.history.length - 1];
       if (last === undefined || last.tombstone) continue;
       const kv: KeyValue = { key: record.key, createRevision: 0, modRevision: batch.revision, version: 0, value: EMPTY, lease: 0 };
@@ -686,17 +672,16 @@ export class KvStore {
     const s = this.s;
     if (revision <= s.compactRevision) return this.error('compacted');
     if (revision > s.revision) return this.error('futureRevision');
-    const index: KeyRecord[] = [];
-    for (const record of s.index) {
+    s.index.retain((record) => {
       const h = record.history;
       const at = latestIndexAt(h, revision);
       const keepFrom = at < 0 ? 0 : (h[at] as Entry).tombstone ? at + 1 : at;
       for (let i = 0; i < keepFrom; i++) s.bytesHeld -= entryBytes(record, h[i] as Entry);
       if (keepFrom > 0) record.history = h.slice(keepFrom);
-      if (record.history.length > 0) index.push(record);
-      else s.byId.delete(record.id);
-    }
-    s.index = index;
+      if (record.history.length > 0) return true;
+      s.byId.delete(record.id);
+      return false;
+    });
     s.changes = s.changes.slice(firstChangeAt(s.changes, revision + 1));
     s.compactRevision = revision;
     return { type: 'compact', revision: s.revision };
@@ -731,14 +716,14 @@ function checkState(s: MvccState): string | null {
   if (!Number.isSafeInteger(s.compactRevision) || s.compactRevision < 0 || s.compactRevision > s.revision) {
     return `compactRevision ${s.compactRevision} outside [0, ${s.revision}]`;
   }
-  if (s.byId.size !== s.index.length) return 'byId and index differ in size';
+  const indexProblem = s.index.check();
+  if (indexProblem !== null) return indexProblem;
+  if (s.byId.size !== s.index.size) return 'byId and index differ in size';
   let kept = 0;
   let bytes = 0;
-  for (const [i, record] of s.index.entries()) {
-    const prevRecord = s.index[i - 1];
+  for (const record of s.index) {
     if (record.key.length === 0) return 'empty key in the index';
     if (record.id !== idOf(record.key)) return 'record id does not match its key';
-    if (prevRecord !== undefined && prevRecord.id >= record.id) return 'index not strictly ascending';
     if (s.byId.get(record.id) !== record) return 'byId does not hold an index record';
     if (record.history.length === 0) return 'key with no writes';
     let prev: Entry | undefined;
@@ -776,7 +761,8 @@ function checkState(s: MvccState): string | null {
   if (bytes !== s.bytesHeld) return `bytesHeld ${s.bytesHeld} != ${bytes}`;
   if (kept !== s.changes.length) return `change log holds ${s.changes.length} writes, the keys ${kept}`;
   let expect = Math.max(1, s.compactRevision) + 1;
-  for (const [i, c] of s.changes.entries()) {
+  for (let i = 0; i < s.changes.length; i++) {
+    const c = s.changes[i] as Change;
     const prev = s.changes[i - 1];
     const rev = changeRevision(c);
     if (prev !== undefined && (rev < changeRevision(prev) || (rev === changeRevision(prev) && c.entry.sub <= prev.entry.sub))) {

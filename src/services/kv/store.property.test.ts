@@ -22,6 +22,8 @@ import {
   type ResponseOp,
   type SortOrder,
   type SortTarget,
+  type TxnRequest,
+  type TxnResponse,
 } from './types.js';
 
 const b = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'latin1'));
@@ -154,16 +156,28 @@ class Model {
         return { type: 'compact', revision: this.revision };
       }
       case 'txn': {
-        const t = cmd.request;
-        const succeeded = t.compare.every((c) => this.compareHolds(c));
-        const ops = succeeded ? t.success : t.failure;
-        for (const op of ops) {
-          if (op.type === 'range') {
-            const o = this.range(op.request);
-            if ('err' in o) return error(o.err);
+        // Every branch, nested ones included, is chosen on the state before the txn writes (etcd's compareToPath).
+        type Plan = { succeeded: boolean; ops: readonly RequestOp[]; nested: (Plan | undefined)[] };
+        const plan = (t: TxnRequest): Plan => {
+          const succeeded = t.compare.every((c) => this.compareHolds(c));
+          const ops = succeeded ? t.success : t.failure;
+          return { succeeded, ops, nested: ops.map((op) => (op.type === 'txn' ? plan(op.request) : undefined)) };
+        };
+        const rangeError = (p: Plan): KvErrorCode | null => {
+          for (const [i, op] of p.ops.entries()) {
+            const o = op.type === 'range' ? this.range(op.request) : null;
+            if (o !== null && 'err' in o) return o.err;
+            const nested = p.nested[i];
+            const e = nested === undefined ? null : rangeError(nested);
+            if (e !== null) return e;
           }
-        }
-        const responses = ops.map((op): ResponseOp => {
+          return null;
+        };
+        const top = plan(cmd.request);
+        const err = rangeError(top);
+        if (err !== null) return error(err);
+        const run = (p: Plan): TxnResponse => ({ succeeded: p.succeeded, responses: p.ops.map((op, i) => exec(op, p.nested[i])) });
+        const exec = (op: RequestOp, nested: Plan | undefined): ResponseOp => {
           switch (op.type) {
             case 'put': return { type: 'put', response: { prevKv: op.request.prevKv ? put(str(op.request.key), str(op.request.value)) : (put(str(op.request.key), str(op.request.value)), null) } };
             case 'deleteRange': {
@@ -175,10 +189,11 @@ class Model {
               if ('err' in o) throw new Error('checked above');
               return { type: 'range', response: o.ok };
             }
-            case 'txn': throw new Error('the generator makes no nested txns');
+            case 'txn': return { type: 'txn', response: run(nested as Plan) };
           }
-        });
-        return { type: 'txn', response: { succeeded, responses }, revision: finish() };
+        };
+        const response = run(top);
+        return { type: 'txn', response, revision: finish() };
       }
     }
   }
@@ -242,8 +257,8 @@ const compareArb: fc.Arbitrary<Compare> = fc.oneof(
   rec({ key: keyArb, rangeEnd: rangeEndArb, result: fc.constantFrom('equal', 'greater', 'less', 'notEqual' as const), value: valueArb })
     .map(({ key, rangeEnd, result, value }) => ({ target: 'value' as const, key: b(key), rangeEnd: b(rangeEnd), result, value: b(value) })),
 );
-/** One txn branch: ops on distinct keys (so never duplicateKey), single-key deletes, ranges anywhere. */
-const branchArb: fc.Arbitrary<RequestOp[]> = fc.uniqueArray(
+/** One txn branch without nested txns: ops on distinct keys, single-key deletes, ranges anywhere. */
+const flatBranchArb: fc.Arbitrary<RequestOp[]> = fc.uniqueArray(
   rec({ key: keyArb, kind: fc.constantFrom('put', 'del', 'range'), value: valueArb, prevKv: fc.boolean(), range: rangeReqArb, rangeRev: fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: -1, max: 14 })) }),
   { selector: (o) => o.key, maxLength: 4 },
 ).map((ops) => ops.map((o): RequestOp => {
@@ -251,7 +266,22 @@ const branchArb: fc.Arbitrary<RequestOp[]> = fc.uniqueArray(
   if (o.kind === 'del') return { type: 'deleteRange', request: { key: b(o.key), rangeEnd: new Uint8Array(0), prevKv: o.prevKv } };
   return { type: 'range', request: { ...o.range, revision: Math.max(0, o.rangeRev) } };
 }));
+const flatTxnArb: fc.Arbitrary<TxnRequest> = rec({ compare: fc.array(compareArb, { maxLength: 2 }), success: flatBranchArb, failure: flatBranchArb });
+/** A branch that may hold nested (flat) txns. */
+const branchArb: fc.Arbitrary<RequestOp[]> = fc.tuple(flatBranchArb, fc.array(fc.tuple(fc.nat(), flatTxnArb), { maxLength: 2 }))
+  .map(([ops, txns]) => {
+    const out = [...ops];
+    for (const [at, t] of txns) out.splice(at % (out.length + 1), 0, { type: 'txn', request: t });
+    return out;
+  });
+/** The keys a txn writes (puts and single-key deletes), every branch and nesting level. */
+function writtenKeys(ops: readonly RequestOp[]): string[] {
+  return ops.flatMap((op) => op.type === 'txn' ? [...writtenKeys(op.request.success), ...writtenKeys(op.request.failure)]
+    : op.type === 'range' ? [] : [str(op.request.key)]);
+}
+/** Txns whose written keys are all distinct across the whole tree, so etcd's duplicateKey rule never fires (it has its own examples). */
 const txnCmdArb: fc.Arbitrary<KvCommand> = rec({ compare: fc.array(compareArb, { maxLength: 2 }), success: branchArb, failure: branchArb })
+  .filter((t) => [t.success, t.failure].every((ops) => new Set(writtenKeys(ops)).size === writtenKeys(ops).length))
   .map((request) => ({ type: 'txn', request }));
 const commandArb: fc.Arbitrary<KvCommand> = fc.oneof(
   { arbitrary: putCmdArb, weight: 5 },

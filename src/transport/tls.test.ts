@@ -62,7 +62,7 @@ test('verifyNodeIds: a cluster certificate cannot speak for another node, on eit
   await waitFor(() => b.received.length === 1, 'a → b with matching certificates');
 
   c.transport.send(a.id, { kind: 'raft', message: { type: 'timeoutNow', from: c.id, to: a.id, term: 1 } });
-  await waitFor(() => a.transport.stats().refusedHandshakes >= 1, 'a refuses c as a dialer');
+  await waitFor(() => a.transport.stats().refusedHandshakes >= 1 && c.transport.stats().refusedHandshakes >= 1, 'a refuses c as a dialer, and c hears why');
   assert.ok(a.lines.some((l) => l.level === WARN && /refused a connection from .*: the TLS certificate names \["b","localhost"\], not node "c"/.test(l.msg)));
   assert.ok(c.lines.some((l) => l.level === WARN && /^peer a refused: the TLS certificate names/.test(l.msg)));
 

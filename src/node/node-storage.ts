@@ -36,10 +36,15 @@ export class NodeStorage {
   readonly state: DurableStateStore;
   readonly snapshots: DurableSnapshotStore;
   private receiving: SnapshotReceiver | null = null;
+  private savedHardState: HardState | null = null;
+  private pendingHardState: HardState | null = null;
+  private commitSavedAt = -Infinity;
+  private readonly commitSaveIntervalMs: number;
   private reader: SnapshotReader | null = null;
   private readonly now: () => number;
 
-  constructor(fs: FileSystem, dir: string, opts: { segmentBytes?: number; now?: () => number } = {}) {
+  constructor(fs: FileSystem, dir: string, opts: { segmentBytes?: number; now?: () => number; commitSaveIntervalMs?: number } = {}) {
+    this.commitSaveIntervalMs = opts.commitSaveIntervalMs ?? 1000;
     const layout = dataDirLayout(dir);
     fs.mkdirp(dir);
     this.snapshots = new DurableSnapshotStore(fs, layout.snapshots);
@@ -54,6 +59,7 @@ export class NodeStorage {
    */
   recover(): PersistedState {
     const hardState = this.state.load();
+    this.savedHardState = hardState;
     const latest = this.snapshots.latest();
     const snap: SnapshotMeta | null = latest === null ? null : { index: latest.index, term: latest.term };
     if (snap !== null && this.log.term(snap.index) !== snap.term && this.log.firstIndex() <= snap.index + 1) {
@@ -99,8 +105,41 @@ export class NodeStorage {
       this.log.sync();
       logSyncMs = this.now() - t0;
     }
-    if (r.hardState !== null) this.state.save(r.hardState);
+    if (r.hardState !== null) this.saveHardState(r.hardState);
     return { installed, timing: { logSyncMs, entriesWritten: r.entries.length } };
+  }
+
+  /**
+   * Term and vote are saved at once, always (a vote must never be forgotten).
+   * A change of the commit index alone is saved lazily, at most every
+   * `commitSaveIntervalMs`: the state file is replaced atomically (two
+   * fsyncs and a rename), which on every commit would double the cost of a
+   * write on followers. A persisted commit index that lags is safe — it is
+   * only where a restarted node resumes applying before the leader tells it
+   * the real one; it never points past the durable log, since the entries it
+   * covers were synced first. (A departure from the letter of ready.ts's
+   * contract, which asks for every hard state; said so in docs/CLUSTER.md.)
+   */
+  private saveHardState(h: HardState): void {
+    const last = this.savedHardState;
+    const now = this.now();
+    if (last !== null && last.term === h.term && last.vote === h.vote && now - this.commitSavedAt < this.commitSaveIntervalMs) {
+      this.pendingHardState = h;
+      return;
+    }
+    this.state.save(h);
+    this.savedHardState = h;
+    this.pendingHardState = null;
+    this.commitSavedAt = now;
+  }
+
+  /** Saves a commit index that saveHardState held back (on close, and from the runtime's timer). */
+  flushHardState(): void {
+    if (this.pendingHardState === null) return;
+    this.state.save(this.pendingHardState);
+    this.savedHardState = this.pendingHardState;
+    this.pendingHardState = null;
+    this.commitSavedAt = this.now();
   }
 
   /** The received snapshot `meta` becomes current; the log it covers goes. */
@@ -163,12 +202,12 @@ export class NodeStorage {
     return { data, done: position + data.byteLength >= size };
   };
 
-  /** The hard state as last saved. */
-  hardState(): HardState {
-    return this.state.load();
-  }
-
   close(): void {
+    try {
+      this.flushHardState();
+    } catch {
+      // closing after a storage failure: nothing more can be saved
+    }
     this.closeReader();
     this.receiving?.close();
     this.receiving = null;

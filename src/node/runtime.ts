@@ -144,6 +144,7 @@ export class NodeRuntime {
   private applied: LogIndex;
   private lastSnapshotIndex: LogIndex;
   private scheduled = false;
+  private ticks = 0;
   /** After the leader refused forwarded writes (it no longer leads): wait for a tick before forwarding again. */
   private forwardHoldUntil = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -238,6 +239,14 @@ export class NodeRuntime {
 
   private onTick(): void {
     if (this.stopped) return;
+    if (++this.ticks % Math.max(1, Math.round(1000 / this.opts.tickMs)) === 0) {
+      try {
+        this.storage.flushHardState(); // a commit index held back by the lazy save
+      } catch (e) {
+        this.fatal(e);
+        return;
+      }
+    }
     this.core.tick();
     this.expire();
     this.schedule();

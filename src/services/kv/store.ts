@@ -268,7 +268,11 @@ interface WriteBatch {
   readonly changes: Change[];
 }
 
-/** The etcd v3 MVCC store: a deterministic state machine over committed KvCommands. See the file header for costs. */
+/**
+ * The etcd v3 MVCC store: a deterministic state machine over committed KvCommands. See the file header for costs.
+ * KeyValues and events it hands out are its own objects, shared with its history: treat them (and their bytes) as
+ * read-only. Invariants: those of MvccState; checkInvariants() asserts them.
+ */
 export class KvStore {
   private s = new MvccState();
   private readonly listeners: ((events: readonly KvEvent[], revision: number) => void)[] = [];

@@ -6,12 +6,16 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { addAdminService } from './admin.js';
 import type { KvBackend } from './etcd/backend.js';
-import { createEtcdServer } from './etcd/server.js';
+import { createEtcdServer, type EtcdServerStats } from './etcd/server.js';
 import type { NodeStatus } from './metrics.js';
 
 /** A listening client API. */
 export interface ClientApi {
   readonly port: number;
+  /** Requests refused as malformed, etcd errors answered, internal errors. */
+  readonly stats: EtcdServerStats;
+  /** Open Watch streams. */
+  watchStreams(): number;
   close(): Promise<void>;
 }
 
@@ -25,5 +29,5 @@ export async function startClientApi(backend: KvBackend, o: {
   const creds = o.tls === undefined ? grpc.ServerCredentials.createInsecure()
     : grpc.ServerCredentials.createSsl(Buffer.from(o.tls.ca), [{ cert_chain: Buffer.from(o.tls.cert), private_key: Buffer.from(o.tls.key) }], true);
   const port = await api.start(o.host, o.port, creds);
-  return { port, close: () => api.close() };
+  return { port, stats: api.stats, watchStreams: () => api.watchSessions.size, close: () => api.close() };
 }

@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { NodeRuntime } from '../node/runtime.js';
 import type { Transport } from '../transport/types.js';
+import type { ClientApi } from './client-api.js';
 import type { NodeConfig } from './config.js';
 
 /** What `quorumlog status` shows for one node. */
@@ -43,7 +44,7 @@ export function nodeStatus(runtime: NodeRuntime, transport: Transport, config: N
 }
 
 /** Registers the node's metrics on a fresh registry. */
-export function nodeRegistry(runtime: NodeRuntime, transport: Transport, config: NodeConfig): Registry {
+export function nodeRegistry(runtime: NodeRuntime, transport: Transport, config: NodeConfig, client?: ClientApi): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ node: config.nodeId });
   collectDefaultMetrics({ register: registry });
@@ -78,6 +79,12 @@ export function nodeRegistry(runtime: NodeRuntime, transport: Transport, config:
     () => transport.stats().malformedFrames + m.malformedForwardFrames);
   counter('quorumlog_refused_handshakes_total', 'Peer connections refused at the handshake (wrong cluster, unknown node).',
     () => transport.stats().refusedHandshakes);
+  if (client !== undefined) {
+    counter('quorumlog_client_invalid_requests_total', 'etcd API requests refused as malformed (INVALID_ARGUMENT).', () => client.stats.invalidRequests);
+    counter('quorumlog_client_errors_total', 'etcd API requests answered with an etcd error.', () => client.stats.etcdErrors);
+    counter('quorumlog_client_internal_errors_total', 'etcd API requests that failed inside the server (INTERNAL).', () => client.stats.internalErrors);
+    gauge('quorumlog_client_watch_streams', 'Open etcd Watch streams.', () => client.watchStreams());
+  }
   new Histogram({
     name: 'quorumlog_batch_commands', help: 'Client commands per proposed log entry.', registers: [registry],
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],

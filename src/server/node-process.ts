@@ -88,7 +88,7 @@ export async function startNode(config: NodeConfig, opts: { logger?: Logger; onF
       ...(config.clientTls !== null ? { tls: readPem(config.clientTls) } : {}),
       status,
     });
-    metrics = await startMetricsServer(listen(self.metrics).host, self.metrics.port, nodeRegistry(runtime, transport, config), status);
+    metrics = await startMetricsServer(listen(self.metrics).host, self.metrics.port, nodeRegistry(runtime, transport, config, etcd), status);
   } catch (e) {
     await etcd?.close();
     await runtime.stop();

@@ -29,11 +29,11 @@ export async function runStatus(o: StatusOptions, out: (line: string) => void): 
   if (o.json) {
     out(JSON.stringify(answers, null, 2));
   } else {
-    const rows = [['endpoint', 'node', 'mode', 'role', 'term', 'leader', 'commit', 'applied', 'last']];
+    const rows = [['endpoint', 'node', 'pid', 'mode', 'role', 'term', 'leader', 'commit', 'applied', 'last']];
     for (const a of answers) {
       const s = a.status;
-      rows.push(s === null ? [a.endpoint, `unreachable: ${a.error ?? ''}`.slice(0, 60), '', '', '', '', '', '', '']
-        : [a.endpoint, s.id, s.mode, s.role, String(s.term), s.leader ?? '-', String(s.commitIndex), String(s.appliedIndex), String(s.lastIndex)]);
+      rows.push(s === null ? [a.endpoint, `unreachable: ${a.error ?? ''}`.slice(0, 60), '', '', '', '', '', '', '', '']
+        : [a.endpoint, s.id, String(s.pid), s.mode, s.role, String(s.term), s.leader ?? '-', String(s.commitIndex), String(s.appliedIndex), String(s.lastIndex)]);
     }
     table(rows, out);
     const leader = answers.map((a) => a.status).find((s): s is NodeStatus => s !== null && s.role === 'leader');

@@ -14,6 +14,8 @@ import type { NodeConfig } from './config.js';
 /** What `quorumlog status` shows for one node. */
 export interface NodeStatus {
   readonly id: string;
+  /** The node's process id (to kill -9 it in a tour). */
+  readonly pid: number;
   readonly mode: 'push' | 'pull';
   readonly role: string;
   readonly term: number;
@@ -38,7 +40,7 @@ export function nodeStatus(runtime: NodeRuntime, transport: Transport, config: N
     }))
     : [];
   return {
-    id: runtime.id, mode: config.mode, role: role.kind, term: core.term, leader: core.leaderId(),
+    id: runtime.id, pid: process.pid, mode: config.mode, role: role.kind, term: core.term, leader: core.leaderId(),
     commitIndex: core.log.commit, appliedIndex: runtime.appliedIndex, lastIndex: last, replication,
   };
 }

@@ -27,7 +27,7 @@ test('quorumlog cluster prints endpoints, leader and restart commands, and SIGIN
     for (const id of ['n1', 'n2', 'n3']) assert.match(out, new RegExp(`^restart ${id} alone: .* start --config .*${id}/config.json$`, 'm'));
     const status = spawnSync(process.execPath, [CLI_PATH, 'status', '--endpoints', endpoints as string], { encoding: 'utf8', timeout: 20_000 });
     assert.equal(status.status, 0, status.stderr);
-    assert.match(status.stdout, /node\s+mode\s+role\s+term\s+leader\s+commit\s+applied/);
+    assert.match(status.stdout, /node\s+pid\s+mode\s+role\s+term\s+leader\s+commit\s+applied/);
     assert.match(status.stdout, /replication, as leader n[123] sees it/);
     // The client verbs against it, a watch seeing a put made through another node.
     const verb = (...args: string[]): string => execFileSync(process.execPath, [CLI_PATH, ...args, '--endpoints', endpoints as string], { encoding: 'utf8', timeout: 20_000 });

@@ -76,8 +76,10 @@ export interface RuntimeOptions {
   readonly maxPendingBytes?: number;
   /** Largest batch packed into one entry. */
   readonly maxEntryBytes?: number;
-  /** Take a snapshot and compact the log after this many applied entries. */
+  /** Take a snapshot and compact the log after this many applied entries... */
   readonly snapshotEveryEntries?: number;
+  /** ...or this many bytes of applied entries, whichever comes first (the core keeps the log since the last snapshot in memory). */
+  readonly snapshotEveryBytes?: number;
   /** Called once when the node must stop (a storage failure): the process should exit. */
   readonly onFatal?: (err: unknown) => void;
 }
@@ -143,6 +145,8 @@ export class NodeRuntime {
   private nextId = 1;
   private applied: LogIndex;
   private lastSnapshotIndex: LogIndex;
+  /** Bytes of entries applied since the last snapshot. */
+  private bytesSinceSnapshot = 0;
   private scheduled = false;
   private ticks = 0;
   /** After the leader refused forwarded writes (it no longer leads): wait for a tick before forwarding again. */
@@ -156,7 +160,7 @@ export class NodeRuntime {
   constructor(opts: RuntimeOptions) {
     this.opts = {
       requestTimeoutMs: 5000, maxPendingRequests: 20_000, maxPendingBytes: 64 << 20, maxEntryBytes: 256 << 10,
-      snapshotEveryEntries: 10_000, ...opts,
+      snapshotEveryEntries: 10_000, snapshotEveryBytes: 64 << 20, ...opts,
     };
     this.log = opts.logger;
     this.sm = opts.stateMachine;
@@ -336,6 +340,7 @@ export class NodeRuntime {
     this.log.info({ index: meta.index, term: meta.term }, 'installed a snapshot from the leader');
     this.applied = meta.index;
     this.lastSnapshotIndex = meta.index;
+    this.bytesSinceSnapshot = 0;
     for (const [index, w] of this.inLog) {
       if (index > meta.index) continue;
       this.inLog.delete(index);
@@ -360,6 +365,7 @@ export class NodeRuntime {
         results = commands.map((c) => this.sm.apply(c, e.index));
       }
       this.applied = e.index;
+      this.bytesSinceSnapshot += e.data.byteLength;
       const w = this.inLog.get(e.index);
       if (w === undefined) continue;
       this.inLog.delete(e.index);
@@ -649,7 +655,8 @@ export class NodeRuntime {
 
   /** After enough applied entries: snapshot the state machine, make it durable, compact the log. */
   private maybeSnapshot(): void {
-    if (this.applied - this.lastSnapshotIndex < this.opts.snapshotEveryEntries) return;
+    if (this.applied === this.lastSnapshotIndex) return;
+    if (this.applied - this.lastSnapshotIndex < this.opts.snapshotEveryEntries && this.bytesSinceSnapshot < this.opts.snapshotEveryBytes) return;
     const index = this.applied;
     const term = this.core.log.term(index);
     if (term === undefined) return;
@@ -660,6 +667,7 @@ export class NodeRuntime {
     this.core.compact(index);
     this.storage.compactTo(meta);
     this.lastSnapshotIndex = index;
+    this.bytesSinceSnapshot = 0;
     this.metrics.snapshotsTaken++;
     this.log.info({ index, term, bytes: data.byteLength, ms: Math.round(performance.now() - t0) }, 'took a snapshot and compacted the log');
   }

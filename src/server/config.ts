@@ -49,6 +49,7 @@ export interface NodeConfig {
   readonly fetchMaxWaitTicks: number;
   readonly requestTimeoutMs: number;
   readonly snapshotEveryEntries: number;
+  readonly snapshotEveryBytes: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   readonly peerTls: TlsConfig | null;
   readonly clientTls: TlsConfig | null;
@@ -65,6 +66,7 @@ export const NODE_DEFAULTS = {
   fetchMaxWaitTicks: 10,
   requestTimeoutMs: 5000,
   snapshotEveryEntries: 10_000,
+  snapshotEveryBytes: 64 << 20,
   logLevel: 'info',
   peerTls: null,
   clientTls: null,
@@ -81,7 +83,7 @@ export class ConfigFileError extends Error {
 }
 
 const KEYS = new Set(['clusterId', 'nodeId', 'mode', 'dataDir', 'members', 'listenHost', 'tickMs', 'electionTimeoutMinTicks',
-  'electionTimeoutMaxTicks', 'heartbeatIntervalTicks', 'fetchMaxWaitTicks', 'requestTimeoutMs', 'snapshotEveryEntries',
+  'electionTimeoutMaxTicks', 'heartbeatIntervalTicks', 'fetchMaxWaitTicks', 'requestTimeoutMs', 'snapshotEveryEntries', 'snapshotEveryBytes',
   'logLevel', 'peerTls', 'clientTls']);
 const MEMBER_KEYS = new Set(['id', 'role', 'peer', 'client', 'metrics']);
 const TLS_KEYS = new Set(['cert', 'key', 'ca']);
@@ -143,6 +145,7 @@ export function parseConfig(raw: unknown): NodeConfig {
     fetchMaxWaitTicks: int('fetchMaxWaitTicks', NODE_DEFAULTS.fetchMaxWaitTicks, 1),
     requestTimeoutMs: int('requestTimeoutMs', NODE_DEFAULTS.requestTimeoutMs, 1),
     snapshotEveryEntries: int('snapshotEveryEntries', NODE_DEFAULTS.snapshotEveryEntries, 1),
+    snapshotEveryBytes: int('snapshotEveryBytes', NODE_DEFAULTS.snapshotEveryBytes, 1),
     logLevel: oneOf(o['logLevel'] ?? NODE_DEFAULTS.logLevel, 'logLevel', ['debug', 'info', 'warn', 'error'] as const),
     peerTls: tls(o['peerTls'], 'peerTls'),
     clientTls: tls(o['clientTls'], 'clientTls'),

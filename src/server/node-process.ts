@@ -71,6 +71,7 @@ export async function startNode(config: NodeConfig, opts: { logger?: Logger; onF
       tickMs: config.tickMs,
       requestTimeoutMs: config.requestTimeoutMs,
       snapshotEveryEntries: config.snapshotEveryEntries,
+      snapshotEveryBytes: config.snapshotEveryBytes,
       ...(opts.onFatal !== undefined ? { onFatal: opts.onFatal } : {}),
     });
   } catch (e) {

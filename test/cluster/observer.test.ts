@@ -71,6 +71,26 @@ test('etcdctl and the etcd3 npm client work against a cluster', { timeout: 120_0
     const res = await etcd.if('counter', 'Value', '==', '1').then(etcd.put('counter').value('2')).commit();
     assert.equal(res.succeeded, true);
     assert.equal(ctl('get', 'counter', '--print-value-only').trim(), '2');
+    // A watch on a follower sees writes made through the leader, as they are applied there.
+    const leader = await c.waitForLeader();
+    const follower = c.nodes.find((n) => n !== leader) as TestNode;
+    const onFollower = new Etcd3({ hosts: [`http://${follower.endpoint}`] });
+    try {
+      const watcher = await onFollower.watch().prefix('events/').create();
+      const seen: string[] = [];
+      const done = new Promise<void>((resolve) => {
+        watcher.on('put', (kv) => { seen.push(`put ${kv.key.toString()}=${kv.value.toString()}`); if (seen.length === 3) resolve(); });
+        watcher.on('delete', (kv) => { seen.push(`delete ${kv.key.toString()}`); if (seen.length === 3) resolve(); });
+      });
+      ctl('put', 'events/a', '1');
+      ctl('put', 'events/b', '2');
+      ctl('del', 'events/a');
+      await done;
+      assert.deepEqual(seen, ['put events/a=1', 'put events/b=2', 'delete events/a']);
+      await watcher.cancel();
+    } finally {
+      onFollower.close();
+    }
   } finally {
     etcd.close();
     await c.close();

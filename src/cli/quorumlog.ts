@@ -54,7 +54,20 @@ export function program(out: (line: string) => void = console.log): Command {
     .option('--member <spec>', 'a member: id=peerHost:port,clientHost:port,metricsHost:port[,voter|observer] (repeat for each)',
       (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
     .option('--listen-host <host>', 'listen on this host instead of the advertised one (e.g. 0.0.0.0)')
-    .option('--tick-ms <ms>', 'milliseconds per Raft tick')
+    .option('--tick-ms <ms>', 'milliseconds per Raft tick (default 10)')
+    .option('--election-timeout-min-ticks <n>', 'a follower campaigns after [min, max) ticks without a leader (default 30)')
+    .option('--election-timeout-max-ticks <n>', '(default 60)')
+    .option('--heartbeat-interval-ticks <n>', 'push mode: ticks between heartbeats (default 5)')
+    .option('--fetch-max-wait-ticks <n>', 'pull mode: how long the leader parks a fetch (default 10)')
+    .option('--request-timeout-ms <ms>', 'client request deadline (default 5000)')
+    .option('--snapshot-every-entries <n>', 'snapshot and compact after this many applied entries (default 10000)')
+    .option('--snapshot-every-bytes <n>', '...or this many bytes of them (default 64 MiB)')
+    .option('--peer-tls-cert <file>', 'PEM certificate for mutual TLS between nodes (with --peer-tls-key and --peer-tls-ca)')
+    .option('--peer-tls-key <file>')
+    .option('--peer-tls-ca <file>')
+    .option('--client-tls-cert <file>', 'PEM certificate for mutual TLS with clients (with --client-tls-key and --client-tls-ca)')
+    .option('--client-tls-key <file>')
+    .option('--client-tls-ca <file>')
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']))
     .action(async (o: StartFlags) => {
       process.exitCode = await runStart(o, (line) => console.error(line));

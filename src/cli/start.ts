@@ -17,7 +17,29 @@ export interface StartFlags {
   readonly member?: readonly string[];
   readonly listenHost?: string;
   readonly tickMs?: string;
+  readonly electionTimeoutMinTicks?: string;
+  readonly electionTimeoutMaxTicks?: string;
+  readonly heartbeatIntervalTicks?: string;
+  readonly fetchMaxWaitTicks?: string;
+  readonly requestTimeoutMs?: string;
+  readonly snapshotEveryEntries?: string;
+  readonly snapshotEveryBytes?: string;
+  readonly peerTlsCert?: string;
+  readonly peerTlsKey?: string;
+  readonly peerTlsCa?: string;
+  readonly clientTlsCert?: string;
+  readonly clientTlsKey?: string;
+  readonly clientTlsCa?: string;
   readonly logLevel?: string;
+}
+
+/** The numeric settings that have a flag of the same name (kebab-case). */
+export const NUMERIC_FLAGS = ['tickMs', 'electionTimeoutMinTicks', 'electionTimeoutMaxTicks', 'heartbeatIntervalTicks',
+  'fetchMaxWaitTicks', 'requestTimeoutMs', 'snapshotEveryEntries', 'snapshotEveryBytes'] as const;
+
+/** camelCase to --kebab-case. */
+export function flagName(key: string): string {
+  return '--' + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
 }
 
 /** Parses `--member id=peer,client,metrics[,observer]`. */
@@ -52,10 +74,20 @@ export function rawConfigFrom(flags: StartFlags): Record<string, unknown> {
   set('dataDir', flags.dataDir);
   set('listenHost', flags.listenHost);
   set('logLevel', flags.logLevel);
-  if (flags.tickMs !== undefined) {
-    const n = Number(flags.tickMs);
-    if (!Number.isInteger(n)) throw new ConfigFileError('--tick-ms', `"${flags.tickMs}" is not an integer`);
-    raw['tickMs'] = n;
+  for (const key of NUMERIC_FLAGS) {
+    const v = flags[key];
+    if (v === undefined) continue;
+    const n = Number(v);
+    if (!Number.isInteger(n)) throw new ConfigFileError(flagName(key), `"${v}" is not an integer`);
+    raw[key] = n;
+  }
+  for (const side of ['peer', 'client'] as const) {
+    const cert = flags[`${side}TlsCert`];
+    const key = flags[`${side}TlsKey`];
+    const ca = flags[`${side}TlsCa`];
+    if (cert === undefined && key === undefined && ca === undefined) continue;
+    const old = (raw[`${side}Tls`] ?? {}) as Record<string, unknown>;
+    raw[`${side}Tls`] = { ...old, ...(cert !== undefined ? { cert } : {}), ...(key !== undefined ? { key } : {}), ...(ca !== undefined ? { ca } : {}) };
   }
   if (flags.member !== undefined && flags.member.length > 0) raw['members'] = flags.member.map(parseMemberFlag);
   return raw;

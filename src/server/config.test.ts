@@ -60,3 +60,22 @@ test('a data directory belongs to one node of one cluster', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('every setting can be given as a flag of the same name', async () => {
+  const { rawConfigFrom } = await import('../cli/start.js');
+  const flags = {
+    clusterId: 'blue', nodeId: 'n1', mode: 'pull', dataDir: '/tmp/d',
+    member: ['n1=127.0.0.1:7001,127.0.0.1:2379,127.0.0.1:9001', 'o1=127.0.0.1:7002,127.0.0.1:2380,127.0.0.1:9002,observer'],
+    electionTimeoutMinTicks: '40', electionTimeoutMaxTicks: '80', snapshotEveryBytes: '1000', tickMs: '5',
+  };
+  const raw = rawConfigFrom(flags);
+  const c = parseConfig(raw);
+  assert.equal(c.mode, 'pull');
+  assert.equal(c.electionTimeoutMinTicks, 40);
+  assert.equal(c.electionTimeoutMaxTicks, 80);
+  assert.equal(c.snapshotEveryBytes, 1000);
+  assert.equal(c.tickMs, 5);
+  assert.equal(c.members[1]?.role, 'observer');
+  assert.throws(() => rawConfigFrom({ heartbeatIntervalTicks: 'often' }), /config: --heartbeat-interval-ticks: "often" is not an integer/);
+  assert.throws(() => parseConfig(rawConfigFrom({ ...flags, peerTlsCert: '/nonexistent.pem', peerTlsKey: '/k', peerTlsCa: '/c' })), /peerTls\.cert/);
+});

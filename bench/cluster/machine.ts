@@ -2,8 +2,21 @@
 // the disk under the data directory, and the versions of everything compared.
 
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus, totalmem, release } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root: the first folder above this module with a package.json (works from dist/ and other build folders). */
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('package.json not found above ' + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+  return dir;
+}
 
 export interface MachineInfo {
   readonly cores: number;
@@ -31,7 +44,7 @@ export function machineInfo(dir = '/tmp'): MachineInfo {
   const dev = source.replace(/^\/dev\//, '').replace(/p?\d+$/, '');
   const lsblk = run('lsblk', ['-d', '-n', '-o', 'NAME,MODEL,ROTA,SIZE', `/dev/${dev}`]) ?? '';
   const rota = lsblk.split(/\s+/).at(-2);
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(join(repoRoot(), 'package.json'), 'utf8')) as { version: string };
   return {
     cores: cpus().length,
     cpuModel: cpus()[0]?.model ?? '?',

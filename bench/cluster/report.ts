@@ -3,12 +3,11 @@
 // progress line while a long run goes on, and markdown table helpers.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { machineInfo, machineMarkdown, type MachineInfo } from './machine.js';
+import { join } from 'node:path';
+import { machineInfo, machineMarkdown, repoRoot, type MachineInfo } from './machine.js';
 
-/** docs/bench in the repository (from dist/bench/cluster or bench/cluster). */
-export const REPORT_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'docs', 'bench');
+/** docs/bench in the repository. */
+export const REPORT_DIR = join(repoRoot(), 'docs', 'bench');
 
 /** A markdown table. */
 export function mdTable(header: readonly string[], rows: readonly (readonly (string | number)[])[]): string {

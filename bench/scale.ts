@@ -1,0 +1,426 @@
+// Issue 5, item 4: how the leader scales with observers, push vs pull. A
+// cluster of 3 voter processes plus 0, 4, 16 and 64 observers (run K to a
+// process by bench/cluster/observer-host.ts, each observer with its own
+// connection, data directory and log), in each replication mode. Per
+// configuration, once every observer has caught up:
+//
+// - idle: the leader's CPU with no client traffic (push sends heartbeats to
+//   every observer; pull parks their fetches);
+// - load: a steady write load through the leader (the 'grpc' client of
+//   bench/cluster/loadgen.ts in its own process, 16 clients, 256-byte
+//   values): write latency p50/p99 (= commit latency, the leader answers
+//   after commit and apply) and throughput; the leader's CPU seconds from
+//   /proc over a window inside the load's measured interval, as % of a core
+//   and per 1000 writes; every observer's lag in entries as the leader sees
+//   it (its last index − the observer's acknowledged match), sampled every
+//   250 ms over that window;
+// - catch-up: after the load stops, the time until every observer's own
+//   appliedIndex reaches the leader's commit index.
+//
+// Writes docs/bench/<name>.json, .md and .svg (leader CPU against observer
+// count, both modes, loaded and idle).
+//
+//   node .build/bench-g/bench/scale.js [--quick] [--observers 0,4,16,64]
+//     [--modes push,pull] [--duration-ms 10000] [--idle-ms 5000] [--clients 16]
+//     [--hosts 2] [--name scale] [--profile-dir DIR]
+//
+// --quick: 0 and 4 observers, 3 s of load, 2 s idle (under a minute), report
+// name quick-scale. --profile-dir: the voters run with `node --cpu-prof` and
+// are stopped with SIGTERM so that their profiles are written to DIR.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { fetchStatus } from '../src/cli/cluster.js';
+import type { MemberConfig } from '../src/server/config.js';
+import type { NodeStatus } from '../src/server/metrics.js';
+import { TestCluster, type TestNode } from '../test/cluster/harness.js';
+import { spawnLoad, type LoadResult } from './cluster/loadgen.js';
+import { cpuMeter, rssBytes } from './cluster/proc.js';
+import { fmt, mdTable, progress, REPORT_DIR, writeReport } from './cluster/report.js';
+
+const OBSERVER_HOST = join(dirname(fileURLToPath(import.meta.url)), 'cluster', 'observer-host.js');
+
+/** What fixes one run of the benchmark. */
+export interface ScaleSpec {
+  readonly observerCounts: readonly number[];
+  readonly modes: readonly ('push' | 'pull')[];
+  /** The load generator's measured interval. */
+  readonly durationMs: number;
+  readonly warmupMs: number;
+  readonly idleMs: number;
+  readonly clients: number;
+  readonly valueBytes: number;
+  /** At most this many observer-host processes share the observers. */
+  readonly hosts: number;
+  readonly profileDir: string | null;
+}
+
+/** Percentiles of a set of samples. */
+export interface Spread {
+  readonly samples: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+/** What one (mode, observer count) configuration measured. */
+export interface ScaleResult {
+  readonly mode: 'push' | 'pull';
+  readonly observers: number;
+  readonly observerHosts: number;
+  readonly leader: string;
+  /** With no client traffic: CPU seconds per second (1 = one core). */
+  readonly idle: { readonly seconds: number; readonly leaderCpu: number; readonly followersCpu: number; readonly observerHostsCpu: number };
+  readonly load: LoadResult;
+  /** The CPU window inside the load's measured interval. */
+  readonly window: {
+    readonly seconds: number;
+    readonly leaderCpu: number;
+    /** Leader CPU seconds per 1000 acknowledged writes (leaderCpu / throughput × 1000). */
+    readonly leaderCpuPer1000Writes: number;
+    readonly followersCpu: number;
+    readonly observerHostsCpu: number;
+    readonly leaderEntriesPerSecond: number;
+    readonly leaderRssBytes: number;
+  };
+  /** Observer lag in entries as the leader sees it, all observers' samples together. */
+  readonly observerLagEntries: Spread | null;
+  /** ms from the load's end until every observer applied the leader's commit index; null without observers. */
+  readonly catchUpMs: number | null;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function spread(xs: number[]): Spread | null {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (p: number): number => s[Math.min(s.length - 1, Math.floor(p * s.length))] as number;
+  return { samples: s.length, p50: at(0.5), p99: at(0.99), max: s[s.length - 1] as number };
+}
+
+/** Observer-host processes and how to stop them. */
+class ObserverHosts {
+  readonly children: ChildProcess[] = [];
+
+  /** Starts up to `hosts` processes splitting the observers' config files; resolves when all print ready. */
+  async start(configPaths: readonly string[], hosts: number, logDir: string): Promise<void> {
+    const n = Math.min(hosts, configPaths.length);
+    const ready: Promise<void>[] = [];
+    for (let h = 0; h < n; h++) {
+      const mine = configPaths.filter((_, i) => i % n === h);
+      const fd = openSync(join(logDir, `observer-host-${h}.log`), 'a');
+      const child = spawn(process.execPath, [OBSERVER_HOST, ...mine], { stdio: ['ignore', 'pipe', fd] });
+      closeSync(fd);
+      this.children.push(child);
+      ready.push(new Promise<void>((res, rej) => {
+        let out = '';
+        const onData = (d: Buffer): void => {
+          out += d.toString();
+          if (out.includes('"ready"')) {
+            child.stdout?.off('data', onData);
+            child.stdout?.resume(); // warnings after start-up: drained, not kept
+            res();
+          }
+        };
+        child.stdout?.on('data', onData);
+        child.once('exit', (code, sig) => rej(new Error(`observer host ${h} exited (${sig ?? code}) before it was ready; see ${logDir}/observer-host-${h}.log`)));
+      }));
+    }
+    await Promise.all(ready);
+  }
+
+  get pids(): number[] {
+    return this.children.map((c) => c.pid).filter((p): p is number => p !== undefined);
+  }
+
+  /** SIGTERM, then SIGKILL after 10 s; resolves when every host exited. */
+  async stop(): Promise<void> {
+    await Promise.all(this.children.map((c) => new Promise<void>((res) => {
+      if (c.exitCode !== null || c.signalCode !== null) return res();
+      const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
+      c.once('exit', () => { clearTimeout(t); res(); });
+      c.kill('SIGTERM');
+    })));
+  }
+}
+
+/** Statuses of many members at once (null for those that did not answer). */
+function statuses(members: readonly MemberConfig[]): Promise<(NodeStatus | null)[]> {
+  return Promise.all(members.map((m) => fetchStatus(m, 2000)));
+}
+
+/** Waits until every observer has applied at least `index`; returns the ms it took. */
+async function waitApplied(observers: readonly MemberConfig[], index: number, timeoutMs: number): Promise<number> {
+  const t0 = performance.now();
+  let pending = [...observers];
+  while (pending.length > 0) {
+    const s = await statuses(pending);
+    pending = pending.filter((_, i) => (s[i]?.appliedIndex ?? -1) < index);
+    if (pending.length === 0) break;
+    if (performance.now() - t0 > timeoutMs) throw new Error(`observers ${pending.map((m) => m.id).join(',')} did not apply index ${index} within ${timeoutMs} ms`);
+    await sleep(10);
+  }
+  return performance.now() - t0;
+}
+
+/** Sums a cpuMeter result over keys with a prefix. */
+function sumCpu(r: Record<string, number>, prefix: string): number {
+  return Object.entries(r).filter(([k]) => k.startsWith(prefix)).reduce((a, [, v]) => a + v, 0);
+}
+
+/** Runs one configuration: a fresh cluster, observers, idle, load, catch-up; everything stopped and removed after. */
+export async function runConfiguration(spec: ScaleSpec, mode: 'push' | 'pull', observers: number, say: (line: string, force?: boolean) => void): Promise<ScaleResult> {
+  const savedNodeOptions = process.env['NODE_OPTIONS'];
+  if (spec.profileDir !== null) {
+    const dir = resolve(spec.profileDir, `${mode}-${observers}`);
+    mkdirSync(dir, { recursive: true });
+    process.env['NODE_OPTIONS'] = `${savedNodeOptions ?? ''} --cpu-prof --cpu-prof-dir=${dir}`.trim();
+  }
+  let cluster: TestCluster;
+  try {
+    cluster = await TestCluster.start({ nodes: 3, mode, observers, extra: { logLevel: 'warn' } });
+  } finally {
+    if (savedNodeOptions === undefined) delete process.env['NODE_OPTIONS'];
+    else process.env['NODE_OPTIONS'] = savedNodeOptions;
+  }
+  const hosts = new ObserverHosts();
+  try {
+    const leader: TestNode = await cluster.waitForLeader(30_000);
+    const leaderPid = leader.process?.pid;
+    if (leaderPid === undefined) throw new Error('the leader has no process');
+    const followers = cluster.nodes.filter((n) => n.member.role === 'voter' && n !== leader);
+    const obsMembers = cluster.layout.members.filter((m) => m.role === 'observer');
+    await hosts.start(obsMembers.map((m) => cluster.layout.configPath(m.id)), spec.hosts, cluster.dir);
+    // Caught up: every observer applied the leader's commit index.
+    const s0 = await leader.status();
+    if (s0 === null) throw new Error('the leader does not answer');
+    await waitApplied(obsMembers, s0.commitIndex, 60_000);
+    say(`${mode} ${observers} observers: leader ${leader.id}, observers caught up; idle ${spec.idleMs} ms`, true);
+
+    const pids: Record<string, number> = { leader: leaderPid };
+    followers.forEach((f, i) => { if (f.process?.pid !== undefined) pids[`follower${i}`] = f.process.pid; });
+    hosts.pids.forEach((p, i) => { pids[`host${i}`] = p; });
+
+    // Idle: no traffic at all (our own status polling stopped too).
+    await sleep(1000);
+    const idleMeter = cpuMeter(pids);
+    const ti0 = performance.now();
+    await sleep(spec.idleMs);
+    const idleCpu = idleMeter.stop();
+    const idleSeconds = (performance.now() - ti0) / 1000;
+    const idle = {
+      seconds: idleSeconds,
+      leaderCpu: (idleCpu['leader'] ?? NaN) / idleSeconds,
+      followersCpu: sumCpu(idleCpu, 'follower') / idleSeconds,
+      observerHostsCpu: sumCpu(idleCpu, 'host') / idleSeconds,
+    };
+
+    // Load. The loadgen's measured interval starts after its start-up and
+    // warm-up, which we cannot see from here: the CPU window starts 1 s after
+    // that should have begun and ends 0.5 s before it should end.
+    const loadStart = performance.now();
+    const load = spawnLoad({
+      endpoints: [leader.endpoint], client: 'grpc', op: 'put', clients: spec.clients, connections: spec.clients,
+      durationMs: spec.durationMs, warmupMs: spec.warmupMs, valueBytes: spec.valueBytes, keys: 1000,
+    });
+    let loadDone = false;
+    void load.finally(() => { loadDone = true; });
+    const windowStartAt = loadStart + 1000 + spec.warmupMs;
+    const windowEndAt = windowStartAt + Math.max(1000, spec.durationMs - 1500);
+    await sleep(windowStartAt - performance.now());
+    if (loadDone) throw new Error('the load generator ended before the CPU window');
+    const lagSamples: number[] = [];
+    const before = await leader.status();
+    const meter = cpuMeter(pids);
+    const tw0 = performance.now();
+    let rss = 0;
+    while (performance.now() < windowEndAt) {
+      const next = performance.now() + 250;
+      const s = await leader.status();
+      if (s !== null) for (const r of s.replication) if (!r.voter) lagSamples.push(r.lagEntries);
+      rss = Math.max(rss, rssBytes(leaderPid));
+      await sleep(Math.max(0, Math.min(next, windowEndAt) - performance.now()));
+    }
+    const cpu = meter.stop();
+    const windowSeconds = (performance.now() - tw0) / 1000;
+    const after = await leader.status();
+    if (loadDone) say(`warning: the load ended inside the CPU window (${mode} ${observers})`, true);
+    const result = await load;
+    const leaderCpu = (cpu['leader'] ?? NaN) / windowSeconds;
+
+    // Catch-up: from the load's end to every observer having applied the leader's commit index.
+    let catchUpMs: number | null = null;
+    if (obsMembers.length > 0) {
+      const tEnd = performance.now();
+      const s = await leader.status();
+      if (s === null) throw new Error('the leader does not answer after the load');
+      await waitApplied(obsMembers, s.commitIndex, 60_000);
+      catchUpMs = performance.now() - tEnd;
+    }
+    say(`${mode} ${observers} observers: ${fmt(result.opsPerSecond, 0)} writes/s, p50 ${fmt(result.latencyMs.p50, 2)} ms, leader CPU ${fmt(leaderCpu * 100)} % (idle ${fmt(idle.leaderCpu * 100)} %)`, true);
+    if (spec.profileDir !== null) {
+      // A clean exit writes the .cpuprofile files; kill -9 would not.
+      await Promise.all(cluster.nodes.map((n) => n.stop()));
+    }
+    return {
+      mode, observers, observerHosts: hosts.children.length, leader: leader.id, idle, load: result,
+      window: {
+        seconds: windowSeconds, leaderCpu,
+        leaderCpuPer1000Writes: leaderCpu / result.opsPerSecond * 1000,
+        followersCpu: sumCpu(cpu, 'follower') / windowSeconds,
+        observerHostsCpu: sumCpu(cpu, 'host') / windowSeconds,
+        leaderEntriesPerSecond: before !== null && after !== null ? (after.lastIndex - before.lastIndex) / windowSeconds : NaN,
+        leaderRssBytes: rss,
+      },
+      observerLagEntries: spread(lagSamples),
+      catchUpMs,
+    };
+  } finally {
+    await hosts.stop();
+    await cluster.close();
+  }
+}
+
+/** Leader CPU (% of a core) against the observer count, both modes, loaded and idle, as an SVG line plot. */
+export function renderScaleSvg(results: readonly ScaleResult[]): string {
+  const W = 640, H = 400;
+  const m = { left: 64, right: 150, top: 40, bottom: 50 };
+  const counts = [...new Set(results.map((r) => r.observers))].sort((a, b) => a - b);
+  const series = [
+    { label: 'push, under load', mode: 'push', pick: (r: ScaleResult) => r.window.leaderCpu, color: '#D55E00', dash: '' },
+    { label: 'pull, under load', mode: 'pull', pick: (r: ScaleResult) => r.window.leaderCpu, color: '#0072B2', dash: '' },
+    { label: 'push, idle', mode: 'push', pick: (r: ScaleResult) => r.idle.leaderCpu, color: '#D55E00', dash: '6 4' },
+    { label: 'pull, idle', mode: 'pull', pick: (r: ScaleResult) => r.idle.leaderCpu, color: '#0072B2', dash: '6 4' },
+  ] as const;
+  const yMaxRaw = Math.max(0.01, ...results.flatMap((r) => [r.window.leaderCpu, r.idle.leaderCpu]).filter(Number.isFinite)) * 100;
+  const step = yMaxRaw <= 20 ? 5 : yMaxRaw <= 50 ? 10 : yMaxRaw <= 100 ? 20 : 50;
+  const yMax = Math.ceil(yMaxRaw / step) * step;
+  const pw = W - m.left - m.right, ph = H - m.top - m.bottom;
+  // Observer counts are evenly spaced (categorical), not to scale.
+  const x = (i: number): number => m.left + (counts.length === 1 ? pw / 2 : (i / (counts.length - 1)) * pw);
+  const y = (pct: number): number => m.top + ph - (pct / yMax) * ph;
+  const o: string[] = [];
+  o.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="12">`);
+  o.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff"/>`);
+  o.push(`<text x="${m.left + pw / 2}" y="22" text-anchor="middle" font-size="14" font-weight="bold">Leader CPU vs observers (3 voters), push vs pull</text>`);
+  for (let v = 0; v <= yMax; v += step) {
+    o.push(`<line x1="${m.left}" y1="${y(v)}" x2="${m.left + pw}" y2="${y(v)}" stroke="#e0e0e0"/>`);
+    o.push(`<text x="${m.left - 6}" y="${y(v) + 4}" text-anchor="end">${v}</text>`);
+  }
+  counts.forEach((c, i) => o.push(`<text x="${x(i)}" y="${m.top + ph + 18}" text-anchor="middle">${c}</text>`));
+  o.push(`<line x1="${m.left}" y1="${m.top + ph}" x2="${m.left + pw}" y2="${m.top + ph}" stroke="#000"/>`);
+  o.push(`<line x1="${m.left}" y1="${m.top}" x2="${m.left}" y2="${m.top + ph}" stroke="#000"/>`);
+  o.push(`<text x="${m.left + pw / 2}" y="${H - 12}" text-anchor="middle">observers</text>`);
+  o.push(`<text transform="translate(18 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle">leader CPU, % of one core</text>`);
+  series.forEach((s, k) => {
+    const pts = counts.map((c, i) => {
+      const r = results.find((q) => q.mode === s.mode && q.observers === c);
+      return r === undefined || !Number.isFinite(s.pick(r)) ? null : [x(i), y(s.pick(r) * 100)] as const;
+    }).filter((p): p is readonly [number, number] => p !== null);
+    const dash = s.dash === '' ? '' : ` stroke-dasharray="${s.dash}"`;
+    if (pts.length > 1) o.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2"${dash} points="${pts.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(' ')}"/>`);
+    for (const [a, b] of pts) o.push(`<circle cx="${a.toFixed(1)}" cy="${b.toFixed(1)}" r="3.5" fill="${s.color}"/>`);
+    const ly = m.top + 10 + k * 20;
+    o.push(`<line x1="${m.left + pw + 12}" y1="${ly}" x2="${m.left + pw + 36}" y2="${ly}" stroke="${s.color}" stroke-width="2"${dash}/>`);
+    o.push(`<text x="${m.left + pw + 42}" y="${ly + 4}">${s.label}</text>`);
+  });
+  o.push('</svg>');
+  return o.join('\n') + '\n';
+}
+
+/** The markdown body of the report. */
+export function scaleMarkdown(spec: ScaleSpec, results: readonly ScaleResult[], name: string): string {
+  const rows = results.map((r) => [
+    r.observers, r.mode,
+    fmt(r.window.leaderCpu * 100), fmt(r.window.leaderCpuPer1000Writes, 3),
+    fmt(r.load.latencyMs.p50, 2), fmt(r.load.latencyMs.p99, 2), fmt(r.load.opsPerSecond, 0),
+    r.observerLagEntries === null ? '—' : fmt(r.observerLagEntries.p50, 0),
+    r.observerLagEntries === null ? '—' : fmt(r.observerLagEntries.max, 0),
+    r.catchUpMs === null ? '—' : fmt(r.catchUpMs, 0),
+    fmt(r.idle.leaderCpu * 100, 2), fmt(r.window.observerHostsCpu * 100), fmt(r.idle.observerHostsCpu * 100, 2),
+  ]);
+  const verdict: string[] = [];
+  const maxK = Math.max(...results.map((r) => r.observers));
+  const push = results.find((r) => r.mode === 'push' && r.observers === maxK);
+  const pull = results.find((r) => r.mode === 'pull' && r.observers === maxK);
+  if (push !== undefined && pull !== undefined) {
+    const met = pull.window.leaderCpu < push.window.leaderCpu;
+    verdict.push(`Target (issue 5): with ${maxK} observers the leader's CPU in pull mode below push mode's — ` +
+      `${met ? '**met**' : '**not met**'} under load: pull ${fmt(pull.window.leaderCpu * 100)} % vs push ${fmt(push.window.leaderCpu * 100)} % of a core ` +
+      `(per 1000 writes: pull ${fmt(pull.window.leaderCpuPer1000Writes, 3)} s vs push ${fmt(push.window.leaderCpuPer1000Writes, 3)} s); ` +
+      `idle: pull ${fmt(pull.idle.leaderCpu * 100, 2)} % vs push ${fmt(push.idle.leaderCpu * 100, 2)} %.`);
+  }
+  return [
+    `# Scale with observers: push vs pull`,
+    '',
+    `3 voters (one process each) plus observers (${spec.hosts} observer-host processes at most, each observer with its own connection, data directory and log). ` +
+    `Load: ${spec.clients} clients of the bare grpc client through the leader, ${spec.valueBytes}-byte values, ${spec.durationMs / 1000} s measured after ${spec.warmupMs / 1000} s warm-up. ` +
+    `Leader CPU from /proc over a window inside the measured interval; CPU per 1000 writes = leader CPU ÷ throughput. ` +
+    `Observer lag: the leader's last index − each observer's acknowledged index, every 250 ms, all observers together. ` +
+    `Catch-up: from the load's end until every observer's applied index reaches the leader's commit index. Idle: ${spec.idleMs / 1000} s with no traffic.`,
+    '',
+    mdTable(['observers', 'mode', 'leader CPU %', 'leader CPU s / 1000 writes', 'write p50 ms', 'write p99 ms', 'writes/s',
+      'observer lag p50 (entries)', 'lag max', 'catch-up ms', 'idle leader CPU %', 'observer hosts CPU % (load)', 'observer hosts CPU % (idle)'], rows),
+    '',
+    ...verdict,
+    '',
+    `![leader CPU vs observers](${name}.svg)`,
+  ].join('\n');
+}
+
+/** Runs the benchmark; argv as after the script name. Returns the exit status. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      quick: { type: 'boolean', default: false },
+      observers: { type: 'string' },
+      modes: { type: 'string', default: 'push,pull' },
+      'duration-ms': { type: 'string' },
+      'idle-ms': { type: 'string' },
+      clients: { type: 'string', default: '16' },
+      hosts: { type: 'string', default: '2' },
+      name: { type: 'string' },
+      'profile-dir': { type: 'string' },
+    },
+  });
+  const quick = values.quick;
+  const spec: ScaleSpec = {
+    observerCounts: (values.observers ?? (quick ? '0,4' : '0,4,16,64')).split(',').map(Number),
+    modes: values.modes.split(',').map((m) => {
+      if (m !== 'push' && m !== 'pull') throw new Error(`--modes: ${m} is not push or pull`);
+      return m;
+    }),
+    durationMs: Number(values['duration-ms'] ?? (quick ? 3000 : 10_000)),
+    warmupMs: quick ? 500 : 1000,
+    idleMs: Number(values['idle-ms'] ?? (quick ? 2000 : 5000)),
+    clients: Number(values.clients),
+    valueBytes: 256,
+    hosts: Number(values.hosts),
+    profileDir: values['profile-dir'] ?? null,
+  };
+  const name = values.name ?? (quick ? 'quick-scale' : 'scale');
+  const say = progress('scale');
+  const results: ScaleResult[] = [];
+  for (const k of spec.observerCounts) {
+    for (const mode of spec.modes) results.push(await runConfiguration(spec, mode, k, say));
+  }
+  const md = scaleMarkdown(spec, results, name);
+  const command = `node ${process.argv[1] ?? 'bench/scale.js'} ${argv.join(' ')}`.trim();
+  const files = writeReport(name, command, { spec, results }, md);
+  const svg = join(REPORT_DIR, `${name}.svg`);
+  writeFileSync(svg, renderScaleSvg(results));
+  console.log(md);
+  console.log(`\nwrote ${[...files, svg].join(', ')}`);
+  return 0;
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).then((code) => process.exit(code), (e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

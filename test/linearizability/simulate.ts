@@ -29,7 +29,8 @@ export function simulateRegister(tape: readonly number[], opts: SimulationOption
   const lost = (): boolean => pick(1000) < unknownPer1000;
   const keys = Array.from({ length: opts.keys }, (_, i) => `k${i}`);
   const register = new Map<string, string | null>(keys.map((k) => [k, null]));
-  const written = new Map<string, (string | null)[]>(keys.map((k) => [k, [null]]));
+  // Values each key has held: a cas expects the current value or one of these, like a client acting on an older read.
+  const held = new Map<string, (string | null)[]>(keys.map((k) => [k, [null]]));
   const history: Operation[] = [];
   type Client = { phase: 'idle' } | { phase: 'called' | 'applied'; index: number; output: KvOutput | null };
   const clients: Client[] = Array.from({ length: opts.clients }, () => ({ phase: 'idle' }));
@@ -45,12 +46,14 @@ export function simulateRegister(tape: readonly number[], opts: SimulationOption
     switch (op.kind) {
       case 'put':
         register.set(op.key, op.value);
+        held.get(op.key)!.push(op.value);
         return { kind: 'put' };
       case 'get':
         return { kind: 'get', value: current };
       case 'cas':
         if (current !== op.expected) return { kind: 'cas', ok: false };
         register.set(op.key, op.value);
+        held.get(op.key)!.push(op.value);
         return { kind: 'cas', ok: true };
     }
   };
@@ -60,7 +63,7 @@ export function simulateRegister(tape: readonly number[], opts: SimulationOption
       if (finishing) return;
       const key = keys[pick(keys.length)]!;
       const value = `c${c}.${seq++}`;
-      const candidates = written.get(key)!;
+      const candidates = held.get(key)!;
       let op: KvOp;
       switch (pick(3)) {
         case 0: op = { kind: 'put', key, value }; break;
@@ -70,7 +73,6 @@ export function simulateRegister(tape: readonly number[], opts: SimulationOption
           op = { kind: 'cas', key, expected, value };
         }
       }
-      if (op.kind !== 'get') candidates.push(op.value);
       history.push({ client: c, op, call: now(), ret: Infinity, output: null });
       clients[c] = { phase: 'called', index: history.length - 1, output: null };
     } else if (client.phase === 'called') {

@@ -26,7 +26,7 @@ import { EtcdTestClient } from '../test/cluster/etcd-client.js';
 import { TestCluster } from '../test/cluster/harness.js';
 import { EtcdCluster } from './cluster/etcd.js';
 import { etcdEndpointStatus, killEtcdMember, restartEtcdMember } from './cluster/etcd-member.js';
-import { clusterTimeouts, distribution, isMainModule, onInterrupt, sleep, type ClusterTimeouts, type Distribution } from './cluster/fault-util.js';
+import { clusterTimeouts, distribution, freeEtcdBasePort, isMainModule, onInterrupt, sleep, type ClusterTimeouts, type Distribution } from './cluster/fault-util.js';
 import { fmt, mdTable, progress, REPORT_DIR, writeReport } from './cluster/report.js';
 import { renderCdfSvg } from './svg-cdf.js';
 
@@ -158,7 +158,7 @@ async function quorumlogSeries(mode: 'push' | 'pull', o: Options, report: (line:
 async function etcdSeries(o: Options, report: (line: string, force?: boolean) => void,
   track: (c: EtcdCluster | null, dir: string | null) => void): Promise<FailoverTrial[]> {
   const dir = mkdtempSync(join(tmpdir(), 'quorumlog-bench-etcd-failover-'));
-  const basePort = 33_000 + Math.floor(Math.random() * 800);
+  const basePort = await freeEtcdBasePort(33_000);
   const trials: FailoverTrial[] = [];
   let e: EtcdCluster | null = null;
   try {

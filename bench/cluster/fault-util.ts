@@ -4,6 +4,7 @@
 // the context switches of a process (a cheap count of its wakeups).
 
 import { readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { formatAddress } from '../../src/server/config.js';
@@ -123,4 +124,22 @@ export function onInterrupt(cleanup: () => Promise<void>): () => void {
     process.off('SIGINT', handler);
     process.off('SIGTERM', handler);
   };
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** A base port in [lo, lo + 2000) with base..base+count-1 and base+100.. free (an etcd cluster's client and peer ports). */
+export async function freeEtcdBasePort(lo: number, count = 3): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = lo + Math.floor(Math.random() * 2000);
+    const ports = Array.from({ length: count }, (_, i) => [base + i, base + 100 + i]).flat();
+    if ((await Promise.all(ports.map(portFree))).every((x) => x)) return base;
+  }
+  throw new Error('no free port range for etcd');
 }

@@ -200,14 +200,12 @@ function checkKey(history: readonly Operation[], indices: readonly number[], ini
     if (o.op.kind === 'cas') observed.add(o.op.expected);
   }
   const stateIds = new Map<string | null, number>();
-  const stateNames: string[] = ['(a value no operation reads or expects)'];
   const intern = (v: string | null): number => {
     if (!observed.has(v)) return 0;
     let id = stateIds.get(v);
     if (id === undefined) {
-      id = stateNames.length;
+      id = stateIds.size + 1;
       stateIds.set(v, id);
-      stateNames.push(v === null ? 'absent' : JSON.stringify(v));
     }
     return id;
   };
@@ -336,7 +334,6 @@ function checkKey(history: readonly Operation[], indices: readonly number[], ini
   const stackState = new Int32Array(n);
   let depth = 0;
   let state = intern(initial);
-  const initialState = state;
   // The deepest dead end met, for the explanation.
   let best: { prefix: number[]; state: number; blocked: number; pending: number[] } | null = null;
 
@@ -382,7 +379,7 @@ function checkKey(history: readonly Operation[], indices: readonly number[], ini
       }
       if (depth === 0) {
         budget.stepsLeft -= steps;
-        return { explanation: explain(history, ops, stateNames, initialState, best, step) };
+        return { explanation: explain(history, ops, initial, best, step) };
       }
       depth--;
       const top = stackOp[depth]!;
@@ -413,19 +410,24 @@ const PREFIX_SHOWN_MAX = 10;
 function explain(
   history: readonly Operation[],
   ops: readonly number[],
-  stateNames: readonly string[],
-  initialState: number,
+  initial: string | null,
   best: { prefix: number[]; state: number; blocked: number; pending: number[] },
   step: (k: number, state: number) => number,
 ): string {
   const show = (v: string | null): string => (v === null ? 'absent' : JSON.stringify(v));
   const lines: string[] = [];
   const n = ops.length;
-  lines.push(`no linearization of the key's ${n} operation(s) (unknown gets dropped) exists; initial value ${stateNames[initialState]!}.`);
+  lines.push(`no linearization of the key's ${n} operation(s) (unknown gets dropped) exists; initial value ${show(initial)}.`);
   const shown = best.prefix.slice(-PREFIX_SHOWN_MAX);
   lines.push(`Longest linearizable prefix found: ${best.prefix.length} op(s)${best.prefix.length > shown.length ? `, the last ${shown.length}:` : ':'}`);
   for (const k of shown) lines.push(`  ${describe(history, ops[k]!)}`);
-  lines.push(`value after it: ${stateNames[best.state]!}`);
+  // The real value after the prefix (the search itself merges values nobody reads).
+  let value = initial;
+  for (const k of best.prefix) {
+    const op = history[ops[k]!]!.op;
+    if (op.kind === 'put' || (op.kind === 'cas' && value === op.expected)) value = op.value;
+  }
+  lines.push(`value after it: ${show(value)}`);
   lines.push(`Could not be placed next: ${describe(history, ops[best.blocked]!)} returned, and no pending op can follow the prefix:`);
   for (const k of best.pending) {
     const o = history[ops[k]!]!;

@@ -311,12 +311,13 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   const svg = join(REPORT_DIR, `${name}.svg`);
   const targetMs = all.find((s) => s.targetMs !== null)?.targetMs ?? null;
   writeFileSync(svg, renderCdfSvg({
-    title: `Failover: kill -9 of the leader to the first acknowledged write (3 nodes, ${o.trials} trials per mode)`,
+    title: 'Failover: kill -9 of the leader to the first acknowledged write',
     xLabel: 'ms from SIGKILL to the first acknowledged put (log scale)',
     yLabel: 'cumulative percent of trials',
     xMin: 50, xMax: 20_000, columns: 1,
     panels: [{
-      title: t === null ? '' : `quorumlog election timeout ${t.electionTimeoutMinMs}-${t.electionTimeoutMaxMs} ms; etcd ${ETCD_ELECTION_TIMEOUT_MS} ms`,
+      title: `3 nodes, ${o.trials} trials per mode; election timeout ${t === null ? '?' : `${t.electionTimeoutMinMs}-${t.electionTimeoutMaxMs} ms`}` +
+        (o.etcd ? `, etcd ${ETCD_ELECTION_TIMEOUT_MS} ms` : ''),
       lines: all.map((s) => ({ label: s.system, values: s.trials.map((x) => x.failoverMs ?? Infinity) })),
       ...(targetMs === null ? {} : { markers: [{ x: targetMs, y: 0.99, label: `target: p99 < ${targetMs} ms`, colorIndex: 4 }] }),
     }],

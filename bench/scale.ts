@@ -22,21 +22,24 @@
 //
 //   node .build/bench-g/bench/scale.js [--quick] [--observers 0,4,16,64]
 //     [--modes push,pull] [--duration-ms 10000] [--idle-ms 5000] [--clients 16]
-//     [--hosts 2] [--name scale] [--profile-dir DIR]
+//     [--hosts 2] [--rounds 1] [--name scale] [--profile-dir DIR]
 //
-// --quick: 0 and 4 observers, 3 s of load, 2 s idle (under a minute), report
-// name quick-scale. --profile-dir: the voters run with `node --cpu-prof` and
+// --rounds N repeats the whole sweep N times (the two modes alternate within
+// a round) and reports each figure's median: the machine is shared, and one
+// round can be coloured by whatever else runs. --quick: 0 and 4 observers,
+// 3 s of load, 2 s idle, one round (under a minute), report name quick-scale. --profile-dir: the voters run with `node --cpu-prof` and
 // are stopped with SIGTERM so that their profiles are written to DIR.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, closeSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { fetchStatus } from '../src/cli/cluster.js';
-import type { MemberConfig } from '../src/server/config.js';
+import { CLI_PATH, fetchStatus, prepareCluster, type ClusterLayout } from '../src/cli/cluster.js';
+import { formatAddress, type MemberConfig } from '../src/server/config.js';
 import type { NodeStatus } from '../src/server/metrics.js';
-import { TestCluster, type TestNode } from '../test/cluster/harness.js';
 import { spawnLoad, type LoadResult } from './cluster/loadgen.js';
 import { cpuMeter, rssBytes } from './cluster/proc.js';
 import { fmt, mdTable, progress, REPORT_DIR, writeReport } from './cluster/report.js';
@@ -56,6 +59,8 @@ export interface ScaleSpec {
   /** At most this many observer-host processes share the observers. */
   readonly hosts: number;
   readonly profileDir: string | null;
+  /** Times the whole sweep is repeated; the report gives medians. */
+  readonly rounds: number;
 }
 
 /** Percentiles of a set of samples. */
@@ -101,6 +106,103 @@ function spread(xs: number[]): Spread | null {
   return { samples: s.length, p50: at(0.5), p99: at(0.99), max: s[s.length - 1] as number };
 }
 
+/** Every child process this script started, killed if it exits early. */
+const live = new Set<ChildProcess>();
+process.on('exit', () => { for (const c of live) c.kill('SIGKILL'); });
+
+function track(c: ChildProcess): ChildProcess {
+  live.add(c);
+  c.once('exit', () => live.delete(c));
+  return c;
+}
+
+/** SIGTERM (SIGKILL after graceMs); resolves when the process exited. */
+function stopChild(c: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000): Promise<void> {
+  return new Promise<void>((res) => {
+    if (c.exitCode !== null || c.signalCode !== null) return res();
+    const t = setTimeout(() => c.kill('SIGKILL'), graceMs);
+    c.once('exit', () => { clearTimeout(t); res(); });
+    c.kill(signal);
+  });
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s = createServer();
+    s.once('error', () => res(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
+  });
+}
+
+/** A base port with client, peer and metrics ports free for `count` members. */
+async function freeBasePort(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const ports: number[] = [];
+    for (let i = 0; i < count; i++) ports.push(base + i, base + 100 + i, base + 200 + i);
+    if ((await Promise.all(ports.map(portFree))).every((x) => x)) return base;
+  }
+  throw new Error('no free port range found');
+}
+
+/**
+ * The cluster's layout in a temporary directory and its 3 voters, each its
+ * own `quorumlog start` process as test/cluster/harness.ts starts them, but
+ * with optional node flags (--cpu-prof is not allowed in NODE_OPTIONS).
+ */
+class Cluster {
+  readonly voters = new Map<string, ChildProcess>();
+  private constructor(readonly dir: string, readonly layout: ClusterLayout) {}
+
+  static async start(mode: 'push' | 'pull', observers: number, nodeFlags: readonly string[]): Promise<Cluster> {
+    const dir = mkdtempSync(join(tmpdir(), `quorumlog-scale-${mode}-`));
+    try {
+      const layout = prepareCluster({ nodes: 3, observers, mode, dataDir: dir, basePort: await freeBasePort(3 + observers), extra: { logLevel: 'warn' } });
+      const c = new Cluster(dir, layout);
+      for (const m of layout.members) {
+        if (m.role !== 'voter') continue;
+        const fd = openSync(join(dir, m.id, 'node.log'), 'a');
+        c.voters.set(m.id, track(spawn(process.execPath, [...nodeFlags, CLI_PATH, 'start', '--config', layout.configPath(m.id)], { stdio: ['ignore', fd, fd] })));
+        closeSync(fd);
+      }
+      return c;
+    } catch (e) {
+      rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  member(id: string): MemberConfig {
+    const m = this.layout.members.find((x) => x.id === id);
+    if (m === undefined) throw new Error(`no member ${id}`);
+    return m;
+  }
+
+  /** Waits until one voter leads and the others follow it; returns its id. */
+  async waitForLeader(timeoutMs: number): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    const voters = [...this.voters.keys()].map((id) => this.member(id));
+    while (Date.now() < deadline) {
+      const s = await statuses(voters);
+      const leaders = s.filter((x) => x?.role === 'leader');
+      if (leaders.length === 1 && s.every((x) => x !== null && x.leader === leaders[0]?.id)) return leaders[0]?.id as string;
+      await sleep(50);
+    }
+    throw new Error(`no leader within ${timeoutMs} ms; logs in ${this.dir}`);
+  }
+
+  /** SIGTERM to every voter (a clean exit writes --cpu-prof profiles). */
+  async stop(): Promise<void> {
+    await Promise.all([...this.voters.values()].map((c) => stopChild(c)));
+  }
+
+  /** Kills every voter and removes the directory (kept when KEEP_CLUSTER_DIRS is set). */
+  async close(): Promise<void> {
+    await Promise.all([...this.voters.values()].map((c) => stopChild(c, 'SIGKILL')));
+    if (process.env['KEEP_CLUSTER_DIRS'] === undefined) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
 /** Observer-host processes and how to stop them. */
 class ObserverHosts {
   readonly children: ChildProcess[] = [];
@@ -112,7 +214,7 @@ class ObserverHosts {
     for (let h = 0; h < n; h++) {
       const mine = configPaths.filter((_, i) => i % n === h);
       const fd = openSync(join(logDir, `observer-host-${h}.log`), 'a');
-      const child = spawn(process.execPath, [OBSERVER_HOST, ...mine], { stdio: ['ignore', 'pipe', fd] });
+      const child = track(spawn(process.execPath, [OBSERVER_HOST, ...mine], { stdio: ['ignore', 'pipe', fd] }));
       closeSync(fd);
       this.children.push(child);
       ready.push(new Promise<void>((res, rej) => {
@@ -138,12 +240,7 @@ class ObserverHosts {
 
   /** SIGTERM, then SIGKILL after 10 s; resolves when every host exited. */
   async stop(): Promise<void> {
-    await Promise.all(this.children.map((c) => new Promise<void>((res) => {
-      if (c.exitCode !== null || c.signalCode !== null) return res();
-      const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
-      c.once('exit', () => { clearTimeout(t); res(); });
-      c.kill('SIGTERM');
-    })));
+    await Promise.all(this.children.map((c) => stopChild(c)));
   }
 }
 
@@ -173,25 +270,21 @@ function sumCpu(r: Record<string, number>, prefix: string): number {
 
 /** Runs one configuration: a fresh cluster, observers, idle, load, catch-up; everything stopped and removed after. */
 export async function runConfiguration(spec: ScaleSpec, mode: 'push' | 'pull', observers: number, say: (line: string, force?: boolean) => void): Promise<ScaleResult> {
-  const savedNodeOptions = process.env['NODE_OPTIONS'];
+  const nodeFlags: string[] = [];
   if (spec.profileDir !== null) {
     const dir = resolve(spec.profileDir, `${mode}-${observers}`);
     mkdirSync(dir, { recursive: true });
-    process.env['NODE_OPTIONS'] = `${savedNodeOptions ?? ''} --cpu-prof --cpu-prof-dir=${dir}`.trim();
+    nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${dir}`);
   }
-  let cluster: TestCluster;
-  try {
-    cluster = await TestCluster.start({ nodes: 3, mode, observers, extra: { logLevel: 'warn' } });
-  } finally {
-    if (savedNodeOptions === undefined) delete process.env['NODE_OPTIONS'];
-    else process.env['NODE_OPTIONS'] = savedNodeOptions;
-  }
+  const cluster = await Cluster.start(mode, observers, nodeFlags);
   const hosts = new ObserverHosts();
   try {
-    const leader: TestNode = await cluster.waitForLeader(30_000);
-    const leaderPid = leader.process?.pid;
+    const leaderId = await cluster.waitForLeader(30_000);
+    const leaderMember = cluster.member(leaderId);
+    const leader = { id: leaderId, endpoint: formatAddress(leaderMember.client), status: () => fetchStatus(leaderMember, 2000) };
+    const leaderPid = cluster.voters.get(leaderId)?.pid;
     if (leaderPid === undefined) throw new Error('the leader has no process');
-    const followers = cluster.nodes.filter((n) => n.member.role === 'voter' && n !== leader);
+    const followers = [...cluster.voters].filter(([id]) => id !== leaderId).map(([, c]) => c);
     const obsMembers = cluster.layout.members.filter((m) => m.role === 'observer');
     await hosts.start(obsMembers.map((m) => cluster.layout.configPath(m.id)), spec.hosts, cluster.dir);
     // Caught up: every observer applied the leader's commit index.
@@ -201,11 +294,12 @@ export async function runConfiguration(spec: ScaleSpec, mode: 'push' | 'pull', o
     say(`${mode} ${observers} observers: leader ${leader.id}, observers caught up; idle ${spec.idleMs} ms`, true);
 
     const pids: Record<string, number> = { leader: leaderPid };
-    followers.forEach((f, i) => { if (f.process?.pid !== undefined) pids[`follower${i}`] = f.process.pid; });
+    followers.forEach((f, i) => { if (f.pid !== undefined) pids[`follower${i}`] = f.pid; });
     hosts.pids.forEach((p, i) => { pids[`host${i}`] = p; });
 
-    // Idle: no traffic at all (our own status polling stopped too).
-    await sleep(1000);
+    // Idle: no traffic at all (our own status polling stopped too), after the
+    // observers' start-up has settled.
+    await sleep(2000);
     const idleMeter = cpuMeter(pids);
     const ti0 = performance.now();
     await sleep(spec.idleMs);
@@ -263,7 +357,8 @@ export async function runConfiguration(spec: ScaleSpec, mode: 'push' | 'pull', o
     say(`${mode} ${observers} observers: ${fmt(result.opsPerSecond, 0)} writes/s, p50 ${fmt(result.latencyMs.p50, 2)} ms, leader CPU ${fmt(leaderCpu * 100)} % (idle ${fmt(idle.leaderCpu * 100)} %)`, true);
     if (spec.profileDir !== null) {
       // A clean exit writes the .cpuprofile files; kill -9 would not.
-      await Promise.all(cluster.nodes.map((n) => n.stop()));
+      await hosts.stop();
+      await cluster.stop();
     }
     return {
       mode, observers, observerHosts: hosts.children.length, leader: leader.id, idle, load: result,
@@ -284,18 +379,78 @@ export async function runConfiguration(spec: ScaleSpec, mode: 'push' | 'pull', o
   }
 }
 
+/** One configuration's figures: the median over its rounds of each figure separately. */
+export interface ScaleSummary {
+  readonly mode: 'push' | 'pull';
+  readonly observers: number;
+  readonly rounds: number;
+  /** CPU seconds per second (1 = one core). */
+  readonly leaderCpu: number;
+  readonly leaderCpuPer1000Writes: number;
+  readonly writeP50Ms: number;
+  readonly writeP99Ms: number;
+  readonly writesPerSecond: number;
+  readonly lagP50Entries: number | null;
+  readonly lagMaxEntries: number | null;
+  readonly catchUpMs: number | null;
+  readonly idleLeaderCpu: number;
+  readonly observerHostsCpu: number;
+  readonly idleObserverHostsCpu: number;
+  /** Rounds in which this mode's leader CPU under load was below the other mode's in the same round (null with one mode). */
+  readonly roundsBelowOtherMode: number | null;
+}
+
+function median(xs: readonly number[]): number {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid] as number : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+/** Groups the rounds by (observers, mode) and takes medians. */
+export function summarize(results: readonly (ScaleResult & { round: number })[]): ScaleSummary[] {
+  const out: ScaleSummary[] = [];
+  const keys = [...new Set(results.map((r) => `${r.observers}/${r.mode}`))];
+  for (const key of keys) {
+    const rs = results.filter((r) => `${r.observers}/${r.mode}` === key);
+    const first = rs[0] as ScaleResult;
+    const med = (f: (r: ScaleResult) => number): number => median(rs.map(f));
+    const medOrNull = (f: (r: ScaleResult) => number | null): number | null => {
+      const xs = rs.map(f).filter((x): x is number => x !== null);
+      return xs.length === 0 ? null : median(xs);
+    };
+    const others = results.filter((r) => r.observers === first.observers && r.mode !== first.mode);
+    out.push({
+      mode: first.mode, observers: first.observers, rounds: rs.length,
+      leaderCpu: med((r) => r.window.leaderCpu),
+      leaderCpuPer1000Writes: med((r) => r.window.leaderCpuPer1000Writes),
+      writeP50Ms: med((r) => r.load.latencyMs.p50), writeP99Ms: med((r) => r.load.latencyMs.p99),
+      writesPerSecond: med((r) => r.load.opsPerSecond),
+      lagP50Entries: medOrNull((r) => r.observerLagEntries?.p50 ?? null),
+      lagMaxEntries: medOrNull((r) => r.observerLagEntries?.max ?? null),
+      catchUpMs: medOrNull((r) => r.catchUpMs),
+      idleLeaderCpu: med((r) => r.idle.leaderCpu),
+      observerHostsCpu: med((r) => r.window.observerHostsCpu),
+      idleObserverHostsCpu: med((r) => r.idle.observerHostsCpu),
+      roundsBelowOtherMode: others.length === 0 ? null
+        : rs.filter((r) => others.some((o) => o.round === r.round && r.window.leaderCpu < o.window.leaderCpu)).length,
+    });
+  }
+  return out;
+}
+
 /** Leader CPU (% of a core) against the observer count, both modes, loaded and idle, as an SVG line plot. */
-export function renderScaleSvg(results: readonly ScaleResult[]): string {
-  const W = 640, H = 400;
-  const m = { left: 64, right: 150, top: 40, bottom: 50 };
-  const counts = [...new Set(results.map((r) => r.observers))].sort((a, b) => a - b);
+export function renderScaleSvg(rows: readonly ScaleSummary[]): string {
+  const W = 660, H = 400;
+  const m = { left: 64, right: 170, top: 40, bottom: 50 };
+  const counts = [...new Set(rows.map((r) => r.observers))].sort((a, b) => a - b);
   const series = [
-    { label: 'push, under load', mode: 'push', pick: (r: ScaleResult) => r.window.leaderCpu, color: '#D55E00', dash: '' },
-    { label: 'pull, under load', mode: 'pull', pick: (r: ScaleResult) => r.window.leaderCpu, color: '#0072B2', dash: '' },
-    { label: 'push, idle', mode: 'push', pick: (r: ScaleResult) => r.idle.leaderCpu, color: '#D55E00', dash: '6 4' },
-    { label: 'pull, idle', mode: 'pull', pick: (r: ScaleResult) => r.idle.leaderCpu, color: '#0072B2', dash: '6 4' },
+    { label: 'push, under load', mode: 'push', pick: (r: ScaleSummary) => r.leaderCpu, color: '#D55E00', dash: '' },
+    { label: 'pull, under load', mode: 'pull', pick: (r: ScaleSummary) => r.leaderCpu, color: '#0072B2', dash: '' },
+    { label: 'push, idle', mode: 'push', pick: (r: ScaleSummary) => r.idleLeaderCpu, color: '#D55E00', dash: '6 4' },
+    { label: 'pull, idle', mode: 'pull', pick: (r: ScaleSummary) => r.idleLeaderCpu, color: '#0072B2', dash: '6 4' },
   ] as const;
-  const yMaxRaw = Math.max(0.01, ...results.flatMap((r) => [r.window.leaderCpu, r.idle.leaderCpu]).filter(Number.isFinite)) * 100;
+  const yMaxRaw = Math.max(0.01, ...rows.flatMap((r) => [r.leaderCpu, r.idleLeaderCpu]).filter(Number.isFinite)) * 100;
   const step = yMaxRaw <= 20 ? 5 : yMaxRaw <= 50 ? 10 : yMaxRaw <= 100 ? 20 : 50;
   const yMax = Math.ceil(yMaxRaw / step) * step;
   const pw = W - m.left - m.right, ph = H - m.top - m.bottom;
@@ -313,11 +468,11 @@ export function renderScaleSvg(results: readonly ScaleResult[]): string {
   counts.forEach((c, i) => o.push(`<text x="${x(i)}" y="${m.top + ph + 18}" text-anchor="middle">${c}</text>`));
   o.push(`<line x1="${m.left}" y1="${m.top + ph}" x2="${m.left + pw}" y2="${m.top + ph}" stroke="#000"/>`);
   o.push(`<line x1="${m.left}" y1="${m.top}" x2="${m.left}" y2="${m.top + ph}" stroke="#000"/>`);
-  o.push(`<text x="${m.left + pw / 2}" y="${H - 12}" text-anchor="middle">observers</text>`);
+  o.push(`<text x="${m.left + pw / 2}" y="${H - 12}" text-anchor="middle">observers (not to scale)</text>`);
   o.push(`<text transform="translate(18 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle">leader CPU, % of one core</text>`);
   series.forEach((s, k) => {
     const pts = counts.map((c, i) => {
-      const r = results.find((q) => q.mode === s.mode && q.observers === c);
+      const r = rows.find((q) => q.mode === s.mode && q.observers === c);
       return r === undefined || !Number.isFinite(s.pick(r)) ? null : [x(i), y(s.pick(r) * 100)] as const;
     }).filter((p): p is readonly [number, number] => p !== null);
     const dash = s.dash === '' ? '' : ` stroke-dasharray="${s.dash}"`;
@@ -332,38 +487,44 @@ export function renderScaleSvg(results: readonly ScaleResult[]): string {
 }
 
 /** The markdown body of the report. */
-export function scaleMarkdown(spec: ScaleSpec, results: readonly ScaleResult[], name: string): string {
-  const rows = results.map((r) => [
+export function scaleMarkdown(spec: ScaleSpec, rows: readonly ScaleSummary[], name: string): string {
+  const table = rows.map((r) => [
     r.observers, r.mode,
-    fmt(r.window.leaderCpu * 100), fmt(r.window.leaderCpuPer1000Writes, 3),
-    fmt(r.load.latencyMs.p50, 2), fmt(r.load.latencyMs.p99, 2), fmt(r.load.opsPerSecond, 0),
-    r.observerLagEntries === null ? '—' : fmt(r.observerLagEntries.p50, 0),
-    r.observerLagEntries === null ? '—' : fmt(r.observerLagEntries.max, 0),
+    fmt(r.leaderCpu * 100), fmt(r.leaderCpuPer1000Writes, 3),
+    fmt(r.writeP50Ms, 2), fmt(r.writeP99Ms, 2), fmt(r.writesPerSecond, 0),
+    r.lagP50Entries === null ? '—' : fmt(r.lagP50Entries, 0),
+    r.lagMaxEntries === null ? '—' : fmt(r.lagMaxEntries, 0),
     r.catchUpMs === null ? '—' : fmt(r.catchUpMs, 0),
-    fmt(r.idle.leaderCpu * 100, 2), fmt(r.window.observerHostsCpu * 100), fmt(r.idle.observerHostsCpu * 100, 2),
+    fmt(r.idleLeaderCpu * 100, 2), fmt(r.observerHostsCpu * 100), fmt(r.idleObserverHostsCpu * 100, 2),
   ]);
   const verdict: string[] = [];
-  const maxK = Math.max(...results.map((r) => r.observers));
-  const push = results.find((r) => r.mode === 'push' && r.observers === maxK);
-  const pull = results.find((r) => r.mode === 'pull' && r.observers === maxK);
+  const maxK = Math.max(...rows.map((r) => r.observers));
+  const push = rows.find((r) => r.mode === 'push' && r.observers === maxK);
+  const pull = rows.find((r) => r.mode === 'pull' && r.observers === maxK);
   if (push !== undefined && pull !== undefined) {
-    const met = pull.window.leaderCpu < push.window.leaderCpu;
-    verdict.push(`Target (issue 5): with ${maxK} observers the leader's CPU in pull mode below push mode's — ` +
-      `${met ? '**met**' : '**not met**'} under load: pull ${fmt(pull.window.leaderCpu * 100)} % vs push ${fmt(push.window.leaderCpu * 100)} % of a core ` +
-      `(per 1000 writes: pull ${fmt(pull.window.leaderCpuPer1000Writes, 3)} s vs push ${fmt(push.window.leaderCpuPer1000Writes, 3)} s); ` +
-      `idle: pull ${fmt(pull.idle.leaderCpu * 100, 2)} % vs push ${fmt(push.idle.leaderCpu * 100, 2)} %.`);
+    const met = pull.leaderCpu < push.leaderCpu;
+    verdict.push(`**Target (issue 5): with ${maxK} observers, the leader's CPU in pull mode below push mode's — ${met ? 'met' : 'not met'}** under load ` +
+      `(median of ${pull.rounds} round${pull.rounds === 1 ? '' : 's'}; pull below push in ${pull.roundsBelowOtherMode ?? 0} of them): ` +
+      `pull ${fmt(pull.leaderCpu * 100)} % vs push ${fmt(push.leaderCpu * 100)} % of a core; ` +
+      `per 1000 writes pull ${fmt(pull.leaderCpuPer1000Writes, 3)} s vs push ${fmt(push.leaderCpuPer1000Writes, 3)} s ` +
+      `(at ${fmt(pull.writesPerSecond, 0)} vs ${fmt(push.writesPerSecond, 0)} writes/s). ` +
+      `Idle: pull ${fmt(pull.idleLeaderCpu * 100, 2)} % vs push ${fmt(push.idleLeaderCpu * 100, 2)} %.`);
   }
   return [
-    `# Scale with observers: push vs pull`,
+    '# Scale with observers: push vs pull',
     '',
-    `3 voters (one process each) plus observers (${spec.hosts} observer-host processes at most, each observer with its own connection, data directory and log). ` +
+    `3 voters (one process each) plus observers (split over at most ${spec.hosts} observer-host processes, each observer with its own connection, data directory and log). ` +
     `Load: ${spec.clients} clients of the bare grpc client through the leader, ${spec.valueBytes}-byte values, ${spec.durationMs / 1000} s measured after ${spec.warmupMs / 1000} s warm-up. ` +
-    `Leader CPU from /proc over a window inside the measured interval; CPU per 1000 writes = leader CPU ÷ throughput. ` +
-    `Observer lag: the leader's last index − each observer's acknowledged index, every 250 ms, all observers together. ` +
-    `Catch-up: from the load's end until every observer's applied index reaches the leader's commit index. Idle: ${spec.idleMs / 1000} s with no traffic.`,
+    'Write latency is commit latency: the leader answers a put once it is committed and applied. ' +
+    'Leader CPU from /proc (user + system) over a window inside the measured interval, as % of one core; CPU per 1000 writes = leader CPU ÷ throughput. ' +
+    'The load is closed-loop, so a configuration that is slower also does less work per second: compare CPU per 1000 writes too. ' +
+    'Observer lag: the leader\'s last index − each observer\'s acknowledged index, every 250 ms, all observers together. ' +
+    'Catch-up: from the load\'s end until every observer\'s applied index reaches the leader\'s commit index (each observer\'s /status polled). ' +
+    `Idle: ${spec.idleMs / 1000} s with no traffic at all, after the observers caught up. ` +
+    `Each figure is the median over ${spec.rounds} round${spec.rounds === 1 ? '' : 's'}; the modes alternate within a round, so both see the same machine.`,
     '',
     mdTable(['observers', 'mode', 'leader CPU %', 'leader CPU s / 1000 writes', 'write p50 ms', 'write p99 ms', 'writes/s',
-      'observer lag p50 (entries)', 'lag max', 'catch-up ms', 'idle leader CPU %', 'observer hosts CPU % (load)', 'observer hosts CPU % (idle)'], rows),
+      'observer lag p50 (entries)', 'lag max', 'catch-up ms', 'idle leader CPU %', 'observer hosts CPU % (load)', 'observer hosts CPU % (idle)'], table),
     '',
     ...verdict,
     '',
@@ -384,6 +545,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       clients: { type: 'string', default: '16' },
       hosts: { type: 'string', default: '2' },
       name: { type: 'string' },
+      rounds: { type: 'string' },
       'profile-dir': { type: 'string' },
     },
   });
@@ -401,18 +563,22 @@ export async function main(argv: readonly string[]): Promise<number> {
     valueBytes: 256,
     hosts: Number(values.hosts),
     profileDir: values['profile-dir'] ?? null,
+    rounds: Number(values.rounds ?? 1),
   };
   const name = values.name ?? (quick ? 'quick-scale' : 'scale');
   const say = progress('scale');
-  const results: ScaleResult[] = [];
-  for (const k of spec.observerCounts) {
-    for (const mode of spec.modes) results.push(await runConfiguration(spec, mode, k, say));
+  const results: (ScaleResult & { round: number })[] = [];
+  for (let round = 1; round <= spec.rounds; round++) {
+    for (const k of spec.observerCounts) {
+      for (const mode of spec.modes) results.push({ round, ...await runConfiguration(spec, mode, k, say) });
+    }
   }
-  const md = scaleMarkdown(spec, results, name);
+  const summary = summarize(results);
+  const md = scaleMarkdown(spec, summary, name);
   const command = `node ${process.argv[1] ?? 'bench/scale.js'} ${argv.join(' ')}`.trim();
-  const files = writeReport(name, command, { spec, results }, md);
+  const files = writeReport(name, command, { spec, summary, results }, md);
   const svg = join(REPORT_DIR, `${name}.svg`);
-  writeFileSync(svg, renderScaleSvg(results));
+  writeFileSync(svg, renderScaleSvg(summary));
   console.log(md);
   console.log(`\nwrote ${[...files, svg].join(', ')}`);
   return 0;

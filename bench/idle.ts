@@ -10,6 +10,11 @@
 // is measured rather than assumed: a follower's fetches per second.
 //
 //   node dist/bench/idle.js [--quick] [--seconds 60] [--settle-seconds 5] [--etcd yes|no]
+//     [--profile auto|yes|no] [--profile-seconds 20]
+//
+// With --profile auto (the default), a mode that misses the idle-CPU target
+// is then run again, alone with the other mode, under `node --cpu-prof`
+// (cluster/cpu-profile.ts) and the report says where the CPU goes.
 //
 // Writes docs/bench/idle.{json,md} (quick-idle.* with --quick).
 
@@ -20,6 +25,7 @@ import { parseArgs } from 'node:util';
 import { EtcdTestClient } from '../test/cluster/etcd-client.js';
 import { TestCluster } from '../test/cluster/harness.js';
 import { EtcdCluster } from './cluster/etcd.js';
+import { profileIdleCluster, type NodeProfile } from './cluster/cpu-profile.js';
 import { clusterTimeouts, contextSwitches, freeEtcdBasePort, isMainModule, onInterrupt, sleep, type ClusterTimeouts } from './cluster/fault-util.js';
 import { trafficBetween, trafficSnapshot } from './cluster/peer-traffic.js';
 import { cpuMeter } from './cluster/proc.js';
@@ -65,12 +71,16 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
       seconds: { type: 'string' },
       'settle-seconds': { type: 'string' },
       etcd: { type: 'string', default: 'yes' },
+      profile: { type: 'string', default: 'auto' },
+      'profile-seconds': { type: 'string' },
     },
   });
   const quick = values.quick === true;
   const seconds = Number(values.seconds ?? (quick ? 5 : 60));
   const settleSeconds = Number(values['settle-seconds'] ?? (quick ? 2 : 5));
   const withEtcd = values.etcd !== 'no';
+  const profile = values.profile;
+  const profileSeconds = Number(values['profile-seconds'] ?? (quick ? 5 : 20));
   const name = quick ? 'quick-idle' : 'idle';
   const command = `node dist/bench/idle.js${argv.length > 0 ? ` ${argv.join(' ')}` : ''}`;
   const report = progress('idle');
@@ -189,9 +199,11 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   // the occasional extra message, and call anything above that polling.
   const noBusyPolling = pullLinks.length > 0 && maxFetchRate <= parkedRate * 1.5;
   const verdicts: string[] = [];
+  const missed: ('push' | 'pull')[] = [];
   for (const s of summary.filter((x) => x.system !== 'etcd 3.4')) {
     if (etcdSummary === undefined) break;
     const met = s.meanCpuPercent <= etcdSummary.meanCpuPercent && s.maxCpuPercent <= etcdSummary.maxCpuPercent;
+    if (!met) missed.push(s.system === 'quorumlog push' ? 'push' : 'pull');
     verdicts.push(`- Idle CPU per node, ${s.system}: mean ${fmt(s.meanCpuPercent, 2)}% and busiest node ${fmt(s.maxCpuPercent, 2)}% of a core, ` +
       `against etcd's ${fmt(etcdSummary.meanCpuPercent, 2)}% and ${fmt(etcdSummary.maxCpuPercent, 2)}%: target "no higher than etcd's" **${met ? 'met' : 'not met'}**.`);
   }
@@ -199,6 +211,37 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     verdicts.push(`- No busy polling in pull mode: each follower sent at most ${fmt(maxFetchRate, 1)} messages/s to the leader ` +
       `(a fetch parked for fetchMaxWait = ${fmt(fetchWaitMs, 0)} ms gives ≈ ${fmt(parkedRate, 1)}/s): **${noBusyPolling ? 'met' : 'not met'}** — ` +
       (noBusyPolling ? 'fetches are parked on the leader, not repeated in a loop.' : 'more fetches than parking allows: the follower polls.'));
+  }
+
+  // Where the CPU goes, when a target is missed (or when asked).
+  const toProfile: ('push' | 'pull')[] = profile === 'yes' ? ['push', 'pull'] : profile === 'auto' ? missed : [];
+  let profiles: NodeProfile[] = [];
+  const profileMd: string[] = [];
+  if (toProfile.length > 0) {
+    console.log(`profiling idle ${toProfile.join(' and ')} clusters under node --cpu-prof for ${profileSeconds} s`);
+    try {
+      profiles = (await Promise.all(toProfile.map((m) => profileIdleCluster(m, profileSeconds)))).flat();
+    } catch (e) {
+      profileMd.push(`(The profile run failed: ${(e as Error).message}.)`);
+    }
+    for (const mode of toProfile) {
+      const ps = profiles.filter((p) => p.mode === mode);
+      const shown = [ps.find((p) => p.role === 'leader'), ps.find((p) => p.role !== 'leader')].filter((p): p is NodeProfile => p !== undefined);
+      const lead = shown[0];
+      const perFollower = links.filter((l) => l.system === `quorumlog ${mode}`).map((l) => l.fromLeaderSegmentsPerSecond);
+      if (lead !== undefined && t !== null) {
+        profileMd.push(`${mode} mode, what the profile shows: on the leader ${fmt(lead.underTimersPercent, 0)}% of the JavaScript-visible CPU is under timer ` +
+          `callbacks, chiefly the runtime's tick, which runs every ${t.tickMs} ms (${fmt(1000 / t.tickMs, 0)} wakeups/s on every node, idle or not; ` +
+          `etcd's raft ticks once per 100 ms heartbeat), and ${fmt(lead.inSocketWritesPercent, 0)}% in socket writes (one writev system call per ` +
+          `message, ${fmt(Math.max(0, ...perFollower), 0)}/s to each follower). /proc also counts what the profiler cannot see (kernel time of ` +
+          'those system calls and of epoll, V8 and libuv threads), so its figures are higher.', '');
+      }
+      for (const p of shown) {
+        profileMd.push(`**${mode} mode, ${p.node} (${p.role})**: busy ${fmt(p.busyPercent, 2)}% of a core under the profiler; ` +
+          `${fmt(p.underTimersPercent, 0)}% of that under Node's timer callbacks (the runtime's tick), ${fmt(p.inSocketWritesPercent, 0)}% in socket writes.`, '');
+        profileMd.push(mdTable(['self time', 'share', 'function'], p.top.map((e) => [`${fmt(e.selfMs, 1)} ms`, `${fmt(e.selfPercent, 1)}%`, `\`${e.where}\``])), '');
+      }
+    }
   }
 
   const nodeTable = mdTable(['system', 'node', 'role', 'CPU s', 'CPU % of a core', 'context switches/s'],
@@ -232,9 +275,14 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     '## Between each follower and its leader',
     '',
     linkTable,
+    ...(profileMd.length > 0 ? ['', '## Where the CPU goes (node --cpu-prof of idle clusters, run after the measurement)', '',
+      `Each cluster idle ${profileSeconds} s after a 3 s settle; self time per function over that interval, the top ones.`, '', ...profileMd] : []),
   ].join('\n');
-  const files = writeReport(name, command, { seconds, settleSeconds, timeouts: t, summary, nodes, links, noBusyPolling }, md);
-  console.log(`\n${summaryTable}\n\n${linkTable}\n\n${verdicts.join('\n')}\n\nwrote ${files.join(', ')}`);
+  const files = writeReport(name, command, { seconds, settleSeconds, timeouts: t, summary, nodes, links, noBusyPolling, profiles }, md);
+  const profileLines = profiles.filter((p) => p.role === 'leader' || p.node === profiles.find((q) => q.mode === p.mode && q.role !== 'leader')?.node)
+    .map((p) => `${p.mode} ${p.node} (${p.role}): ${fmt(p.underTimersPercent, 0)}% under timers, ${fmt(p.inSocketWritesPercent, 0)}% in socket writes; ` +
+      `top: ${p.top.slice(0, 3).map((e) => `${e.where} ${fmt(e.selfPercent, 0)}%`).join(', ')}`);
+  console.log(`\n${summaryTable}\n\n${linkTable}\n\n${verdicts.join('\n')}\n${profileLines.length > 0 ? `\nprofile:\n${profileLines.join('\n')}\n` : ''}\nwrote ${files.join(', ')}`);
 }
 
 if (isMainModule(import.meta.url)) {

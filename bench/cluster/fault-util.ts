@@ -134,12 +134,17 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** A base port in [lo, lo + 2000) with base..base+count-1 and base+100.. free (an etcd cluster's client and peer ports). */
-export async function freeEtcdBasePort(lo: number, count = 3): Promise<number> {
+/** A base port in [lo, lo + 2000) with base + offset free for every offset (and every i < count). */
+export async function freePortBase(lo: number, count: number, offsets: readonly number[]): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = lo + Math.floor(Math.random() * 2000);
-    const ports = Array.from({ length: count }, (_, i) => [base + i, base + 100 + i]).flat();
+    const ports = Array.from({ length: count }, (_, i) => offsets.map((o) => base + o + i)).flat();
     if ((await Promise.all(ports.map(portFree))).every((x) => x)) return base;
   }
-  throw new Error('no free port range for etcd');
+  throw new Error(`no free port range above ${lo}`);
+}
+
+/** A base port with base..base+count-1 and base+100.. free (an etcd cluster's client and peer ports). */
+export function freeEtcdBasePort(lo: number, count = 3): Promise<number> {
+  return freePortBase(lo, count, [0, 100]);
 }

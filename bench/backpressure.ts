@@ -278,6 +278,10 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
       'Catch-up is the time from the last SIGCONT until the slow follower has applied the leader\'s final commit index. ' +
       '"Entries" are log entries, each a batch of many writes.',
     '',
+    'The bounds that apply (docs/CLUSTER.md): each peer\'s send queue holds at most 64 MiB; push mode keeps at most 64 AppendEntries ' +
+      'of at most 1 MiB in flight per follower; the leader holds at most 32 MiB uncommitted; the in-memory log since the last snapshot ' +
+      'is bounded by snapshotEveryBytes (64 MiB) or snapshotEveryEntries (10,000).',
+    '',
     table,
     '',
     ...verdicts,

@@ -82,6 +82,8 @@ export interface ScaleResult {
   readonly observers: number;
   readonly observerHosts: number;
   readonly leader: string;
+  /** The leader still led, in the same term, at the end of the CPU window. */
+  readonly leaderKept: boolean;
   /** With no client traffic: CPU seconds per second (1 = one core). */
   readonly idle: { readonly seconds: number; readonly leaderCpu: number; readonly followersCpu: number; readonly observerHostsCpu: number };
   readonly load: LoadResult;
@@ -326,7 +328,7 @@ export async function runConfiguration(spec: ScaleSpec, mode: 'push' | 'pull', o
       durationMs: spec.durationMs, warmupMs: spec.warmupMs, valueBytes: spec.valueBytes, keys: 1000,
     });
     let loadDone = false;
-    void load.finally(() => { loadDone = true; });
+    load.then(() => { loadDone = true; }, () => { loadDone = true; });
     const windowStartAt = loadStart + 1000 + spec.warmupMs;
     const windowEndAt = windowStartAt + Math.max(1000, spec.durationMs - 1500);
     await sleep(windowStartAt - performance.now());
@@ -347,6 +349,8 @@ export async function runConfiguration(spec: ScaleSpec, mode: 'push' | 'pull', o
     const windowSeconds = (performance.now() - tw0) / 1000;
     const after = await leader.status();
     if (loadDone) say(`warning: the load ended inside the CPU window (${mode} ${observers})`, true);
+    const leaderKept = after?.role === 'leader' && after.term === before?.term;
+    if (!leaderKept) say(`warning: ${leader.id} did not stay leader through the load (${mode} ${observers}); its figures are suspect`, true);
     const result = await load;
     const leaderCpu = (cpu['leader'] ?? NaN) / windowSeconds;
 
@@ -366,7 +370,7 @@ export async function runConfiguration(spec: ScaleSpec, mode: 'push' | 'pull', o
       await cluster.stop();
     }
     return {
-      mode, observers, observerHosts: hosts.children.length, leader: leader.id, idle, load: result,
+      mode, observers, observerHosts: hosts.children.length, leader: leader.id, leaderKept, idle, load: result,
       window: {
         seconds: windowSeconds, leaderCpu,
         leaderCpuPer1000Writes: leaderCpu / result.opsPerSecond * 1000,
@@ -520,9 +524,10 @@ export function scaleMarkdown(spec: ScaleSpec, rows: readonly ScaleSummary[], na
       'so more entries travel per message and the cost per write falls. ' +
       (pull.idleLeaderCpu >= push.idleLeaderCpu
         ? 'Idle, pull is not cheaper although it sends half the messages (fetch answers every 100 ms against heartbeats every 50 ms: 650 against 1,280 write syscalls a second, from /proc/<pid>/io): ' +
-          'the 64 parked fetches expire spread over the 10 ms ticks, so the pull leader answers a few of them on every tick (`tickLeader` → `answer` → a Ready round → flush), ' +
+          'its profile has tick work push does not (`processTimers` → `onTick` → `tickLeader`, `expire`, and more Ready rounds): ' +
+          'the 64 parked fetches expire spread over the 10 ms ticks, so the pull leader answers a few of them on nearly every tick (`tickLeader` → `answer` → a Ready round → flush), ' +
           '100 rounds a second, where push sends all its heartbeats in one round every 5 ticks. Raising fetchMaxWaitTicks from 10 to 25 (`--set fetchMaxWaitTicks=25`) ' +
-          'left the idle CPU where it was (4.4 % against 4.5 %): the cost is per tick, not per fetch. Answering expired fetches in one round every few ticks ' +
+          'left the idle CPU where it was (4.4 % against 4.5 %): the cost follows the ticks, not the fetches. Answering expired fetches in one round every few ticks ' +
           '(deadlines rounded to a multiple of heartbeatIntervalTicks) would remove it; that is a change to src/core/replication/pull.ts.'
         : 'Idle, pull sends half the messages of push (fetch answers every 100 ms against heartbeats every 50 ms).'));
   }

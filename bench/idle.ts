@@ -207,6 +207,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     verdicts.push(`- Idle CPU per node, ${s.system}: mean ${fmt(s.meanCpuPercent, 2)}% and busiest node ${fmt(s.maxCpuPercent, 2)}% of a core, ` +
       `against etcd's ${fmt(etcdSummary.meanCpuPercent, 2)}% and ${fmt(etcdSummary.maxCpuPercent, 2)}%: target "no higher than etcd's" **${met ? 'met' : 'not met'}**.`);
   }
+  if (etcdSummary === undefined) verdicts.push('- Idle CPU per node against etcd: not judged (etcd was not run, --etcd no).');
   if (pullLinks.length > 0) {
     verdicts.push(`- No busy polling in pull mode: each follower sent at most ${fmt(maxFetchRate, 1)} messages/s to the leader ` +
       `(a fetch parked for fetchMaxWait = ${fmt(fetchWaitMs, 0)} ms gives ≈ ${fmt(parkedRate, 1)}/s): **${noBusyPolling ? 'met' : 'not met'}** — ` +

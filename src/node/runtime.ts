@@ -252,8 +252,15 @@ export class NodeRuntime {
       }
     }
     this.core.tick();
-    this.expire();
-    this.schedule();
+    // Deadlines are checked about every 50 ms; a round runs only when there
+    // is something to do, so an idle node's tick is the core's tick alone.
+    if (this.ticks % Math.max(1, Math.round(50 / this.opts.tickMs)) === 0) this.expire();
+    if (this.core.hasReady() || this.hasQueuedWork()) this.schedule();
+  }
+
+  /** Client work waiting for a round (not for the cluster). */
+  private hasQueuedWork(): boolean {
+    return this.queue.length > 0 || this.readQueue.length > 0;
   }
 
   private onFrame(from: NodeId, frame: PeerFrame): void {
@@ -603,6 +610,8 @@ export class NodeRuntime {
 
   /** Fails every request whose deadline passed; their outcome is unknown to the client. */
   private expire(): void {
+    if (this.queue.length === 0 && this.forwarded.size === 0 && this.inLog.size === 0 && this.readQueue.length === 0 &&
+      this.readsAsked.size === 0 && this.readsConfirmed.length === 0) return;
     const now = performance.now();
     const noLeader = this.core.leaderId() === null;
     const timeout = (what: string): Error => noLeader ? new NoLeaderError() : new RequestTimeoutError(what, this.opts.requestTimeoutMs);

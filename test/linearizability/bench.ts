@@ -1,7 +1,8 @@
 // Measures the linearizability checker on simulated histories: the time to
 // accept a linearizable one, and to reject it once a late read is made stale
 // (the exhaustive, slow case). Not a test; run by hand after compiling:
-//   node .build/lin/test/linearizability/bench.js OPS CLIENTS KEYS UNKNOWN_RATE [SEEDS]
+//   node .build/lin/test/linearizability/bench.js OPS CLIENTS KEYS UNKNOWN_RATE [SEEDS [held|read]]
+// (the last says where a cas takes its expected value: see SimulationOptions.casExpects)
 // e.g. `... bench.js 2000 8 3 0.05` prints one line per seed.
 
 import { checkLinearizable } from './checker.js';
@@ -18,10 +19,11 @@ function tape(seed: number, length: number): number[] {
   });
 }
 
-const [count = 2000, clients = 8, keys = 3, unknownRate = 0.05, seeds = 5] = process.argv.slice(2).map(Number);
+const [count = 2000, clients = 8, keys = 3, unknownRate = 0.05, seeds = 5] = process.argv.slice(2, 7).map(Number);
+const casExpects = process.argv[7] === 'read' ? 'read' : 'held';
 const timeBudgetMs = 20_000;
 for (let seed = 1; seed <= seeds; seed++) {
-  const ops = simulateRegister(tape(seed, count * 20), { clients, keys, unknownRate, maxOperations: count });
+  const ops = simulateRegister(tape(seed, count * 20), { clients, keys, unknownRate, casExpects, maxOperations: count });
   const unknownWrites = ops.filter((o) => o.output === null && o.op.kind !== 'get').length;
   let t0 = performance.now();
   const accepted = checkLinearizable(ops, { timeBudgetMs });

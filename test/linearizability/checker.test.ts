@@ -308,12 +308,13 @@ describe('properties', () => {
     clients: fc.integer({ min: 1, max: 10 }),
     keys: fc.integer({ min: 1, max: 3 }),
     unknownRate: fc.constantFrom(0, 0.05, 0.2, 0.5),
+    casExpects: fc.constantFrom('held' as const, 'read' as const),
   });
 
   test('histories of a real linearizable register are always accepted', () => {
     fc.assert(
-      fc.property(simulation, ({ tape, clients, keys, unknownRate }) => {
-        const history = simulateRegister(tape, { clients, keys, unknownRate });
+      fc.property(simulation, ({ tape, clients, keys, unknownRate, casExpects }) => {
+        const history = simulateRegister(tape, { clients, keys, unknownRate, casExpects });
         const r = checkLinearizable(history);
         assert.equal(r.timedOut, false);
         assert.equal(r.ok, true, r.failure?.explanation);
@@ -324,8 +325,8 @@ describe('properties', () => {
 
   test('the same histories with one read corrupted to an impossible value are rejected, naming its key', () => {
     fc.assert(
-      fc.property(simulation, fc.nat(), ({ tape, clients, keys, unknownRate }, which) => {
-        const history = simulateRegister(tape, { clients, keys, unknownRate });
+      fc.property(simulation, fc.nat(), ({ tape, clients, keys, unknownRate, casExpects }, which) => {
+        const history = simulateRegister(tape, { clients, keys, unknownRate, casExpects });
         const reads = history.flatMap((o, i) => (o.op.kind === 'get' && o.output !== null ? [i] : []));
         fc.pre(reads.length > 0);
         const index = reads[which % reads.length]!;

@@ -37,14 +37,18 @@
 // unknown put or cas is only linearized where it changes the state (placing a
 // no-op is the same as leaving it out, which is always allowed).
 //
-// Two reductions beyond Porcupine, both for unknown writes, which otherwise
+// Three reductions beyond Porcupine, all for unknown writes, which otherwise
 // stay pending to the end and double the search each (u of them, 2^u):
 // - values that no operation reads or expects are one state to the model, so
 //   they share one state id;
 // - unknown writes of such values with the same kind (and, for cas, the same
 //   expected value) are interchangeable, so they are linearized in call order
 //   only (symmetry breaking: a linearization using some of them can always use
-//   the earliest-called ones instead).
+//   the earliest-called ones instead);
+// - dominance in the cache: a configuration with the same known ops and state
+//   as a visited one, and a superset of its unknown ops, is pruned (it has
+//   fewer options left); children are tried known ops first, unknown ones
+//   only when the earliest pending return blocks, so "without" comes first.
 // With these, accepting a linearizable history stays fast with hundreds of
 // unknown outcomes. Rejecting needs an exhaustive search up to the bad
 // operation and is the slow case: with ~10 clients on one key and unknown
@@ -299,32 +303,46 @@ function checkKey(history: readonly Operation[], indices: readonly number[], ini
     next[prev[call]!] = call;
   };
 
-  // Linearized set as a bitset with two 32-bit Zobrist hashes.
+  // Linearized set as a bitset. The hashes (two 32-bit Zobrist hashes) cover
+  // only the ops with known outcomes, so that the cache finds dominating
+  // configurations: (K, U', s) dominates (K, U, s) when U' ⊆ U are sets of
+  // linearized unknown-outcome ops, since whatever completes the second
+  // completes the first (unknown ops never block others, never have to be placed).
   const words = (n + 31) >>> 5;
   const bits = new Uint32Array(words);
+  const knownMask = new Uint32Array(words);
   const zobrist1 = new Int32Array(n);
   const zobrist2 = new Int32Array(n);
+  let unknownLeft = 0;
   for (let k = 0; k < n; k++) {
+    if (unknown[k] === 1) {
+      unknownLeft++;
+      continue;
+    }
+    knownMask[k >>> 5]! |= 1 << (k & 31);
     zobrist1[k] = mix32(2 * k + 1);
     zobrist2[k] = mix32(2 * k + 2);
   }
   let hash1 = 0;
   let hash2 = 0;
   const cache = new Map<number, CacheNode>();
-  /** Adds (bits, state) to the cache; false if it was already there. */
+  /** Adds (bits, state) to the cache; false if it, or a configuration dominating it, was already there. */
   const cacheAdd = (h1: number, h2: number, state: number): boolean => {
     const key = ((h1 ^ Math.imul(state + 1, 0x9e3779b1)) >>> 0) * 0x200000 + ((h2 ^ Math.imul(state + 1, 0x85ebca77)) & 0x1fffff);
     const first = cache.get(key);
     for (let node = first ?? null; node !== null; node = node.next) {
       if (node.state !== state) continue;
-      let same = true;
+      let dominates = true;
       for (let w = 0; w < words; w++) {
-        if (node.bits[w] !== bits[w]) {
-          same = false;
+        const cached = node.bits[w]!;
+        const now = bits[w]!;
+        // Same known ops; the cached unknown ops a subset of ours.
+        if ((cached & ~now) !== 0 || (now & ~cached & knownMask[w]!) !== 0) {
+          dominates = false;
           break;
         }
       }
-      if (same) return false;
+      if (dominates) return false;
     }
     cache.set(key, { bits: bits.slice(), state, next: first ?? null });
     return true;
@@ -337,7 +355,11 @@ function checkKey(history: readonly Operation[], indices: readonly number[], ini
   // The deepest dead end met, for the explanation.
   let best: { prefix: number[]; state: number; blocked: number; pending: number[] } | null = null;
 
+  // A configuration's children are tried known ops first (phase 0), then
+  // unknown ones (phase 1), so that "without" is explored before "with" and
+  // the dominance rule prunes the latter.
   let entry = next[HEAD]!;
+  let phase = 0;
   let steps = 0;
   while (true) {
     if (++steps === CLOCK_CHECK_INTERVAL_STEPS) {
@@ -349,6 +371,10 @@ function checkKey(history: readonly Operation[], indices: readonly number[], ini
     const k = (entry - 1) >> 1;
     if ((entry & 1) === 1) {
       // A call: try to linearize op k now.
+      if (unknown[k] !== phase) {
+        entry = next[entry]!;
+        continue;
+      }
       const previous = previousInClass[k]!;
       const after = previous >= 0 && (bits[previous >>> 5]! & (1 << (previous & 31))) === 0 ? -1 : step(k, state);
       if (after >= 0) {
@@ -362,8 +388,10 @@ function checkKey(history: readonly Operation[], indices: readonly number[], ini
           state = after;
           hash1 = h1;
           hash2 = h2;
+          unknownLeft -= unknown[k]!;
           lift(entry);
           entry = next[HEAD]!;
+          phase = 0;
           continue;
         }
         bits[k >>> 5]! ^= 1 << (k & 31);
@@ -372,14 +400,19 @@ function checkKey(history: readonly Operation[], indices: readonly number[], ini
     } else {
       // A return of an op not yet linearized.
       if (unknown[k] === 1) break; // only unknown returns are left: every known op is linearized
-      if (best === null || depth > best.prefix.length) {
+      if (phase === 0 && (best === null || depth > best.prefix.length)) {
         const pending: number[] = [];
         for (let node = next[HEAD]!; node !== entry; node = next[node]!) if ((node & 1) === 1) pending.push((node - 1) >> 1);
         best = { prefix: Array.from(stackOp.subarray(0, depth)), state, blocked: k, pending };
       }
+      if (phase === 0 && unknownLeft > 0) {
+        phase = 1;
+        entry = next[HEAD]!;
+        continue;
+      }
       if (depth === 0) {
         budget.stepsLeft -= steps;
-        return { explanation: explain(history, ops, initial, best, step) };
+        return { explanation: explain(history, ops, initial, best!, step) };
       }
       depth--;
       const top = stackOp[depth]!;
@@ -387,6 +420,8 @@ function checkKey(history: readonly Operation[], indices: readonly number[], ini
       bits[top >>> 5]! ^= 1 << (top & 31);
       hash1 ^= zobrist1[top]!;
       hash2 ^= zobrist2[top]!;
+      unknownLeft += unknown[top]!;
+      phase = unknown[top]!;
       const call = 1 + 2 * top;
       unlift(call);
       entry = next[call]!;

@@ -12,6 +12,11 @@ export interface SimulationOptions {
   keys: number;
   /** Chance, in [0, 1), that an operation's outcome is lost (recorded as unknown). */
   unknownRate?: number;
+  /**
+   * Where a cas takes its expected value when it does not take the current one:
+   * 'held', any value the key has held (default); 'read', a value some get returned.
+   */
+  casExpects?: 'held' | 'read';
   /** Stop starting operations once this many were started; default unlimited. */
   maxOperations?: number;
 }
@@ -31,6 +36,7 @@ export function simulateRegister(tape: readonly number[], opts: SimulationOption
   const register = new Map<string, string | null>(keys.map((k) => [k, null]));
   // Values each key has held: a cas expects the current value or one of these, like a client acting on an older read.
   const held = new Map<string, (string | null)[]>(keys.map((k) => [k, [null]]));
+  const read = new Map<string, (string | null)[]>(keys.map((k) => [k, [null]]));
   const history: Operation[] = [];
   type Client = { phase: 'idle' } | { phase: 'called' | 'applied'; index: number; output: KvOutput | null };
   const clients: Client[] = Array.from({ length: opts.clients }, () => ({ phase: 'idle' }));
@@ -49,6 +55,7 @@ export function simulateRegister(tape: readonly number[], opts: SimulationOption
         held.get(op.key)!.push(op.value);
         return { kind: 'put' };
       case 'get':
+        read.get(op.key)!.push(current);
         return { kind: 'get', value: current };
       case 'cas':
         if (current !== op.expected) return { kind: 'cas', ok: false };
@@ -63,7 +70,7 @@ export function simulateRegister(tape: readonly number[], opts: SimulationOption
       if (finishing) return;
       const key = keys[pick(keys.length)]!;
       const value = `c${c}.${seq++}`;
-      const candidates = held.get(key)!;
+      const candidates = (opts.casExpects === 'read' ? read : held).get(key)!;
       let op: KvOp;
       switch (pick(3)) {
         case 0: op = { kind: 'put', key, value }; break;

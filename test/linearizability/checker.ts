@@ -23,7 +23,8 @@
 //   bitset is a Uint32Array with an incremental Zobrist hash; the cache is a
 //   hash map of those pairs with exact comparison on a hash match.
 // - This is the algorithm of Porcupine (github.com/anishathalye/porcupine,
-//   checkSingle), including its tie rule and its treatment of unknown outcomes.
+//   checkSingle), with its tie rule; an unknown outcome is a return at the end
+//   of time, as Porcupine's users record a timed-out call.
 //
 // Timestamps and ties: operation A precedes B in real time iff A.ret < B.call
 // (strictly). A return and a call at the same instant are concurrent; so in the

@@ -25,7 +25,7 @@ function refused(raw: unknown, setting: string, pattern: RegExp): void {
 test('a valid config gets the defaults', () => {
   const c = parseConfig(base());
   assert.equal(c.mode, 'push');
-  assert.equal(c.tickMs, 10);
+  assert.equal(c.tickMs, 25);
   assert.equal(c.members.length, 3);
   assert.deepEqual(c.members[1]?.client, { host: '127.0.0.1', port: 2381 });
 });

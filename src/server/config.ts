@@ -55,15 +55,21 @@ export interface NodeConfig {
   readonly clientTls: TlsConfig | null;
 }
 
-/** The defaults: 10 ms ticks, elections after 300–600 ms of silence. */
+/**
+ * The defaults: 25 ms ticks, elections after 500–1000 ms without a leader,
+ * heartbeats every 100 ms, fetches parked up to 200 ms. (etcd's are 100 ms
+ * heartbeats and a 1000 ms election timeout.) A 10 ms tick with 50 ms
+ * heartbeats cost an idle node twice etcd's CPU in wakeups alone
+ * (docs/bench/idle.md); these keep failover under a second or two.
+ */
 export const NODE_DEFAULTS = {
   mode: 'push',
   listenHost: null,
-  tickMs: 10,
-  electionTimeoutMinTicks: 30,
-  electionTimeoutMaxTicks: 60,
-  heartbeatIntervalTicks: 5,
-  fetchMaxWaitTicks: 10,
+  tickMs: 25,
+  electionTimeoutMinTicks: 20,
+  electionTimeoutMaxTicks: 40,
+  heartbeatIntervalTicks: 4,
+  fetchMaxWaitTicks: 8,
   requestTimeoutMs: 5000,
   snapshotEveryEntries: 10_000,
   snapshotEveryBytes: 64 << 20,

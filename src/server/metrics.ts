@@ -49,7 +49,8 @@ export function nodeStatus(runtime: NodeRuntime, transport: Transport, config: N
 export function nodeRegistry(runtime: NodeRuntime, transport: Transport, config: NodeConfig, client?: ClientApi): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ node: config.nodeId });
-  collectDefaultMetrics({ register: registry });
+  // The event-loop delay monitor samples every 100 ms (prom-client's default 10 ms wakes an idle node 100 times a second).
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
   const core = runtime.core;
   const m = runtime.metrics;
   const gauge = (name: string, help: string, read: () => number): void => {

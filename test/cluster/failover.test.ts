@@ -86,7 +86,7 @@ for (const mode of ['push', 'pull'] as const) {
         await retry('put', () => oldClient.put('x', 'before'));
         const oldTerm = (await old.status())?.term ?? 0;
         old.pause();
-        await sleep(1500); // well past the 300-600 ms election timeout
+        await sleep(2000); // well past the 500-1000 ms election timeout
         const next = await c.waitForLeader(20_000, [old.id]);
         const nextClient = clients.get(next.id) as EtcdTestClient;
         await retry('put to the new leader', () => nextClient.put('x', 'after'));

@@ -72,7 +72,7 @@ for (const mode of ['push', 'pull'] as const) {
               break;
             case 1:
               leader.pause();
-              await sleep(1200);
+              await sleep(1500); // past the 500-1000 ms election timeout
               leader.resume();
               break;
             default: {
@@ -80,7 +80,7 @@ for (const mode of ['push', 'pull'] as const) {
               // answered the moment it wakes, before it has caught up.
               const follower = c.nodes.find((n) => n !== leader && n.running) as TestNode;
               follower.pause();
-              await sleep(1000);
+              await sleep(1500);
               follower.resume();
             }
           }

@@ -1,20 +1,78 @@
-// Runs every benchmark in turn (`npm run bench`), each in its own process so
-// that one's heap and JIT state cannot colour the other's figures. Extra
-// arguments are not forwarded; run a benchmark on its own to pass options.
+// `npm run bench`: the cluster benchmarks of issue 5, one after another,
+// each in its own process (so that one's heap, JIT state and leftover
+// processes cannot colour the next one's figures), then a summary of every
+// target the reports judged. Each benchmark prints its own progress lines and
+// tables and writes docs/bench/<name>.{json,md} (and plots).
+//
+//   npm run bench                 # the full run (about 20 minutes on 2 cores)
+//   npm run bench -- --quick      # a smoke run of every benchmark (about 3 minutes); reports go to quick-* files
+//   npm run bench -- writes idle  # only these
+//
+// The core, election-time and storage benchmarks are separate scripts
+// (bench:core, report:election, bench:storage): they measure parts, not a
+// cluster.
 
 import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { REPORT_DIR } from './cluster/report.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** Runs one compiled benchmark script; returns its exit status. */
-export function runBenchmark(script: string): number {
-  console.log(`\n## ${script}\n`);
-  const r = spawnSync(process.execPath, [join(here, script)], { stdio: 'inherit' });
+/** The cluster benchmarks in the order they run, with the report each writes. */
+export const SUITE = [
+  { name: 'writes', script: 'writes.js', report: 'writes', what: 'writes and reads, 1/16/128 clients, push, pull, etcd (items 1-3)' },
+  { name: 'scale', script: 'scale.js', report: 'scale', what: '3 voters + 0/4/16/64 observers, push vs pull (item 4)' },
+  { name: 'idle', script: 'idle.js', report: 'idle', what: 'CPU of idle nodes, push, pull, etcd (item 5)' },
+  { name: 'backpressure', script: 'backpressure.js', report: 'backpressure', what: 'a follower stopped in bursts under load (item 6)' },
+  { name: 'failover', script: 'failover.js', report: 'failover', what: 'kill -9 of the leader to the first acknowledged write, 100 trials (item 7)' },
+] as const;
+
+/** Runs one compiled benchmark script in its own process; returns its exit status. */
+export function runBenchmark(script: string, args: readonly string[] = []): number {
+  console.log(`\n## ${script} ${args.join(' ')}\n`);
+  const r = spawnSync(process.execPath, [join(here, script), ...args], { stdio: 'inherit' });
   return r.status ?? 1;
 }
 
-let failed = 0;
-for (const script of ['core-throughput.js', 'election-time.js']) if (runBenchmark(script) !== 0) failed++;
-process.exit(failed === 0 ? 0 : 1);
+/** Lines of a markdown report that judge a target (they say **met** or **not met**). */
+export function verdictLines(markdown: string): string[] {
+  return markdown.split('\n').map((l) => l.trim()).filter((l) => /\*\*(met|not met)[^*]*\*\*/i.test(l));
+}
+
+function main(argv: readonly string[]): number {
+  const quick = argv.includes('--quick');
+  const only = argv.filter((a) => !a.startsWith('--'));
+  const chosen = SUITE.filter((b) => only.length === 0 || only.includes(b.name));
+  if (chosen.length === 0) {
+    console.error(`unknown benchmark(s) ${only.join(', ')}; known: ${SUITE.map((b) => b.name).join(', ')}`);
+    return 2;
+  }
+  const t0 = Date.now();
+  const status: { name: string; code: number; seconds: number }[] = [];
+  for (const b of chosen) {
+    const s = Date.now();
+    console.log(`\n# ${b.name}: ${b.what}`);
+    status.push({ name: b.name, code: runBenchmark(b.script, quick ? ['--quick'] : []), seconds: (Date.now() - s) / 1000 });
+  }
+  console.log(`\n# Summary (${Math.round((Date.now() - t0) / 1000)} s)\n`);
+  console.log('| benchmark | exit | seconds | report |');
+  console.log('| --- | --- | --- | --- |');
+  for (const s of status) {
+    const report = `docs/bench/${quick ? 'quick-' : ''}${s.name}.md`;
+    console.log(`| ${s.name} | ${s.code} | ${Math.round(s.seconds)} | ${report} |`);
+  }
+  console.log('\n## Targets\n');
+  for (const b of chosen) {
+    const file = join(REPORT_DIR, `${quick ? 'quick-' : ''}${b.report}.md`);
+    if (!existsSync(file)) {
+      console.log(`- ${b.name}: no report written`);
+      continue;
+    }
+    for (const line of verdictLines(readFileSync(file, 'utf8'))) console.log(`${line.startsWith('-') ? '' : '- '}${line.startsWith('-') ? line : `${b.name}: ${line}`}`);
+  }
+  return status.every((s) => s.code === 0) ? 0 : 1;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) process.exit(main(process.argv.slice(2)));

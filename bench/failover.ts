@@ -49,6 +49,8 @@ export interface FailoverTrial {
   readonly newLeader: string | null;
   /** Puts that failed (deadline, no leader, ...) before the first acknowledgement, all writers together. */
   readonly failedPuts: number;
+  /** The new leader's term minus the killed leader's (1: one election sufficed; more: split votes or failed campaigns). Null for etcd. */
+  readonly termsUsed: number | null;
 }
 
 /** One system's series. */
@@ -123,7 +125,8 @@ async function quorumlogSeries(mode: 'push' | 'pull', o: Options, report: (line:
     const timeouts = clusterTimeouts(c);
     for (let t = 0; t < o.trials; t++) {
       const leader = await c.waitForLeader(30_000);
-      const target = (await leader.status())?.commitIndex ?? 0;
+      const before = await leader.status();
+      const target = before?.commitIndex ?? 0;
       for (const n of c.nodes) await c.waitFor(n, (s) => s.appliedIndex >= target, 30_000, 'catching up before the trial');
       const survivors = c.nodes.filter((n) => n !== leader);
       const writers = survivors.map((n) => ({ label: n.id, client: new EtcdTestClient(n.endpoint, o.deadlineMs) }));
@@ -135,9 +138,11 @@ async function quorumlogSeries(mode: 'push' | 'pull', o: Options, report: (line:
         const ack = await firstAck(writers, `failover/${mode}/${t}`, o.intervalMs, t0);
         await killed;
         const next = await c.waitForLeader(30_000, [leader.id]).catch(() => null);
+        const after = await next?.status();
         trials.push({
           trial: t, killed: leader.id, failoverMs: ack.at === null ? null : Math.round((ack.at - t0) * 100) / 100,
           ackedBy: ack.by, newLeader: next?.id ?? null, failedPuts: ack.failed,
+          termsUsed: after === undefined || after === null || before === null ? null : after.term - before.term,
         });
       } finally {
         for (const w of writers) w.client.close();
@@ -193,7 +198,7 @@ async function etcdSeries(o: Options, report: (line: string, force?: boolean) =>
         await killed;
         trials.push({
           trial: t, killed: leader.name, failoverMs: ack.at === null ? null : Math.round((ack.at - t0) * 100) / 100,
-          ackedBy: ack.by, newLeader: null, failedPuts: ack.failed,
+          ackedBy: ack.by, newLeader: null, failedPuts: ack.failed, termsUsed: null,
         });
       } finally {
         for (const w of writers) w.client.close();
@@ -276,15 +281,21 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
 
   const rows = all.map((s) => [
     s.system, s.electionTimeout, s.stats.n, s.stats.failed, ms(s.stats.min), ms(s.stats.p50), ms(s.stats.p90), ms(s.stats.p99), ms(s.stats.max), ms(s.stats.mean),
+    s.system === 'etcd 3.4' ? '—' : `${s.trials.filter((x) => (x.termsUsed ?? 0) > 1).length}`,
     s.targetMs === null ? '—' : `p99 < ${s.targetMs} ms: ${s.targetMet === true ? 'met' : 'NOT met'}`,
   ]);
-  const table = mdTable(['system', 'election timeout', 'trials', 'failed', 'min', 'p50', 'p90', 'p99', 'max', 'mean', 'target'], rows);
+  const table = mdTable(['system', 'election timeout', 'trials', 'failed', 'min', 'p50', 'p90', 'p99', 'max', 'mean', 'trials with > 1 term', 'target'], rows);
   const t = timeouts;
   const settings = t === null ? '' : `quorumlog settings (read from the nodes' config, defaults where unset): ${t.tickMs} ms ticks, ` +
     `election timeout random in [${t.electionTimeoutMinTicks}, ${t.electionTimeoutMaxTicks}) ticks = ${t.electionTimeoutMinMs}-${t.electionTimeoutMaxMs} ms ` +
     `(in pull mode the fetch timeout), push heartbeats every ${t.heartbeatIntervalTicks} ticks, pull fetches parked up to ${t.fetchMaxWaitTicks} ticks.`;
-  const verdicts = all.filter((s) => s.targetMs !== null).map((s) =>
-    `- ${s.system}: p99 ${ms(s.stats.p99)} ms against the target of 2 election timeouts (< ${s.targetMs} ms): **${s.targetMet === true ? 'met' : 'not met'}**.`);
+  const verdicts = all.filter((s) => s.targetMs !== null).map((s) => {
+    const slow = s.trials.filter((x) => x.failoverMs === null || (s.targetMs !== null && x.failoverMs >= s.targetMs));
+    const multi = slow.filter((x) => (x.termsUsed ?? 0) > 1).length;
+    return `- ${s.system}: p99 ${ms(s.stats.p99)} ms against the target of 2 election timeouts (< ${s.targetMs} ms): **${s.targetMet === true ? 'met' : 'not met'}**.` +
+      (slow.length === 0 ? '' : ` ${slow.length} trial(s) took ${s.targetMs} ms or more; ${multi} of them needed more than one term ` +
+        '(a split vote or a failed campaign), the others elected at once and lost the time elsewhere (detection, the first commit, or a busy machine).');
+  });
   const etcdNote = o.etcd
     ? `etcd runs with its defaults: heartbeat ${ETCD_HEARTBEAT_MS} ms, election timeout ${ETCD_ELECTION_TIMEOUT_MS} ms ` +
       '(each member randomizes its timer in [1, 2) x that), so it waits longer before it suspects the leader: its figures are beside ours, not a like-for-like race.'

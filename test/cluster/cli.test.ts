@@ -13,7 +13,7 @@ import { CLI_PATH } from '../../src/cli/cluster.js';
 
 test('quorumlog cluster prints endpoints, leader and restart commands, and SIGINT stops every node', { timeout: 60_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'quorumlog-cli-'));
-  const base = 20_000 + Math.floor(Math.random() * 30_000);
+  const base = 10_000 + Math.floor(Math.random() * 22_000); // below the ephemeral port range
   const child = spawn(process.execPath, [CLI_PATH, 'cluster', '--nodes', '3', '--mode', 'pull', '--data-dir', dir, '--base-port', String(base)]);
   let out = '';
   child.stdout.on('data', (d: Buffer) => { out += d.toString(); });

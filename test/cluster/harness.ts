@@ -31,7 +31,8 @@ process.on('exit', () => {
 /** Finds a base port with 300 free ports above it (client, peer, metrics ranges). */
 async function freeBasePort(count: number): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    // Below the ephemeral range (32768+ here), so that outgoing connections cannot take a port a node will listen on after a restart.
+    const base = 10_000 + Math.floor(Math.random() * 22_000);
     const ports = [];
     for (let i = 0; i < count; i++) ports.push(base + i, base + 100 + i, base + 200 + i);
     const ok = await Promise.all(ports.map((p) => portFree(p)));

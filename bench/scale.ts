@@ -17,8 +17,12 @@
 // - catch-up: after the load stops, the time until every observer's own
 //   appliedIndex reaches the leader's commit index.
 //
-// Writes docs/bench/<name>.json, .md and .svg (leader CPU against observer
-// count, both modes, loaded and idle).
+// Writes docs/bench/<name>.json, .md and .svg (the leader's CPU, and its CPU
+// per 1000 writes, against the observer count, both modes). Observers run K
+// to a process in bench/cluster/observer-host.ts; the voters are started here
+// as `quorumlog start` processes, as test/cluster/harness.ts starts them, so
+// that --profile-dir can add node flags. Every process is killed and the
+// temporary directory removed even when a configuration fails.
 //
 //   node .build/bench-g/bench/scale.js [--quick] [--observers 0,4,16,64]
 //     [--modes push,pull] [--duration-ms 10000] [--idle-ms 5000] [--clients 16]
@@ -30,8 +34,9 @@
 // round can be coloured by whatever else runs. --quick: 0 and 4 observers,
 // 3 s of load, 2 s idle, one round (under a minute), report name quick-scale.
 // --set adds a node setting to every member's config (e.g.
-// --set fetchMaxWaitTicks=16), to try a remedy that the figures suggest. --profile-dir: the voters run with `node --cpu-prof` and
-// are stopped with SIGTERM so that their profiles are written to DIR.
+// --set fetchMaxWaitTicks=16), to try a remedy that the figures suggest.
+// --profile-dir: the voters run with `node --cpu-prof` and are stopped with
+// SIGTERM so that their profiles are written to DIR/<mode>-<observers>/.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -118,9 +118,15 @@ function spread(xs: number[]): Spread | null {
   return { samples: s.length, p50: at(0.5), p99: at(0.99), max: s[s.length - 1] as number };
 }
 
-/** Every child process this script started, killed if it exits early. */
+/** Every child process this script started, and the directories it made: killed and removed if it exits early. */
 const live = new Set<ChildProcess>();
-process.on('exit', () => { for (const c of live) c.kill('SIGKILL'); });
+const liveDirs = new Set<string>();
+process.on('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+  for (const d of liveDirs) if (process.env['KEEP_CLUSTER_DIRS'] === undefined) rmSync(d, { recursive: true, force: true });
+});
+// Ctrl-C would otherwise end the process without 'exit', leaving 67 nodes behind.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
 
 function track(c: ChildProcess): ChildProcess {
   live.add(c);
@@ -176,6 +182,7 @@ class Cluster {
     try {
       const layout = prepareCluster({ nodes: 3, observers, mode, dataDir: dir, basePort: await freeBasePort(3 + observers), extra: { ...settings, logLevel: 'warn' } });
       const c = new Cluster(dir, layout);
+      liveDirs.add(dir);
       for (const m of layout.members) {
         if (m.role !== 'voter') continue;
         const fd = openSync(join(dir, m.id, 'node.log'), 'a');
@@ -217,6 +224,7 @@ class Cluster {
   async close(): Promise<void> {
     await Promise.all([...this.voters.values()].map((c) => stopChild(c, 'SIGKILL')));
     if (process.env['KEEP_CLUSTER_DIRS'] === undefined) rmSync(this.dir, { recursive: true, force: true });
+    liveDirs.delete(this.dir);
   }
 }
 

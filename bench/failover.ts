@@ -294,7 +294,8 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     const multi = slow.filter((x) => (x.termsUsed ?? 0) > 1).length;
     return `- ${s.system}: p99 ${ms(s.stats.p99)} ms against the target of 2 election timeouts (< ${s.targetMs} ms): **${s.targetMet === true ? 'met' : 'not met'}**.` +
       (slow.length === 0 ? '' : ` ${slow.length} trial(s) took ${s.targetMs} ms or more; ${multi} of them needed more than one term ` +
-        '(a split vote or a failed campaign), the others elected at once and lost the time elsewhere (detection, the first commit, or a busy machine).');
+        '(a split vote or a failed campaign)' + (slow.length > multi
+        ? `, ${slow.length - multi} elected at once and lost the time elsewhere (detection, the first commit, or a busy machine).` : '.'));
   });
   const etcdNote = o.etcd
     ? `etcd runs with its defaults: heartbeat ${ETCD_HEARTBEAT_MS} ms, election timeout ${ETCD_ELECTION_TIMEOUT_MS} ms ` +

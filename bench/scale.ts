@@ -585,11 +585,13 @@ export function scaleMarkdown(spec: ScaleSpec, rows: readonly ScaleSummary[], na
       '(578 ms of a 4 s window, against 192 ms for pull), while the pull leader answers each observer\'s fetch once with everything since its offset, ' +
       'so more entries travel per message and its cost per write grows more slowly with the observer count.' +
       (pull.idleLeaderCpu >= 0.85 * push.idleLeaderCpu
-        ? ` Idle, pull is no cheaper, or barely, although it sends fewer messages (an idle fetch is answered after ${fetchWaitMs} ms, ` +
-          `push heartbeats every ${heartbeatMs} ms: 650 against 1,280 write syscalls a second with the earlier 50/100 ms settings, from /proc/<pid>/io). ` +
-          'In the idle leaders\' profiles the JavaScript is equally small in both modes (about 10 ms a second, mostly `writev` and timers); ' +
-          'the rest of the idle CPU that /proc counts is spent outside JavaScript (loopback TCP in the kernel, libuv, the GC threads), ' +
-          'and the difference in message count does not show above the run-to-run spread (about ±0.5 % of a core here).'
+        ? ` Idle, pull is not cheaper although it sends fewer messages (an idle fetch is answered after ${fetchWaitMs} ms, ` +
+          `push heartbeats every ${heartbeatMs} ms). strace -c on the idle leaders with 64 observers (25 ms ticks, 100 ms heartbeats, 200 ms fetch wait): ` +
+          'pull made 264 writev and 291 read calls a second against push\'s 647 and 648, but 154 epoll waits a second against 127: ' +
+          'the 64 parked fetches expire spread over the ticks, so the pull leader wakes up to answer a few at a time, where push sends all its heartbeats in one go. ' +
+          'The JavaScript in the two idle profiles is equally small (about 10 ms a second), so the extra cost that /proc counts most likely comes with the wake-ups ' +
+          '(kernel, libuv, entering V8) rather than the messages; this is an inference, not yet tested. Letting parked fetches expire together (deadlines rounded up to a multiple of heartbeatIntervalTicks) ' +
+          'should remove the difference; that is a change to src/core/replication/pull.ts. The difference is under one point of a core.'
         : ''));
   }
   return [

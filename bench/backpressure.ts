@@ -37,6 +37,8 @@ export interface Sample {
   readonly t: number;
   readonly slowStopped: boolean;
   readonly leaderRssBytes: number;
+  /** The other follower's RSS: it holds the same state machine and log but queues nothing, so leader - other ≈ what leading costs. */
+  readonly otherRssBytes: number;
   readonly queuedToSlowBytes: number;
   readonly leaderCommit: number;
   readonly otherCommit: number;
@@ -54,6 +56,9 @@ export interface ModeResult {
   readonly rssStartBytes: number;
   readonly rssMaxBytes: number;
   readonly rssFinalBytes: number;
+  readonly otherRssMaxBytes: number;
+  /** The largest leader RSS minus the other follower's RSS at the same sample. */
+  readonly leaderOverOtherMaxBytes: number;
   readonly queuedMaxBytes: number;
   readonly queuedFinalBytes: number;
   /** The other follower's commit rate over the bursts, entries/s, and while the slow one was stopped. */
@@ -87,6 +92,7 @@ async function runMode(mode: 'push' | 'pull', o: Options, report: (line: string,
     const leader = await c.waitForLeader(30_000);
     const [slow, other] = c.nodes.filter((n) => n !== leader) as [TestNode, TestNode];
     const leaderPid = leader.process?.pid as number;
+    const otherPid = other.process?.pid as number;
     // Sample times are kept raw and made relative to the first SIGSTOP afterwards.
     const raw: (Omit<Sample, 't'> & { at: number })[] = [];
     const stoppedIntervals: [number, number][] = [];
@@ -97,7 +103,7 @@ async function runMode(mode: 'push' | 'pull', o: Options, report: (line: string,
         const at = performance.now();
         const [ls, os, ss] = await Promise.all([leader.status(), other.status(), slow.status()]);
         raw.push({
-          at, slowStopped: slow.paused, leaderRssBytes: rssBytes(leaderPid),
+          at, slowStopped: slow.paused, leaderRssBytes: rssBytes(leaderPid), otherRssBytes: rssBytes(otherPid),
           queuedToSlowBytes: ls?.replication.find((r) => r.id === slow.id)?.sendQueueBytes ?? NaN,
           leaderCommit: ls?.commitIndex ?? NaN, otherCommit: os?.commitIndex ?? NaN, slowApplied: ss?.appliedIndex ?? NaN,
         });
@@ -191,7 +197,9 @@ async function runMode(mode: 'push' | 'pull', o: Options, report: (line: string,
       rssMaxBytes: Math.max(...finite(samples.map((s) => s.leaderRssBytes))),
       rssFinalBytes: rssBytes(leaderPid),
       queuedMaxBytes: Math.max(0, ...finite(samples.map((s) => s.queuedToSlowBytes))),
-      queuedFinalBytes: samples.at(-1)?.queuedToSlowBytes ?? NaN,
+      queuedFinalBytes: samples.filter((s) => Number.isFinite(s.queuedToSlowBytes)).at(-1)?.queuedToSlowBytes ?? NaN,
+      otherRssMaxBytes: Math.max(...finite(samples.map((s) => s.otherRssBytes))),
+      leaderOverOtherMaxBytes: Math.max(...finite(samples.map((s) => s.leaderRssBytes - s.otherRssBytes))),
       otherCommitPerSecond: otherRate(during),
       otherCommitPerSecondWhileStopped: stoppedSeconds > 0 ? stoppedAdvance / stoppedSeconds : NaN,
       otherLongestStallMs: Math.round(longestStall),
@@ -248,11 +256,12 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   }
 
   const table = mdTable(
-    ['mode', 'writes/s (errors)', 'leader RSS start / max / final (MiB)', 'queued to slow peer max / final (MiB)',
+    ['mode', 'writes/s (errors)', 'leader RSS start / max / final (MiB)', 'other follower RSS max (MiB)', 'leader minus other, max (MiB)',
+      'queued to slow peer max / final (MiB)',
       'other follower commits/s (while slow stopped)', 'its longest stall (200 ms samples)', 'slow lag at last SIGCONT', 'catch-up'],
     results.map((r) => [
       r.mode, `${fmt(r.load.opsPerSecond, 0)} (${r.load.errors})`,
-      `${mib(r.rssStartBytes)} / ${mib(r.rssMaxBytes)} / ${mib(r.rssFinalBytes)}`,
+      `${mib(r.rssStartBytes)} / ${mib(r.rssMaxBytes)} / ${mib(r.rssFinalBytes)}`, mib(r.otherRssMaxBytes), mib(r.leaderOverOtherMaxBytes),
       `${mib(r.queuedMaxBytes)} / ${mib(r.queuedFinalBytes)}`,
       `${fmt(r.otherCommitPerSecond, 0)} (${fmt(r.otherCommitPerSecondWhileStopped, 0)})`,
       `${fmt(r.otherLongestStallMs, 0)} ms`, `${fmt(r.slowLagAtResumeEntries, 0)} entries`,
@@ -262,8 +271,9 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     const bounded = r.queuedMaxBytes <= PEER_QUEUE_BOUND_BYTES + MiB;
     const keeps = r.otherLongestStallMs < 1000 && r.otherCommitPerSecondWhileStopped > 0;
     return `- ${r.mode}: the leader's queue to the stopped follower peaked at ${mib(r.queuedMaxBytes)} MiB ` +
-      `(${bounded ? 'within' : 'ABOVE'} the 64 MiB per-peer bound), its RSS at ${mib(r.rssMaxBytes)} MiB (${mib(r.rssFinalBytes)} MiB at the end); ` +
-      `the others ${keeps ? 'kept committing' : 'did NOT keep committing'} (longest stall ${fmt(r.otherLongestStallMs, 0)} ms, ` +
+      `(${bounded ? 'within' : 'ABOVE'} the 64 MiB per-peer bound), its RSS at ${mib(r.rssMaxBytes)} MiB (${mib(r.rssFinalBytes)} MiB at the end), ` +
+      `at most ${mib(r.leaderOverOtherMaxBytes)} MiB above the other follower's (${mib(r.otherRssMaxBytes)} MiB at most), which holds the same data but queues nothing; ` +
+      `the others ${keeps ? 'kept committing' : 'kept committing but stood still for over a second at least once'} (longest stall ${fmt(r.otherLongestStallMs, 0)} ms, ` +
       `${fmt(r.otherCommitPerSecondWhileStopped, 0)} entries/s while the slow one was stopped); the slow follower ` +
       (r.catchUpMs === null ? 'did not catch up within the cap.' : `caught up ${fmt(r.slowLagAtResumeEntries, 0)} entries in ${fmt(r.catchUpMs, 0)} ms.`);
   });
@@ -275,6 +285,8 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
       `${o.stopMs} ms and let run for ${o.runMs} ms, again and again, for ${fmt(results[0]?.stoppedIntervals.at(-1)?.[1] ?? NaN, 1)} s, ending stopped; ` +
       'then it gets SIGCONT and the load stops. Sampled every 200 ms: the leader\'s RSS (/proc), its bytes queued to the slow peer ' +
       '(what `quorumlog_peer_inflight_bytes{peer}` exports), and the commit index of the leader and of the other follower. ' +
+      'The other follower\'s RSS is sampled too: it holds the same key-value store (with its MVCC history, which grows with every write ' +
+      'until a compaction) and the same log, so the leader\'s RSS above it is what leading, queues included, costs. ' +
       'Catch-up is the time from the last SIGCONT until the slow follower has applied the leader\'s final commit index. ' +
       '"Entries" are log entries, each a batch of many writes.',
     '',
@@ -295,6 +307,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
       title: `${r.mode} mode: leader ${r.leader}'s memory`, yLabel: 'MiB', shaded: r.stoppedIntervals, shadedLabel: `${r.slow} stopped`,
       series: [
         { label: 'leader RSS', points: r.samples.map((s) => [s.t, s.leaderRssBytes / MiB]) },
+        { label: `${r.other} RSS`, points: r.samples.map((s) => [s.t, s.otherRssBytes / MiB]) },
         { label: `queued to ${r.slow}`, points: r.samples.map((s) => [s.t, s.queuedToSlowBytes / MiB]) },
       ],
     });

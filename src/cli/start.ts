@@ -24,6 +24,7 @@ export interface StartFlags {
   readonly requestTimeoutMs?: string;
   readonly snapshotEveryEntries?: string;
   readonly snapshotEveryBytes?: string;
+  readonly historyRetentionRevisions?: string;
   readonly peerTlsCert?: string;
   readonly peerTlsKey?: string;
   readonly peerTlsCa?: string;
@@ -35,7 +36,7 @@ export interface StartFlags {
 
 /** The numeric settings that have a flag of the same name (kebab-case). */
 export const NUMERIC_FLAGS = ['tickMs', 'electionTimeoutMinTicks', 'electionTimeoutMaxTicks', 'heartbeatIntervalTicks',
-  'fetchMaxWaitTicks', 'requestTimeoutMs', 'snapshotEveryEntries', 'snapshotEveryBytes'] as const;
+  'fetchMaxWaitTicks', 'requestTimeoutMs', 'snapshotEveryEntries', 'snapshotEveryBytes', 'historyRetentionRevisions'] as const;
 
 /** camelCase to --kebab-case. */
 export function flagName(key: string): string {

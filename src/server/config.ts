@@ -50,6 +50,8 @@ export interface NodeConfig {
   readonly requestTimeoutMs: number;
   readonly snapshotEveryEntries: number;
   readonly snapshotEveryBytes: number;
+  /** Key-value revisions kept behind the current one before the leader compacts automatically; 0 = never. */
+  readonly historyRetentionRevisions: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   readonly peerTls: TlsConfig | null;
   readonly clientTls: TlsConfig | null;
@@ -73,6 +75,7 @@ export const NODE_DEFAULTS = {
   requestTimeoutMs: 5000,
   snapshotEveryEntries: 10_000,
   snapshotEveryBytes: 64 << 20,
+  historyRetentionRevisions: 100_000,
   logLevel: 'info',
   peerTls: null,
   clientTls: null,
@@ -89,7 +92,7 @@ export class ConfigFileError extends Error {
 }
 
 const KEYS = new Set(['clusterId', 'nodeId', 'mode', 'dataDir', 'members', 'listenHost', 'tickMs', 'electionTimeoutMinTicks',
-  'electionTimeoutMaxTicks', 'heartbeatIntervalTicks', 'fetchMaxWaitTicks', 'requestTimeoutMs', 'snapshotEveryEntries', 'snapshotEveryBytes',
+  'electionTimeoutMaxTicks', 'heartbeatIntervalTicks', 'fetchMaxWaitTicks', 'requestTimeoutMs', 'snapshotEveryEntries', 'snapshotEveryBytes', 'historyRetentionRevisions',
   'logLevel', 'peerTls', 'clientTls']);
 const MEMBER_KEYS = new Set(['id', 'role', 'peer', 'client', 'metrics']);
 const TLS_KEYS = new Set(['cert', 'key', 'ca']);
@@ -152,6 +155,7 @@ export function parseConfig(raw: unknown): NodeConfig {
     requestTimeoutMs: int('requestTimeoutMs', NODE_DEFAULTS.requestTimeoutMs, 1),
     snapshotEveryEntries: int('snapshotEveryEntries', NODE_DEFAULTS.snapshotEveryEntries, 1),
     snapshotEveryBytes: int('snapshotEveryBytes', NODE_DEFAULTS.snapshotEveryBytes, 1),
+    historyRetentionRevisions: int('historyRetentionRevisions', NODE_DEFAULTS.historyRetentionRevisions, 0),
     logLevel: oneOf(o['logLevel'] ?? NODE_DEFAULTS.logLevel, 'logLevel', ['debug', 'info', 'warn', 'error'] as const),
     peerTls: tls(o['peerTls'], 'peerTls'),
     clientTls: tls(o['clientTls'], 'clientTls'),

@@ -16,6 +16,7 @@ import { TcpTransport } from '../transport/tcp.js';
 import { Prng } from '../util/prng.js';
 import { claimDataDir, type Address, type NodeConfig } from './config.js';
 import { startClientApi, type ClientApi } from './client-api.js';
+import { startAutoCompaction } from './auto-compaction.js';
 import { RuntimeKvBackend } from './kv-backend.js';
 import { nodeRegistry, nodeStatus, startMetricsServer } from './metrics.js';
 
@@ -80,6 +81,10 @@ export async function startNode(config: NodeConfig, opts: { logger?: Logger; onF
   }
   await runtime.start();
   const backend = new RuntimeKvBackend(runtime, sm, config);
+  const stopCompaction = startAutoCompaction(backend, {
+    retentionRevisions: config.historyRetentionRevisions, isLeader: () => runtime.core.role.kind === 'leader',
+    logger: logger.child({ component: 'auto-compaction' }),
+  });
   let etcd: ClientApi | null = null;
   let metrics: Server | null = null;
   const status = () => nodeStatus(runtime, transport, config);
@@ -101,6 +106,7 @@ export async function startNode(config: NodeConfig, opts: { logger?: Logger; onF
     runtime, config, logger,
     stop(): Promise<void> {
       stopping ??= (async () => {
+        stopCompaction();
         await etcd?.close();
         await new Promise<void>((resolve) => {
           if (metrics === null) resolve();

@@ -38,7 +38,7 @@ export function runBenchmark(script: string, args: readonly string[] = []): numb
 
 /** Lines of a markdown report that judge a target (they say **met** or **not met**). */
 export function verdictLines(markdown: string): string[] {
-  return markdown.split('\n').map((l) => l.trim()).filter((l) => /\*\*(met|not met)[^*]*\*\*/i.test(l));
+  return markdown.split('\n').map((l) => l.trim()).filter((l) => /\*\*(not )?met\b|\b(not )?met\*\*/i.test(l));
 }
 
 function main(argv: readonly string[]): number {

@@ -62,7 +62,7 @@ export function program(out: (line: string) => void = console.log): Command {
     .option('--request-timeout-ms <ms>', 'client request deadline (default 5000)')
     .option('--snapshot-every-entries <n>', 'snapshot and compact after this many applied entries (default 10000)')
     .option('--snapshot-every-bytes <n>', '...or this many bytes of them (default 64 MiB)')
-    .option('--history-retention-revisions <n>', 'key-value revisions kept before the leader compacts automatically; 0 = never (default 100000)')
+    .option('--history-retention-revisions <n>', 'key-value revisions kept before the leader compacts automatically; 0 = never (default 10000)')
     .option('--peer-tls-cert <file>', 'PEM certificate for mutual TLS between nodes (with --peer-tls-key and --peer-tls-ca)')
     .option('--peer-tls-key <file>')
     .option('--peer-tls-ca <file>')

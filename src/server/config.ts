@@ -75,7 +75,7 @@ export const NODE_DEFAULTS = {
   requestTimeoutMs: 5000,
   snapshotEveryEntries: 10_000,
   snapshotEveryBytes: 64 << 20,
-  historyRetentionRevisions: 100_000,
+  historyRetentionRevisions: 10_000,
   logLevel: 'info',
   peerTls: null,
   clientTls: null,

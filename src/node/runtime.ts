@@ -326,6 +326,8 @@ export class NodeRuntime {
     const r = this.core.ready();
     this.metrics.roundsTotal++;
     for (const m of r.messages) this.sendRaft(m);
+    // Out to the sockets before the fsync blocks this thread: the followers persist while the leader does.
+    if (r.messages.length > 0) this.transport.flush();
     const { installed, timing } = this.storage.persist(r);
     if (timing.logSyncMs !== null) pushBounded(this.metrics.fsyncMs, timing.logSyncMs);
     for (const m of r.persistedMessages) this.sendRaft(m);

@@ -113,6 +113,11 @@ export class MemoryTransport implements Transport {
     return Promise.resolve();
   }
 
+  /** Delivery is already asynchronous and immediate here: nothing to flush. */
+  flush(): void {
+    // nothing queued locally
+  }
+
   close(): Promise<void> {
     if (this.state === 'started') this.network.detach(this);
     this.state = 'closed';

@@ -318,6 +318,10 @@ export class TcpTransport implements Transport {
     return true;
   }
 
+  flush(): void {
+    for (const p of this.outbound.values()) if (p.state === 'ready' && p.queue.length > 0) this.flushPeer(p);
+  }
+
   stats(): TransportStats {
     const peers: Record<string, PeerStats> = {};
     for (const p of this.outbound.values()) {
@@ -406,7 +410,7 @@ export class TcpTransport implements Transport {
       p.failures = 0;
       p.lastError = null;
       this.log.info({ peer: p.id }, `connected to peer ${p.id}`);
-      this.flush(p);
+      this.flushPeer(p);
     }
   }
 
@@ -466,12 +470,12 @@ export class TcpTransport implements Transport {
     p.flushScheduled = true;
     queueMicrotask(() => {
       p.flushScheduled = false;
-      this.flush(p);
+      this.flushPeer(p);
     });
   }
 
   /** Hands queued frames to the socket, corked into one writev, until it asks us to wait for 'drain'. */
-  private flush(p: Outbound): void {
+  private flushPeer(p: Outbound): void {
     const sock = p.socket;
     if (p.state !== 'ready' || p.waitingDrain || sock === null || p.queue.length === 0) return;
     let ok = true;
@@ -499,7 +503,7 @@ export class TcpTransport implements Transport {
         if (p.stallTimer !== null) clearTimeout(p.stallTimer);
         p.stallTimer = null;
         p.waitingDrain = false;
-        this.flush(p);
+        this.flushPeer(p);
       });
     }
   }

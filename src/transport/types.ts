@@ -58,6 +58,13 @@ export interface Transport {
    * receiver would take it for forged). May be called before start().
    */
   send(to: NodeId, frame: PeerFrame): boolean;
+  /**
+   * Hands every queued frame to its connection now instead of at the end of
+   * the current task. The runtime calls it before it blocks on the disk, so
+   * that the leader's AppendEntries reach the followers while its own fsync
+   * runs (send() alone would flush only after the fsync).
+   */
+  flush(): void;
   /** Sets the single handler of every valid frame received (from = the authenticated peer of that connection). */
   onFrame(handler: (from: NodeId, frame: PeerFrame) => void): void;
   /** Listens; resolves once listening. */

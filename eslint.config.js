@@ -7,7 +7,7 @@ import tseslint from 'typescript-eslint';
 const impure = 'src/core must stay pure and deterministic (no I/O, timers, clocks, randomness, Promises)';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'docs/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'docs/**', '.build/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

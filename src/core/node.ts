@@ -19,6 +19,7 @@ import * as pull from './replication/pull.js';
 import * as reads from './read-index.js';
 import type { Ready, ReadState, SnapshotChunk } from './ready.js';
 import type { Leader, Role } from './roles.js';
+import * as timers from './timers.js';
 import * as transitions from './transitions.js';
 
 /** What a node recovered from its disk at start-up. */
@@ -262,6 +263,15 @@ export class RaftNode {
       case 'candidate': return null;
       default: return assertNever(role, 'role');
     }
+  }
+
+  /**
+   * How many ticks may pass before one of them can act (see timers.ts): a
+   * runtime with nothing else to do may sleep that long and then call tick()
+   * once per tick that passed. At least 1; Infinity when no tick ever acts.
+   */
+  ticksUntilDue(): number {
+    return timers.ticksUntilDue(this);
   }
 
   /** The hard state as the runtime last persisted it. */

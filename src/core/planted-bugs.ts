@@ -22,4 +22,6 @@ export type PlantedBug =
   /** Acknowledge entries before they are durable (fetch or append response). node.ts ready() */
   | 'ackBeforePersist'
   /** Apply the leader's commit index beyond the entries known to match it. replication/*.ts */
-  | 'commitBeyondMatch';
+  | 'commitBeyondMatch'
+  /** Promise one quiet tick too many, so a sleeping runtime would miss a timer (not a safety rule: the runtime's timer contract). timers.ts */
+  | 'overstateTicksUntilDue';

@@ -5,6 +5,13 @@
 // clients and calls advance(). Everything runs on the event loop, one round
 // at a time; no core call ever comes between ready() and advance().
 //
+// Ticks are replayed, not polled: before the core sees anything (a frame, a
+// round, the timer) it gets one tick() per tickMs that has passed, and the
+// timer sleeps until the next tick that can act (RaftNode.ticksUntilDue), or
+// the next tick while client requests are outstanding. An idle follower
+// therefore wakes for the leader's heartbeats only, not 1000 / tickMs times a
+// second, and the core sees the same ticks in the same order either way.
+//
 // Batching: client commands queue while a round runs; the next round packs
 // all of them into as few entries as fit `maxEntryBytes` (one fsync for all).
 // Nothing waits on a timer: an idle node starts a round as soon as a request
@@ -148,10 +155,18 @@ export class NodeRuntime {
   /** Bytes of entries applied since the last snapshot. */
   private bytesSinceSnapshot = 0;
   private scheduled = false;
+  /** Ticks replayed since start. */
   private ticks = 0;
+  /** performance.now() of the last tick replayed into the core. */
+  private lastTickAt = 0;
+  private lastExpireTick = 0;
+  private readonly ticksPerSecond: number;
+  private readonly ticksPerExpiry: number;
   /** After the leader refused forwarded writes (it no longer leads): wait for a tick before forwarding again. */
   private forwardHoldUntil = 0;
   private timer: NodeJS.Timeout | null = null;
+  /** When the armed timer fires (performance.now() scale), or Infinity. */
+  private timerAt = Infinity;
   private stopped = false;
   private lastRole: RoleKind | null = null;
   private lastLeader: NodeId | null = null;
@@ -163,6 +178,8 @@ export class NodeRuntime {
       snapshotEveryEntries: 10_000, snapshotEveryBytes: 64 << 20, ...opts,
     };
     this.log = opts.logger;
+    this.ticksPerSecond = Math.max(1, Math.round(1000 / this.opts.tickMs));
+    this.ticksPerExpiry = Math.max(1, Math.round(50 / this.opts.tickMs));
     this.sm = opts.stateMachine;
     this.storage = opts.storage;
     this.transport = opts.transport;
@@ -180,7 +197,8 @@ export class NodeRuntime {
   async start(): Promise<void> {
     this.transport.onFrame((from, frame) => this.onFrame(from, frame));
     await this.transport.start();
-    this.timer = setInterval(() => this.onTick(), this.opts.tickMs);
+    this.lastTickAt = performance.now();
+    this.armTimer();
     this.schedule();
   }
 
@@ -188,7 +206,7 @@ export class NodeRuntime {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.timer !== null) clearInterval(this.timer);
+    if (this.timer !== null) clearTimeout(this.timer);
     this.failAll(new NodeStoppedError());
     await this.transport.close();
     this.storage.close();
@@ -231,6 +249,7 @@ export class NodeRuntime {
 
   /** Hands leadership to `target` (leader only). */
   transferLeadership(target: NodeId): void {
+    this.catchUpTicks();
     this.core.transferLeadership(target);
     this.schedule();
   }
@@ -241,21 +260,74 @@ export class NodeRuntime {
     return performance.now() + this.opts.requestTimeoutMs;
   }
 
-  private onTick(): void {
+  /**
+   * The timer: replays the ticks that passed, then sleeps until the next one
+   * that matters. With client work outstanding that is the next tick (its
+   * deadlines are checked on ticks); otherwise it is what the core says
+   * (RaftNode.ticksUntilDue: an idle follower sleeps until its election
+   * timeout, an idle leader until its next heartbeat), at most a second.
+   */
+  private onTimer(): void {
+    this.timer = null;
+    this.timerAt = Infinity;
     if (this.stopped) return;
-    if (++this.ticks % Math.max(1, Math.round(1000 / this.opts.tickMs)) === 0) {
-      try {
-        this.storage.flushHardState(); // a commit index held back by the lazy save
-      } catch (e) {
-        this.fatal(e);
-        return;
-      }
-    }
-    this.core.tick();
-    // Deadlines are checked about every 50 ms; a round runs only when there
-    // is something to do, so an idle node's tick is the core's tick alone.
-    if (this.ticks % Math.max(1, Math.round(50 / this.opts.tickMs)) === 0) this.expire();
+    this.catchUpTicks();
+    if (this.stopped) return;
     if (this.core.hasReady() || this.hasQueuedWork()) this.schedule();
+    this.armTimer();
+  }
+
+  /**
+   * Calls tick() once for every tick that has passed since the last one, so
+   * the core's clock is right before it sees anything else. After a long
+   * stall (SIGSTOP, a swapped-out process) at most an election timeout's
+   * worth of ticks is replayed; the rest are dropped, as an interval timer
+   * would drop them.
+   */
+  private catchUpTicks(): void {
+    const now = performance.now();
+    let n = Math.floor((now - this.lastTickAt) / this.opts.tickMs);
+    if (n <= 0) return;
+    const max = this.core.config.electionTimeoutMaxTicks + 1;
+    if (n > max) {
+      this.lastTickAt += (n - max) * this.opts.tickMs;
+      n = max;
+    }
+    for (let i = 0; i < n; i++) {
+      this.lastTickAt += this.opts.tickMs;
+      this.ticks++;
+      if (this.ticks % this.ticksPerSecond === 0) {
+        try {
+          this.storage.flushHardState(); // a commit index held back by the lazy save
+        } catch (e) {
+          this.fatal(e);
+          return;
+        }
+      }
+      this.core.tick();
+    }
+    // Deadlines are checked every few ticks while requests are outstanding.
+    if (this.ticks - this.lastExpireTick >= this.ticksPerExpiry) {
+      this.lastExpireTick = this.ticks;
+      this.expire();
+    }
+  }
+
+  /** Arms the timer for the next tick that matters, unless it already fires by then. */
+  private armTimer(): void {
+    if (this.stopped) return;
+    const ticks = this.hasOutstandingWork() ? 1 : Math.min(this.core.ticksUntilDue(), this.ticksPerSecond);
+    const at = this.lastTickAt + ticks * this.opts.tickMs;
+    if (this.timer !== null && this.timerAt <= at) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.onTimer(), Math.max(0, at - performance.now()));
+  }
+
+  /** Requests anywhere between arrival and answer: their deadlines need the clock. */
+  private hasOutstandingWork(): boolean {
+    return this.queue.length > 0 || this.readQueue.length > 0 || this.inLog.size > 0 || this.forwarded.size > 0 ||
+      this.readsAsked.size > 0 || this.readsConfirmed.length > 0;
   }
 
   /** Client work waiting for a round (not for the cluster). */
@@ -264,6 +336,8 @@ export class NodeRuntime {
   }
 
   private onFrame(from: NodeId, frame: PeerFrame): void {
+    if (this.stopped) return;
+    this.catchUpTicks();
     if (this.stopped) return;
     if (frame.kind === 'raft') {
       this.stepMessage(from, frame.message);
@@ -311,12 +385,15 @@ export class NodeRuntime {
   private round(): void {
     if (this.stopped) return;
     try {
+      this.catchUpTicks();
+      if (this.stopped) return;
       this.flushProposals();
       this.flushReads();
       for (let i = 0; i < 16 && this.core.hasReady(); i++) this.handleReady();
       this.maybeSnapshot();
       this.noteLeadership();
       if (this.core.hasReady()) this.schedule();
+      this.armTimer();
     } catch (e) {
       this.fatal(e);
     }
@@ -713,7 +790,7 @@ export class NodeRuntime {
   private fatal(e: unknown): void {
     this.log.fatal({ err: e }, 'stopping: the node cannot go on safely (storage failure or a broken invariant)');
     this.stopped = true;
-    if (this.timer !== null) clearInterval(this.timer);
+    if (this.timer !== null) clearTimeout(this.timer);
     this.failAll(new NodeStoppedError({ cause: e }));
     void this.transport.close();
     this.opts.onFatal?.(e);

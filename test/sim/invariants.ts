@@ -28,7 +28,7 @@ import { entryDigest } from './state-machine.js';
 export type Rule =
   | 'electionSafety' | 'logMatching' | 'leaderCompleteness' | 'stateMachineSafety' | 'monotonic'
   | 'durableMajority' | 'commitRule' | 'persistenceContract' | 'observerCounted' | 'staleRead' | 'liveness' | 'coreAssertion'
-  | 'storage' | 'unexpected';
+  | 'storage' | 'ticksUntilDue' | 'unexpected';
 
 /** A broken rule, with what broke it. */
 export class Violation extends Error {

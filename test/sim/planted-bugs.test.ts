@@ -30,6 +30,7 @@ const CASES: readonly Case[] = [
   { bug: 'countObserverTowardCommit', modes: ['push', 'pull'], rules: ['durableMajority'] },
   { bug: 'ackBeforePersist', modes: ['push', 'pull'], rules: ['persistenceContract', 'durableMajority'] },
   { bug: 'commitBeyondMatch', modes: ['push'], rules: ['stateMachineSafety', 'logMatching'] },
+  { bug: 'overstateTicksUntilDue', modes: ['push', 'pull'], rules: ['ticksUntilDue'] },
 ];
 
 for (const c of CASES) {

@@ -49,6 +49,12 @@ export interface SimNode {
   crashDuringPersist: boolean;
   /** Reads waiting for their ReadState: ctx -> the commit index known cluster-wide when asked. */
   readonly reads: Map<number, number>;
+  /**
+   * Ticks the core last promised would do nothing (ticksUntilDue() - 1, taken
+   * after the last input other than a tick, or after the tick that was due):
+   * what a runtime that sleeps between due ticks relies on.
+   */
+  quietTicks: number;
 }
 
 /** How a run ended. */
@@ -103,7 +109,7 @@ export class Simulator {
           : new SimDisk(),
         random: this.rng.fork(),
         tickPeriodMs: opts.tickMs * (1 + skew), core: null, sm: new DigestStateMachine(), incarnation: 0,
-        crashDuringPersist: false, reads: new Map(),
+        crashDuringPersist: false, reads: new Map(), quietTicks: 0,
       };
       this.nodes.set(id, node);
       this.start(node);
@@ -177,6 +183,7 @@ export class Simulator {
     }, persisted);
     node.sm = node.disk.snapshot === null ? new DigestStateMachine() : DigestStateMachine.restore(node.disk.snapshot.data);
     node.reads.clear();
+    node.quietTicks = 0;
     this.checker.onStart(node);
     this.schedule(node.tickPeriodMs, { kind: 'tick', node: node.id, incarnation: node.incarnation });
   }
@@ -195,8 +202,14 @@ export class Simulator {
       case 'tick': {
         const node = this.nodes.get(ev.node) as SimNode;
         if (node.core === null || node.incarnation !== ev.incarnation) return;
+        const promised = node.quietTicks;
+        const before = promised > 0 ? tickSignature(node.core) : '';
         node.core.tick();
+        if (promised > 0 && tickSignature(node.core) !== before) {
+          throw new Violation('ticksUntilDue', `${node.id}: a tick promised quiet acted (${before} -> ${tickSignature(node.core)})`);
+        }
         this.drain(node);
+        if (promised > 0) node.quietTicks = promised - 1; // the promise stands until its due tick
         const jitter = this.opts.clockSkew > 0 ? this.rng.float() * this.opts.clockSkew * this.opts.tickMs : 0;
         this.schedule(node.tickPeriodMs + jitter, { kind: 'tick', node: node.id, incarnation: node.incarnation });
         break;
@@ -333,6 +346,7 @@ export class Simulator {
       core.advance(r);
       this.checker.afterAdvance(node);
     }
+    if (node.core !== null) node.quietTicks = node.core.ticksUntilDue() - 1;
   }
 
   private apply(node: SimNode, e: Entry): void {
@@ -461,4 +475,11 @@ function encode(s: string): Uint8Array {
 }
 function decode(b: Uint8Array): string {
   return textDecoder.decode(b);
+}
+
+/** What a tick can change that a runtime would have to act on: role, term and every output list. */
+function tickSignature(core: RaftNode): string {
+  const due = core.role.kind === 'leader' && core.role.replicationDue;
+  return `${core.role.kind}/${core.term}/${core.outNow.length}/${core.outAfterPersist.length}/${core.readStates.length}/` +
+    `${core.readsAborted.length}/${core.snapshotChunks.length}/${core.snapshotToInstall !== null}/${due}`;
 }

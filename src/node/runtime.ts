@@ -141,6 +141,8 @@ export class NodeRuntime {
   private queueBytes = 0;
   private readonly inLog = new Map<LogIndex, InLog>();
   private readonly forwarded = new Map<number, Forwarded>();
+  /** Service channels (onChannel). */
+  private readonly channels = new Map<number, (from: NodeId, payload: Uint8Array) => void>();
   /** Read barriers not yet sent to the core or the leader. */
   private readQueue: Waiter[] = [];
   /** Read barriers asked of the core (ctx) or of the leader (reqId), by id. */
@@ -245,6 +247,24 @@ export class NodeRuntime {
       this.readQueue.push({ resolve: () => resolve(), reject, deadline: this.deadline() });
       this.schedule();
     });
+  }
+
+  /**
+   * Lets a service above the runtime talk to its peers on its own transport
+   * channel (leases forward keep-alives to the leader this way). Channel 1 is
+   * the runtime's own forwarding; a channel can have one handler. The
+   * handler gets untrusted bytes from `from` and must not throw on them.
+   */
+  onChannel(channel: number, handler: (from: NodeId, payload: Uint8Array) => void): void {
+    if (!Number.isInteger(channel) || channel <= FORWARD_CHANNEL || channel > 0xffff) throw new RangeError(`channel ${channel} is reserved or out of range (2..65535)`);
+    if (this.channels.has(channel)) throw new Error(`channel ${channel} already has a handler`);
+    this.channels.set(channel, handler);
+  }
+
+  /** Sends bytes to a peer on a service channel; false when the peer's send queue is full (the frame was not queued). */
+  sendChannel(to: NodeId, channel: number, payload: Uint8Array): boolean {
+    if (this.stopped) return false;
+    return this.transport.send(to, { kind: 'app', channel, payload });
   }
 
   /** Hands leadership to `target` (leader only). */
@@ -352,8 +372,18 @@ export class NodeRuntime {
       }
       this.onForward(from, m);
     } else {
-      this.metrics.malformedForwardFrames++;
-      this.log.warn({ peer: from, channel: frame.channel }, 'dropped a frame on an unknown channel');
+      const handler = this.channels.get(frame.channel);
+      if (handler !== undefined) {
+        try {
+          handler(from, frame.payload);
+        } catch (e) {
+          this.metrics.malformedForwardFrames++;
+          this.log.warn({ peer: from, channel: frame.channel, err: (e as Error).message }, 'a service channel handler failed on a frame');
+        }
+      } else {
+        this.metrics.malformedForwardFrames++;
+        this.log.warn({ peer: from, channel: frame.channel }, 'dropped a frame on an unknown channel');
+      }
     }
     this.schedule();
   }

@@ -11,6 +11,7 @@ import { nodeId, type NodeId } from '../protocol/ids.js';
 import { NodeRuntime } from '../node/runtime.js';
 import { NodeStorage } from '../node/node-storage.js';
 import { KvStateMachine } from '../services/kv/state-machine.js';
+import { ServiceStateMachine } from '../services/machine.js';
 import { NodeFileSystem } from '../storage/fs.js';
 import { TcpTransport } from '../transport/tcp.js';
 import { Prng } from '../util/prng.js';
@@ -23,6 +24,10 @@ import { nodeRegistry, nodeStatus, startMetricsServer } from './metrics.js';
 /** A running node and how to stop it. */
 export interface RunningNode {
   readonly runtime: NodeRuntime;
+  /** Every service's state machine, fed by the one log. */
+  readonly services: ServiceStateMachine;
+  /** The key-value service's state machine. */
+  readonly kv: KvStateMachine;
   readonly config: NodeConfig;
   readonly logger: Logger;
   /** Stops serving clients, then the runtime; idempotent. */
@@ -30,7 +35,12 @@ export interface RunningNode {
 }
 
 /** Starts a node; rejects (before anything listens) on a configuration or data directory problem. */
-export async function startNode(config: NodeConfig, opts: { logger?: Logger; onFatal?: (err: unknown) => void } = {}): Promise<RunningNode> {
+export async function startNode(config: NodeConfig, opts: {
+  logger?: Logger;
+  onFatal?: (err: unknown) => void;
+  /** Registers further services on the machine before the node recovers its state (an embedding application's, or a test's). */
+  registerServices?: (services: ServiceStateMachine) => void;
+} = {}): Promise<RunningNode> {
   const logger = opts.logger ?? pino({ level: config.logLevel, base: { node: config.nodeId, cluster: config.clusterId } });
   claimDataDir(config);
   const self = config.members.find((m) => m.id === config.nodeId);
@@ -50,6 +60,9 @@ export async function startNode(config: NodeConfig, opts: { logger?: Logger; onF
   });
   const storage = new NodeStorage(new NodeFileSystem(), config.dataDir);
   const sm = new KvStateMachine();
+  // One log for every service: the key-value store now; the others register here too.
+  const services = new ServiceStateMachine().register('kv', sm);
+  opts.registerServices?.(services);
   let runtime: NodeRuntime;
   try {
     runtime = new NodeRuntime({
@@ -67,7 +80,7 @@ export async function startNode(config: NodeConfig, opts: { logger?: Logger; onF
       },
       storage,
       transport,
-      stateMachine: sm,
+      stateMachine: services,
       logger: logger.child({ component: 'runtime' }),
       tickMs: config.tickMs,
       requestTimeoutMs: config.requestTimeoutMs,
@@ -103,7 +116,7 @@ export async function startNode(config: NodeConfig, opts: { logger?: Logger; onF
   logger.info({ mode: config.mode, peer: self.peer, client: self.client, metrics: self.metrics }, 'node started');
   let stopping: Promise<void> | null = null;
   return {
-    runtime, config, logger,
+    runtime, services, kv: sm, config, logger,
     stop(): Promise<void> {
       stopping ??= (async () => {
         stopCompaction();

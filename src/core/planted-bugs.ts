@@ -25,3 +25,10 @@ export type PlantedBug =
   | 'commitBeyondMatch'
   /** Promise one quiet tick too many, so a sleeping runtime would miss a timer (not a safety rule: the runtime's timer contract). timers.ts */
   | 'overstateTicksUntilDue';
+
+/** Every planted bug, for tools that take one by name (the simulator's CLI); the Record makes the compiler check the list is complete. */
+const ALL: Record<PlantedBug, true> = {
+  commitOldTermByCounting: true, doubleVote: true, voteBeforePersist: true, skipUpToDateCheck: true, skipDivergingTruncation: true,
+  skipPrevLogCheck: true, countObserverTowardCommit: true, ackBeforePersist: true, commitBeyondMatch: true, overstateTicksUntilDue: true,
+};
+export const PLANTED_BUGS: readonly PlantedBug[] = Object.keys(ALL) as PlantedBug[];

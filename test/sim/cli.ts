@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { ReplicationMode } from '../../src/core/config.js';
-import type { PlantedBug } from '../../src/core/planted-bugs.js';
+import { PLANTED_BUGS, type PlantedBug } from '../../src/core/planted-bugs.js';
 import { replayCommand, runSeed } from './run.js';
 
 interface BatchReport {
@@ -34,18 +34,41 @@ export function runBatch(
   return report;
 }
 
+const USAGE = `usage:
+  npm run sim -- --seed N [--mode push|pull|both] [--bug NAME] [--verbose]   replay one seed
+  npm run sim -- --seeds N [--from S] [--mode push|pull|both] [--workers W] [--bug NAME]   run many
+planted bugs (src/core/planted-bugs.ts): ${PLANTED_BUGS.join(', ')}`;
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      seed: { type: 'string' },
-      seeds: { type: 'string' },
-      from: { type: 'string', default: '1' },
-      mode: { type: 'string', default: 'both' },
-      bug: { type: 'string' },
-      workers: { type: 'string' },
-      verbose: { type: 'boolean', default: false },
-    },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      options: {
+        seed: { type: 'string' },
+        seeds: { type: 'string' },
+        from: { type: 'string', default: '1' },
+        mode: { type: 'string', default: 'both' },
+        bug: { type: 'string' },
+        workers: { type: 'string' },
+        verbose: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (e) {
+    console.error(`sim: ${(e as Error).message}\n${USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
+  const { values } = parsed;
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  if (values.bug !== undefined && !(PLANTED_BUGS as readonly string[]).includes(values.bug)) {
+    console.error(`sim: --bug ${values.bug} is not a planted bug\n${USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
   const modes: ReplicationMode[] = values.mode === 'both' ? ['push', 'pull'] : [values.mode as ReplicationMode];
   if (!['push', 'pull', 'both'].includes(values.mode)) throw new Error(`--mode must be push, pull or both, not ${values.mode}`);
   const bug = values.bug as PlantedBug | undefined;

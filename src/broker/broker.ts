@@ -1,0 +1,119 @@
+// A broker for an application to embed (Kafka's broker in KRaft mode): a
+// quorumlog observer — a non-voting member that pulls (or, in push mode, is
+// sent) the committed log — running the metadata state machine over its own
+// data directory. It restarts from its local position (its snapshot plus its
+// log), or, when it fell behind the controllers' log start, from the
+// snapshot the leader sends it. The application reads the local image, hears
+// each change, sees how far behind the leader it is, and may write records
+// (forwarded to the controllers' leader, as KRaft brokers forward admin
+// requests).
+//
+// The controllers are the voters of the same cluster, each running the
+// metadata service too (src/broker/controller.ts, or `quorumlog start` once
+// it registers the service).
+
+import type { Logger } from 'pino';
+import type { NodeConfig } from '../server/config.js';
+import { startNode, type RunningNode } from '../server/node-process.js';
+import type { MetadataImage } from '../services/metadata/image.js';
+import { MetadataStateMachine, type MetadataListener, type MetadataStateMachineOptions } from '../services/metadata/state-machine.js';
+import type { AcceptedRecord, MetadataRecord } from '../services/metadata/types.js';
+import { RuntimeMetadataBackend } from '../server/metadata/runtime-backend.js';
+import { attachMetadata } from './controller.js';
+
+/** How far a broker is behind. */
+export interface BrokerLag {
+  /** The leader's commit index as this broker last heard it (its high watermark). */
+  readonly leaderCommitIndex: number;
+  /** The log index this broker has applied. */
+  readonly appliedIndex: number;
+  /** leaderCommitIndex - appliedIndex (0 when caught up). */
+  readonly entries: number;
+  /** The metadata offset of this broker's image. */
+  readonly offset: number;
+}
+
+/** Options of {@link startBroker}. */
+export interface BrokerOptions {
+  /** The node's configuration; its own member must have role 'observer'. */
+  readonly config: NodeConfig;
+  readonly logger?: Logger;
+  /** Passed to the metadata state machine (historyRecords must match the controllers'). */
+  readonly machine?: MetadataStateMachineOptions;
+  /** Called if the node must stop (a storage failure); default: the error is logged and the broker stops. */
+  readonly onFatal?: (err: unknown) => void;
+}
+
+/** A running broker. */
+export interface Broker {
+  readonly id: string;
+  readonly node: RunningNode;
+  readonly machine: MetadataStateMachine;
+  /** The local image (immutable). */
+  image(): MetadataImage;
+  /** Hears every applied record (with its delta) and every reset by a snapshot; returns the unsubscribe function. */
+  subscribe(listener: MetadataListener): () => void;
+  /** How far behind the leader this broker is. */
+  lag(): BrokerLag;
+  /** Writes a record through the controllers' leader; resolves once this broker has applied it. */
+  write(record: MetadataRecord): Promise<AcceptedRecord>;
+  /** Resolves once the image has reached `offset` (rejects after `timeoutMs`). */
+  waitForOffset(offset: number, timeoutMs?: number): Promise<MetadataImage>;
+  /** Stops the node (idempotent). */
+  stop(): Promise<void>;
+}
+
+/** The broker's own member is not an observer. */
+export class BrokerConfigError extends Error {
+  override readonly name = 'BrokerConfigError';
+}
+
+/** Starts a broker: an observer node with the metadata service, recovered from its data directory. */
+export async function startBroker(o: BrokerOptions): Promise<Broker> {
+  const self = o.config.members.find((m) => m.id === o.config.nodeId);
+  if (self === undefined) throw new BrokerConfigError(`node ${o.config.nodeId} is not in the member list`);
+  if (self.role !== 'observer') throw new BrokerConfigError(`a broker runs as an observer, but member ${self.id} is a ${self.role}; the controllers are the voters`);
+  let machine: MetadataStateMachine | null = null;
+  const node = await startNode(o.config, {
+    ...(o.logger !== undefined ? { logger: o.logger } : {}),
+    ...(o.onFatal !== undefined ? { onFatal: o.onFatal } : {}),
+    registerServices: (services) => {
+      machine = attachMetadata(services, o.machine);
+    },
+  });
+  const m = machine as MetadataStateMachine | null;
+  if (m === null) {
+    await node.stop();
+    throw new Error('the node did not register its services');
+  }
+  const backend = new RuntimeMetadataBackend(node.runtime, m);
+  return {
+    id: o.config.nodeId,
+    node,
+    machine: m,
+    image: () => m.image,
+    subscribe: (listener) => m.subscribe(listener),
+    lag(): BrokerLag {
+      const leaderCommitIndex = node.runtime.core.log.commit;
+      const appliedIndex = node.runtime.appliedIndex;
+      return { leaderCommitIndex, appliedIndex, entries: Math.max(0, leaderCommitIndex - appliedIndex), offset: m.image.offset };
+    },
+    write: (record) => backend.write(record),
+    waitForOffset(offset: number, timeoutMs = 30_000): Promise<MetadataImage> {
+      if (m.image.offset >= offset) return Promise.resolve(m.image);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          off();
+          reject(new Error(`broker ${o.config.nodeId}: the image did not reach offset ${offset} within ${timeoutMs} ms (at ${m.image.offset})`));
+        }, timeoutMs);
+        const off = m.subscribe(() => {
+          if (m.image.offset < offset) return;
+          clearTimeout(timer);
+          off();
+          resolve(m.image);
+        });
+      });
+    },
+    stop: () => node.stop(),
+  };
+}

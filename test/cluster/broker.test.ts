@@ -1,0 +1,183 @@
+// The metadata log on real processes: three controllers (voters, each its own
+// process running the metadata service and its gRPC API) and brokers embedded
+// in this process as observers (src/broker), in pull mode — the brokers'
+// native mode — and in push mode. Records written through the controllers'
+// API and through a broker reach every broker's image, equal to the
+// controllers'; a broker restarted from its disk catches up from its own
+// position; a broker that starts after the controllers compacted their log
+// catches up through a snapshot; lag() falls to zero.
+
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, openSync, closeSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
+import { pino } from 'pino';
+import { startBroker, type Broker } from '../../src/broker/broker.js';
+import { prepareCluster, type ClusterLayout } from '../../src/cli/cluster.js';
+import { loadConfigFile } from '../../src/server/config.js';
+import { MetadataClient } from '../../src/server/metadata/client.js';
+import { encodeImage } from '../../src/services/metadata/codec.js';
+import type { MetadataEvent } from '../../src/services/metadata/state-machine.js';
+import type { AcceptedRecord, MetadataRecord } from '../../src/services/metadata/types.js';
+
+const CONTROLLER_MAIN = fileURLToPath(new URL('../../src/broker/controller-main.js', import.meta.url));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** A base port below the ephemeral range with the layout's ports (and base+50.. for the metadata APIs) free. */
+async function freeBasePort(members: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 10_000 + Math.floor(Math.random() * 22_000);
+    const ports: number[] = [];
+    for (let i = 0; i < members; i++) ports.push(base + i, base + 50 + i, base + 100 + i, base + 200 + i);
+    if ((await Promise.all(ports.map(portFree))).every((x) => x)) return base;
+  }
+  throw new Error('no free port range found');
+}
+
+interface Cluster {
+  readonly dir: string;
+  readonly layout: ClusterLayout;
+  readonly base: number;
+  readonly controllers: ChildProcess[];
+  readonly client: MetadataClient;
+}
+
+async function startControllers(mode: 'push' | 'pull', brokers: number): Promise<Cluster> {
+  const dir = mkdtempSync(join(tmpdir(), `quorumlog-broker-${mode}-`));
+  const base = await freeBasePort(3 + brokers);
+  const layout = prepareCluster({ nodes: 3, mode, dataDir: dir, basePort: base, observers: brokers, extra: { logLevel: 'warn', snapshotEveryEntries: 20 } });
+  const controllers = ['n1', 'n2', 'n3'].map((id, i) => {
+    const fd = openSync(join(dir, id, 'node.log'), 'a');
+    const child = spawn(process.execPath, [CONTROLLER_MAIN, '--config', layout.configPath(id), '--metadata-port', String(base + 50 + i)], { stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    return child;
+  });
+  const client = new MetadataClient([0, 1, 2].map((i) => `127.0.0.1:${base + 50 + i}`), 5000);
+  return { dir, layout, base, controllers, client };
+}
+
+async function stopControllers(c: Cluster): Promise<void> {
+  c.client.close();
+  await Promise.all(c.controllers.map((p) => new Promise<void>((r) => {
+    if (p.exitCode !== null || p.signalCode !== null) return r();
+    p.once('exit', () => r());
+    p.kill('SIGKILL');
+  })));
+  if (process.env['KEEP_CLUSTER_DIRS'] === undefined) rmSync(c.dir, { recursive: true, force: true });
+}
+
+/** Retries a write while the cluster elects its first leader (or while a controller's API starts). */
+async function writeRetrying(c: Cluster, record: MetadataRecord, timeoutMs = 30_000): Promise<AcceptedRecord> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await c.client.write(record);
+    } catch (e) {
+      if (Date.now() > deadline || (e as Error).name === 'MetadataRejectedError') throw e;
+      await sleep(100);
+    }
+  }
+}
+
+function broker(c: Cluster, id: string): Promise<Broker> {
+  return startBroker({ config: loadConfigFile(c.layout.configPath(id)), logger: pino({ level: 'warn' }) });
+}
+
+async function waitForLag0(b: Broker, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (b.lag().entries !== 0 || b.lag().appliedIndex === 0) {
+    if (Date.now() > deadline) throw new Error(`${b.id}: lag stayed at ${JSON.stringify(b.lag())}`);
+    await sleep(20);
+  }
+}
+
+for (const mode of ['pull', 'push'] as const) {
+  test(`brokers follow the metadata log, restart from their disk, and catch up through a snapshot (${mode} mode)`, { timeout: 180_000 }, async () => {
+    const c = await startControllers(mode, 3);
+    const brokers: Broker[] = [];
+    try {
+      const [b1, b2] = [await broker(c, 'o1'), await broker(c, 'o2')];
+      brokers.push(b1, b2);
+      const heard: MetadataEvent[] = [];
+      b1.subscribe((e) => heard.push(e));
+      // Records through the controllers' API.
+      await writeRetrying(c, { type: 'registerBroker', brokerId: 1, epoch: 0, host: 'b1.local', port: 9092, rack: 'r1', fenced: false });
+      await c.client.write({ type: 'registerBroker', brokerId: 2, epoch: 0, host: 'b2.local', port: 9092, rack: 'r2', fenced: false });
+      await c.client.write({ type: 'registerBroker', brokerId: 3, epoch: 0, host: 'b3.local', port: 9092, rack: null, fenced: false });
+      await c.client.write({ type: 'createTopic', name: 'orders', partitions: 3, configs: [{ key: 'retention.ms', value: '604800000' }] });
+      await c.client.write({ type: 'assignPartitions', topic: 'orders', assignments: [0, 1, 2].map((p) => ({ partition: p, replicas: [1 + p, 1 + ((p + 1) % 3)] })) });
+      await c.client.write({ type: 'setConfig', resource: { type: 'cluster' }, key: 'num.io.threads', value: '8' });
+      // A rejected record changes nothing.
+      await assert.rejects(c.client.write({ type: 'createTopic', name: 'orders', partitions: 1, configs: [] }), /already exists/);
+      // A record through a broker (forwarded to the leader), answered once the broker applied it.
+      const viaBroker = await b2.write({ type: 'fenceBroker', brokerId: 3, epoch: 1 });
+      assert.equal(viaBroker.offset, 7);
+      assert.equal(b2.image().brokers.get(3)?.fenced, true);
+      const want = await c.client.image();
+      assert.equal(want.offset, 7);
+      for (const b of brokers) {
+        const img = await b.waitForOffset(7);
+        assert.deepEqual(encodeImage(img), encodeImage(want), `${b.id}'s image differs from the controllers'`);
+        await waitForLag0(b);
+      }
+      assert.deepEqual(heard.map((e) => (e.type === 'record' ? e.offset : 'reset')), [1, 2, 3, 4, 5, 6, 7]);
+      const fence = heard[6];
+      assert.ok(fence?.type === 'record');
+      assert.deepEqual(fence.delta.brokers.map((d) => [d.brokerId, d.before?.fenced, d.after?.fenced]), [[3, false, true]]);
+
+      // o2 stops; records go on; it restarts from its own disk and catches up.
+      await b2.stop();
+      brokers.splice(brokers.indexOf(b2), 1);
+      for (let i = 0; i < 10; i++) await c.client.write({ type: 'createTopic', name: `t${i}`, partitions: 1, configs: [] });
+      const b2again = await broker(c, 'o2');
+      brokers.push(b2again);
+      const img17 = await b2again.waitForOffset(17);
+      assert.deepEqual(encodeImage(img17), encodeImage(await c.client.image()));
+
+      // Enough entries for the controllers to have compacted (snapshotEveryEntries 20): o3, starting now with
+      // an empty disk, is behind the log start and catches up through a snapshot.
+      for (let i = 10; i < 40; i++) await c.client.write({ type: 'setConfig', resource: { type: 'broker', brokerId: 1 }, key: 'message.max.bytes', value: String(1000 + i) });
+      const b3 = await broker(c, 'o3');
+      brokers.push(b3);
+      const resets: MetadataEvent[] = [];
+      b3.subscribe((e) => { if (e.type === 'reset') resets.push(e); });
+      const final = await c.client.image();
+      assert.equal(final.offset, 47);
+      for (const b of brokers) {
+        const img = await b.waitForOffset(47);
+        assert.deepEqual(encodeImage(img), encodeImage(final), `${b.id}'s image differs from the controllers' at offset 47`);
+        await waitForLag0(b);
+      }
+      assert.ok(b3.node.runtime.metrics.snapshotsInstalled >= 1, 'o3 did not catch up through a snapshot');
+      assert.ok(resets.length >= 1, 'o3 heard no reset');
+      // The image's content, as an application sees it.
+      assert.equal(b3.image().brokerConfigs.get(1)?.get('message.max.bytes'), '1039');
+      assert.deepEqual(b3.image().topics.get('orders')?.partitions.map((p) => p.replicas), [[1, 2], [2, 3], [3, 1]]);
+    } finally {
+      for (const b of brokers) await b.stop();
+      await stopControllers(c);
+    }
+  });
+}
+
+test('a broker must be an observer', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'quorumlog-broker-cfg-'));
+  try {
+    const layout = prepareCluster({ nodes: 1, mode: 'pull', dataDir: dir, basePort: await freeBasePort(1) });
+    await assert.rejects(startBroker({ config: loadConfigFile(layout.configPath('n1')) }), { name: 'BrokerConfigError' });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

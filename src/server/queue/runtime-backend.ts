@@ -1,0 +1,95 @@
+// The quorum queue service on a real node: commands are encoded, tagged for
+// the queue service (src/services/machine.ts) and submitted to the runtime,
+// which batches them into the log and forwards them from a follower to the
+// leader; Stats waits on the runtime's ReadIndex barrier; the liveness
+// monitor (liveness.ts) runs over the runtime's service channel 3.
+//
+// Wiring, in src/server/node-process.ts (see docs/QUEUES.md):
+//   const queues = new QueueStateMachine();            // register before recovery
+//   services.register('queue', queues);
+//   ... after runtime.start():
+//   const queue = startQueueRuntime(runtime, queues, { peers, downAfterMs, logger });
+//   addQueueService(grpcServer, queue.backend, { logger });   // client-api.ts
+//   ... on stop: queueService.close(); queue.stop();
+
+import type { Logger } from 'pino';
+import { nodeId } from '../../protocol/ids.js';
+import type { NodeRuntime } from '../../node/runtime.js';
+import { encodeServiceCommand } from '../../services/machine.js';
+import { encodeQueueCommand } from '../../services/queue/codec.js';
+import type { QueueStateMachine } from '../../services/queue/state-machine.js';
+import type { QueueCommand, QueueResult } from '../../services/queue/types.js';
+import type { QueueBackend } from './backend.js';
+import { QueueLiveness, type LivenessHost } from './liveness.js';
+
+/** The node's leader does not run the queue service (a mixed-version cluster): the command was not applied. */
+export class QueueServiceMissingError extends Error {
+  override readonly name = 'QueueServiceMissingError';
+}
+
+/** QueueBackend over a NodeRuntime whose ServiceStateMachine has `machine` registered as 'queue'. */
+export class RuntimeQueueBackend implements QueueBackend {
+  readonly nodeId: string;
+
+  /** `ready`: what whenReady() waits for (the liveness monitor's own release); none = ready at once. */
+  constructor(private readonly runtime: NodeRuntime, readonly machine: QueueStateMachine, private readonly ready: (() => Promise<void>) | null = null) {
+    this.nodeId = runtime.id;
+  }
+
+  async write(cmd: QueueCommand): Promise<QueueResult> {
+    const r = (await this.runtime.submit(encodeServiceCommand('queue', encodeQueueCommand(cmd)))) as QueueResult | { type: 'error'; error: 'unknownService'; message: string };
+    if (r.type === 'error' && r.error === 'unknownService') throw new QueueServiceMissingError(r.message);
+    return r as QueueResult;
+  }
+
+  readBarrier(): Promise<void> {
+    return this.runtime.readBarrier();
+  }
+
+  isLeader(): boolean {
+    return this.runtime.core.role.kind === 'leader';
+  }
+
+  whenReady(): Promise<void> {
+    return this.ready === null ? Promise.resolve() : this.ready();
+  }
+}
+
+/** The liveness host over a runtime. */
+export function runtimeLivenessHost(runtime: NodeRuntime, backend: QueueBackend): LivenessHost {
+  return {
+    nodeId: runtime.id,
+    isLeader: () => runtime.core.role.kind === 'leader',
+    appliedIndex: () => runtime.appliedIndex,
+    write: (cmd) => backend.write(cmd),
+    onChannel: (channel, handler) => runtime.onChannel(channel, (from, payload) => handler(from, payload)),
+    sendChannel: (to, channel, payload) => runtime.sendChannel(nodeId(to), channel, payload),
+  };
+}
+
+/** The queue service's runtime side of one node, started. */
+export interface QueueRuntime {
+  readonly backend: RuntimeQueueBackend;
+  readonly liveness: QueueLiveness;
+  stop(): void;
+}
+
+/**
+ * Starts the queue service's runtime side: the backend for the gRPC service
+ * and the liveness monitor (this node's own release, "alive" frames, the
+ * leader's nodeDown proposals). Call after runtime.start().
+ */
+export function startQueueRuntime(runtime: NodeRuntime, machine: QueueStateMachine, opts: {
+  /** The voters' ids (this node's may be included). */
+  readonly peers: readonly string[];
+  /** The election timeout (max) in ms. */
+  readonly downAfterMs: number;
+  readonly logger: Logger;
+}): QueueRuntime {
+  const ready = { wait: (): Promise<void> => Promise.resolve() };
+  const backend = new RuntimeQueueBackend(runtime, machine, () => ready.wait());
+  const liveness = new QueueLiveness(runtimeLivenessHost(runtime, backend), machine, { peers: opts.peers, downAfterMs: opts.downAfterMs, logger: opts.logger });
+  ready.wait = () => liveness.whenReady();
+  liveness.start();
+  return { backend, liveness, stop: () => liveness.stop() };
+}

@@ -30,6 +30,8 @@ export const KV_ERROR_STATUS: Readonly<Record<KvErrorCode, EtcdStatus>> = {
   duplicateKey: { code: Status.INVALID_ARGUMENT, message: 'etcdserver: duplicate key given in txn request' },
   tooManyOps: { code: Status.INVALID_ARGUMENT, message: 'etcdserver: too many operations in txn request' },
   leaseNotFound: { code: Status.NOT_FOUND, message: 'etcdserver: requested lease not found' },
+  leaseExists: { code: Status.FAILED_PRECONDITION, message: 'etcdserver: lease already exists' },
+  leaseTtlTooLarge: { code: Status.OUT_OF_RANGE, message: 'etcdserver: too large lease TTL' },
 };
 
 /** etcd's statuses for checks the gRPC layer makes itself (rpctypes). */

@@ -11,23 +11,27 @@
 //   put          bytes key, bytes value, int lease, u8 flags (1 prevKv, 2 ignoreValue, 4 ignoreLease)
 //   deleteRange  bytes key, bytes rangeEnd, u8 flags (1 prevKv)
 //   compact      int revision, u8 flags (1 physical)
+//   leaseGrant   int id (nonzero), int ttlSeconds (1..MAX_LEASE_TTL_SECONDS)
+//   leaseRevoke  int id (nonzero)
 //   txn          count n, n × compare, count n, n × op (success), count n, n × op (failure)
 //   compare      u8 target, u8 result, bytes key, bytes rangeEnd, operand (bytes for value, else int)
 //   op           u8 tag (1 range, 2 put, 3 deleteRange, 4 txn), then the request
 //   range        bytes key, bytes rangeEnd, int limit, int revision, u8 sortOrder, u8 sortTarget,
 //                u8 flags (1 serializable, 2 keysOnly, 4 countOnly), int minMod, int maxMod, int minCreate, int maxCreate
 // ByteWriter / ByteReader are exported for the store's snapshot format.
-import type {
-  Compare,
-  CompareResult,
-  DeleteRangeRequest,
-  KvCommand,
-  PutRequest,
-  RangeRequest,
-  RequestOp,
-  SortOrder,
-  SortTarget,
-  TxnRequest,
+import {
+  MAX_LEASE_TTL_SECONDS,
+  type Compare,
+  type CompareResult,
+  type DeleteRangeRequest,
+  type KvCommand,
+  type LeaseGrantRequest,
+  type PutRequest,
+  type RangeRequest,
+  type RequestOp,
+  type SortOrder,
+  type SortTarget,
+  type TxnRequest,
 } from './types.js';
 
 /** Thrown by decodeCommand (and ByteReader) on malformed bytes, and by encodeCommand on an unencodable command. */
@@ -46,7 +50,7 @@ export const COMMAND_FORMAT_VERSION = 1;
 /** Deepest txn nesting the decoder accepts (the store's op budget allows far less; this only bounds recursion). */
 export const MAX_TXN_DEPTH = 256;
 
-const COMMAND_TAGS = { put: 1, deleteRange: 2, txn: 3, compact: 4 } as const;
+const COMMAND_TAGS = { put: 1, deleteRange: 2, txn: 3, compact: 4, leaseGrant: 5, leaseRevoke: 6 } as const;
 const OP_TAGS = { range: 1, put: 2, deleteRange: 3, txn: 4 } as const;
 const SORT_ORDERS: readonly SortOrder[] = ['none', 'ascend', 'descend'];
 const SORT_TARGETS: readonly SortTarget[] = ['key', 'version', 'create', 'mod', 'value'];
@@ -293,6 +297,25 @@ function writeOp(w: ByteWriter, op: RequestOp, depth: number): void {
   }
 }
 
+/** Why a lease grant's fields cannot be logged, or null. */
+function leaseGrantProblem(id: number, ttlSeconds: number): string | null {
+  if (!Number.isSafeInteger(id) || id === 0) return `lease id ${id} is not a nonzero integer`;
+  if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_LEASE_TTL_SECONDS) return `lease TTL ${ttlSeconds} outside [1, ${MAX_LEASE_TTL_SECONDS}]`;
+  return null;
+}
+
+function writeLeaseGrant(w: ByteWriter, g: LeaseGrantRequest): void {
+  const problem = leaseGrantProblem(g.id, g.ttlSeconds);
+  if (problem !== null) throw new KvCodecError(problem, -1);
+  w.int(g.id);
+  w.int(g.ttlSeconds);
+}
+
+function writeLeaseId(w: ByteWriter, id: number): void {
+  if (!Number.isSafeInteger(id) || id === 0) throw new KvCodecError(`lease id ${id} is not a nonzero integer`, -1);
+  w.int(id);
+}
+
 function writeTxn(w: ByteWriter, t: TxnRequest, depth: number): void {
   if (depth > MAX_TXN_DEPTH) throw new KvCodecError(`txn nested deeper than ${MAX_TXN_DEPTH}`, -1);
   w.count(t.compare.length);
@@ -321,6 +344,8 @@ function encode(cmd: KvCommand): Uint8Array {
     case 'deleteRange': w.u8(COMMAND_TAGS.deleteRange); writeDelete(w, cmd.request); break;
     case 'txn': w.u8(COMMAND_TAGS.txn); writeTxn(w, cmd.request, 1); break;
     case 'compact': w.u8(COMMAND_TAGS.compact); w.int(cmd.request.revision); w.u8(cmd.request.physical ? 1 : 0); break;
+    case 'leaseGrant': w.u8(COMMAND_TAGS.leaseGrant); writeLeaseGrant(w, cmd.request); break;
+    case 'leaseRevoke': w.u8(COMMAND_TAGS.leaseRevoke); writeLeaseId(w, cmd.request.id); break;
     default: throw new KvCodecError(`unknown command type: ${String((cmd as { type: unknown }).type)}`, -1);
   }
   return w.finish();
@@ -391,6 +416,22 @@ function readTxn(r: ByteReader, depth: number): TxnRequest {
   return { compare, success, failure };
 }
 
+function readLeaseGrant(r: ByteReader): LeaseGrantRequest {
+  const at = r.position;
+  const id = r.int();
+  const ttlSeconds = r.int();
+  const problem = leaseGrantProblem(id, ttlSeconds);
+  if (problem !== null) throw new KvCodecError(problem, at);
+  return { id, ttlSeconds };
+}
+
+function readLeaseId(r: ByteReader): number {
+  const at = r.position;
+  const id = r.int();
+  if (id === 0) throw new KvCodecError('lease id 0', at);
+  return id;
+}
+
 function decode(r: ByteReader): KvCommand {
   const version = r.u8();
   if (version !== COMMAND_FORMAT_VERSION) throw new KvCodecError(`unsupported command format version ${version}`, 0);
@@ -405,6 +446,8 @@ function decode(r: ByteReader): KvCommand {
       cmd = { type: 'compact', request: { revision, physical: r.flags(1) !== 0 } };
       break;
     }
+    case COMMAND_TAGS.leaseGrant: cmd = { type: 'leaseGrant', request: readLeaseGrant(r) }; break;
+    case COMMAND_TAGS.leaseRevoke: cmd = { type: 'leaseRevoke', request: { id: readLeaseId(r) } }; break;
     default: throw new KvCodecError('unknown command tag', at);
   }
   r.end();

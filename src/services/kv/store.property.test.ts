@@ -155,6 +155,9 @@ class Model {
         this.compacted = rev;
         return { type: 'compact', revision: this.revision };
       }
+      case 'leaseGrant':
+      case 'leaseRevoke':
+        throw new Error('the model has no leases; store.lease.test.ts tests them');
       case 'txn': {
         // Every branch, nested ones included, is chosen on the state before the txn writes (etcd's compareToPath).
         type Plan = { succeeded: boolean; ops: readonly RequestOp[]; nested: (Plan | undefined)[] };

@@ -17,6 +17,14 @@
 //   eventsSince            O(log C + c) where C is all changes kept
 //   compact                O(n + C) (rewrites the index and the change log)
 //   snapshot / restore     O(total writes kept), restore O(C log C) to rebuild the change log
+//   leaseGrant             O(1); leaseRevoke O(a log a + a (log n + log h)) for a attached keys
+//
+// Leases (etcd's lessor, minus the clock): the store holds each lease's id
+// and granted TTL and the set of live keys attached to it; a put with a lease
+// attaches the key (detaching it from its previous lease), a put without one
+// or a delete detaches it, and a revoke deletes every attached key in one
+// revision. When a lease expires is not decided here: the leader's lessor
+// (src/server/lessor.ts) keeps deadlines in memory and proposes the revoke.
 import { ByteReader, ByteWriter, KvCodecError } from './codec.js';
 import { idOf, keySpan, SortedIndex, spanContains, type KeySpan } from './key-range.js';
 import {
@@ -29,6 +37,9 @@ import {
   type KvErrorCode,
   type KvEvent,
   type KvResult,
+  type LeaseChange,
+  type LeaseInfo,
+  MAX_LEASE_TTL_SECONDS,
   type PutRequest,
   type PutResponse,
   type RangeRequest,
@@ -42,8 +53,8 @@ import {
 /** The most compares / ops one txn level may hold (etcd's --max-txn-ops default); nested txns get what their parent leaves. */
 export const MAX_TXN_OPS = 128;
 
-/** The snapshot format version written by KvStore.snapshot(). */
-export const SNAPSHOT_FORMAT_VERSION = 1;
+/** The snapshot format version written by KvStore.snapshot(): 2 adds leases; restore reads 1 (no leases) too. */
+export const SNAPSHOT_FORMAT_VERSION = 2;
 const SNAPSHOT_MAGIC = new Uint8Array([0x51, 0x4b, 0x56, 0x53]); // "QKVS"
 
 /** Approximate bookkeeping bytes per kept write, for sizeBytes(). */
@@ -69,6 +80,8 @@ export const KV_ERROR_MESSAGES: Readonly<Record<KvErrorCode, string>> = {
   duplicateKey: 'etcdserver: duplicate key given in txn request',
   tooManyOps: 'etcdserver: too many operations in txn request',
   leaseNotFound: 'etcdserver: requested lease not found',
+  leaseExists: 'etcdserver: lease already exists',
+  leaseTtlTooLarge: 'etcdserver: too large lease TTL',
 };
 
 function kvError(code: KvErrorCode): KvError {
@@ -101,6 +114,16 @@ interface KeyRecord {
   history: Entry[];
 }
 
+/**
+ * A granted lease. Invariants: id != 0; 1 <= ttlSeconds <= MAX_LEASE_TTL_SECONDS; keys holds exactly the ids of the
+ * live keys whose latest write is a put with this lease.
+ */
+interface LeaseRecord {
+  readonly id: number;
+  readonly ttlSeconds: number;
+  readonly keys: Set<string>;
+}
+
 /** One write in the global change log (what watchers replay). */
 interface Change {
   readonly record: KeyRecord;
@@ -113,7 +136,8 @@ interface Change {
  * (SortedIndex's invariants), byId holds exactly the index's records; changes = every kept write with
  * modRevision > compactRevision ordered by (modRevision, sub), and every
  * revision in (max(1, compactRevision), revision] has at least one; each
- * record keeps at most one write at or below compactRevision, and it is a put.
+ * record keeps at most one write at or below compactRevision, and it is a put;
+ * every live key with a lease != 0 is in that lease's keys (LeaseRecord's invariants).
  */
 class MvccState {
   revision = 1;
@@ -122,6 +146,8 @@ class MvccState {
   readonly byId = new Map<string, KeyRecord>();
   changes: Change[] = [];
   bytesHeld = 0;
+  /** Granted leases by id (never iterated for a result without sorting). */
+  readonly leases = new Map<number, LeaseRecord>();
 }
 
 function entryBytes(record: KeyRecord, entry: Entry): number {
@@ -276,6 +302,7 @@ interface WriteBatch {
 export class KvStore {
   private s = new MvccState();
   private readonly listeners: ((events: readonly KvEvent[], revision: number) => void)[] = [];
+  private readonly leaseListeners: ((change: LeaseChange) => void)[] = [];
 
   /** The current revision; 1 for an empty store (as etcd). */
   get revision(): number {
@@ -294,7 +321,60 @@ export class KvStore {
       case 'deleteRange': return this.applyDelete(cmd.request);
       case 'txn': return this.applyTxn(cmd.request);
       case 'compact': return this.applyCompact(cmd.request.revision);
+      case 'leaseGrant': return this.applyLeaseGrant(cmd.request.id, cmd.request.ttlSeconds);
+      case 'leaseRevoke': return this.applyLeaseRevoke(cmd.request.id);
     }
+  }
+
+  // ---- leases ----
+
+  /** The lease with this id, or null. O(1). */
+  lease(id: number): LeaseInfo | null {
+    const l = this.s.leases.get(id);
+    return l === undefined ? null : { id: l.id, ttlSeconds: l.ttlSeconds };
+  }
+
+  /** Every lease, by id ascending. O(L log L). */
+  leases(): LeaseInfo[] {
+    return [...this.s.leases.values()].map((l) => ({ id: l.id, ttlSeconds: l.ttlSeconds })).sort((a, b) => compareNumbers(a.id, b.id));
+  }
+
+  /** The keys attached to a lease, in key order; empty when the lease does not exist. O(a log a). */
+  leaseKeys(id: number): Uint8Array[] {
+    const l = this.s.leases.get(id);
+    if (l === undefined) return [];
+    return [...l.keys].sort(compareIds).map((k) => (this.s.byId.get(k) as KeyRecord).key);
+  }
+
+  /** How many leases exist. O(1). */
+  get leaseCount(): number {
+    return this.s.leases.size;
+  }
+
+  /**
+   * Called synchronously after every lease grant and revoke applied here (a revoke after its deletes reached the
+   * event listeners), and with 'reset' after a restore. The leader's lessor follows the set of leases this way.
+   * Returns an unsubscribe function.
+   */
+  onLeaseChange(listener: (change: LeaseChange) => void): () => void {
+    this.leaseListeners.push(listener);
+    return () => {
+      const i = this.leaseListeners.indexOf(listener);
+      if (i >= 0) this.leaseListeners.splice(i, 1);
+    };
+  }
+
+  private tellLeaseListeners(change: LeaseChange): void {
+    const errors: unknown[] = [];
+    for (const listener of [...this.leaseListeners]) {
+      try {
+        listener(change);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) throw new AggregateError(errors, 'KvStore lease listeners failed');
   }
 
   /** KV.Range at req.revision (0 or below = current). Throws KvError('emptyKey' | 'compacted' | 'futureRevision'). */
@@ -361,7 +441,9 @@ export class KvStore {
    * The whole state (current keys, history since compactRevision, revision counters) as bytes; versioned binary
    * format: "QKVS", int formatVersion, int revision, int compactRevision, count keys, then per key (in key order)
    * bytes key, count writes, then per write int modRevision, int sub, u8 tombstone, and for a put int createRevision,
-   * int version, bytes value, int lease (ints and counts as in codec.ts). Identical states give identical bytes.
+   * int version, bytes value, int lease (ints and counts as in codec.ts); then (version 2) count leases and per lease
+   * (by id ascending) int id, int ttlSeconds — the keys of a lease are not stored: they are the live keys that name it.
+   * Identical states give identical bytes.
    */
   snapshot(): Uint8Array {
     const s = this.s;
@@ -385,6 +467,12 @@ export class KvStore {
         w.int(e.kv.lease);
       }
     }
+    const leases = this.leases();
+    w.count(leases.length);
+    for (const l of leases) {
+      w.int(l.id);
+      w.int(l.ttlSeconds);
+    }
     return w.finish();
   }
 
@@ -397,7 +485,7 @@ export class KvStore {
       const magic = r.raw(SNAPSHOT_MAGIC.length);
       if (compareBytes(magic, SNAPSHOT_MAGIC) !== 0) throw new KvSnapshotError('not a kv snapshot (bad magic)', 0);
       const version = r.int();
-      if (version !== SNAPSHOT_FORMAT_VERSION) throw new KvSnapshotError(`unsupported snapshot format version ${version}`, 4);
+      if (version !== 1 && version !== SNAPSHOT_FORMAT_VERSION) throw new KvSnapshotError(`unsupported snapshot format version ${version}`, 4);
       next.revision = r.int();
       next.compactRevision = r.int();
       for (let n = r.count(); n > 0; n--) {
@@ -421,7 +509,26 @@ export class KvStore {
         records.push(record);
         next.byId.set(record.id, record);
       }
+      if (version >= 2) {
+        let lastId = -Infinity;
+        for (let n = r.count(2); n > 0; n--) {
+          const at = r.position;
+          const id = r.int();
+          const ttlSeconds = r.int();
+          if (id === 0 || id <= lastId) throw new KvSnapshotError('lease ids not nonzero and strictly ascending', at);
+          if (ttlSeconds < 1 || ttlSeconds > MAX_LEASE_TTL_SECONDS) throw new KvSnapshotError(`lease TTL ${ttlSeconds} out of range`, at);
+          lastId = id;
+          next.leases.set(id, { id, ttlSeconds, keys: new Set() });
+        }
+      }
       r.end();
+      for (const record of records) {
+        const last = record.history[record.history.length - 1];
+        if (last === undefined || last.tombstone || last.kv.lease === 0) continue;
+        const lease = next.leases.get(last.kv.lease);
+        if (lease === undefined) throw new KvSnapshotError(`key attached to lease ${last.kv.lease}, which does not exist`, -1);
+        lease.keys.add(record.id);
+      }
       next.index = new SortedIndex(records);
     } catch (err) {
       if (err instanceof KvSnapshotError) throw err;
@@ -432,6 +539,7 @@ export class KvStore {
     const problem = checkState(next);
     if (problem !== null) throw new KvSnapshotError(`inconsistent snapshot: ${problem}`, -1);
     this.s = next;
+    this.tellLeaseListeners({ type: 'reset' });
   }
 
   /** Approximate bytes held (for Maintenance.Status db_size): keys and values of every kept write plus a fixed overhead each. O(1). */
@@ -548,20 +656,33 @@ export class KvStore {
       value: value.slice(),
       lease,
     };
+    if (prev !== null && prev.lease !== 0 && prev.lease !== lease) this.detach(prev.lease, id);
+    if (lease !== 0) this.s.leases.get(lease)?.keys.add(id); // putError made sure it exists
     this.record(batch, record, { sub: batch.sub++, tombstone: false, kv }, prev);
     return prev;
+  }
+
+  private detach(lease: number, keyId: string): void {
+    this.s.leases.get(lease)?.keys.delete(keyId);
   }
 
   private writeDelete(batch: WriteBatch, span: KeySpan): KeyValue[] {
     const deleted: KeyValue[] = [];
     for (const record of this.s.index.within(span)) {
-      const last = record.history[record.history.length - 1];
-      if (last === undefined || last.tombstone) continue;
-      const kv: KeyValue = { key: record.key, createRevision: 0, modRevision: batch.revision, version: 0, value: EMPTY, lease: 0 };
-      this.record(batch, record, { sub: batch.sub++, tombstone: true, kv }, last.kv);
-      deleted.push(last.kv);
+      const prev = this.deleteRecord(batch, record);
+      if (prev !== null) deleted.push(prev);
     }
     return deleted;
+  }
+
+  /** Writes a tombstone for a live key (detaching it from its lease); returns what it deleted, or null when the key was not live. */
+  private deleteRecord(batch: WriteBatch, record: KeyRecord): KeyValue | null {
+    const last = record.history[record.history.length - 1];
+    if (last === undefined || last.tombstone) return null;
+    if (last.kv.lease !== 0) this.detach(last.kv.lease, record.id);
+    const kv: KeyValue = { key: record.key, createRevision: 0, modRevision: batch.revision, version: 0, value: EMPTY, lease: 0 };
+    this.record(batch, record, { sub: batch.sub++, tombstone: true, kv }, last.kv);
+    return last.kv;
   }
 
   private record(batch: WriteBatch, record: KeyRecord, entry: Entry, prev: KeyValue | null): void {
@@ -578,7 +699,7 @@ export class KvStore {
 
   /** etcd's checkRequestPut for one put, against the state before the command's writes. */
   private putError(req: PutRequest): KvErrorCode | null {
-    if (req.lease !== 0) return 'leaseNotFound'; // no lease exists yet (leases come with the lease service)
+    if (req.lease !== 0 && !this.s.leases.has(req.lease)) return 'leaseNotFound';
     if ((req.ignoreValue || req.ignoreLease) && liveAt(this.currentRecord(req.key), this.s.revision) === null) return 'keyNotFound';
     return null;
   }
@@ -667,6 +788,36 @@ export class KvStore {
     return { succeeded: plan.succeeded, responses };
   }
 
+  /** etcd's lessor Grant, with the id and TTL already decided by the proposer. Uses no revision. */
+  private applyLeaseGrant(id: number, ttlSeconds: number): KvResult {
+    if (!Number.isSafeInteger(id) || id === 0) return this.error('leaseNotFound'); // the codec never lets these through
+    if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_LEASE_TTL_SECONDS) return this.error('leaseTtlTooLarge');
+    if (this.s.leases.has(id)) return this.error('leaseExists');
+    this.s.leases.set(id, { id, ttlSeconds, keys: new Set() });
+    this.tellLeaseListeners({ type: 'grant', lease: { id, ttlSeconds } });
+    return { type: 'leaseGrant', id, ttlSeconds, revision: this.s.revision };
+  }
+
+  /** etcd's lessor Revoke: deletes every attached key (in key order) in one revision, then the lease. */
+  private applyLeaseRevoke(id: number): KvResult {
+    const lease = this.s.leases.get(id);
+    if (lease === undefined) return this.error('leaseNotFound');
+    const batch = this.beginWrite();
+    let deleted = 0;
+    for (const keyId of [...lease.keys].sort(compareIds)) {
+      const record = this.s.byId.get(keyId);
+      if (record !== undefined && this.deleteRecord(batch, record) !== null) deleted++;
+    }
+    this.s.leases.delete(id);
+    let revision: number;
+    try {
+      revision = this.endWrite(batch);
+    } finally {
+      this.tellLeaseListeners({ type: 'revoke', id });
+    }
+    return { type: 'leaseRevoke', deleted, revision };
+  }
+
   /**
    * etcd's compaction: forget every write below `revision` except, per key, the latest one at or below it when that
    * is a put (so reads at `revision` still work); keys whose latest write at or below it is a delete lose all of
@@ -712,6 +863,34 @@ function eventOf(c: Change, withPrev: boolean): KvEvent {
     if (prev !== undefined && !prev.tombstone) return { type, kv: c.entry.kv, prevKv: prev.kv };
   }
   return { type, kv: c.entry.kv };
+}
+
+function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The first broken lease invariant (LeaseRecord's, and every leased live key's lease exists), or null. O(n + a). */
+function checkLeases(s: MvccState): string | null {
+  let attached = 0;
+  for (const [id, l] of s.leases) {
+    if (l.id !== id || !Number.isSafeInteger(id) || id === 0) return `bad lease id ${id}`;
+    if (!Number.isSafeInteger(l.ttlSeconds) || l.ttlSeconds < 1 || l.ttlSeconds > MAX_LEASE_TTL_SECONDS) return `lease ${id} has TTL ${l.ttlSeconds}`;
+    for (const k of l.keys) {
+      const h = s.byId.get(k)?.history ?? [];
+      const last = h[h.length - 1];
+      if (last === undefined || last.tombstone || last.kv.lease !== id) return `lease ${id} holds a key that is not live with it`;
+    }
+    attached += l.keys.size;
+  }
+  let leased = 0;
+  for (const record of s.index) {
+    const last = record.history[record.history.length - 1];
+    if (last === undefined || last.tombstone || last.kv.lease === 0) continue;
+    if (!s.leases.has(last.kv.lease)) return `key attached to lease ${last.kv.lease}, which does not exist`;
+    leased++;
+  }
+  if (leased !== attached) return `leases hold ${attached} keys, ${leased} live keys name a lease`;
+  return null;
 }
 
 /** The first broken MvccState invariant, or null. O(total writes kept). */
@@ -763,6 +942,8 @@ function checkState(s: MvccState): string | null {
     if (atOrBelowCompaction > 1) return 'more than one write kept at or below the compaction revision';
   }
   if (bytes !== s.bytesHeld) return `bytesHeld ${s.bytesHeld} != ${bytes}`;
+  const leaseProblem = checkLeases(s);
+  if (leaseProblem !== null) return leaseProblem;
   if (kept !== s.changes.length) return `change log holds ${s.changes.length} writes, the keys ${kept}`;
   let expect = Math.max(1, s.compactRevision) + 1;
   for (let i = 0; i < s.changes.length; i++) {

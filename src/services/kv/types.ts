@@ -132,12 +132,46 @@ export interface CompactionRequest {
   readonly physical: boolean;
 }
 
-/** A command that goes through the log: every write, and compaction. */
+/** etcd's largest lease TTL, in seconds (lease.MaxLeaseTTL); a grant above it is 'leaseTtlTooLarge'. */
+export const MAX_LEASE_TTL_SECONDS = 9_000_000_000;
+
+/**
+ * Lease.LeaseGrant as it goes through the log: the id and TTL are decided
+ * before proposing (the server picks a random nonzero id when the client
+ * gives 0, and raises the TTL to its minimum), so that every replica applies
+ * the same grant. Invariant (the codec enforces it): id != 0, 1 <= ttlSeconds <= MAX_LEASE_TTL_SECONDS.
+ */
+export interface LeaseGrantRequest {
+  readonly id: number;
+  readonly ttlSeconds: number;
+}
+
+/** Lease.LeaseRevoke, and the leader's expiry of a lease: deletes the lease and every key attached to it, in one revision. */
+export interface LeaseRevokeRequest {
+  readonly id: number;
+}
+
+/** A lease as the store holds it (replicated state: no deadline; the leader's lessor keeps that in memory). */
+export interface LeaseInfo {
+  readonly id: number;
+  /** The TTL it was granted with, in seconds. */
+  readonly ttlSeconds: number;
+}
+
+/** What changed in the store's set of leases (KvStore.onLeaseChange): a grant, a revoke, or everything (a snapshot was restored). */
+export type LeaseChange =
+  | { readonly type: 'grant'; readonly lease: LeaseInfo }
+  | { readonly type: 'revoke'; readonly id: number }
+  | { readonly type: 'reset' };
+
+/** A command that goes through the log: every write, compaction, and lease grants and revokes. */
 export type KvCommand =
   | { readonly type: 'put'; readonly request: PutRequest }
   | { readonly type: 'deleteRange'; readonly request: DeleteRangeRequest }
   | { readonly type: 'txn'; readonly request: TxnRequest }
-  | { readonly type: 'compact'; readonly request: CompactionRequest };
+  | { readonly type: 'compact'; readonly request: CompactionRequest }
+  | { readonly type: 'leaseGrant'; readonly request: LeaseGrantRequest }
+  | { readonly type: 'leaseRevoke'; readonly request: LeaseRevokeRequest };
 
 /** The result of applying a {@link KvCommand}: its response, or the etcd error it deterministically raised. */
 export type KvResult =
@@ -145,6 +179,10 @@ export type KvResult =
   | { readonly type: 'deleteRange'; readonly response: DeleteRangeResponse; readonly revision: number }
   | { readonly type: 'txn'; readonly response: TxnResponse; readonly revision: number }
   | { readonly type: 'compact'; readonly revision: number }
+  /** A grant uses no revision (as in etcd): `revision` is the current one. */
+  | { readonly type: 'leaseGrant'; readonly id: number; readonly ttlSeconds: number; readonly revision: number }
+  /** `deleted` keys went in one revision (`revision`); with no keys attached no revision is used. */
+  | { readonly type: 'leaseRevoke'; readonly deleted: number; readonly revision: number }
   | { readonly type: 'error'; readonly error: KvErrorCode; readonly message: string; readonly revision: number };
 
 /**
@@ -159,7 +197,9 @@ export type KvErrorCode =
   | 'emptyKey' // etcdserver: key is not provided (INVALID_ARGUMENT)
   | 'duplicateKey' // etcdserver: duplicate key given in txn request (INVALID_ARGUMENT)
   | 'tooManyOps' // etcdserver: too many operations in txn request (INVALID_ARGUMENT)
-  | 'leaseNotFound'; // etcdserver: requested lease not found (NOT_FOUND)
+  | 'leaseNotFound' // etcdserver: requested lease not found (NOT_FOUND)
+  | 'leaseExists' // etcdserver: lease already exists (FAILED_PRECONDITION)
+  | 'leaseTtlTooLarge'; // etcdserver: too large lease TTL (OUT_OF_RANGE)
 
 /** Thrown by store reads (commands return `{type: 'error'}` instead). */
 export class KvError extends Error {

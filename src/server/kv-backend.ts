@@ -2,7 +2,8 @@
 // and submitted to the runtime (which batches them into the log and forwards
 // them from a follower to the leader); linearizable reads wait on the
 // runtime's ReadIndex barrier; identity and status come from the config and
-// the core.
+// the core. Lease keep-alives and time-to-live go to the node's LeaseKeeper
+// (src/server/lease-forward.ts: the leader's lessor, forwarded to from followers).
 
 import type { NodeRuntime } from '../node/runtime.js';
 import { encodeCommand } from '../services/kv/codec.js';
@@ -11,7 +12,7 @@ import type { KvStore } from '../services/kv/store.js';
 import type { KvCommand, KvResult } from '../services/kv/types.js';
 import type { NodeConfig } from './config.js';
 import { formatAddress } from './config.js';
-import type { HeaderInfo, KvBackend, MemberInfo, StatusInfo } from './etcd/backend.js';
+import type { HeaderInfo, KvBackend, LeaseKeeper, MemberInfo, StatusInfo } from './etcd/backend.js';
 import { idFromName } from './ids.js';
 
 /** The version reported by Maintenance.Status: etcd's API level we speak, and ours. */
@@ -23,8 +24,11 @@ export class RuntimeKvBackend implements KvBackend {
   private readonly memberId: bigint;
   private readonly memberIds: Map<string, bigint>;
 
-  constructor(private readonly runtime: NodeRuntime, sm: KvStateMachine, private readonly config: NodeConfig) {
+  readonly leases?: LeaseKeeper;
+
+  constructor(private readonly runtime: NodeRuntime, sm: KvStateMachine, private readonly config: NodeConfig, leases?: LeaseKeeper) {
     this.store = sm.store;
+    if (leases !== undefined) this.leases = leases;
     this.clusterId = idFromName(config.clusterId);
     this.memberIds = new Map(config.members.map((m) => [m.id, idFromName(config.clusterId, m.id)]));
     this.memberId = this.memberIds.get(config.nodeId) ?? 0n;

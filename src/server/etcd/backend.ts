@@ -1,7 +1,9 @@
 // What the etcd-API gRPC server needs from the node it runs in. The runtime
 // (src/node) implements it; tests may implement it over a bare KvStore.
 // Writes go through the replicated log; linearizable reads wait on a
-// ReadIndex barrier; serializable reads read `store` directly.
+// ReadIndex barrier; serializable reads read `store` directly. Leases are
+// granted and revoked through `write` like any other command; keep-alives and
+// time-to-live need the leader's clock and go through `leases`.
 
 import type { KvStore } from '../../services/kv/store.js';
 import type { KvCommand, KvResult } from '../../services/kv/types.js';
@@ -35,6 +37,27 @@ export interface MemberInfo {
   readonly isLearner: boolean;
 }
 
+/** A lease's remaining and granted TTL, as the leader's lessor sees it (Lease.LeaseTimeToLive). */
+export interface LeaseTimeToLive {
+  /** Whole seconds left before the leader revokes it (truncated, as etcd reports it); 0 once expired. */
+  readonly remainingSeconds: number;
+  readonly grantedSeconds: number;
+}
+
+/**
+ * What the Lease service needs beyond the log: the leader's deadlines. On a
+ * follower, an implementation forwards to the leader. Rejects with the errors
+ * of src/node/errors.ts (NoLeaderError, RequestTimeoutError, ...).
+ */
+export interface LeaseKeeper {
+  /** Grants below this TTL get it instead (etcd's minimum lease TTL: 1.5 election timeouts, in whole seconds). */
+  readonly minTtlSeconds: number;
+  /** Renews a lease on the leader; resolves with its granted TTL, or 0 when no such lease exists (any more). */
+  keepAlive(id: number): Promise<number>;
+  /** The lease's TTLs, or null when no such lease exists. */
+  timeToLive(id: number): Promise<LeaseTimeToLive | null>;
+}
+
 export interface KvBackend {
   /** This node's applied key-value state. */
   readonly store: KvStore;
@@ -48,6 +71,8 @@ export interface KvBackend {
   write(cmd: KvCommand): Promise<KvResult>;
   /** Resolves once `store` reflects every write committed before the call (ReadIndex). */
   readBarrier(): Promise<void>;
+  /** Keep-alives and time-to-live of leases; when absent the Lease service answers UNIMPLEMENTED. */
+  readonly leases?: LeaseKeeper;
   header(): HeaderInfo;
   status(): StatusInfo;
   members(): readonly MemberInfo[];

@@ -3,12 +3,15 @@
 // go through the log codec (encode, then decode) before store.apply, so that
 // whatever the server builds is also something the replicated log could
 // carry; reads need no barrier since there is only this copy. The real,
-// replicated backend is the node runtime's (src/node).
+// replicated backend is the node runtime's (src/node). Leases: this single
+// member always leads, so its lessor (src/server/lessor.ts) decides expiry
+// and answers keep-alives itself; call close() to stop its timer.
 
 import { KvStore } from '../../services/kv/store.js';
 import { decodeCommand, encodeCommand } from '../../services/kv/codec.js';
 import type { KvCommand, KvResult } from '../../services/kv/types.js';
-import type { HeaderInfo, KvBackend, MemberInfo, StatusInfo } from './backend.js';
+import { Lessor } from '../lessor.js';
+import type { HeaderInfo, KvBackend, LeaseKeeper, LeaseTimeToLive, MemberInfo, StatusInfo } from './backend.js';
 
 /** Identity of a {@link LocalKvBackend}; every field has a default. */
 export interface LocalKvBackendOptions {
@@ -19,6 +22,12 @@ export interface LocalKvBackendOptions {
   readonly clientURLs?: readonly string[];
   /** Version reported by Maintenance.Status. */
   readonly version?: string;
+  /** Smallest lease TTL granted (seconds). Default 1. */
+  readonly minLeaseTtlSeconds?: number;
+  /** Monotonic milliseconds for lease deadlines. Default performance.now(). */
+  readonly now?: () => number;
+  /** Period of the lessor's expiry check. Default 100 ms; 0 = no timer (call `lessor.check()` yourself). */
+  readonly leaseCheckIntervalMs?: number;
 }
 
 /**
@@ -33,9 +42,28 @@ export class LocalKvBackend implements KvBackend {
   private readonly clientURLs: readonly string[];
   private readonly version: string;
   private appliedIndex = 0;
+  /** Decides lease expiry (this member always leads). */
+  readonly lessor: Lessor;
+  readonly leases: LeaseKeeper;
 
   constructor(store: KvStore = new KvStore(), opts: LocalKvBackendOptions = {}) {
     this.store = store;
+    const checkIntervalMs = opts.leaseCheckIntervalMs ?? 100;
+    this.lessor = new Lessor({
+      leases: store,
+      now: opts.now ?? (() => performance.now()),
+      leadership: () => ({ leader: true, term: 1 }),
+      barrier: () => Promise.resolve(),
+      proposeRevoke: (id) => this.write({ type: 'leaseRevoke', request: { id } }),
+      ...(checkIntervalMs > 0 ? { checkIntervalMs } : {}),
+    });
+    if (checkIntervalMs > 0) this.lessor.start();
+    const lessor = this.lessor;
+    this.leases = {
+      minTtlSeconds: opts.minLeaseTtlSeconds ?? 1,
+      keepAlive: (id: number): Promise<number> => lessor.renew(id),
+      timeToLive: (id: number): Promise<LeaseTimeToLive | null> => lessor.timeToLive(id),
+    };
     this.clusterId = opts.clusterId ?? 0x1000n;
     this.memberId = opts.memberId ?? 0x1n;
     this.name = opts.name ?? 'local';
@@ -52,6 +80,11 @@ export class LocalKvBackend implements KvBackend {
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /** Stops the lessor's timer. */
+  close(): void {
+    this.lessor.stop();
   }
 
   /** Nothing to wait for: this is the only copy. */

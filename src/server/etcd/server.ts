@@ -1,5 +1,5 @@
-// The etcd v3 gRPC API server: KV, Watch, Maintenance, Cluster (and Lease,
-// which answers UNIMPLEMENTED for now) over a KvBackend, so that etcdctl, the
+// The etcd v3 gRPC API server: KV, Watch, Lease (lease.ts), Maintenance and
+// Cluster over a KvBackend, so that etcdctl, the
 // etcd3 npm client and clients generated from etcd's protos work unchanged
 // against quorumlog. Protos: proto/etcd/*.proto (ours, with etcd's names and
 // field numbers), loaded at run time.
@@ -38,6 +38,7 @@ import {
   type WireTxnRequest,
 } from './convert.js';
 import { EtcdRequestError, etcdStatusOf, KV_ERROR_STATUS, NotServedError, serviceError } from './errors.js';
+import { leaseHandlers } from './lease.js';
 import { evaluateReadOnlyTxn, isReadOnlyTxn } from './readonly-txn.js';
 import { WatchSession, type WireWatchRequest, type WireWatchResponse } from './watch.js';
 
@@ -83,7 +84,7 @@ export interface EtcdServerStats {
 const WATCH_MAX_PENDING_BYTES_DEFAULT = 4 * 1024 * 1024;
 const PROGRESS_NOTIFY_INTERVAL_MS_DEFAULT = 10 * 60 * 1000;
 const CLOSE_GRACE_MS = 2000;
-const LEASE_UNIMPLEMENTED = 'etcdserver: leases are not supported by quorumlog yet; leases arrive in a later release';
+const LEASE_UNIMPLEMENTED = 'etcdserver: this quorumlog backend serves no leases';
 const MEMBERSHIP_UNIMPLEMENTED = 'etcdserver: quorumlog does not change membership through the etcd API (members are given to quorumlog start with --member)';
 
 /**
@@ -287,17 +288,19 @@ export function addEtcdServices(server: grpc.Server, backend: KvBackend, opts: E
     },
   });
 
-  // ---- Lease (not yet) ----
+  // ---- Lease (lease.ts; a backend without a LeaseKeeper serves none) ----
   const leaseStream = (call: grpc.ServerDuplexStream<unknown, unknown>): void => {
     call.emit('error', serviceError({ code: grpc.status.UNIMPLEMENTED, message: LEASE_UNIMPLEMENTED }));
   };
-  server.addService(serviceOf('Lease'), {
-    LeaseGrant: notServed(LEASE_UNIMPLEMENTED),
-    LeaseRevoke: notServed(LEASE_UNIMPLEMENTED),
-    LeaseKeepAlive: leaseStream,
-    LeaseTimeToLive: notServed(LEASE_UNIMPLEMENTED),
-    LeaseLeases: notServed(LEASE_UNIMPLEMENTED),
-  });
+  server.addService(serviceOf('Lease'), backend.leases !== undefined
+    ? leaseHandlers({ backend, leases: backend.leases, header, unary, logger: log })
+    : {
+      LeaseGrant: notServed(LEASE_UNIMPLEMENTED),
+      LeaseRevoke: notServed(LEASE_UNIMPLEMENTED),
+      LeaseKeepAlive: leaseStream,
+      LeaseTimeToLive: notServed(LEASE_UNIMPLEMENTED),
+      LeaseLeases: notServed(LEASE_UNIMPLEMENTED),
+    });
 
   // ---- Cluster ----
   server.addService(serviceOf('Cluster'), {

@@ -5,6 +5,7 @@
 import type { ReplicationMode } from '../../src/core/config.js';
 import type { PlantedBug } from '../../src/core/planted-bugs.js';
 import { Prng } from '../../src/util/prng.js';
+import type { SimWorkload } from './workload.js';
 
 export interface SimOptions {
   readonly seed: number;
@@ -56,6 +57,8 @@ export interface SimOptions {
   /** Probability that an fsync of the durable disk fails (the node then stops). */
   readonly diskSyncFailureRate: number;
   readonly plantedBug?: PlantedBug;
+  /** An application workload (state machine + proposals) beside the digest machine; absent: string proposals. */
+  readonly workload?: () => SimWorkload;
 }
 
 /** Draws a run's options from its seed. `mode` and `plantedBug` may be forced. */

@@ -18,6 +18,7 @@ import { EventHeap } from './heap.js';
 import { Checker, Violation } from './invariants.js';
 import type { SimOptions } from './options.js';
 import { DigestStateMachine } from './state-machine.js';
+import type { SimApp, SimWorkload } from './workload.js';
 
 type SimEvent =
   | { kind: 'tick'; node: NodeId; incarnation: number }
@@ -44,6 +45,8 @@ export interface SimNode {
   readonly tickPeriodMs: number;
   core: RaftNode | null;
   sm: DigestStateMachine;
+  /** The workload's state machine (SimOptions.workload), or null. */
+  app: SimApp | null;
   incarnation: number;
   /** The next persist of this node crashes part-way. */
   crashDuringPersist: boolean;
@@ -90,6 +93,7 @@ export class Simulator {
   private readCtx = 0;
   private proposalSeq = 0;
   private livenessMarker: string | null = null;
+  private readonly workload: SimWorkload | null;
   private livenessStart = 0;
   /** Set when the healed cluster has committed the marker. */
   livenessMet = false;
@@ -100,6 +104,7 @@ export class Simulator {
     for (let i = 1; i <= opts.voters; i++) this.voterIds.push(nodeId(`n${i}`));
     for (let i = 1; i <= opts.observers; i++) this.observerIds.push(nodeId(`o${i}`));
     this.checker = new Checker(this);
+    this.workload = opts.workload?.() ?? null;
     for (const id of [...this.voterIds, ...this.observerIds]) {
       const skew = (this.rng.float() * 2 - 1) * opts.clockSkew;
       const node: SimNode = {
@@ -108,7 +113,7 @@ export class Simulator {
           ? new DurableSimDisk(this.rng.fork(), { segmentBytes: opts.segmentBytes, syncFailureProbability: opts.diskSyncFailureRate, killRate: 0.5 })
           : new SimDisk(),
         random: this.rng.fork(),
-        tickPeriodMs: opts.tickMs * (1 + skew), core: null, sm: new DigestStateMachine(), incarnation: 0,
+        tickPeriodMs: opts.tickMs * (1 + skew), core: null, sm: new DigestStateMachine(), app: null, incarnation: 0,
         crashDuringPersist: false, reads: new Map(), quietTicks: 0,
       };
       this.nodes.set(id, node);
@@ -182,6 +187,7 @@ export class Simulator {
       ...(o.plantedBug === undefined ? {} : { plantedBug: o.plantedBug }),
     }, persisted);
     node.sm = node.disk.snapshot === null ? new DigestStateMachine() : DigestStateMachine.restore(node.disk.snapshot.data);
+    node.app = this.workload?.create(node.id, this.appBytes(node.disk.snapshot?.data ?? null)) ?? null;
     node.reads.clear();
     node.quietTicks = 0;
     this.checker.onStart(node);
@@ -252,7 +258,9 @@ export class Simulator {
         break;
       case 'propose':
         if (!this.faultsActive) return; // after healing, only the liveness marker is proposed
-        this.propose(`p${++this.proposalSeq}`);
+        ++this.proposalSeq;
+        this.propose(this.workload === null ? `p${this.proposalSeq}`
+          : this.workload.nextProposal(this.rng, this.nodes.get(this.leader() ?? ('' as NodeId))?.app ?? null));
         this.scheduleNext('propose', this.opts.proposeEveryMs);
         break;
       case 'read':
@@ -334,6 +342,7 @@ export class Simulator {
       }
       if (r.snapshot !== null) {
         node.sm = DigestStateMachine.restore((node.disk.snapshot as { data: Uint8Array }).data);
+        node.app = this.workload?.create(node.id, this.appBytes((node.disk.snapshot as { data: Uint8Array }).data)) ?? null;
         this.checker.onSnapshotRestored(node, r.snapshot.index);
       }
       for (const e of r.committed) this.apply(node, e);
@@ -353,6 +362,7 @@ export class Simulator {
     if (e.index <= node.sm.applied) return;
     this.checker.onApply(node, e);
     node.sm.apply(e);
+    node.app?.apply(e);
     if (this.livenessMarker !== null && e.type === 'data' && decode(e.data) === this.livenessMarker) {
       this.livenessMet = true;
     }
@@ -404,12 +414,12 @@ export class Simulator {
   }
 
   /** A client sends one proposal to the node it believes leads (sometimes to a random one). */
-  propose(payload: string): boolean {
+  propose(payload: string | Uint8Array): boolean {
     const target = this.clientTarget();
     const core = target?.core;
     if (target === null || core == null || core.role.kind !== 'leader') return false;
     try {
-      core.propose([encode(payload)]);
+      core.propose([typeof payload === 'string' ? encode(payload) : payload]);
     } catch {
       return false;
     }
@@ -447,7 +457,9 @@ export class Simulator {
     if (index <= core.log.snapshot.index || index !== node.sm.applied) return;
     const term = core.log.term(index) as number;
     try {
-      node.disk.installSnapshot({ meta: { index, term }, data: node.sm.snapshot(this.opts.snapshotPadBytes) });
+      const digest = node.sm.snapshot(this.opts.snapshotPadBytes);
+      const app = node.app?.snapshot();
+      node.disk.installSnapshot({ meta: { index, term }, data: app === undefined ? digest : concat(digest, app) });
     } catch (e) {
       if (!(e instanceof FsyncFailedError)) throw e;
       this.crash(node);
@@ -455,6 +467,11 @@ export class Simulator {
     }
     core.compact(index);
     this.checker.onCompact(node, index);
+  }
+
+  /** The workload's part of a snapshot: what follows the digest machine's bytes (12 + pad); null without a snapshot. */
+  private appBytes(data: Uint8Array | null): Uint8Array | null {
+    return data === null ? null : data.subarray(12 + this.opts.snapshotPadBytes);
   }
 
   private schedule(delayMs: number, body: EventBody): void {
@@ -472,6 +489,12 @@ const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();
 function encode(s: string): Uint8Array {
   return textEncoder.encode(s);
+}
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.byteLength + b.byteLength);
+  out.set(a);
+  out.set(b, a.byteLength);
+  return out;
 }
 function decode(b: Uint8Array): string {
   return textDecoder.decode(b);

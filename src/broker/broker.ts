@@ -8,6 +8,13 @@
 // (forwarded to the controllers' leader, as KRaft brokers forward admin
 // requests).
 //
+// With `registration`, the broker also does what a KRaft broker does for
+// itself: once started it registers (fenced, with the next epoch the
+// controllers assign), and once its image has caught up — the write's read
+// barrier waits for that — it unfences itself; stop() fences it first
+// (a controlled shutdown), so that no new replicas are assigned to it while
+// it is away. A restart registers again with a higher epoch.
+//
 // The controllers are the voters of the same cluster, each running the
 // metadata service too (src/broker/controller.ts, or `quorumlog start` once
 // it registers the service).
@@ -17,7 +24,7 @@ import type { NodeConfig } from '../server/config.js';
 import { startNode, type RunningNode } from '../server/node-process.js';
 import type { MetadataImage } from '../services/metadata/image.js';
 import { MetadataStateMachine, type MetadataListener, type MetadataStateMachineOptions } from '../services/metadata/state-machine.js';
-import type { AcceptedRecord, MetadataRecord } from '../services/metadata/types.js';
+import { MetadataRejectedError, type AcceptedRecord, type MetadataRecord } from '../services/metadata/types.js';
 import { RuntimeMetadataBackend } from '../server/metadata/runtime-backend.js';
 import { attachMetadata } from './controller.js';
 
@@ -42,6 +49,16 @@ export interface BrokerOptions {
   readonly machine?: MetadataStateMachineOptions;
   /** Called if the node must stop (a storage failure); default: the error is logged and the broker stops. */
   readonly onFatal?: (err: unknown) => void;
+  /** Register this broker with the controllers (and fence it on stop); absent: the application registers brokers itself. */
+  readonly registration?: BrokerRegistration;
+}
+
+/** Who this broker is in the metadata: what its registerBroker record says. */
+export interface BrokerRegistration {
+  readonly brokerId: number;
+  readonly host: string;
+  readonly port: number;
+  readonly rack?: string | null;
 }
 
 /** A running broker. */
@@ -57,10 +74,24 @@ export interface Broker {
   lag(): BrokerLag;
   /** Writes a record through the controllers' leader; resolves once this broker has applied it. */
   write(record: MetadataRecord): Promise<AcceptedRecord>;
+  /**
+   * With `registration`: resolves with the broker's epoch once it is
+   * registered and unfenced (retrying while there is no leader); rejects if
+   * the broker stops first. Without: resolves with null.
+   */
+  registered(): Promise<{ brokerId: number; epoch: number } | null>;
   /** Resolves once the image has reached `offset` (rejects after `timeoutMs`). */
   waitForOffset(offset: number, timeoutMs?: number): Promise<MetadataImage>;
   /** Stops the node (idempotent). */
   stop(): Promise<void>;
+}
+
+/** How long stop() tries to fence the broker before it stops anyway. */
+const CONTROLLED_SHUTDOWN_MS = 3000;
+
+/** The broker stopped before something it was doing finished. */
+export class BrokerStoppedError extends Error {
+  override readonly name = 'BrokerStoppedError';
 }
 
 /** The broker's own member is not an observer. */
@@ -87,6 +118,42 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     throw new Error('the node did not register its services');
   }
   const backend = new RuntimeMetadataBackend(node.runtime, m);
+  const log = node.logger.child({ component: 'broker' });
+  let stopped = false;
+  let epoch: number | null = null;
+  const reg = o.registration;
+  const registered: Promise<{ brokerId: number; epoch: number } | null> = reg === undefined ? Promise.resolve(null) : (async () => {
+    for (let attempt = 0; ; attempt++) {
+      if (stopped) throw new BrokerStoppedError(`broker ${o.config.nodeId} stopped before it was registered`);
+      try {
+        if (epoch === null) {
+          const a = await backend.write({ type: 'registerBroker', brokerId: reg.brokerId, epoch: 0, host: reg.host, port: reg.port, rack: reg.rack ?? null, fenced: true });
+          epoch = a.record.type === 'registerBroker' ? a.record.epoch : null;
+          log.info({ brokerId: reg.brokerId, epoch, offset: a.offset }, 'registered (fenced)');
+        }
+        if (epoch !== null && m.image.brokers.get(reg.brokerId)?.fenced !== false) {
+          await backend.write({ type: 'unfenceBroker', brokerId: reg.brokerId, epoch });
+          log.info({ brokerId: reg.brokerId, epoch }, 'caught up: unfenced');
+        }
+        return { brokerId: reg.brokerId, epoch: epoch as number };
+      } catch (e) {
+        // Retried: no leader yet, a timeout (outcome unknown), or a race with another registration of this id.
+        if (e instanceof MetadataRejectedError) {
+          switch (e.code) {
+            case 'brokerNotFenced': return { brokerId: reg.brokerId, epoch: epoch as number }; // an earlier attempt's unfence did commit
+            case 'staleBrokerEpoch': break; // another registration took the epoch: the next attempt takes a newer one
+            case 'brokerEpochMismatch':
+            case 'unknownBroker': epoch = null; break; // registered anew or unregistered meanwhile: start over
+            default: throw e; // the registration itself is invalid (a bad host or port): retrying cannot help
+          }
+        }
+        if (attempt % 10 === 0) log.info({ err: (e as Error).message }, 'registration not done yet; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * (attempt + 1))));
+      }
+    }
+  })();
+  registered.catch(() => {}); // observed through registered(); never an unhandled rejection
+  let stopping: Promise<void> | null = null;
   return {
     id: o.config.nodeId,
     node,
@@ -114,6 +181,26 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
         });
       });
     },
-    stop: () => node.stop(),
+    registered: () => registered,
+    stop(): Promise<void> {
+      stopping ??= (async () => {
+        stopped = true;
+        const current = epoch;
+        if (reg !== undefined && current !== null && m.image.brokers.get(reg.brokerId)?.epoch === current && m.image.brokers.get(reg.brokerId)?.fenced === false) {
+          // Controlled shutdown: fenced, the broker gets no new replicas while it is away.
+          try {
+            await Promise.race([
+              backend.write({ type: 'fenceBroker', brokerId: reg.brokerId, epoch: current }),
+              new Promise((_, reject) => setTimeout(() => reject(new Error('timed out')), CONTROLLED_SHUTDOWN_MS).unref()),
+            ]);
+            log.info({ brokerId: reg.brokerId, epoch: current }, 'fenced for a controlled shutdown');
+          } catch (e) {
+            log.warn({ err: (e as Error).message }, 'could not fence this broker before stopping');
+          }
+        }
+        await node.stop();
+      })();
+      return stopping;
+    },
   };
 }

@@ -5,7 +5,8 @@
 // API and through a broker reach every broker's image, equal to the
 // controllers'; a broker restarted from its disk catches up from its own
 // position; a broker that starts after the controllers compacted their log
-// catches up through a snapshot; lag() falls to zero.
+// catches up through a snapshot; lag() falls to zero. Brokers that register
+// themselves are unfenced once caught up and fenced by a controlled shutdown.
 
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -171,6 +172,37 @@ for (const mode of ['pull', 'push'] as const) {
     }
   });
 }
+
+test('brokers register themselves, unfence once caught up, and fence themselves on stop (controlled shutdown)', { timeout: 120_000 }, async () => {
+  const c = await startControllers('pull', 2);
+  const brokers: Broker[] = [];
+  const start = (id: string, brokerId: number): Promise<Broker> => startBroker({
+    config: loadConfigFile(c.layout.configPath(id)), logger: pino({ level: 'warn' }),
+    registration: { brokerId, host: `${id}.local`, port: 9092, rack: 'r1' },
+  });
+  try {
+    brokers.push(await start('o1', 101), await start('o2', 102));
+    assert.deepEqual(await Promise.all(brokers.map((b) => b.registered())), [{ brokerId: 101, epoch: 1 }, { brokerId: 102, epoch: 1 }]);
+    const img = await c.client.image();
+    assert.deepEqual(img.brokerList().map((b) => [b.brokerId, b.epoch, b.fenced, b.host]), [[101, 1, false, 'o1.local'], [102, 1, false, 'o2.local']]);
+    // A controlled shutdown fences o2; a restart registers it again with a higher epoch and unfences it.
+    const o2 = brokers.pop() as Broker;
+    await o2.stop();
+    assert.equal((await c.client.image()).brokers.get(102)?.fenced, true);
+    await c.client.write({ type: 'createTopic', name: 'x', partitions: 1, configs: [] });
+    await assert.rejects(c.client.write({ type: 'assignPartitions', topic: 'x', assignments: [{ partition: 0, replicas: [101, 102] }] }),
+      { name: 'MetadataRejectedError', code: 'brokerFenced' }, 'a fenced broker gets no new replicas');
+    const again = await start('o2', 102);
+    brokers.push(again);
+    assert.deepEqual(await again.registered(), { brokerId: 102, epoch: 2 });
+    const after = await c.client.image();
+    assert.deepEqual([after.brokers.get(102)?.epoch, after.brokers.get(102)?.fenced], [2, false]);
+    assert.deepEqual(encodeImage(await again.waitForOffset(after.offset)), encodeImage(after));
+  } finally {
+    for (const b of brokers) await b.stop();
+    await stopControllers(c);
+  }
+});
 
 test('a broker must be an observer', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'quorumlog-broker-cfg-'));

@@ -19,6 +19,7 @@ import { claimDataDir, type Address, type NodeConfig } from './config.js';
 import { startClientApi, type ClientApi } from './client-api.js';
 import { startAutoCompaction } from './auto-compaction.js';
 import { RuntimeKvBackend } from './kv-backend.js';
+import { startNodeLeases } from './lease-forward.js';
 import { nodeRegistry, nodeStatus, startMetricsServer } from './metrics.js';
 
 /** A running node and how to stop it. */
@@ -92,8 +93,10 @@ export async function startNode(config: NodeConfig, opts: {
     storage.close();
     throw e;
   }
+  // Leases: the lessor decides expiry while this node leads; followers forward keep-alives on the lease channel.
+  const leases = startNodeLeases(runtime, sm.store, { ...config, logger: logger.child({ component: 'lessor' }) });
   await runtime.start();
-  const backend = new RuntimeKvBackend(runtime, sm, config);
+  const backend = new RuntimeKvBackend(runtime, sm, config, leases.keeper);
   const stopCompaction = startAutoCompaction(backend, {
     retentionRevisions: config.historyRetentionRevisions, isLeader: () => runtime.core.role.kind === 'leader',
     logger: logger.child({ component: 'auto-compaction' }),
@@ -109,6 +112,7 @@ export async function startNode(config: NodeConfig, opts: {
     });
     metrics = await startMetricsServer(listen(self.metrics).host, self.metrics.port, nodeRegistry(runtime, transport, config, etcd), status);
   } catch (e) {
+    leases.stop();
     await etcd?.close();
     await runtime.stop();
     throw e;
@@ -120,6 +124,7 @@ export async function startNode(config: NodeConfig, opts: {
     stop(): Promise<void> {
       stopping ??= (async () => {
         stopCompaction();
+        leases.stop();
         await etcd?.close();
         await new Promise<void>((resolve) => {
           if (metrics === null) resolve();

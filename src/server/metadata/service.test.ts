@@ -136,3 +136,20 @@ test('Follow: a snapshot that replaces the state past a stream\'s offset sends t
     await s.close();
   }
 });
+
+test('Follow: thousands of records arrive complete and in order (the stream waits for gRPC to drain)', async () => {
+  const s = await serve(new MetadataStateMachine({ historyRecords: 10_000 }));
+  try {
+    for (let i = 0; i < 3000; i++) {
+      await s.backend.write({ type: 'setConfig', resource: { type: 'cluster' }, key: 'num.io.threads', value: String(1 + i) });
+    }
+    const offsets: number[] = [];
+    s.client.follow(1, (e) => offsets.push(e.type === 'record' ? e.offset : -1), () => {});
+    await waitFor(() => offsets.length >= 3000, 'every record');
+    await s.backend.write({ type: 'setConfig', resource: { type: 'cluster' }, key: 'num.io.threads', value: '1' });
+    await waitFor(() => offsets.length === 3001, 'the live record');
+    assert.deepEqual(offsets, Array.from({ length: 3001 }, (_, i) => i + 1));
+  } finally {
+    await s.close();
+  }
+});

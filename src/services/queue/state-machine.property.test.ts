@@ -217,7 +217,7 @@ const command: fc.Arbitrary<QueueCommand> = fc.oneof(
 /** Sequences that start by declaring the queues (with a dead-letter chain), so that most commands do something. */
 const scenario = fc.tuple(
   fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 }), fc.boolean(),
-  fc.array(command, { minLength: 1, maxLength: 60 }),
+  fc.array(command, { minLength: 1, maxLength: 80, size: 'max' }),
 ).map(([limA, limB, dlqFirst, rest]) => {
   const declares: QueueCommand[] = [
     { type: 'declare', queue: 'a', deliveryLimit: limA, deadLetterQueue: 'dlq' },

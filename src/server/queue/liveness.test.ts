@@ -56,7 +56,9 @@ describe('queue liveness', () => {
     live.start();
     await live.whenReady();
     assert.deepEqual(host.written, [{ type: 'nodeDown', node: 'n1', attachedUpTo: Number.MAX_SAFE_INTEGER }]);
+    assert.deepEqual(host.sent.map((m) => m.to), ['n2', 'n3', 'n2', 'n3'], 'alive at start and again once released, before any consumer can attach');
     host.written.length = 0;
+    host.sent.length = 0;
     await backend.write({ type: 'declare', queue: 'q', deliveryLimit: 0, deadLetterQueue: null });
     await backend.write({ type: 'enqueue', queue: 'q', body: new Uint8Array([1]) });
     await backend.write({ type: 'attach', consumerId: 'a2', queue: 'q', node: 'n2', prefetch: 1 });

@@ -5,7 +5,8 @@
 // The rule.
 // 1. Every node running the queue service sends a small "alive" frame on
 //    the queue service's transport channel (3) to every peer that can lead
-//    (the voters) every `heartbeatMs`. Each node records, per peer, when it
+//    (the voters) when it starts, once its own release (3.) is applied, and
+//    every `heartbeatMs`. Each node records, per peer, when it
 //    last heard one (or, before the first, when this monitor started).
 // 2. The leader, every `heartbeatMs`, looks at the nodes that serve
 //    consumers in its applied state. For each node N other than itself that
@@ -110,6 +111,7 @@ export class QueueLiveness {
     this.host.onChannel(QUEUE_CHANNEL, (from, payload) => this.onFrame(from, payload));
     this.timer = setInterval(() => this.tick(), this.heartbeatMs);
     this.timer.unref();
+    this.sendAlive();
     this.releaseSelf();
   }
 
@@ -147,9 +149,7 @@ export class QueueLiveness {
   /** One period: say we are alive; as leader, propose nodeDown for the silent. Public for tests. */
   tick(): void {
     if (this.stopped) return;
-    for (const p of this.peers) {
-      if (this.host.sendChannel(p, QUEUE_CHANNEL, ALIVE)) this.stats.aliveSent++;
-    }
+    this.sendAlive();
     if (!this.host.isLeader()) return;
     const now = this.now();
     for (const node of this.machine.consumerNodes()) {
@@ -167,10 +167,20 @@ export class QueueLiveness {
     }
   }
 
+  /** Tells every voter this node is alive. */
+  private sendAlive(): void {
+    for (const p of this.peers) {
+      if (this.host.sendChannel(p, QUEUE_CHANNEL, ALIVE)) this.stats.aliveSent++;
+    }
+  }
+
   private releaseSelf(): void {
     if (this.stopped) return;
     this.host.write({ type: 'nodeDown', node: this.host.nodeId, attachedUpTo: Number.MAX_SAFE_INTEGER }).then((r) => {
       this.log.info({ result: r }, 'queue: released the consumers of this node\'s previous run');
+      // Heard before any consumer attached from here reaches the leader (same connection, in order), so
+      // that a leader that missed this node's restart does not mistake the new consumers for the old.
+      this.sendAlive();
       this.isReady = true;
       for (const w of this.readyWaiters.splice(0)) w.resolve();
     }, (err: unknown) => {

@@ -7,6 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
+import fc from 'fast-check';
 import { pino } from 'pino';
 import { QueueClient, QueueClientError, type Consumer, type Delivery } from '../../client/queue.js';
 import { QueueStateMachine } from '../../services/queue/state-machine.js';
@@ -189,5 +190,30 @@ describe('queue gRPC service', () => {
     raw.close();
     assert.ok(s.service.stats.invalidRequests - before >= 9);
     assert.equal(s.service.stats.internalErrors, 0);
+  });
+
+  it('never answers INTERNAL to random requests, and keeps serving', async () => {
+    const Ctor = queueServiceClient();
+    const raw = new Ctor(s.address, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<string, (r: unknown, cb: (e: grpc.ServiceError | null) => void) => void>;
+    const call = (method: string, req: unknown): Promise<number> => new Promise((resolve) => {
+      (raw[method] as (r: unknown, cb: (e: grpc.ServiceError | null) => void) => void).call(raw, req, (e) => resolve(e === null ? 0 : e.code));
+    });
+    const str = fc.oneof(fc.constantFrom('', 'jobs', 'dead', 'n1.x'), fc.string({ maxLength: 300, unit: 'binary' }));
+    const num = fc.oneof(fc.constantFrom(0, 1, 10_000, 10_001, 1_000_000, 1_000_001, 4294967295), fc.nat());
+    const tag = fc.oneof(fc.constantFrom('0', '1', '9007199254740991', '9007199254740992', '18446744073709551615'), fc.nat().map(String));
+    const request = fc.oneof(
+      fc.record({ m: fc.constant('Declare'), r: fc.record({ queue: str, delivery_limit: num, dead_letter_queue: str }) }),
+      fc.record({ m: fc.constant('Publish'), r: fc.record({ queue: str, body: fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)) }) }),
+      fc.record({ m: fc.constantFrom('Ack', 'Nack'), r: fc.record({ consumer_id: str, delivery_tags: fc.array(tag, { maxLength: 5 }), discard: fc.boolean() }) }),
+      fc.record({ m: fc.constant('Stats'), r: fc.record({ queue: str }) }),
+    );
+    const allowed = new Set([0, grpc.status.INVALID_ARGUMENT, grpc.status.NOT_FOUND, grpc.status.FAILED_PRECONDITION]);
+    await fc.assert(fc.asyncProperty(request, async ({ m, r }) => {
+      const code = await call(m, r);
+      assert.ok(allowed.has(code), `${m} ${JSON.stringify(r)} answered ${code}`);
+    }), { numRuns: 300 });
+    assert.equal(s.service.stats.internalErrors, 0);
+    assert.ok((await s.client.stats()).length > 0, 'still serving');
+    raw.close();
   });
 });

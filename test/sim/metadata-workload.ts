@@ -17,6 +17,7 @@ import { MetadataStateMachine } from '../../src/services/metadata/state-machine.
 import { randomRecord } from '../../src/services/metadata/workload.js';
 import type { Prng } from '../../src/util/prng.js';
 import { Violation } from './invariants.js';
+import { optionsFromSeed, type SimOptions } from './options.js';
 import { fnv1a } from './state-machine.js';
 import type { SimApp, SimWorkload } from './workload.js';
 
@@ -95,4 +96,25 @@ export function metadataWorkload(stats: MetadataRunStats): () => SimWorkload {
 /** Fresh stats. */
 export function newMetadataRunStats(): MetadataRunStats {
   return { accepted: 0, rejected: 0, comparisons: 0, restoredFromSnapshot: 0, apps: new Map() };
+}
+
+/** Brokers in the metadata simulation unless told otherwise. */
+export const METADATA_OBSERVERS = 100;
+
+/**
+ * A seed's options for the metadata workload: the seed's faults, with 3
+ * controllers, `observers` brokers, frequent proposals and compactions (so
+ * that brokers catch up through snapshots), on the memory disk; after
+ * liveness the healed cluster runs on for a second so every broker catches up.
+ */
+export function metadataOptions(seed: number, mode: 'push' | 'pull', workload: () => SimWorkload, observers = METADATA_OBSERVERS): SimOptions {
+  return {
+    ...optionsFromSeed(seed, { mode, durableDisk: false }),
+    voters: 3, observers, faultPhaseMs: 1500, proposeEveryMs: 5, compactEveryMs: 5, snapshotPadBytes: 0, settleMs: 1000, workload,
+  };
+}
+
+/** The command that replays one seed of the metadata simulation. */
+export function metadataReplayCommand(seed: number, mode: 'push' | 'pull', observers = METADATA_OBSERVERS): string {
+  return `npm run build && node dist/test/sim/metadata-replay.js --seed ${seed} --mode ${mode} --observers ${observers}`;
 }

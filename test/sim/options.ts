@@ -57,6 +57,8 @@ export interface SimOptions {
   /** Probability that an fsync of the durable disk fails (the node then stops). */
   readonly diskSyncFailureRate: number;
   readonly plantedBug?: PlantedBug;
+  /** After liveness is met, run on (healed, no new proposals) for this many virtual ms, so that every node can catch up; default 0. */
+  readonly settleMs?: number;
   /** An application workload (state machine + proposals) beside the digest machine; absent: string proposals. */
   readonly workload?: () => SimWorkload;
 }

@@ -97,6 +97,8 @@ export class Simulator {
   private livenessStart = 0;
   /** Set when the healed cluster has committed the marker. */
   livenessMet = false;
+  /** With SimOptions.settleMs: the run goes on (healed, without new proposals) until this virtual time. */
+  private settleUntil = -Infinity;
 
   constructor(opts: SimOptions) {
     this.opts = opts;
@@ -133,7 +135,7 @@ export class Simulator {
     const endMs = this.opts.faultPhaseMs + this.opts.livenessBoundTicks * this.opts.tickMs * 1.5 + 1000;
     let violation: Violation | null = null;
     try {
-      while (this.heap.size > 0 && !this.livenessMet) {
+      while (this.heap.size > 0 && (!this.livenessMet || this.heap.peekTime() as number <= this.settleUntil)) {
         this.now = this.heap.peekTime() as number;
         const ev = this.heap.pop() as SimEvent;
         if (this.now > endMs) break;
@@ -295,7 +297,7 @@ export class Simulator {
         this.schedule(0, { kind: 'livenessProbe' });
         break;
       case 'livenessProbe': {
-        if (this.livenessMarker === null) return;
+        if (this.livenessMarker === null || this.livenessMet) return;
         if (this.now - this.livenessStart > this.opts.livenessBoundTicks * this.opts.tickMs) {
           throw new Violation('liveness', `after healing at ${this.livenessStart} ms, nothing committed by ${this.now} ms (bound ${this.opts.livenessBoundTicks} ticks)`);
         }
@@ -363,8 +365,9 @@ export class Simulator {
     this.checker.onApply(node, e);
     node.sm.apply(e);
     node.app?.apply(e);
-    if (this.livenessMarker !== null && e.type === 'data' && decode(e.data) === this.livenessMarker) {
+    if (this.livenessMarker !== null && !this.livenessMet && e.type === 'data' && decode(e.data) === this.livenessMarker) {
       this.livenessMet = true;
+      if ((this.opts.settleMs ?? 0) > 0) this.settleUntil = this.now + (this.opts.settleMs ?? 0);
     }
   }
 

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { QueueClient, type Consumer } from '../../client/queue.js';
-import { QueueStateMachine } from '../../services/queue/state-machine.js';
+import { attachQueue, QueueStateMachine } from '../../services/queue/state-machine.js';
 import { NODE_DEFAULTS, type MemberConfig, type NodeConfig } from '../config.js';
 import { startNode, type RunningNode } from '../node-process.js';
 import { startQueueRuntime, type QueueRuntime } from './runtime-backend.js';
@@ -59,8 +59,12 @@ class QNode {
   }
 
   async start(): Promise<void> {
-    const machine = new QueueStateMachine();
-    const running = await startNode(this.config, { logger, registerServices: (s) => void s.register('queue', machine) });
+    let machine = new QueueStateMachine();
+    const running = await startNode(this.config, {
+      logger, registerServices: (s) => {
+        machine = attachQueue(s); // the node's own, when it runs the queue service already
+      },
+    });
     const rt = startQueueRuntime(running.runtime, machine, {
       peers: this.config.members.filter((m) => m.role === 'voter').map((m) => m.id), downAfterMs: ELECTION_MAX_TICKS * TICK_MS, logger,
     });

@@ -74,10 +74,14 @@ export interface QueueRuntime {
   stop(): void;
 }
 
+/** One queue runtime per node runtime (the channel has one handler). */
+const started = new WeakMap<NodeRuntime, QueueRuntime>();
+
 /**
  * Starts the queue service's runtime side: the backend for the gRPC service
  * and the liveness monitor (this node's own release, "alive" frames, the
- * leader's nodeDown proposals). Call after runtime.start().
+ * leader's nodeDown proposals). Call after runtime.start(). Calling it again
+ * for the same runtime gives the one already started.
  */
 export function startQueueRuntime(runtime: NodeRuntime, machine: QueueStateMachine, opts: {
   /** The voters' ids (this node's may be included). */
@@ -86,10 +90,17 @@ export function startQueueRuntime(runtime: NodeRuntime, machine: QueueStateMachi
   readonly downAfterMs: number;
   readonly logger: Logger;
 }): QueueRuntime {
+  const already = started.get(runtime);
+  if (already !== undefined) {
+    if (already.backend.machine !== machine) throw new Error('the queue runtime of this node runs over another machine');
+    return already;
+  }
   const ready = { wait: (): Promise<void> => Promise.resolve() };
   const backend = new RuntimeQueueBackend(runtime, machine, () => ready.wait());
   const liveness = new QueueLiveness(runtimeLivenessHost(runtime, backend), machine, { peers: opts.peers, downAfterMs: opts.downAfterMs, logger: opts.logger });
   ready.wait = () => liveness.whenReady();
   liveness.start();
-  return { backend, liveness, stop: () => liveness.stop() };
+  const rt: QueueRuntime = { backend, liveness, stop: () => liveness.stop() };
+  started.set(runtime, rt);
+  return rt;
 }

@@ -216,4 +216,14 @@ describe('queue gRPC service', () => {
     assert.ok((await s.client.stats()).length > 0, 'still serving');
     raw.close();
   });
+
+  it('a second service over the same machine does not take the first one\'s consumers for orphans', async () => {
+    const other = await start(s.backend);
+    await s.client.declare('shared');
+    const consumer = await s.client.consume('shared');
+    await new Promise((r) => setTimeout(r, 200)); // several reconciler periods of both services
+    assert.notEqual(s.backend.machine.consumer(consumer.id), undefined);
+    consumer.cancel();
+    await other.close();
+  });
 });

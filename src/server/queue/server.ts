@@ -34,6 +34,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { assertNever } from '../../util/assert.js';
 import { idProblem, queueNameProblem } from '../../services/queue/codec.js';
+import type { QueueStateMachine } from '../../services/queue/state-machine.js';
 import { QUEUE_LIMITS, type DeadLetterOrigin, type QueueCommand, type QueueEvent, type QueueResult, type QueueStats } from '../../services/queue/types.js';
 import type { QueueBackend } from './backend.js';
 import { queueServiceClient } from './proto.js';
@@ -134,6 +135,14 @@ function statsToWire(s: QueueStats): object {
 
 type UnaryHandler = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => void;
 
+/**
+ * The consumers that some Consume stream in this process serves, per
+ * machine: shared by every service over the same machine (say, the client
+ * port's and another port's), so that no reconciler takes another's
+ * consumers for orphans.
+ */
+const servedHere = new WeakMap<QueueStateMachine, Set<string>>();
+
 /** Adds the quorumlog.queue.v1.Queue service over `backend` to `server` (before it starts). */
 export function addQueueService(server: grpc.Server, backend: QueueBackend, opts: QueueServiceOptions): QueueService {
   const log = opts.logger;
@@ -145,6 +154,14 @@ export function addQueueService(server: grpc.Server, backend: QueueBackend, opts
   const stats: QueueServerStats = { invalidRequests: 0, queueErrors: 0, internalErrors: 0, orphansCancelled: 0 };
   const machine = backend.machine;
   const locals = new Map<string, LocalConsumer>();
+  let served = servedHere.get(backend.machine);
+  if (served === undefined) {
+    served = new Set();
+    servedHere.set(backend.machine, served);
+  }
+  const servedSet = served;
+  const track = (id: string): void => void servedSet.add(id);
+  const untrack = (id: string): void => void servedSet.delete(id);
   /** Consumers whose cancel is being proposed (no second proposal meanwhile). */
   const cancelling = new Set<string>();
   let closed = false;
@@ -205,6 +222,7 @@ export function addQueueService(server: grpc.Server, backend: QueueBackend, opts
     if (lc.ended) return;
     lc.ended = true;
     locals.delete(lc.id);
+    untrack(lc.id);
     try {
       if (status === null) lc.call.end();
       else lc.call.emit('error', serviceError(status));
@@ -271,7 +289,7 @@ export function addQueueService(server: grpc.Server, backend: QueueBackend, opts
     reconciling = true;
     backend.whenReady().then(() => {
       for (const c of machine.allConsumers()) {
-        if (c.node !== backend.nodeId || locals.has(c.consumerId) || cancelling.has(c.consumerId)) continue;
+        if (c.node !== backend.nodeId || servedSet.has(c.consumerId) || cancelling.has(c.consumerId)) continue;
         stats.orphansCancelled++;
         proposeCancel(c.consumerId, 'no stream serves it');
       }
@@ -305,10 +323,12 @@ export function addQueueService(server: grpc.Server, backend: QueueBackend, opts
     if (closed || call.cancelled) return;
     const lc: LocalConsumer = { id: `${backend.nodeId}.${randomBytes(9).toString('base64url')}`, queue, call, started: false, early: [], lastTag: 0, ended: false };
     locals.set(lc.id, lc);
+    track(lc.id);
     const gone = (): void => {
       if (lc.ended) return;
       lc.ended = true;
       locals.delete(lc.id);
+      untrack(lc.id);
       proposeCancel(lc.id, 'stream ended');
     };
     call.on('cancelled', gone);
@@ -319,6 +339,7 @@ export function addQueueService(server: grpc.Server, backend: QueueBackend, opts
       if (!lc.ended) {
         lc.ended = true;
         locals.delete(lc.id);
+        untrack(lc.id);
       }
       if (queueStatusOf(err)?.code === grpc.status.UNAVAILABLE) proposeCancel(lc.id, 'the attach outcome is unknown');
       throw err;

@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { destination, pino } from 'pino';
-import { QueueStateMachine } from '../../services/queue/state-machine.js';
+import { attachQueue, QueueStateMachine } from '../../services/queue/state-machine.js';
 import type { NodeConfig } from '../config.js';
 import { startNode } from '../node-process.js';
 import { startQueueRuntime } from './runtime-backend.js';
@@ -20,9 +20,11 @@ async function main(): Promise<void> {
   if (configPath === undefined || port === undefined) throw new Error('usage: test-node <config.json> <queuePort>');
   const config = JSON.parse(readFileSync(configPath, 'utf8')) as NodeConfig;
   const logger = pino({ level: config.logLevel, base: { node: config.nodeId } }, destination(2)); // stdout says "ready"; logs go to stderr
-  const machine = new QueueStateMachine();
+  let machine = new QueueStateMachine();
   const node = await startNode(config, {
-    logger, registerServices: (s) => void s.register('queue', machine),
+    logger, registerServices: (s) => {
+      machine = attachQueue(s); // the node's own, when it runs the queue service already
+    },
     onFatal: (err) => {
       logger.fatal({ err }, 'fatal');
       process.exit(70);

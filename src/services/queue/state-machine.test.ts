@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { encodeQueueCommand } from './codec.js';
-import { QueueSnapshotError, QueueStateMachine } from './state-machine.js';
+import { ServiceStateMachine } from '../machine.js';
+import { attachQueue, QueueSnapshotError, QueueStateMachine } from './state-machine.js';
 import type { QueueCommand, QueueEvent, QueueResult } from './types.js';
 
 const body = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -161,5 +162,12 @@ describe('QueueStateMachine', () => {
     const fresh = new QueueStateMachine();
     fresh.restore(good);
     assert.deepEqual(fresh.inFlight('a').map((d) => d.messageId), [1]);
+  });
+
+  it('attaches to the queue machine a node already runs, or registers one', () => {
+    const services = new ServiceStateMachine();
+    const m = attachQueue(services);
+    assert.equal(services.service('queue'), m);
+    assert.equal(attachQueue(services), m);
   });
 });

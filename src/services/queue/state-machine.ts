@@ -32,7 +32,7 @@
 import type { LogIndex } from '../../protocol/ids.js';
 import { assertNever } from '../../util/assert.js';
 import { ByteReader, ByteWriter } from '../kv/codec.js';
-import type { ServiceMachine } from '../machine.js';
+import type { ServiceMachine, ServiceStateMachine } from '../machine.js';
 import { decodeQueueCommand, readQueueString, writeQueueString } from './codec.js';
 import {
   QUEUE_LIMITS,
@@ -482,6 +482,20 @@ export class QueueStateMachine implements ServiceMachine {
     this.consumers = parsed.consumers;
     this.emit({ type: 'restored' });
   }
+}
+
+/**
+ * The queue machine of `services`: the one already registered (a node that
+ * runs the queue service by default), or a new one registered now. Call
+ * before the node recovers (startNode's registerServices).
+ */
+export function attachQueue(services: ServiceStateMachine): QueueStateMachine {
+  const existing = services.service('queue');
+  if (existing instanceof QueueStateMachine) return existing;
+  if (existing !== undefined) throw new Error('the queue service tag is taken by another machine');
+  const m = new QueueStateMachine();
+  services.register('queue', m);
+  return m;
 }
 
 function err(error: QueueErrorCode, message: string): QueueResult {

@@ -90,7 +90,8 @@ function node(net: Net, id: NodeId, store: KvStore, leads: () => boolean = () =>
     now: () => performance.now(),
     leadership: () => ({ leader: leads(), term: 1 }),
     barrier: () => Promise.resolve(),
-    proposeRevoke: (lease) => Promise.resolve(store.apply({ type: 'leaseRevoke', request: { id: lease } })),
+    proposeExpire: (lease, term) => Promise.resolve(store.apply({ type: 'leaseExpire', request: { id: lease, term } })),
+    proposeEpoch: (term) => Promise.resolve(store.apply({ type: 'leaseEpoch', request: { term } })),
   });
   const service = new LeaseService(net.host(id), lessor, { minTtlSeconds: 2, requestTimeoutMs: 400, attemptTimeoutMs: 100, retryMs: 20 });
   return { lessor, service };

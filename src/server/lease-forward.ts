@@ -348,7 +348,7 @@ export interface NodeLeases {
 
 /**
  * Starts the lessor of a node and its lease channel. Call before runtime.start(), so that no lease frame arrives
- * without a handler. Expired leases are revoked through runtime.submit, like a client's LeaseRevoke.
+ * without a handler. Epochs and expiries go through runtime.submit, like any write.
  */
 export function startNodeLeases(runtime: NodeRuntime, store: KvStore, o: {
   readonly tickMs: number;
@@ -361,7 +361,8 @@ export function startNodeLeases(runtime: NodeRuntime, store: KvStore, o: {
     now: () => performance.now(),
     leadership: () => ({ leader: runtime.core.role.kind === 'leader', term: runtime.core.term }),
     barrier: () => runtime.readBarrier(),
-    proposeRevoke: (id) => runtime.submit(encodeCommand({ type: 'leaseRevoke', request: { id } })),
+    proposeExpire: (id, term) => runtime.submit(encodeCommand({ type: 'leaseExpire', request: { id, term } })),
+    proposeEpoch: (term) => runtime.submit(encodeCommand({ type: 'leaseEpoch', request: { term } })),
     logger: o.logger,
   });
   const keeper = new LeaseService({

@@ -12,21 +12,27 @@ import { Lessor, LessorNotLeaderError } from './lessor.js';
 const b = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'latin1'));
 
 /** A lessor over a store, with a fake clock, leadership and barrier under the test's control. */
-function setup(opts: { applyRevokes?: boolean; revokeRetryMs?: number } = {}) {
+function setup(opts: { applyRevokes?: boolean; applyEpochs?: boolean; revokeRetryMs?: number } = {}) {
   const store = new KvStore();
   const clock = { now: 0 };
   const leadership = { leader: true, term: 1 };
   const proposed: number[] = [];
+  const epochs: number[] = [];
   let barrierGate: Promise<void> | null = null;
   const lessor = new Lessor({
     leases: store,
     now: () => clock.now,
     leadership: () => ({ ...leadership }),
     barrier: () => barrierGate ?? Promise.resolve(),
-    proposeRevoke: (id) => {
+    proposeExpire: (id, term) => {
       proposed.push(id);
       if (opts.applyRevokes === false) return Promise.reject(new Error('not committed'));
-      return Promise.resolve(store.apply({ type: 'leaseRevoke', request: { id } }));
+      return Promise.resolve(store.apply({ type: 'leaseExpire', request: { id, term } }));
+    },
+    proposeEpoch: (term) => {
+      epochs.push(term);
+      if (opts.applyEpochs === false) return Promise.reject(new Error('not committed'));
+      return Promise.resolve(store.apply({ type: 'leaseEpoch', request: { term } }));
     },
     ...(opts.revokeRetryMs !== undefined ? { revokeRetryMs: opts.revokeRetryMs } : {}),
   });
@@ -52,7 +58,7 @@ function setup(opts: { applyRevokes?: boolean; revokeRetryMs?: number } = {}) {
       open();
     };
   };
-  return { store, clock, leadership, proposed, lessor, apply, grant, advanceTo, gate };
+  return { store, clock, leadership, proposed, epochs, lessor, apply, grant, advanceTo, gate };
 }
 
 const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
@@ -192,6 +198,41 @@ describe('lessor', () => {
     t.leadership.leader = false;
     open();
     await assert.rejects(q, LessorNotLeaderError);
+  });
+
+  it('a new leader decides nothing (no expiry, no keep-alive) until its lease epoch has applied; the epoch is retried', async () => {
+    const t = setup({ applyEpochs: false, revokeRetryMs: 1000 });
+    t.grant(1, 1);
+    t.lessor.check();
+    assert.deepEqual(t.epochs, [1]);
+    assert.equal(t.lessor.leading, true);
+    assert.equal(t.lessor.deciding, false);
+    t.advanceTo(5_000);
+    assert.deepEqual(t.proposed, [], 'no expiry before the epoch');
+    assert.ok(t.epochs.length >= 5, `epoch retried every second (${t.epochs.length})`);
+    await assert.rejects(t.lessor.renew(1), LessorNotLeaderError);
+    // The epoch commits (a retry got through): deadlines start now.
+    t.apply({ type: 'leaseEpoch', request: { term: 1 } });
+    assert.equal(t.lessor.deciding, true);
+    assert.equal(t.lessor.deadlineOf(1), 6_000);
+    assert.equal(await t.lessor.renew(1), 1);
+    // A later leader's epoch applied here (this node was deposed without noticing yet): it stops deciding.
+    t.apply({ type: 'leaseEpoch', request: { term: 2 } });
+    t.store.restore(t.store.snapshot());
+    assert.equal(t.lessor.deciding, false);
+    t.advanceTo(20_000);
+    assert.deepEqual(t.proposed, []);
+  });
+
+  it('an expiry carries the leader\'s term: proposed by a deposed leader, it changes nothing once a later epoch applied', () => {
+    const t = setup();
+    t.lessor.check();
+    t.grant(1, 2);
+    t.apply({ type: 'leaseEpoch', request: { term: 5 } }); // the next leader took over before this one's expiry applied
+    t.advanceTo(2_000);
+    assert.deepEqual(t.proposed, [], 'no longer deciding: the store names a later epoch');
+    assert.deepEqual(t.store.apply({ type: 'leaseExpire', request: { id: 1, term: 1 } }), { type: 'leaseExpire', expired: false, deleted: 0, revision: 1 });
+    assert.notEqual(t.store.lease(1), null);
   });
 
   it('leases granted and revoked while leading are followed; a restore resets every deadline', () => {

@@ -5,11 +5,15 @@
 // clock, renews it on a keep-alive without writing the log, and proposes a
 // revoke (an ordinary log command) when it passes. Followers decide nothing.
 //
-// Leadership changes. A node that becomes leader (in any new term) starts
-// every lease's deadline at now + its full TTL, and a lease granted while it
-// leads starts at the moment the grant is applied here. So a lease never
-// expires before TTL has passed since the last renewal any leader answered,
-// and a failover makes it late by at most the TTL plus the failover time
+// Leadership changes. A node that becomes leader (in any new term) first
+// logs a lease epoch (its term) and decides nothing until it has applied;
+// then it starts every lease's deadline at now + its full TTL, and a lease
+// granted while it leads starts at the moment the grant is applied here. An
+// expiry carries its leader's term, and the store ignores it once a later
+// epoch has applied: a deposed leader's expiry, forwarded and committed late,
+// cannot cut short a lease its successor renewed. So a lease never expires
+// before TTL has passed since the last renewal any leader answered, and a
+// failover makes it late by at most the TTL plus the failover time
 // (docs/CLUSTER.md states the bound and test/cluster/lease.test.ts checks it).
 //
 // Why a keep-alive waits on a barrier. A keep-alive is answered only after a
@@ -33,6 +37,8 @@ import type { LeaseTimeToLive } from './etcd/backend.js';
 
 /** The store's lease reads the lessor needs (KvStore implements it). */
 export interface LeaseTable {
+  /** The latest lease epoch applied. */
+  readonly leaseTerm: number;
   lease(id: number): LeaseInfo | null;
   leases(): LeaseInfo[];
   onLeaseChange(listener: (change: LeaseChange) => void): () => void;
@@ -51,11 +57,13 @@ export interface LessorOptions {
    * ReadIndex barrier. Rejects when that cannot be had (no leader, timeout).
    */
   readonly barrier: () => Promise<void>;
-  /** Proposes a revoke of a lease through the log; settles once applied here or failed (the lessor retries). */
-  readonly proposeRevoke: (id: number) => Promise<unknown>;
+  /** Proposes the expiry of a lease (a revoke valid in `term`) through the log; settles once applied here or failed (the lessor retries). */
+  readonly proposeExpire: (id: number, term: number) => Promise<unknown>;
+  /** Proposes a lease epoch for `term` through the log; settles once applied here or failed (the lessor retries). */
+  readonly proposeEpoch: (term: number) => Promise<unknown>;
   /** Period of the expiry check when started with start(). Default 100 ms. */
   readonly checkIntervalMs?: number;
-  /** A revoke that has not removed the lease after this long is proposed again. Default 1000 ms. */
+  /** A revoke (or epoch) that has not applied after this long is proposed again. Default 1000 ms. */
   readonly revokeRetryMs?: number;
   readonly logger?: Logger;
 }
@@ -72,6 +80,8 @@ export class LessorNotLeaderError extends Error {
 export interface LessorStats {
   /** Revokes proposed because a deadline passed (a retry counts again). */
   revokesProposed: number;
+  /** Lease epochs proposed (one per leadership, plus retries). */
+  epochsProposed: number;
   /** Keep-alives answered with a TTL (renewed). */
   renewals: number;
   /** Times this lessor started leading and reset every deadline. */
@@ -87,18 +97,22 @@ interface Revoking {
 
 /**
  * Expiry decisions for the leases of one node's store. Invariants: `term` is
- * null exactly when this node did not lead at the last look, and then
- * `deadlines` and `revoking` are empty; while it leads, `deadlines` holds
- * every lease of the store (added on grant, removed on revoke), each deadline
- * at least TTL after this node started leading, the lease's grant, or its
- * last renewal; `revoking` holds only leases whose deadline passed.
+ * null exactly when this node did not lead at the last look; `deadlines` and
+ * `revoking` are empty unless `ready` (this node leads in `term` and the
+ * store's leaseTerm is `term`: its epoch applied); while ready, `deadlines`
+ * holds every lease of the store (added on grant, removed on revoke), each
+ * deadline at least TTL after this node became ready, the lease's grant, or
+ * its last renewal; `revoking` holds only leases whose deadline passed.
  */
 export class Lessor {
-  readonly stats: LessorStats = { revokesProposed: 0, renewals: 0, leaderships: 0 };
+  readonly stats: LessorStats = { revokesProposed: 0, epochsProposed: 0, renewals: 0, leaderships: 0 };
   private readonly o: LessorOptions;
   private readonly checkIntervalMs: number;
   private readonly revokeRetryMs: number;
   private term: number | null = null;
+  private ready = false;
+  /** When this leader's epoch was last proposed (monotonic ms); null before. */
+  private epochProposedAt: number | null = null;
   private readonly deadlines = new Map<number, number>();
   private readonly revoking = new Map<number, Revoking>();
   private readonly unsubscribe: () => void;
@@ -131,14 +145,19 @@ export class Lessor {
     return this.term !== null;
   }
 
+  /** True when this node leads and its lease epoch has applied: it decides expiry and answers keep-alives. */
+  get deciding(): boolean {
+    return this.ready;
+  }
+
   /** The deadline (monotonic ms) of a lease, when this node leads and holds one. For tests and status. */
   deadlineOf(id: number): number | undefined {
     return this.deadlines.get(id);
   }
 
-  /** One expiry check: follows leadership, then proposes a revoke for every lease whose deadline has passed. */
+  /** One expiry check: follows leadership (and the epoch), then proposes the expiry of every lease whose deadline has passed. */
   check(): void {
-    if (!this.followLeadership()) return;
+    if (!this.followLeadership() || !this.ready) return;
     const now = this.o.now();
     for (const [id, deadline] of this.deadlines) if (deadline <= now) void this.revoke(id, now);
   }
@@ -154,7 +173,7 @@ export class Lessor {
     const term = this.requireLeading();
     const arrival = this.o.now();
     await this.o.barrier();
-    if (!this.stillLeading(term)) throw new LessorNotLeaderError();
+    if (!this.stillDeciding(term)) throw new LessorNotLeaderError();
     const lease = this.o.leases.lease(id);
     if (lease === null) return 0;
     const deadline = this.deadlines.get(id);
@@ -172,7 +191,7 @@ export class Lessor {
   async timeToLive(id: number): Promise<LeaseTimeToLive | null> {
     const term = this.requireLeading();
     await this.o.barrier();
-    if (!this.stillLeading(term)) throw new LessorNotLeaderError();
+    if (!this.stillDeciding(term)) throw new LessorNotLeaderError();
     const lease = this.o.leases.lease(id);
     if (lease === null) return null;
     const now = this.o.now();
@@ -189,29 +208,66 @@ export class Lessor {
     return this.term;
   }
 
-  private stillLeading(term: number): boolean {
-    return this.followLeadership() && this.term === term;
+  /** Leads in `term` still, with its epoch applied (a keep-alive that waited must not be answered otherwise). */
+  private stillDeciding(term: number): boolean {
+    return this.followLeadership() && this.term === term && this.ready;
   }
 
-  /** Looks at leadership; on becoming leader (in a new term) every deadline restarts at now + TTL. Returns whether it leads. */
+  /**
+   * Looks at leadership. On becoming leader (in a new term) it proposes its
+   * lease epoch; once that has applied (here or at a later look) every
+   * deadline restarts at now + TTL. Returns whether it leads.
+   */
   private followLeadership(): boolean {
     const l = this.o.leadership();
     if (!l.leader) {
       if (this.term !== null) {
         this.term = null;
-        this.deadlines.clear();
-        this.revoking.clear();
+        this.unready();
         this.o.logger?.info('lessor: not leading; lease deadlines dropped');
       }
       return false;
     }
     if (this.term !== l.term) {
       this.term = l.term;
-      this.resetDeadlines();
+      this.unready();
+      this.epochProposedAt = null;
       this.stats.leaderships++;
-      this.o.logger?.info({ term: l.term, leases: this.deadlines.size }, 'lessor: leading; every lease restarts with its full TTL');
+    }
+    if (this.ready && this.o.leases.leaseTerm !== l.term) this.unready();
+    if (!this.ready) {
+      if (this.o.leases.leaseTerm === l.term) this.becomeReady(l.term);
+      else if (this.o.leases.leaseTerm < l.term) this.proposeEpoch(l.term);
     }
     return true;
+  }
+
+  private unready(): void {
+    this.ready = false;
+    this.deadlines.clear();
+    this.revoking.clear();
+  }
+
+  private becomeReady(term: number): void {
+    this.ready = true;
+    this.resetDeadlines();
+    this.o.logger?.info({ term, leases: this.deadlines.size }, 'lessor: leading and deciding expiry; every lease restarts with its full TTL');
+  }
+
+  /** Proposes this leader's epoch, unless one was proposed less than revokeRetryMs ago. */
+  private proposeEpoch(term: number): void {
+    const now = this.o.now();
+    if (this.epochProposedAt !== null && now < this.epochProposedAt + this.revokeRetryMs) return;
+    this.epochProposedAt = now;
+    this.stats.epochsProposed++;
+    const failed = (err: unknown): void => {
+      this.o.logger?.warn({ term, err: (err as Error).message }, 'lessor: the lease epoch was not applied; will retry');
+    };
+    try {
+      Promise.resolve(this.o.proposeEpoch(term)).then(() => undefined, failed);
+    } catch (err) {
+      failed(err);
+    }
   }
 
   private resetDeadlines(): void {
@@ -222,7 +278,12 @@ export class Lessor {
   }
 
   private onLeaseChange(c: LeaseChange): void {
-    if (this.term === null) return; // a follower keeps no deadlines; a new leader reads them all
+    if (c.type === 'epoch') {
+      if (this.term !== null && !this.ready && c.term === this.term) this.becomeReady(c.term);
+      else if (this.ready && c.term !== this.term) this.unready(); // a later leader took over: this one was deposed
+      return;
+    }
+    if (!this.ready) return; // only a deciding leader keeps deadlines; it reads them all when it becomes one
     switch (c.type) {
       case 'grant':
         this.deadlines.set(c.lease.id, this.o.now() + c.lease.ttlSeconds * 1000);
@@ -233,7 +294,8 @@ export class Lessor {
         this.revoking.delete(c.id);
         return;
       case 'reset':
-        this.resetDeadlines();
+        if (this.o.leases.leaseTerm === this.term) this.resetDeadlines();
+        else this.unready();
         return;
       default:
         assertNever(c, 'lease change');
@@ -245,7 +307,8 @@ export class Lessor {
     const r = this.revoking.get(id);
     if (r !== undefined && r.retryAt > now) return r.done;
     this.stats.revokesProposed++;
-    this.o.logger?.info({ lease: id }, 'lessor: lease expired; proposing its revoke');
+    const term = this.term as number; // only a deciding leader gets here
+    this.o.logger?.info({ lease: id, term }, 'lessor: lease expired; proposing its revoke');
     let settle!: () => void;
     const done = new Promise<void>((resolve) => (settle = () => resolve()));
     // Recorded before proposing: the revoke may apply synchronously (and its 'revoke' change then removes the entry).
@@ -255,7 +318,7 @@ export class Lessor {
       settle();
     };
     try {
-      Promise.resolve(this.o.proposeRevoke(id)).then(() => settle(), failed);
+      Promise.resolve(this.o.proposeExpire(id, term)).then(() => settle(), failed);
     } catch (err) {
       failed(err);
     }

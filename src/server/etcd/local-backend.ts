@@ -54,7 +54,8 @@ export class LocalKvBackend implements KvBackend {
       now: opts.now ?? (() => performance.now()),
       leadership: () => ({ leader: true, term: 1 }),
       barrier: () => Promise.resolve(),
-      proposeRevoke: (id) => this.write({ type: 'leaseRevoke', request: { id } }),
+      proposeExpire: (id, term) => this.write({ type: 'leaseExpire', request: { id, term } }),
+      proposeEpoch: (term) => this.write({ type: 'leaseEpoch', request: { term } }),
       ...(checkIntervalMs > 0 ? { checkIntervalMs } : {}),
     });
     if (checkIntervalMs > 0) this.lessor.start();

@@ -13,6 +13,8 @@
 //   compact      int revision, u8 flags (1 physical)
 //   leaseGrant   int id (nonzero), int ttlSeconds (1..MAX_LEASE_TTL_SECONDS)
 //   leaseRevoke  int id (nonzero)
+//   leaseExpire  int id (nonzero), int term (>= 1)
+//   leaseEpoch   int term (>= 1)
 //   txn          count n, n × compare, count n, n × op (success), count n, n × op (failure)
 //   compare      u8 target, u8 result, bytes key, bytes rangeEnd, operand (bytes for value, else int)
 //   op           u8 tag (1 range, 2 put, 3 deleteRange, 4 txn), then the request
@@ -50,7 +52,7 @@ export const COMMAND_FORMAT_VERSION = 1;
 /** Deepest txn nesting the decoder accepts (the store's op budget allows far less; this only bounds recursion). */
 export const MAX_TXN_DEPTH = 256;
 
-const COMMAND_TAGS = { put: 1, deleteRange: 2, txn: 3, compact: 4, leaseGrant: 5, leaseRevoke: 6 } as const;
+const COMMAND_TAGS = { put: 1, deleteRange: 2, txn: 3, compact: 4, leaseGrant: 5, leaseRevoke: 6, leaseExpire: 7, leaseEpoch: 8 } as const;
 const OP_TAGS = { range: 1, put: 2, deleteRange: 3, txn: 4 } as const;
 const SORT_ORDERS: readonly SortOrder[] = ['none', 'ascend', 'descend'];
 const SORT_TARGETS: readonly SortTarget[] = ['key', 'version', 'create', 'mod', 'value'];
@@ -316,6 +318,11 @@ function writeLeaseId(w: ByteWriter, id: number): void {
   w.int(id);
 }
 
+function writeTerm(w: ByteWriter, term: number): void {
+  if (!Number.isSafeInteger(term) || term < 1) throw new KvCodecError(`term ${term} is not a positive integer`, -1);
+  w.int(term);
+}
+
 function writeTxn(w: ByteWriter, t: TxnRequest, depth: number): void {
   if (depth > MAX_TXN_DEPTH) throw new KvCodecError(`txn nested deeper than ${MAX_TXN_DEPTH}`, -1);
   w.count(t.compare.length);
@@ -346,6 +353,8 @@ function encode(cmd: KvCommand): Uint8Array {
     case 'compact': w.u8(COMMAND_TAGS.compact); w.int(cmd.request.revision); w.u8(cmd.request.physical ? 1 : 0); break;
     case 'leaseGrant': w.u8(COMMAND_TAGS.leaseGrant); writeLeaseGrant(w, cmd.request); break;
     case 'leaseRevoke': w.u8(COMMAND_TAGS.leaseRevoke); writeLeaseId(w, cmd.request.id); break;
+    case 'leaseExpire': w.u8(COMMAND_TAGS.leaseExpire); writeLeaseId(w, cmd.request.id); writeTerm(w, cmd.request.term); break;
+    case 'leaseEpoch': w.u8(COMMAND_TAGS.leaseEpoch); writeTerm(w, cmd.request.term); break;
     default: throw new KvCodecError(`unknown command type: ${String((cmd as { type: unknown }).type)}`, -1);
   }
   return w.finish();
@@ -432,6 +441,13 @@ function readLeaseId(r: ByteReader): number {
   return id;
 }
 
+function readTerm(r: ByteReader): number {
+  const at = r.position;
+  const term = r.int();
+  if (term < 1) throw new KvCodecError(`term ${term} is not positive`, at);
+  return term;
+}
+
 function decode(r: ByteReader): KvCommand {
   const version = r.u8();
   if (version !== COMMAND_FORMAT_VERSION) throw new KvCodecError(`unsupported command format version ${version}`, 0);
@@ -448,6 +464,12 @@ function decode(r: ByteReader): KvCommand {
     }
     case COMMAND_TAGS.leaseGrant: cmd = { type: 'leaseGrant', request: readLeaseGrant(r) }; break;
     case COMMAND_TAGS.leaseRevoke: cmd = { type: 'leaseRevoke', request: { id: readLeaseId(r) } }; break;
+    case COMMAND_TAGS.leaseExpire: {
+      const id = readLeaseId(r);
+      cmd = { type: 'leaseExpire', request: { id, term: readTerm(r) } };
+      break;
+    }
+    case COMMAND_TAGS.leaseEpoch: cmd = { type: 'leaseEpoch', request: { term: readTerm(r) } }; break;
     default: throw new KvCodecError('unknown command tag', at);
   }
   r.end();

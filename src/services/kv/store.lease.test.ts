@@ -2,7 +2,8 @@
 // TTL decided by the proposer), put with a lease attaches the key (the lease
 // must exist), a re-put without the lease or a delete detaches it, revoke
 // deletes every attached key in one revision and watchers see the deletes,
-// snapshots carry leases (format 2, format 1 still read), and a property
+// snapshots carry leases (format 2, format 1 still read), an expiry from a
+// deposed leader's term is ignored once a later epoch applied, and a property
 // test: random commands keep the lease invariants and survive snapshot and
 // codec round trips identically.
 import assert from 'node:assert/strict';
@@ -21,6 +22,8 @@ function put(key: string, value: string, lease = 0, opts: Partial<{ ignoreLease:
 const del = (key: string, rangeEnd = ''): KvCommand => ({ type: 'deleteRange', request: { key: b(key), rangeEnd: b(rangeEnd), prevKv: false } });
 const grant = (id: number, ttlSeconds: number): KvCommand => ({ type: 'leaseGrant', request: { id, ttlSeconds } });
 const revoke = (id: number): KvCommand => ({ type: 'leaseRevoke', request: { id } });
+const expire = (id: number, term: number): KvCommand => ({ type: 'leaseExpire', request: { id, term } });
+const epoch = (term: number): KvCommand => ({ type: 'leaseEpoch', request: { term } });
 function rq(key: string, rangeEnd = ''): RangeRequest {
   return {
     key: b(key), rangeEnd: b(rangeEnd), limit: 0, revision: 0, sortOrder: 'none', sortTarget: 'key', serializable: false,
@@ -166,7 +169,7 @@ test('snapshot round trip keeps leases and attachments; format 1 snapshots still
   const plain = new KvStore();
   run(plain, put('x', '1'));
   const v2 = plain.snapshot();
-  const v1 = v2.slice(0, v2.length - 1); // drop "count 0 leases"
+  const v1 = v2.slice(0, v2.length - 2); // drop "count 0 leases" and "leaseTerm 0"
   v1[4] = 2; // zigzag(1)
   const u = new KvStore();
   u.restore(v1);
@@ -180,19 +183,21 @@ test('restore refuses lease sections that are malformed or inconsistent, leaving
   run(s, grant(4, 10));
   run(s, put('k', 'v', 4));
   const good = s.snapshot();
-  // The lease section is the tail: count 1, int 4 (zigzag 8), int 10 (zigzag 20).
-  assert.deepEqual([...good.subarray(good.length - 3)], [1, 8, 20]);
+  // The lease section is the tail: count 1, int 4 (zigzag 8), int 10 (zigzag 20), then leaseTerm 0.
+  assert.deepEqual([...good.subarray(good.length - 4)], [1, 8, 20, 0]);
   const cases: Uint8Array[] = [];
-  const withLeases = (...bytes: number[]): Uint8Array => new Uint8Array([...good.subarray(0, good.length - 3), ...bytes]);
-  cases.push(withLeases(0)); // no leases, but a key names lease 4
-  cases.push(withLeases(1, 0, 20)); // lease id 0
-  cases.push(withLeases(1, 8, 0)); // TTL 0
-  cases.push(withLeases(2, 8, 20, 8, 20)); // duplicate id
-  cases.push(withLeases(1, 8, 20, 0)); // trailing byte
+  const withLeases = (...bytes: number[]): Uint8Array => new Uint8Array([...good.subarray(0, good.length - 4), ...bytes]);
+  cases.push(withLeases(0, 0)); // no leases, but a key names lease 4
+  cases.push(withLeases(1, 0, 20, 0)); // lease id 0
+  cases.push(withLeases(1, 8, 0, 0)); // TTL 0
+  cases.push(withLeases(2, 8, 20, 8, 20, 0)); // duplicate id
+  cases.push(withLeases(1, 8, 20, 1)); // negative lease term
+  cases.push(withLeases(1, 8, 20)); // no lease term
+  cases.push(withLeases(1, 8, 20, 0, 0)); // trailing byte
   const w = new ByteWriter();
   w.raw(good.subarray(0, 4));
   w.int(1); // format 1 with a leased key
-  w.raw(good.subarray(5, good.length - 3));
+  w.raw(good.subarray(5, good.length - 4));
   cases.push(w.finish());
   for (const bad of cases) {
     const t = new KvStore();
@@ -203,17 +208,48 @@ test('restore refuses lease sections that are malformed or inconsistent, leaving
   }
 });
 
-test('lease commands round-trip through the codec; bad ids and TTLs are refused both ways', () => {
-  for (const cmd of [grant(1, 1), grant(-(2 ** 53 - 1), 9_000_000_000), revoke(2 ** 53 - 1), revoke(-1)]) {
+test('an expiry from an older term than the latest epoch changes nothing; epochs only grow and survive snapshots', () => {
+  const s = new KvStore();
+  const changes: LeaseChange[] = [];
+  s.onLeaseChange((c) => changes.push(c));
+  run(s, grant(1, 10));
+  run(s, grant(2, 10));
+  run(s, put('k1', 'v', 1));
+  run(s, put('k2', 'v', 2));
+  assert.deepEqual(run(s, epoch(3)), { type: 'leaseEpoch', term: 3, revision: s.revision });
+  assert.equal(s.leaseTerm, 3);
+  assert.deepEqual(run(s, epoch(2)), { type: 'leaseEpoch', term: 3, revision: s.revision }, 'never back');
+  const rev = s.revision;
+  // The leader of term 2 decided lease 1 expired, but its expiry arrives after term 3's epoch: nothing happens.
+  assert.deepEqual(run(s, expire(1, 2)), { type: 'leaseExpire', expired: false, deleted: 0, revision: rev });
+  assert.notEqual(s.lease(1), null);
+  assert.equal(s.range(rq('k1')).count, 1);
+  // The current leader's expiry revokes, in one revision.
+  assert.deepEqual(run(s, expire(1, 3)), { type: 'leaseExpire', expired: true, deleted: 1, revision: rev + 1 });
+  assert.equal(s.lease(1), null);
+  assert.deepEqual(run(s, expire(1, 3)), { type: 'leaseExpire', expired: false, deleted: 0, revision: rev + 1 }, 'already gone');
+  // A client's revoke is unconditional.
+  assert.deepEqual(run(s, revoke(2)), { type: 'leaseRevoke', deleted: 1, revision: rev + 2 });
+  assert.deepEqual(changes, [
+    { type: 'grant', lease: { id: 1, ttlSeconds: 10 } }, { type: 'grant', lease: { id: 2, ttlSeconds: 10 } },
+    { type: 'epoch', term: 3 }, { type: 'revoke', id: 1 }, { type: 'revoke', id: 2 },
+  ]);
+  const t = new KvStore();
+  t.restore(s.snapshot());
+  assert.equal(t.leaseTerm, 3);
+});
+
+test('lease commands round-trip through the codec; bad ids, TTLs and terms are refused both ways', () => {
+  for (const cmd of [grant(1, 1), grant(-(2 ** 53 - 1), 9_000_000_000), revoke(2 ** 53 - 1), revoke(-1), expire(5, 1), expire(-5, 2 ** 40), epoch(1), epoch(2 ** 53 - 1)]) {
     const bytes = encodeCommand(cmd);
     assert.deepEqual(decodeCommand(bytes), cmd);
     assert.deepEqual(encodeCommand(decodeCommand(bytes)), bytes);
   }
-  for (const cmd of [grant(0, 5), grant(1, 0), grant(1, 9_000_000_001), grant(1.5, 5), revoke(0)]) {
+  for (const cmd of [grant(0, 5), grant(1, 0), grant(1, 9_000_000_001), grant(1.5, 5), revoke(0), expire(0, 1), expire(1, 0), epoch(0), epoch(-1)]) {
     assert.throws(() => encodeCommand(cmd), { name: 'KvCodecError' });
   }
   // Hand-made bytes: version 1, tag 5 (grant), id 0 / ttl 0; tag 6 (revoke) id 0; trailing byte.
-  for (const bad of [[1, 5, 0, 2], [1, 5, 2, 0], [1, 6, 0], [1, 6, 2, 0]]) {
+  for (const bad of [[1, 5, 0, 2], [1, 5, 2, 0], [1, 6, 0], [1, 6, 2, 0], [1, 7, 2, 0], [1, 7, 0, 2], [1, 8, 0], [1, 8, 1], [1, 8, 2, 0]]) {
     assert.throws(() => decodeCommand(new Uint8Array(bad)), { name: 'KvCodecError' });
   }
 });
@@ -225,6 +261,8 @@ const idArb = fc.constantFrom(1, 2, 3);
 const cmdArb: fc.Arbitrary<KvCommand> = fc.oneof(
   fc.tuple(idArb, fc.integer({ min: 1, max: 100 })).map(([id, ttl]) => grant(id, ttl)),
   idArb.map(revoke),
+  fc.tuple(idArb, fc.integer({ min: 1, max: 4 })).map(([id, term]) => expire(id, term)),
+  fc.integer({ min: 1, max: 4 }).map(epoch),
   fc.tuple(keyArb, fc.constantFrom(0, 0, 1, 2, 3), fc.boolean()).map(([k, lease, ignoreLease]) => put(k, 'v', ignoreLease ? 0 : lease, { ignoreLease })),
   keyArb.map((k) => del(k)),
   fc.constant(del('a', '\x00')),
@@ -251,9 +289,10 @@ test('property: lease invariants hold after any commands; keys of a lease are th
       const r2 = replica.apply(decodeCommand(encodeCommand(cmd)));
       assert.deepEqual(r2, r);
       s.checkInvariants();
-      if (cmd.type === 'leaseRevoke' && r.type === 'leaseRevoke') {
+      if ((cmd.type === 'leaseRevoke' && r.type === 'leaseRevoke') || (cmd.type === 'leaseExpire' && r.type === 'leaseExpire')) {
         assert.equal(s.revision, r.deleted > 0 ? before + 1 : before, 'a revoke takes at most one revision');
       }
+      if (cmd.type === 'leaseExpire' && cmd.request.term < s.leaseTerm) assert.equal(r.type === 'leaseExpire' && r.expired, false, 'a stale expiry changes nothing');
       // Every live key's lease exists and lists it; every lease lists only live keys naming it.
       const live = s.range(rq('\x00', '\x00')).kvs;
       for (const l of s.leases()) {

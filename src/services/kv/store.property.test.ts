@@ -157,6 +157,8 @@ class Model {
       }
       case 'leaseGrant':
       case 'leaseRevoke':
+      case 'leaseExpire':
+      case 'leaseEpoch':
         throw new Error('the model has no leases; store.lease.test.ts tests them');
       case 'txn': {
         // Every branch, nested ones included, is chosen on the state before the txn writes (etcd's compareToPath).

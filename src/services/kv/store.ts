@@ -24,7 +24,11 @@
 // attaches the key (detaching it from its previous lease), a put without one
 // or a delete detaches it, and a revoke deletes every attached key in one
 // revision. When a lease expires is not decided here: the leader's lessor
-// (src/server/lessor.ts) keeps deadlines in memory and proposes the revoke.
+// (src/server/lessor.ts) keeps deadlines in memory and proposes the expiry.
+// Lease epochs: a new leader first logs an epoch (its term); an expiry
+// carries the term of the leader that decided it and does nothing once a
+// later epoch has applied, so a deposed leader's late expiry cannot revoke a
+// lease its successor has renewed.
 import { ByteReader, ByteWriter, KvCodecError } from './codec.js';
 import { idOf, keySpan, SortedIndex, spanContains, type KeySpan } from './key-range.js';
 import {
@@ -148,6 +152,8 @@ class MvccState {
   bytesHeld = 0;
   /** Granted leases by id (never iterated for a result without sorting). */
   readonly leases = new Map<number, LeaseRecord>();
+  /** The latest lease epoch applied (0: none): the term of the leader whose lessor decides expiry. */
+  leaseTerm = 0;
 }
 
 function entryBytes(record: KeyRecord, entry: Entry): number {
@@ -323,6 +329,8 @@ export class KvStore {
       case 'compact': return this.applyCompact(cmd.request.revision);
       case 'leaseGrant': return this.applyLeaseGrant(cmd.request.id, cmd.request.ttlSeconds);
       case 'leaseRevoke': return this.applyLeaseRevoke(cmd.request.id);
+      case 'leaseExpire': return this.applyLeaseExpire(cmd.request.id, cmd.request.term);
+      case 'leaseEpoch': return this.applyLeaseEpoch(cmd.request.term);
     }
   }
 
@@ -344,6 +352,11 @@ export class KvStore {
     const l = this.s.leases.get(id);
     if (l === undefined) return [];
     return [...l.keys].sort(compareIds).map((k) => (this.s.byId.get(k) as KeyRecord).key);
+  }
+
+  /** The latest lease epoch applied: the term of the leader that now decides expiry (0 before any). */
+  get leaseTerm(): number {
+    return this.s.leaseTerm;
   }
 
   /** How many leases exist. O(1). */
@@ -442,7 +455,8 @@ export class KvStore {
    * format: "QKVS", int formatVersion, int revision, int compactRevision, count keys, then per key (in key order)
    * bytes key, count writes, then per write int modRevision, int sub, u8 tombstone, and for a put int createRevision,
    * int version, bytes value, int lease (ints and counts as in codec.ts); then (version 2) count leases and per lease
-   * (by id ascending) int id, int ttlSeconds — the keys of a lease are not stored: they are the live keys that name it.
+   * (by id ascending) int id, int ttlSeconds — the keys of a lease are not stored: they are the live keys that name it —
+   * and int leaseTerm.
    * Identical states give identical bytes.
    */
   snapshot(): Uint8Array {
@@ -473,6 +487,7 @@ export class KvStore {
       w.int(l.id);
       w.int(l.ttlSeconds);
     }
+    w.int(s.leaseTerm);
     return w.finish();
   }
 
@@ -520,6 +535,9 @@ export class KvStore {
           lastId = id;
           next.leases.set(id, { id, ttlSeconds, keys: new Set() });
         }
+        const at = r.position;
+        next.leaseTerm = r.int();
+        if (next.leaseTerm < 0) throw new KvSnapshotError(`lease term ${next.leaseTerm} is negative`, at);
       }
       r.end();
       for (const record of records) {
@@ -818,6 +836,23 @@ export class KvStore {
     return { type: 'leaseRevoke', deleted, revision };
   }
 
+  /** The lessor's expiry: a revoke, unless a later leader's epoch has applied (then nothing changes). */
+  private applyLeaseExpire(id: number, term: number): KvResult {
+    if (term < this.s.leaseTerm || !this.s.leases.has(id)) return { type: 'leaseExpire', expired: false, deleted: 0, revision: this.s.revision };
+    const r = this.applyLeaseRevoke(id);
+    return r.type === 'leaseRevoke' ? { type: 'leaseExpire', expired: true, deleted: r.deleted, revision: r.revision } : r;
+  }
+
+  /** A new leader takes over expiry decisions: leaseTerm only grows. Uses no revision. */
+  private applyLeaseEpoch(term: number): KvResult {
+    if (!Number.isSafeInteger(term) || term < 1) return this.error('leaseNotFound'); // the codec never lets these through
+    if (term > this.s.leaseTerm) {
+      this.s.leaseTerm = term;
+      this.tellLeaseListeners({ type: 'epoch', term });
+    }
+    return { type: 'leaseEpoch', term: this.s.leaseTerm, revision: this.s.revision };
+  }
+
   /**
    * etcd's compaction: forget every write below `revision` except, per key, the latest one at or below it when that
    * is a put (so reads at `revision` still work); keys whose latest write at or below it is a delete lose all of
@@ -890,6 +925,7 @@ function checkLeases(s: MvccState): string | null {
     leased++;
   }
   if (leased !== attached) return `leases hold ${attached} keys, ${leased} live keys name a lease`;
+  if (!Number.isSafeInteger(s.leaseTerm) || s.leaseTerm < 0) return `lease term ${s.leaseTerm}`;
   return null;
 }
 

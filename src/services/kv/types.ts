@@ -151,6 +151,28 @@ export interface LeaseRevokeRequest {
   readonly id: number;
 }
 
+/**
+ * The leader's expiry of a lease: revokes it like LeaseRevokeRequest, unless
+ * a leader of a later term has taken over lease expiry (its LeaseEpochRequest
+ * applied first), in which case it does nothing: a revoke decided by a
+ * deposed leader, forwarded and committed late, must not cut short a lease
+ * the new leader has renewed.
+ */
+export interface LeaseExpireRequest {
+  readonly id: number;
+  /** The term of the leader that decided the expiry (>= 1). */
+  readonly term: number;
+}
+
+/**
+ * A new leader takes over lease expiry: the store's leaseTerm becomes
+ * max(leaseTerm, term). The leader's lessor decides nothing (no keep-alive
+ * answered, no expiry) before its epoch has applied.
+ */
+export interface LeaseEpochRequest {
+  readonly term: number;
+}
+
 /** A lease as the store holds it (replicated state: no deadline; the leader's lessor keeps that in memory). */
 export interface LeaseInfo {
   readonly id: number;
@@ -162,6 +184,7 @@ export interface LeaseInfo {
 export type LeaseChange =
   | { readonly type: 'grant'; readonly lease: LeaseInfo }
   | { readonly type: 'revoke'; readonly id: number }
+  | { readonly type: 'epoch'; readonly term: number }
   | { readonly type: 'reset' };
 
 /** A command that goes through the log: every write, compaction, and lease grants and revokes. */
@@ -171,7 +194,9 @@ export type KvCommand =
   | { readonly type: 'txn'; readonly request: TxnRequest }
   | { readonly type: 'compact'; readonly request: CompactionRequest }
   | { readonly type: 'leaseGrant'; readonly request: LeaseGrantRequest }
-  | { readonly type: 'leaseRevoke'; readonly request: LeaseRevokeRequest };
+  | { readonly type: 'leaseRevoke'; readonly request: LeaseRevokeRequest }
+  | { readonly type: 'leaseExpire'; readonly request: LeaseExpireRequest }
+  | { readonly type: 'leaseEpoch'; readonly request: LeaseEpochRequest };
 
 /** The result of applying a {@link KvCommand}: its response, or the etcd error it deterministically raised. */
 export type KvResult =
@@ -183,6 +208,10 @@ export type KvResult =
   | { readonly type: 'leaseGrant'; readonly id: number; readonly ttlSeconds: number; readonly revision: number }
   /** `deleted` keys went in one revision (`revision`); with no keys attached no revision is used. */
   | { readonly type: 'leaseRevoke'; readonly deleted: number; readonly revision: number }
+  /** `expired` false: the lease no longer existed, or a later leader's epoch made this expiry stale (nothing changed). */
+  | { readonly type: 'leaseExpire'; readonly expired: boolean; readonly deleted: number; readonly revision: number }
+  /** `term`: the store's leaseTerm after the epoch. Uses no revision. */
+  | { readonly type: 'leaseEpoch'; readonly term: number; readonly revision: number }
   | { readonly type: 'error'; readonly error: KvErrorCode; readonly message: string; readonly revision: number };
 
 /**

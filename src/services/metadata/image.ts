@@ -227,11 +227,13 @@ export function validateRecord(image: MetadataImage, record: MetadataRecord): Me
     case 'unregisterBroker': {
       const b = currentBroker(image, record.brokerId, record.epoch);
       if (isRejection(b)) return b;
-      for (const t of image.topicList()) {
+      let held: { topic: string; partition: number } | null = null; // in the smallest topic name: the same message on every replica
+      for (const t of image.topics.values()) {
+        if (held !== null && t.name >= held.topic) continue;
         const p = t.partitions.find((x) => x.replicas.includes(b.brokerId));
-        if (p !== undefined) return reject('brokerHasReplicas', `broker ${b.brokerId} still holds a replica of ${t.name}-${p.partition}; reassign its partitions first`);
+        if (p !== undefined) held = { topic: t.name, partition: p.partition };
       }
-      return null;
+      return held === null ? null : reject('brokerHasReplicas', `broker ${b.brokerId} still holds a replica of ${held.topic}-${held.partition}; reassign its partitions first`);
     }
     case 'fenceBroker':
     case 'unfenceBroker': {
@@ -246,9 +248,9 @@ export function validateRecord(image: MetadataImage, record: MetadataRecord): Me
       if (bad !== null) return bad;
       if (image.topics.has(record.name)) return reject('topicExists', `topic ${JSON.stringify(record.name)} already exists`);
       const folded = foldTopicName(record.name);
-      for (const t of image.topics.keys()) {
-        if (foldTopicName(t) === folded) return reject('topicCollision', `topic ${JSON.stringify(record.name)} collides with ${JSON.stringify(t)} ('.' and '_' are the same in metric names)`);
-      }
+      let hit: string | null = null; // the smallest colliding name: the same message on every replica, however its Map was built
+      for (const t of image.topics.keys()) if (foldTopicName(t) === folded && (hit === null || t < hit)) hit = t;
+      if (hit !== null) return reject('topicCollision', `topic ${JSON.stringify(record.name)} collides with ${JSON.stringify(hit)} ('.' and '_' are the same in metric names)`);
       if (!Number.isInteger(record.partitions) || record.partitions < 1 || record.partitions > MAX_PARTITIONS) {
         return reject('invalidPartition', `a topic has 1-${MAX_PARTITIONS} partitions, not ${record.partitions}`);
       }

@@ -58,6 +58,8 @@ export class LocalKvBackend implements KvBackend {
       proposeEpoch: (term) => this.write({ type: 'leaseEpoch', request: { term } }),
       ...(checkIntervalMs > 0 ? { checkIntervalMs } : {}),
     });
+    // Lead at once: the lessor's epoch is the first command applied, before any request can look at the log index.
+    this.lessor.check();
     if (checkIntervalMs > 0) this.lessor.start();
     const lessor = this.lessor;
     this.leases = {

@@ -17,7 +17,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { pino } from 'pino';
+import { Command } from 'commander';
 import { startBroker, type Broker } from '../../src/broker/broker.js';
+import { addMetadataCommands } from '../../src/cli/metadata.js';
 import { prepareCluster, type ClusterLayout } from '../../src/cli/cluster.js';
 import { loadConfigFile } from '../../src/server/config.js';
 import { MetadataClient } from '../../src/server/metadata/client.js';
@@ -198,6 +200,18 @@ test('brokers register themselves, unfence once caught up, and fence themselves 
     const after = await c.client.image();
     assert.deepEqual([after.brokers.get(102)?.epoch, after.brokers.get(102)?.fenced], [2, false]);
     assert.deepEqual(encodeImage(await again.waitForOffset(after.offset)), encodeImage(after));
+    // The CLI against the controllers: follow from the start prints every record, image prints the brokers.
+    const lines: string[] = [];
+    const program = new Command('quorumlog').exitOverride();
+    addMetadataCommands(program, (l) => lines.push(l));
+    const endpoints = [0, 1, 2].map((i) => `127.0.0.1:${c.base + 50 + i}`).join(',');
+    await program.parseAsync(['node', 'quorumlog', 'metadata', 'follow', '--from', '1', '--limit', String(after.offset), '--endpoints', endpoints]);
+    assert.equal(lines.length, after.offset);
+    assert.match(lines[0] ?? '', /^1 \(log index \d+\): registerBroker 10[12] epoch=1 o[12]\.local:9092 rack=r1 fenced$/);
+    lines.length = 0;
+    await program.parseAsync(['node', 'quorumlog', 'metadata', 'image', '--endpoints', endpoints]);
+    assert.deepEqual(lines.filter((l) => l.startsWith('broker ')), ['broker 101 epoch=1 o1.local:9092 rack=r1', 'broker 102 epoch=2 o2.local:9092 rack=r1']);
+    process.exitCode = 0;
   } finally {
     for (const b of brokers) await b.stop();
     await stopControllers(c);

@@ -141,11 +141,18 @@ for (const mode of ['pull', 'push'] as const) {
       assert.deepEqual(fence.delta.brokers.map((d) => [d.brokerId, d.before?.fenced, d.after?.fenced]), [[3, false, true]]);
 
       // o2 stops; records go on; it restarts from its own disk and catches up.
+      const b2Position = b2.node.runtime.appliedIndex;
       await b2.stop();
       brokers.splice(brokers.indexOf(b2), 1);
       for (let i = 0; i < 10; i++) await c.client.write({ type: 'createTopic', name: `t${i}`, partitions: 1, configs: [] });
-      const b2again = await broker(c, 'o2');
+      const recovered: { lastIndex?: number; msg?: string }[] = [];
+      const b2again = await startBroker({
+        config: loadConfigFile(c.layout.configPath('o2')),
+        logger: pino({ level: 'info' }, { write: (line: string) => { recovered.push(JSON.parse(line) as { lastIndex?: number; msg?: string }); } }),
+      });
       brokers.push(b2again);
+      const fromDisk = recovered.find((l) => l.msg === 'recovered from disk');
+      assert.ok(fromDisk?.lastIndex !== undefined && fromDisk.lastIndex >= b2Position, `o2 did not restart from its own log (${JSON.stringify(fromDisk)}, had applied ${b2Position})`);
       const img17 = await b2again.waitForOffset(17);
       assert.deepEqual(encodeImage(img17), encodeImage(await c.client.image()));
 

@@ -4,7 +4,8 @@
 // the lease's key disappears; and after kill -9 of the leader, the expiry is
 // neither lost, nor earlier than the TTL after the last keep-alive, nor later
 // than the bound docs/CLUSTER.md states (the new leader restarts the lease at
-// its full TTL: at most TTL + failover time + 1 s after the old leader died).
+// its full TTL: at most TTL + failover time + 1 s after the old leader died);
+// and a lease kept alive through the follower all along survives the failover.
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -55,7 +56,10 @@ for (const mode of ['push', 'pull'] as const) {
         t.diagnostic(`released lease gone ${Math.round(goneAt - released)} ms after the keep-alives stopped (TTL 2000 ms)`);
         assert.ok(goneAt - released <= 2000 + SLACK_MS, `expired ${Math.round(goneAt - released)} ms after the keep-alives stopped`);
 
-        // 2. A 4 s lease, one keep-alive, then kill -9 of the leader 1 s later.
+        // 2. A 4 s lease, one keep-alive, then kill -9 of the leader 1 s later. Meanwhile a 2 s lease is kept alive
+        // through the follower all along: its keep-alives ride over the failover and it must survive it.
+        const survivorLease = etcd.lease(2);
+        await survivorLease.put('registry/c').value('kept');
         const ttlMs = 4000;
         const lease = etcd.lease(ttlMs / 1000, { autoKeepAlive: false });
         await lease.put('registry/b').value('here');
@@ -81,6 +85,10 @@ for (const mode of ['push', 'pull'] as const) {
         assert.ok(since <= bound, `expired ${Math.round(since)} ms after the last keep-alive; the bound is ${Math.round(bound)} ms (failover ${Math.round(failoverMs)} ms)`);
         assert.ok(since <= 2 * ttlMs + failoverMs + SLACK_MS, 'within 2 TTL + failover + 1 s of the last keep-alive');
         assert.notEqual(next.id, old.id);
+        if (old !== follower) {
+          assert.equal(await reader.get('registry/c'), 'kept', 'a lease kept alive through a follower survives the failover');
+        }
+        survivorLease.release();
       } finally {
         for (const e of clients) e.close();
         for (const k of kvs) k.close();

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `quorumlog` command: cluster (a local cluster to try), start (one node),
-// status, check-data, and the client verbs put, get, del, watch. Built on commander (a maintained CLI library).
+// status, check-data, the key-value verbs put, get, del, watch, the quorum
+// queue verbs under `queue` and the metadata log's under `metadata`. Built on commander (a maintained CLI library).
 
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -9,6 +10,8 @@ import { runCluster } from './cluster.js';
 import { runStart, type StartFlags } from './start.js';
 import { runStatus } from './status.js';
 import { runDel, runGet, runPut, runWatch, type KvVerbOptions } from './kv-verbs.js';
+import { addMetadataCommands } from './metadata.js';
+import { addQueueCommands } from './queue.js';
 import { checkDataDir } from '../storage/data-dir.js';
 import { NodeFileSystem } from '../storage/fs.js';
 
@@ -114,6 +117,8 @@ export function program(out: (line: string) => void = console.log): Command {
     .action(async (key: string, o: { endpoints: string; timeoutMs: string; prefix?: boolean }) => {
       process.exitCode = await runWatch(endpoints(o), key, { prefix: o.prefix === true }, out);
     });
+  addQueueCommands(cmd, out);
+  addMetadataCommands(cmd, out);
   return cmd;
 }
 

@@ -12,6 +12,8 @@ import { NodeRuntime } from '../node/runtime.js';
 import { NodeStorage } from '../node/node-storage.js';
 import { KvStateMachine } from '../services/kv/state-machine.js';
 import { ServiceStateMachine } from '../services/machine.js';
+import { attachQueue } from '../services/queue/state-machine.js';
+import { MetadataStateMachine } from '../services/metadata/state-machine.js';
 import { NodeFileSystem } from '../storage/fs.js';
 import { TcpTransport } from '../transport/tcp.js';
 import { Prng } from '../util/prng.js';
@@ -21,6 +23,9 @@ import { startAutoCompaction } from './auto-compaction.js';
 import { RuntimeKvBackend } from './kv-backend.js';
 import { startNodeLeases } from './lease-forward.js';
 import { nodeRegistry, nodeStatus, startMetricsServer } from './metrics.js';
+import { RuntimeMetadataBackend } from './metadata/runtime-backend.js';
+import { registerQueueMetrics } from './queue/metrics.js';
+import { startQueueRuntime } from './queue/runtime-backend.js';
 
 /** A running node and how to stop it. */
 export interface RunningNode {
@@ -63,6 +68,10 @@ export async function startNode(config: NodeConfig, opts: {
   const sm = new KvStateMachine();
   // One log for every service: the key-value store now; the others register here too.
   const services = new ServiceStateMachine().register('kv', sm);
+  const queues = attachQueue(services);
+  // Registered before registerServices: brokers and controllers reuse this one.
+  const metadata = new MetadataStateMachine();
+  services.register('metadata', metadata);
   opts.registerServices?.(services);
   let runtime: NodeRuntime;
   try {
@@ -96,6 +105,12 @@ export async function startNode(config: NodeConfig, opts: {
   // Leases: the lessor decides expiry while this node leads; followers forward keep-alives on the lease channel.
   const leases = startNodeLeases(runtime, sm.store, { ...config, logger: logger.child({ component: 'lessor' }) });
   await runtime.start();
+  // Queues: started after the runtime, since a node releases its previous consumers through the log at once.
+  const queue = startQueueRuntime(runtime, queues, {
+    peers: config.members.filter((m) => m.role === 'voter').map((m) => m.id),
+    downAfterMs: config.electionTimeoutMaxTicks * config.tickMs,
+    logger: logger.child({ component: 'queue' }),
+  });
   const backend = new RuntimeKvBackend(runtime, sm, config, leases.keeper);
   const stopCompaction = startAutoCompaction(backend, {
     retentionRevisions: config.historyRetentionRevisions, isLeader: () => runtime.core.role.kind === 'leader',
@@ -109,10 +124,15 @@ export async function startNode(config: NodeConfig, opts: {
       host: listen(self.client).host, port: self.client.port, logger: logger.child({ component: 'etcd-api' }),
       ...(config.clientTls !== null ? { tls: readPem(config.clientTls) } : {}),
       status,
+      queue: queue.backend,
+      metadata: new RuntimeMetadataBackend(runtime, metadata),
     });
-    metrics = await startMetricsServer(listen(self.metrics).host, self.metrics.port, nodeRegistry(runtime, transport, config, etcd), status);
+    const registry = nodeRegistry(runtime, transport, config, etcd);
+    registerQueueMetrics(registry, { machine: queues, liveness: queue.liveness, ...(etcd.queue !== null ? { service: etcd.queue } : {}) });
+    metrics = await startMetricsServer(listen(self.metrics).host, self.metrics.port, registry, status);
   } catch (e) {
     leases.stop();
+    queue.stop();
     await etcd?.close();
     await runtime.stop();
     throw e;
@@ -125,6 +145,7 @@ export async function startNode(config: NodeConfig, opts: {
       stopping ??= (async () => {
         stopCompaction();
         leases.stop();
+        queue.stop();
         await etcd?.close();
         await new Promise<void>((resolve) => {
           if (metrics === null) resolve();

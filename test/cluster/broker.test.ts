@@ -1,5 +1,5 @@
-// The metadata log on real processes: three controllers (voters, each its own
-// process running the metadata service and its gRPC API) and brokers embedded
+// The metadata log on real processes: three controllers (`quorumlog start`
+// voters, whose client ports serve the metadata API) and brokers embedded
 // in this process as observers (src/broker), in pull mode — the brokers'
 // native mode — and in push mode. Records written through the controllers'
 // API and through a broker reach every broker's image, equal to the
@@ -9,12 +9,9 @@
 // themselves are unfenced once caught up and fenced by a controlled shutdown.
 
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, openSync, closeSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { Command } from 'commander';
@@ -26,59 +23,25 @@ import { MetadataClient } from '../../src/server/metadata/client.js';
 import { encodeImage } from '../../src/services/metadata/codec.js';
 import type { MetadataEvent } from '../../src/services/metadata/state-machine.js';
 import type { AcceptedRecord, MetadataRecord } from '../../src/services/metadata/types.js';
+import { TestCluster } from './harness.js';
 
-const CONTROLLER_MAIN = fileURLToPath(new URL('../../src/broker/controller-main.js', import.meta.url));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-/** A base port below the ephemeral range with the layout's ports (and base+50.. for the metadata APIs) free. */
-async function freeBasePort(members: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 10_000 + Math.floor(Math.random() * 22_000);
-    const ports: number[] = [];
-    for (let i = 0; i < members; i++) ports.push(base + i, base + 50 + i, base + 100 + i, base + 200 + i);
-    if ((await Promise.all(ports.map(portFree))).every((x) => x)) return base;
-  }
-  throw new Error('no free port range found');
-}
-
+/** Three controllers: `quorumlog start` voters, whose client ports serve the metadata API; the observers' configs are for brokers. */
 interface Cluster {
-  readonly dir: string;
+  readonly cluster: TestCluster;
   readonly layout: ClusterLayout;
-  readonly base: number;
-  readonly controllers: ChildProcess[];
   readonly client: MetadataClient;
 }
 
 async function startControllers(mode: 'push' | 'pull', brokers: number): Promise<Cluster> {
-  const dir = mkdtempSync(join(tmpdir(), `quorumlog-broker-${mode}-`));
-  const base = await freeBasePort(3 + brokers);
-  const layout = prepareCluster({ nodes: 3, mode, dataDir: dir, basePort: base, observers: brokers, extra: { logLevel: 'warn', snapshotEveryEntries: 20 } });
-  const controllers = ['n1', 'n2', 'n3'].map((id, i) => {
-    const fd = openSync(join(dir, id, 'node.log'), 'a');
-    const child = spawn(process.execPath, [CONTROLLER_MAIN, '--config', layout.configPath(id), '--metadata-port', String(base + 50 + i)], { stdio: ['ignore', fd, fd] });
-    closeSync(fd);
-    return child;
-  });
-  const client = new MetadataClient([0, 1, 2].map((i) => `127.0.0.1:${base + 50 + i}`), 5000);
-  return { dir, layout, base, controllers, client };
+  const cluster = await TestCluster.start({ nodes: 3, mode, observers: brokers, extra: { logLevel: 'warn', snapshotEveryEntries: 20 } });
+  return { cluster, layout: cluster.layout, client: new MetadataClient(cluster.endpoints, 5000) };
 }
 
 async function stopControllers(c: Cluster): Promise<void> {
   c.client.close();
-  await Promise.all(c.controllers.map((p) => new Promise<void>((r) => {
-    if (p.exitCode !== null || p.signalCode !== null) return r();
-    p.once('exit', () => r());
-    p.kill('SIGKILL');
-  })));
-  if (process.env['KEEP_CLUSTER_DIRS'] === undefined) rmSync(c.dir, { recursive: true, force: true });
+  await c.cluster.close();
 }
 
 /** Retries a write while the cluster elects its first leader (or while a controller's API starts). */
@@ -211,7 +174,7 @@ test('brokers register themselves, unfence once caught up, and fence themselves 
     const lines: string[] = [];
     const program = new Command('quorumlog').exitOverride();
     addMetadataCommands(program, (l) => lines.push(l));
-    const endpoints = [0, 1, 2].map((i) => `127.0.0.1:${c.base + 50 + i}`).join(',');
+    const endpoints = c.cluster.endpoints.join(',');
     await program.parseAsync(['node', 'quorumlog', 'metadata', 'follow', '--from', '1', '--limit', String(after.offset), '--endpoints', endpoints]);
     assert.equal(lines.length, after.offset);
     assert.match(lines[0] ?? '', /^1 \(log index \d+\): registerBroker 10[12] epoch=1 o[12]\.local:9092 rack=r1 fenced$/);
@@ -228,7 +191,7 @@ test('brokers register themselves, unfence once caught up, and fence themselves 
 test('a broker must be an observer', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'quorumlog-broker-cfg-'));
   try {
-    const layout = prepareCluster({ nodes: 1, mode: 'pull', dataDir: dir, basePort: await freeBasePort(1) });
+    const layout = prepareCluster({ nodes: 1, mode: 'pull', dataDir: dir, basePort: 10_000 + Math.floor(Math.random() * 20_000) });
     await assert.rejects(startBroker({ config: loadConfigFile(layout.configPath('n1')) }), { name: 'BrokerConfigError' });
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -134,7 +134,10 @@ function serviceOf(name: string): grpc.ServiceDefinition {
  * of your own instead.
  */
 export function createEtcdServer(backend: KvBackend, opts: EtcdServerOptions): EtcdApi {
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+  // Keepalive pings find clients that vanished without closing (a queue consumer's unacked messages come back then).
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': 4 * 1024 * 1024, 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000,
+  });
   const services = addEtcdServices(server, backend, opts);
   const sessions = services.watchSessions;
   return {

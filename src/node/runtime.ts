@@ -143,6 +143,10 @@ export class NodeRuntime {
   private readonly forwarded = new Map<number, Forwarded>();
   /** Service channels (onChannel). */
   private readonly channels = new Map<number, (from: NodeId, payload: Uint8Array) => void>();
+  /** Listeners of role, leader or term changes (onLeadershipChange). */
+  private readonly leadershipListeners: (() => void)[] = [];
+  /** performance.now() of the last frame from each peer (lastHeardFrom). */
+  private readonly heardAt = new Map<NodeId, number>();
   /** Read barriers not yet sent to the core or the leader. */
   private readQueue: Waiter[] = [];
   /** Read barriers asked of the core (ctx) or of the leader (reqId), by id. */
@@ -267,6 +271,29 @@ export class NodeRuntime {
     return this.transport.send(to, { kind: 'app', channel, payload });
   }
 
+  /**
+   * Calls `listener` (after the round in which it happened) whenever this
+   * node's role, its leader or its term changes, so that services that act
+   * only on the leader (lease expiry, queue liveness) need not poll.
+   */
+  onLeadershipChange(listener: () => void): () => void {
+    this.leadershipListeners.push(listener);
+    return () => {
+      const i = this.leadershipListeners.indexOf(listener);
+      if (i >= 0) this.leadershipListeners.splice(i, 1);
+    };
+  }
+
+  /**
+   * When this node last received anything from `peer` (performance.now()
+   * scale), or null. A leader hears from every live member several times an
+   * election timeout (heartbeat answers, or fetches in pull mode), so this is
+   * a failure detector that costs no extra messages.
+   */
+  lastHeardFrom(peer: NodeId): number | null {
+    return this.heardAt.get(peer) ?? null;
+  }
+
   /** Hands leadership to `target` (leader only). */
   transferLeadership(target: NodeId): void {
     this.catchUpTicks();
@@ -359,6 +386,7 @@ export class NodeRuntime {
     if (this.stopped) return;
     this.catchUpTicks();
     if (this.stopped) return;
+    this.heardAt.set(from, performance.now());
     if (frame.kind === 'raft') {
       this.stepMessage(from, frame.message);
     } else if (frame.channel === FORWARD_CHANNEL) {
@@ -800,6 +828,13 @@ export class NodeRuntime {
     this.lastRole = role;
     this.lastLeader = leader;
     this.lastTerm = this.core.term;
+    for (const l of [...this.leadershipListeners]) {
+      try {
+        l();
+      } catch (e) {
+        this.log.error({ err: e }, 'a leadership listener failed');
+      }
+    }
   }
 
   private failAll(err: Error): void {

@@ -376,10 +376,12 @@ export function startNodeLeases(runtime: NodeRuntime, store: KvStore, o: {
     logger: o.logger,
   });
   lessor.start();
+  const unlisten = runtime.onLeadershipChange(() => lessor.leadershipChanged());
   return {
     lessor,
     keeper,
     stop: () => {
+      unlisten();
       lessor.stop();
       keeper.close();
     },

@@ -61,8 +61,10 @@ export interface LessorOptions {
   readonly proposeExpire: (id: number, term: number) => Promise<unknown>;
   /** Proposes a lease epoch for `term` through the log; settles once applied here or failed (the lessor retries). */
   readonly proposeEpoch: (term: number) => Promise<unknown>;
-  /** Period of the expiry check when started with start(). Default 100 ms. */
+  /** Period of the expiry check while this node leads and has leases to watch (or its epoch to apply). Default 100 ms. */
   readonly checkIntervalMs?: number;
+  /** Period of the check when there is nothing to watch (not leading, or no lease): a safety net, since onLeadershipChange wakes it. Default 1000 ms. */
+  readonly idleCheckIntervalMs?: number;
   /** A revoke (or epoch) that has not applied after this long is proposed again. Default 1000 ms. */
   readonly revokeRetryMs?: number;
   readonly logger?: Logger;
@@ -116,28 +118,61 @@ export class Lessor {
   private readonly deadlines = new Map<number, number>();
   private readonly revoking = new Map<number, Revoking>();
   private readonly unsubscribe: () => void;
-  private timer: ReturnType<typeof setInterval> | null = null;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  /** When the armed timer fires (o.now() scale). */
+  private timerAt = Infinity;
+  private readonly idleCheckIntervalMs: number;
+  private started = false;
 
   constructor(opts: LessorOptions) {
     this.o = opts;
     this.checkIntervalMs = opts.checkIntervalMs ?? 100;
     this.revokeRetryMs = opts.revokeRetryMs ?? 1000;
+    this.idleCheckIntervalMs = opts.idleCheckIntervalMs ?? 1000;
     if (!(this.checkIntervalMs > 0) || !(this.revokeRetryMs > 0)) throw new RangeError('checkIntervalMs and revokeRetryMs must be positive');
     this.unsubscribe = opts.leases.onLeaseChange((c) => this.onLeaseChange(c));
   }
 
-  /** Checks expiry every checkIntervalMs (the timer does not keep the process alive). */
+  /**
+   * Starts checking: every checkIntervalMs while this node leads and has
+   * leases to watch (or its epoch to apply), else every idleCheckIntervalMs,
+   * so that an idle node is not woken ten times a second for nothing. Call
+   * leadershipChanged() when the node's role changes (the node process
+   * wires it to the runtime). The timer does not keep the process alive.
+   */
   start(): void {
-    if (this.timer !== null) return;
-    this.timer = setInterval(() => this.check(), this.checkIntervalMs);
-    this.timer.unref();
+    if (this.started) return;
+    this.started = true;
+    this.check();
+  }
+
+  /** The node's role or term changed: look now (a new leader proposes its epoch at once). */
+  leadershipChanged(): void {
+    if (this.started) this.check();
   }
 
   /** Stops the timer and lets go of the store. */
   stop(): void {
-    if (this.timer !== null) clearInterval(this.timer);
+    this.started = false;
+    if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     this.unsubscribe();
+  }
+
+  /** Arms the timer for the next check, unless it already fires by then. */
+  private arm(): void {
+    if (!this.started) return;
+    const busy = this.term !== null && (!this.ready || this.deadlines.size > 0 || this.revoking.size > 0);
+    const at = this.o.now() + (busy ? this.checkIntervalMs : this.idleCheckIntervalMs);
+    if (this.timer !== null && this.timerAt <= at) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.timerAt = Infinity;
+      this.check();
+    }, Math.max(0, at - this.o.now()));
+    this.timer.unref();
   }
 
   /** True when this node led at the last look. */
@@ -157,9 +192,11 @@ export class Lessor {
 
   /** One expiry check: follows leadership (and the epoch), then proposes the expiry of every lease whose deadline has passed. */
   check(): void {
-    if (!this.followLeadership() || !this.ready) return;
-    const now = this.o.now();
-    for (const [id, deadline] of this.deadlines) if (deadline <= now) void this.revoke(id, now);
+    if (this.followLeadership() && this.ready) {
+      const now = this.o.now();
+      for (const [id, deadline] of this.deadlines) if (deadline <= now) void this.revoke(id, now);
+    }
+    this.arm();
   }
 
   /**
@@ -288,6 +325,7 @@ export class Lessor {
       case 'grant':
         this.deadlines.set(c.lease.id, this.o.now() + c.lease.ttlSeconds * 1000);
         this.revoking.delete(c.lease.id);
+        this.arm(); // from the idle period to the busy one
         return;
       case 'revoke':
         this.deadlines.delete(c.id);

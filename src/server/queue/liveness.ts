@@ -3,11 +3,15 @@
 // from Erlang's process monitors; we have no such thing, so we say it here).
 //
 // The rule.
-// 1. Every node running the queue service sends a small "alive" frame on
-//    the queue service's transport channel (3) to every peer that can lead
-//    (the voters) when it starts, once its own release (3.) is applied, and
-//    every `heartbeatMs`. Each node records, per peer, when it
-//    last heard one (or, before the first, when this monitor started).
+// 1. A node is heard when any frame of it reaches the leader (the runtime's
+//    lastHeardFrom: heartbeat answers or fetches arrive several times an
+//    election timeout), and from a small "alive" frame on the queue
+//    service's transport channel (3) that every node sends to the voters
+//    when it starts, once its own release (3.) is applied, and every
+//    `heartbeatMs` while it serves consumers. Each node records, per peer,
+//    when it last heard one (or, before the first, when this monitor
+//    started). With no consumer anywhere the check runs once a second
+//    (`idleMs`) and nothing is sent, so an idle cluster pays nothing.
 // 2. The leader, every `heartbeatMs`, looks at the nodes that serve
 //    consumers in its applied state. For each node N other than itself that
 //    it has not heard from for `downAfterMs` (an election timeout by
@@ -50,6 +54,12 @@ export interface LivenessHost {
   onChannel(channel: number, handler: (from: string, payload: Uint8Array) => void): void;
   /** Sends bytes to a peer on a channel; false when they were not queued. */
   sendChannel(to: string, channel: number, payload: Uint8Array): boolean;
+  /**
+   * When this node last received any frame from `node` (the `now` clock's
+   * scale), or null: a leader hears every live member several times an
+   * election timeout, so this detects failures without extra messages.
+   */
+  lastHeardFrom?(node: string): number | null;
 }
 
 /** Options of {@link QueueLiveness}. */
@@ -58,8 +68,10 @@ export interface LivenessOptions {
   readonly peers: readonly string[];
   /** Silence after which the leader declares a node's consumers down. Use the election timeout (max) in ms. */
   readonly downAfterMs: number;
-  /** Period of "alive" frames and of the leader's check. Default downAfterMs / 4. */
+  /** Period of "alive" frames and of the leader's check while consumers exist. Default downAfterMs / 4. */
   readonly heartbeatMs?: number;
+  /** Period of the check while no node serves a consumer (nothing to watch). Default 1000 ms (at least heartbeatMs). */
+  readonly idleMs?: number;
   /** Pause between attempts of this node's own release at start. Default 200 ms. */
   readonly retryMs?: number;
   readonly logger: Logger;
@@ -81,6 +93,7 @@ export class QueueLiveness {
   private readonly peers: readonly string[];
   private readonly downAfterMs: number;
   private readonly heartbeatMs: number;
+  private readonly idleMs: number;
   private readonly retryMs: number;
   private readonly log: Logger;
   private readonly now: () => number;
@@ -100,6 +113,7 @@ export class QueueLiveness {
     this.peers = opts.peers.filter((p) => p !== host.nodeId);
     this.downAfterMs = opts.downAfterMs;
     this.heartbeatMs = opts.heartbeatMs ?? Math.max(10, Math.floor(opts.downAfterMs / 4));
+    this.idleMs = Math.max(this.heartbeatMs, opts.idleMs ?? 1000);
     this.retryMs = opts.retryMs ?? 200;
     this.log = opts.logger;
     this.now = opts.now ?? (() => performance.now());
@@ -109,9 +123,8 @@ export class QueueLiveness {
   start(): void {
     this.startedAt = this.now();
     this.host.onChannel(QUEUE_CHANNEL, (from, payload) => this.onFrame(from, payload));
-    this.timer = setInterval(() => this.tick(), this.heartbeatMs);
-    this.timer.unref();
     this.sendAlive();
+    this.scheduleNext(true);
     this.releaseSelf();
   }
 
@@ -119,7 +132,7 @@ export class QueueLiveness {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.timer !== null) clearInterval(this.timer);
+    if (this.timer !== null) clearTimeout(this.timer);
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     for (const w of this.readyWaiters.splice(0)) w.reject(new Error('the queue service stopped'));
   }
@@ -149,12 +162,17 @@ export class QueueLiveness {
   /** One period: say we are alive; as leader, propose nodeDown for the silent. Public for tests. */
   tick(): void {
     if (this.stopped) return;
-    this.sendAlive();
-    if (!this.host.isLeader()) return;
+    const nodes = this.machine.consumerNodes();
+    const own = nodes.includes(this.host.nodeId);
+    // Only a node that serves consumers needs to be heard; an idle cluster sends nothing here.
+    if (own) this.sendAlive();
+    const leader = this.host.isLeader();
+    this.scheduleNext(own || (leader && nodes.some((n) => n !== this.host.nodeId)));
+    if (!leader) return;
     const now = this.now();
-    for (const node of this.machine.consumerNodes()) {
+    for (const node of nodes) {
       if (node === this.host.nodeId || this.proposing.has(node)) continue;
-      const heard = this.lastHeard.get(node) ?? this.startedAt;
+      const heard = Math.max(this.lastHeard.get(node) ?? this.startedAt, this.host.lastHeardFrom?.(node) ?? -Infinity);
       if (now - heard <= this.downAfterMs) continue;
       const attachedUpTo = this.host.appliedIndex();
       this.proposing.add(node);
@@ -165,6 +183,17 @@ export class QueueLiveness {
         (err: unknown) => this.log.info({ node, err: (err as Error).message }, 'queue: proposing nodeDown failed; the next check retries'),
       ).finally(() => this.proposing.delete(node));
     }
+  }
+
+  /** The next check: soon while there are consumers to watch, else at the idle period. */
+  private scheduleNext(busy: boolean): void {
+    if (this.stopped) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.tick();
+    }, busy ? this.heartbeatMs : this.idleMs);
+    this.timer.unref();
   }
 
   /** Tells every voter this node is alive. */

@@ -64,6 +64,7 @@ export function runtimeLivenessHost(runtime: NodeRuntime, backend: QueueBackend)
     write: (cmd) => backend.write(cmd),
     onChannel: (channel, handler) => runtime.onChannel(channel, (from, payload) => handler(from, payload)),
     sendChannel: (to, channel, payload) => runtime.sendChannel(nodeId(to), channel, payload),
+    lastHeardFrom: (node) => runtime.lastHeardFrom(nodeId(node)),
   };
 }
 

@@ -6,6 +6,8 @@
 
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { KvStore } from '../services/kv/store.js';
+import type { Lessor } from './lessor.js';
 import type { NodeRuntime } from '../node/runtime.js';
 import type { Transport } from '../transport/types.js';
 import type { ClientApi } from './client-api.js';
@@ -160,4 +162,18 @@ export async function startMetricsServer(
     });
   });
   return server;
+}
+
+/** Lease metrics for a node's /metrics: how many leases its applied state holds, and what its lessor did. */
+export function registerLeaseMetrics(registry: Registry, o: { store: KvStore; lessor: Lessor }): void {
+  new Gauge({ name: 'quorumlog_leases', help: 'Leases in this node\'s applied key-value state.', registers: [registry], collect() { this.set(o.store.leases().length); } });
+  new Gauge({ name: 'quorumlog_lessor_deciding', help: '1 while this node leads and decides lease expiry (its lease epoch applied), else 0.', registers: [registry],
+    collect() { this.set(o.lessor.deciding ? 1 : 0); } });
+  const counter = (name: string, help: string, read: () => number): void => {
+    let last = 0;
+    new Counter({ name, help, registers: [registry], collect() { const v = read(); this.inc(Math.max(0, v - last)); last = v; } });
+  };
+  counter('quorumlog_lease_renewals_total', 'Keep-alives this node answered as the deciding leader.', () => o.lessor.stats.renewals);
+  counter('quorumlog_lease_expiries_proposed_total', 'Revokes of expired leases this node proposed as leader (retries included).', () => o.lessor.stats.revokesProposed);
+  counter('quorumlog_lease_epochs_proposed_total', 'Lease epochs this node proposed on becoming leader (retries included).', () => o.lessor.stats.epochsProposed);
 }

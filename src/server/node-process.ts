@@ -22,7 +22,7 @@ import { startClientApi, type ClientApi } from './client-api.js';
 import { startAutoCompaction } from './auto-compaction.js';
 import { RuntimeKvBackend } from './kv-backend.js';
 import { startNodeLeases } from './lease-forward.js';
-import { nodeRegistry, nodeStatus, startMetricsServer } from './metrics.js';
+import { nodeRegistry, nodeStatus, registerLeaseMetrics, startMetricsServer } from './metrics.js';
 import { RuntimeMetadataBackend } from './metadata/runtime-backend.js';
 import { registerQueueMetrics } from './queue/metrics.js';
 import { startQueueRuntime } from './queue/runtime-backend.js';
@@ -129,6 +129,7 @@ export async function startNode(config: NodeConfig, opts: {
     });
     const registry = nodeRegistry(runtime, transport, config, etcd);
     registerQueueMetrics(registry, { machine: queues, liveness: queue.liveness, ...(etcd.queue !== null ? { service: etcd.queue } : {}) });
+    registerLeaseMetrics(registry, { store: sm.store, lessor: leases.lessor });
     metrics = await startMetricsServer(listen(self.metrics).host, self.metrics.port, registry, status);
   } catch (e) {
     leases.stop();

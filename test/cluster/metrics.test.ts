@@ -32,7 +32,8 @@ test('batching, metrics, malformed peer frames and a restart from snapshots', { 
     const text = await scrape(leader);
     for (const name of ['quorumlog_term', 'quorumlog_role', 'quorumlog_commit_index', 'quorumlog_applied_index', 'quorumlog_proposals_total',
       'quorumlog_batch_commands_bucket', 'quorumlog_fsync_duration_seconds_bucket', 'quorumlog_peer_replication_lag_entries',
-      'quorumlog_peer_inflight_bytes', 'quorumlog_malformed_frames_total', 'process_cpu_seconds_total']) {
+      'quorumlog_peer_inflight_bytes', 'quorumlog_malformed_frames_total', 'process_cpu_seconds_total',
+      'quorumlog_leases', 'quorumlog_lessor_deciding', 'quorumlog_lease_epochs_proposed_total']) {
       assert.match(text, new RegExp(`^${name}[{ ]`, 'm'), `missing metric ${name}`);
     }
     const proposals = value(text, 'quorumlog_proposals_total');
@@ -41,6 +42,7 @@ test('batching, metrics, malformed peer frames and a restart from snapshots', { 
     assert.ok(entries < proposals, `640 concurrent writes took ${entries} entries: no batching`);
     console.log(`640 writes from 64 concurrent clients: ${entries} entries (${(proposals / entries).toFixed(1)} commands per entry)`);
     assert.ok(value(text, 'quorumlog_snapshots_taken_total') >= 1, 'no snapshot was taken');
+    assert.equal(value(text, 'quorumlog_lessor_deciding'), 1, 'the leader decides lease expiry');
     assert.equal((await fetch(`http://${formatAddress(leader.member.metrics)}/healthz`)).status, 200);
 
     // Garbage on the peer port: counted, the connection closed, nothing else happens.

@@ -3,3 +3,4 @@
 
 export { CodecError } from './errors.js';
 export { decodeMessage, encodeMessage, MESSAGE_TYPES } from './message.js';
+export { decodeConfiguration, encodeConfiguration } from './configuration.js';

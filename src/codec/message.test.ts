@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import type { Entry, SnapshotMeta } from '../protocol/entry.js';
+import type { Configuration, Entry, SnapshotMeta } from '../protocol/entry.js';
 import { nodeId, type NodeId } from '../protocol/ids.js';
 import type { FetchResult, Message } from '../protocol/messages.js';
 import { CodecError, decodeMessage, encodeMessage, MESSAGE_TYPES } from './index.js';
@@ -14,7 +14,7 @@ import { CodecError, decodeMessage, encodeMessage, MESSAGE_TYPES } from './index
 const a = nodeId('n1');
 const b = nodeId('n2');
 const bytes = (...xs: number[]): Uint8Array => new Uint8Array(xs);
-const entry = (index: number, term: number, data = bytes(1, 2, 3), type: Entry['type'] = 'data'): Entry => ({ index, term, type, data });
+const entry = (index: number, term: number, data = bytes(1, 2, 3), type: 'data' | 'noop' = 'data'): Entry => ({ index, term, type, data });
 const snap: SnapshotMeta = { index: 100, term: 3 };
 
 /** One hand-written example of every message type. */
@@ -99,16 +99,21 @@ const arbNodeId: fc.Arbitrary<NodeId> = fc.oneof(
 ).map(nodeId);
 const arbUint = fc.oneof(fc.nat(200), fc.nat(), fc.maxSafeNat());
 const arbData = fc.oneof(fc.uint8Array({ maxLength: 8 }), fc.uint8Array({ maxLength: 300 }));
-const arbSnap = fc.record({ index: arbUint, term: arbUint }).map((s): SnapshotMeta => ({ ...s })); // plain prototype, for deepEqual
+/** Valid configurations: distinct ids, at least one voter. */
+const arbConfig: fc.Arbitrary<Configuration> = fc.uniqueArray(arbNodeId, { minLength: 1, maxLength: 7 })
+  .chain((ids) => fc.integer({ min: 1, max: ids.length }).map((v) => ({ voters: ids.slice(0, v), observers: ids.slice(v) })));
+const arbSnap = fc.tuple(fc.record({ index: arbUint, term: arbUint }), fc.option(arbConfig, { nil: undefined }))
+  .map(([s, config]): SnapshotMeta => (config === undefined ? { ...s } : { ...s, config })); // plain prototype, for deepEqual
 
 /** Consecutive entries from `first`, terms non-decreasing from a start >= 1. */
 function arbEntries(first: number): fc.Arbitrary<Entry[]> {
-  return fc.tuple(fc.integer({ min: 1, max: 1000 }), fc.array(fc.tuple(fc.nat(3), fc.boolean(), arbData), { maxLength: 6 }))
+  return fc.tuple(fc.integer({ min: 1, max: 1000 }), fc.array(fc.tuple(fc.nat(3), fc.nat(2), arbData, arbConfig), { maxLength: 6 }))
     .map(([term0, specs]) => {
       let term = term0;
-      return specs.map(([dt, noop, data], i): Entry => {
+      return specs.map(([dt, kind, data, config], i): Entry => {
         term += dt;
-        return { index: first + i, term, type: noop ? 'noop' : 'data', data };
+        if (kind === 2) return { index: first + i, term, type: 'config', config, data: new Uint8Array(0) };
+        return { index: first + i, term, type: kind === 1 ? 'noop' : 'data', data };
       });
     });
 }
@@ -182,8 +187,8 @@ test('decode rejects malformed input with a CodecError naming the field', () => 
   const app = encodeMessage(EXAMPLES[2]!);
   const typeAt = 14; // tag, ids (6), term, prevIndex, prevTerm, commit, count, first index, term → type
   assert.equal(app[typeAt], 0);
-  app[typeAt] = 2;
-  rejects(() => decodeMessage(app), /entries\[0\]\.type: unknown entry type 2/);
+  app[typeAt] = 3;
+  rejects(() => decodeMessage(app), /entries\[0\]\.type: unknown entry type 3/);
   const fr = encodeMessage(EXAMPLES[16]!);
   fr[11] = 4; // tag, ids (6), term, fetchOffset, lastFetchedTerm, readSeq → result kind
   rejects(() => decodeMessage(fr), /result kind: unknown kind 4/);
@@ -272,4 +277,19 @@ test('fuzz: mutated valid encodings (bit flips, byte sets, truncation, extension
     }
     decodesCanonicallyOrRejects(buf);
   }), { numRuns: 5000 });
+});
+
+test('configuration entries and snapshot ids with a configuration round-trip; an invalid configuration is refused', () => {
+  const config: Configuration = { voters: [a, b], observers: [nodeId('o1')] };
+  const m: Message = {
+    type: 'append', from: a, to: b, term: 3, prevIndex: 4, prevTerm: 2, commit: 4,
+    entries: [{ index: 5, term: 3, type: 'config', config, data: new Uint8Array(0) }, entry(6, 3)],
+  };
+  assert.deepEqual(decodeMessage(encodeMessage(m)), m);
+  const s: Message = { type: 'installSnapshot', from: a, to: b, term: 3, snapshot: { index: 9, term: 3, config }, offset: 0, data: bytes(1), done: true };
+  assert.deepEqual(decodeMessage(encodeMessage(s)), s);
+  const bad: Message = { ...m, entries: [{ index: 5, term: 3, type: 'config', config: { voters: [], observers: [] }, data: new Uint8Array(0) }] };
+  assert.throws(() => encodeMessage(bad), CodecError);
+  const twice: Message = { ...m, entries: [{ index: 5, term: 3, type: 'config', config: { voters: [a], observers: [a] }, data: new Uint8Array(0) }] };
+  assert.throws(() => encodeMessage(twice), CodecError);
 });

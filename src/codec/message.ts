@@ -7,8 +7,10 @@
 //   - node ids: u8 length (1..255) + UTF-8; an optional id uses length 0 for null;
 //   - byte strings: varint length + bytes;
 //   - entries: varint count, then (when count > 0) the first index, then per
-//     entry: term, type byte (0 data, 1 noop), byte string. Indexes are
-//     consecutive, so only the first is sent.
+//     entry: term, type byte (0 data, 1 noop, 2 config), byte string (for a
+//     config entry: the configuration, configuration.ts). Indexes are
+//     consecutive, so only the first is sent;
+//   - snapshot ids: index, term, u8 0/1, then the configuration when 1.
 // The encoding is canonical: a decoded message re-encodes to the same bytes.
 // Besides the format, the decoder checks what the core relies on without
 // checking (entries consecutive with non-decreasing terms >= 1, starting
@@ -20,6 +22,7 @@ import type { NodeId } from '../protocol/ids.js';
 import type { FetchResult, Message, MessageType } from '../protocol/messages.js';
 import { assert, assertNever } from '../util/assert.js';
 import { ByteReader, ByteWriter, checkUint, shortStringUtf8, varintBytes } from './bytes.js';
+import { configurationSize, readConfiguration, writeConfiguration } from './configuration.js';
 import { CodecError } from './errors.js';
 
 type FieldKind = 'uint' | 'bool' | 'blob' | 'entries' | 'snapshot' | 'result';
@@ -59,6 +62,7 @@ const TYPE_BY_TAG: readonly (MessageType | undefined)[] = (() => {
 const RESULT_TAGS = { entries: 0, diverging: 1, snapshot: 2, notLeader: 3 } as const;
 const ENTRY_TYPE_DATA = 0;
 const ENTRY_TYPE_NOOP = 1;
+const ENTRY_TYPE_CONFIG = 2;
 /** The fewest bytes an encoded entry takes (term, type, empty data): bounds a count before allocating. */
 const MIN_ENTRY_BYTES = 3;
 
@@ -166,7 +170,8 @@ function blobSize(field: string, v: unknown): number {
 }
 
 function snapshotSize(field: string, s: SnapshotMeta): number {
-  return uintSize(`${field}.index`, s.index) + uintSize(`${field}.term`, s.term);
+  const config = s.config === undefined ? 0 : configurationSize(s.config);
+  return uintSize(`${field}.index`, s.index) + uintSize(`${field}.term`, s.term) + 1 + config;
 }
 
 function entriesSize(field: string, entries: readonly Entry[]): number {
@@ -181,9 +186,20 @@ function entriesSize(field: string, entries: readonly Entry[]): number {
     const e = entries[i] as Entry;
     const problem = entryProblem(e.index, e.term, first.index + i, prevTerm);
     if (problem !== null) throw new CodecError(`${field}[${i}]: ${problem}`, null);
-    if (e.type !== 'data' && e.type !== 'noop') throw new CodecError(`${field}[${i}].type: unknown ${JSON.stringify(e.type)}`, null);
     prevTerm = e.term;
-    size += varintBytes(e.term) + 1 + blobSize(`${field}[${i}].data`, e.data);
+    switch (e.type) {
+      case 'data':
+      case 'noop':
+        size += varintBytes(e.term) + 1 + blobSize(`${field}[${i}].data`, e.data);
+        break;
+      case 'config': {
+        if (!(e.data instanceof Uint8Array) || e.data.byteLength !== 0) throw new CodecError(`${field}[${i}].data: a config entry carries no data`, null);
+        const n = configurationSize(e.config);
+        size += varintBytes(e.term) + 1 + varintBytes(n) + n;
+        break;
+      }
+      default: throw new CodecError(`${field}[${i}].type: unknown ${JSON.stringify((e as { type: unknown }).type)}`, null);
+    }
   }
   return size;
 }
@@ -195,14 +211,24 @@ function writeEntries(w: ByteWriter, entries: readonly Entry[]): void {
   w.uint(first.index);
   for (const e of entries) {
     w.uint(e.term);
-    w.u8(e.type === 'data' ? ENTRY_TYPE_DATA : ENTRY_TYPE_NOOP);
-    w.blob(e.data);
+    switch (e.type) {
+      case 'data': w.u8(ENTRY_TYPE_DATA); w.blob(e.data); break;
+      case 'noop': w.u8(ENTRY_TYPE_NOOP); w.blob(e.data); break;
+      case 'config':
+        w.u8(ENTRY_TYPE_CONFIG);
+        w.uint(configurationSize(e.config));
+        writeConfiguration(w, e.config);
+        break;
+      default: assertNever(e, 'entry');
+    }
   }
 }
 
 function writeSnapshot(w: ByteWriter, s: SnapshotMeta): void {
   w.uint(s.index);
   w.uint(s.term);
+  w.bool(s.config !== undefined);
+  if (s.config !== undefined) writeConfiguration(w, s.config);
 }
 
 /** Why an entry cannot follow its predecessor in a message, or null. */
@@ -289,6 +315,16 @@ function readEntries(r: ByteReader, field: string): Entry[] {
     prevTerm = term;
     const typeAt = r.pos;
     const t = r.u8(`${field}[${i}].type`);
+    if (t === ENTRY_TYPE_CONFIG) {
+      const lengthAt = r.pos;
+      const length = r.uint(`${field}[${i}].config length`);
+      const start = r.pos;
+      if (length > r.remaining()) r.fail(`${field}[${i}].config`, `length ${length} exceeds the ${r.remaining()} bytes left`, lengthAt);
+      const config = readConfiguration(r, `${field}[${i}].config`);
+      if (r.pos !== start + length) r.fail(`${field}[${i}].config`, `${length} bytes announced, ${r.pos - start} read`, lengthAt);
+      entries[i] = { index: firstIndex + i, term, type: 'config', config, data: new Uint8Array(0) };
+      continue;
+    }
     if (t !== ENTRY_TYPE_DATA && t !== ENTRY_TYPE_NOOP) r.fail(`${field}[${i}].type`, `unknown entry type ${t}`, typeAt);
     entries[i] = { index: firstIndex + i, term, type: t === ENTRY_TYPE_DATA ? 'data' : 'noop', data: r.blob(`${field}[${i}].data`) };
   }
@@ -296,7 +332,10 @@ function readEntries(r: ByteReader, field: string): Entry[] {
 }
 
 function readSnapshot(r: ByteReader, field: string): SnapshotMeta {
-  return { index: r.uint(`${field}.index`), term: r.uint(`${field}.term`) };
+  const index = r.uint(`${field}.index`);
+  const term = r.uint(`${field}.term`);
+  if (!r.bool(`${field}.hasConfig`)) return { index, term };
+  return { index, term, config: readConfiguration(r, `${field}.config`) };
 }
 
 function readResult(r: ByteReader): FetchResult {

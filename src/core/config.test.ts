@@ -18,7 +18,7 @@ test('defaults fill in a valid configuration', () => {
 test('invalid configurations are refused with the reason', () => {
   const cases: Array<[Partial<Parameters<typeof makeConfig>[0]>, RegExp]> = [
     [{ voters: [] }, /at least one voter/],
-    [{ id: nodeId('z') }, /neither a voter nor an observer/],
+    [{ observers: [nodeId('z'), nodeId('z')] }, /observers repeat/],
     [{ observers: [nodeId('a')] }, /both voter and observer/],
     [{ electionTimeoutMinTicks: 10, electionTimeoutMaxTicks: 10 }, /\[min, max\)/],
     [{ heartbeatIntervalTicks: 10 }, /heartbeatIntervalTicks/],
@@ -29,4 +29,9 @@ test('invalid configurations are refused with the reason', () => {
   for (const [patch, message] of cases) {
     assert.throws(() => makeConfig({ ...base, ...patch }), (err: unknown) => err instanceof ConfigError && message.test(err.message));
   }
+});
+
+test('a node in neither list is accepted: a non-member that starts as an observer', () => {
+  const c = makeConfig({ ...base, id: nodeId('z') });
+  assert.equal(c.voters.includes(c.id), false);
 });

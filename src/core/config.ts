@@ -25,9 +25,15 @@ export type SnapshotReader = (
 /** Everything a node's core needs to know, fixed for its lifetime. */
 export interface RaftConfig {
   readonly id: NodeId;
-  /** The voting members, this node included if it votes. */
+  /**
+   * The bootstrap configuration's voters: the configuration in force until the
+   * log (or its snapshot) names another (docs/MEMBERSHIP.md). Every member of
+   * a cluster must start with the same bootstrap configuration; a node that
+   * joins a running cluster starts as a non-voter (an observer, or in neither
+   * list) and learns the live configuration from the log.
+   */
   readonly voters: readonly NodeId[];
-  /** Non-voting members that receive the log; never counted in any quorum. */
+  /** The bootstrap configuration's non-voting members; never counted in any quorum. */
   readonly observers: readonly NodeId[];
   readonly replication: ReplicationMode;
   /** Election timeout, randomized in the half-open range [min, max) ticks. */
@@ -55,6 +61,8 @@ export interface RaftConfig {
   readonly maxUncommittedBytes: number;
   /** Snapshot chunk size for both InstallSnapshot and FetchSnapshot. */
   readonly snapshotChunkBytes: number;
+  /** An observer may be promoted to voter only once its match is at least the commit index and within this many entries of the log end. */
+  readonly catchUpMaxLagEntries: number;
   /** Pre-vote before a real election (on by default). */
   readonly preVote: boolean;
   /** Push mode: a leader without a majority's contact for an election timeout steps down. */
@@ -76,6 +84,7 @@ export const DEFAULTS = {
   maxInflightMessages: 64,
   maxUncommittedBytes: 32 << 20,
   snapshotChunkBytes: 256 << 10,
+  catchUpMaxLagEntries: 100,
   preVote: true,
   checkQuorum: true,
 } as const;
@@ -96,9 +105,9 @@ export function makeConfig(input: RaftConfigInput): RaftConfig {
   if (config.voters.length === 0) problems.push('at least one voter is needed');
   if (new Set(config.voters).size !== config.voters.length) problems.push('voters repeat');
   if (config.observers.some((o) => config.voters.includes(o))) problems.push('a node is both voter and observer');
-  if (!config.voters.includes(config.id) && !config.observers.includes(config.id)) {
-    problems.push(`${config.id} is neither a voter nor an observer`);
-  }
+  if (new Set(config.observers).size !== config.observers.length) problems.push('observers repeat');
+  // A node in neither list is a non-member: it starts as an observer (in pull
+  // mode it may fetch without being a member) until the log says otherwise.
   if (config.electionTimeoutMinTicks < 1) problems.push('electionTimeoutMinTicks must be >= 1');
   if (config.electionTimeoutMaxTicks <= config.electionTimeoutMinTicks) {
     problems.push('electionTimeoutMaxTicks must exceed electionTimeoutMinTicks (the range is [min, max))');
@@ -114,7 +123,7 @@ export function makeConfig(input: RaftConfigInput): RaftConfig {
   }
   if (config.fetchRetryTicks < 1) problems.push('fetchRetryTicks must be >= 1');
   if (config.maxMessageBytes < 1 || config.snapshotChunkBytes < 1 || config.maxInflightMessages < 1 ||
-    config.maxUncommittedBytes < 1) {
+    config.maxUncommittedBytes < 1 || config.catchUpMaxLagEntries < 0) {
     problems.push('byte and window limits must be positive');
   }
   if (problems.length > 0) throw new ConfigError(`invalid raft config for ${config.id}: ${problems.join('; ')}`);

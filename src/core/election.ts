@@ -28,7 +28,7 @@ export function inLeaderLease(n: RaftNode): boolean {
 
 /** Starts a campaign: a pre-vote first unless disabled or this is a transfer. */
 export function startElection(n: RaftNode, opts: { transfer: boolean }): void {
-  if (!n.isVoter || n.role.kind === 'leader') return;
+  if (!n.mayElect() || n.role.kind === 'leader') return;
   if (n.config.preVote && !opts.transfer) {
     transitions.becomePreCandidate(n);
     requestVotes(n, true, false);
@@ -53,7 +53,12 @@ function requestVotes(n: RaftNode, preVote: boolean, transfer: boolean): void {
 export function onVoteRequest(n: RaftNode, m: VoteRequest): void {
   const bug = n.config.plantedBug;
   const leaderKnown = n.leaderId() !== null;
-  const canVote = n.isVoter && (
+  // Any node answers, voter or not (etcd raft does the same since its PR
+  // #10998): a node may have been promoted by an entry it has not received
+  // yet, and the only candidate that can win may need its vote
+  // (docs/MEMBERSHIP.md). A candidate counts only the votes of the voters of
+  // its own configuration, and nobody asks a node it does not count.
+  const canVote = (
     n.vote === m.from ||
     (n.vote === null && !leaderKnown) ||
     (m.preVote && m.term > n.term) ||
@@ -89,14 +94,16 @@ export function onVoteResponse(n: RaftNode, m: VoteResponse): void {
 function tally(n: RaftNode): boolean {
   const role = n.role;
   if (role.kind !== 'preCandidate' && role.kind !== 'candidate') return false;
+  // The voters of this node's configuration in force (its log cannot change while it campaigns).
+  const voters = n.membership.config.voters;
   let granted = 0;
   let rejected = 0;
   for (const [id, g] of role.votes) {
-    if (!n.config.voters.includes(id)) continue;
+    if (!voters.includes(id)) continue;
     if (g) granted++;
     else rejected++;
   }
-  const need = majority(n.config.voters.length);
+  const need = majority(voters.length);
   if (granted >= need) {
     if (role.kind === 'preCandidate') {
       transitions.becomeCandidate(n);
@@ -112,7 +119,7 @@ function tally(n: RaftNode): boolean {
 
 /** The leader asked this node to campaign at once (leader transfer). */
 export function onTimeoutNow(n: RaftNode, _m: TimeoutNow): void {
-  if (n.role.kind === 'leader' || !n.isVoter) return;
+  if (n.role.kind === 'leader' || !n.mayElect()) return;
   startElection(n, { transfer: true });
 }
 

@@ -1,7 +1,8 @@
 // Errors the core throws at its API. Rejected votes, log mismatches and stale
 // messages are data handled inside the protocol, never exceptions.
 
-import type { NodeId } from '../protocol/ids.js';
+import type { ConfigChange } from '../protocol/entry.js';
+import type { LogIndex, NodeId, Term } from '../protocol/ids.js';
 
 /** The request needs the leader, and this node is not it. */
 export class NotLeaderError extends Error {
@@ -52,5 +53,62 @@ export class TransferTargetError extends Error {
   constructor(target: NodeId) {
     super(`${target} is not a voter, so leadership cannot move to it`);
     this.target = target;
+  }
+}
+
+/**
+ * A membership change was asked while an earlier one is not yet committed:
+ * one server at a time (Raft dissertation 4.1). Retry once it commits.
+ */
+export class ConfigChangeInProgressError extends Error {
+  override readonly name = 'ConfigChangeInProgressError';
+  /** The index of the configuration entry still waiting to commit. */
+  readonly pendingIndex: LogIndex;
+
+  constructor(pendingIndex: LogIndex) {
+    super(`the configuration change at index ${pendingIndex} has not committed yet; one change at a time`);
+    this.pendingIndex = pendingIndex;
+  }
+}
+
+/**
+ * A new leader has not yet committed an entry of its own term (its no-op), so
+ * it may not change the configuration yet (the dissertation's fix for the
+ * single-server change bug). Retry shortly.
+ */
+export class LeaderNotReadyError extends Error {
+  override readonly name = 'LeaderNotReadyError';
+  readonly term: Term;
+
+  constructor(term: Term) {
+    super(`the leader has not yet committed an entry of its term ${term}; retry shortly`);
+    this.term = term;
+  }
+}
+
+/** An observer cannot be promoted before it has caught up with the leader's log. */
+export class NotCaughtUpError extends Error {
+  override readonly name = 'NotCaughtUpError';
+  readonly node: NodeId;
+  /** The last index known to match on that node. */
+  readonly match: LogIndex;
+  readonly leaderLastIndex: LogIndex;
+
+  constructor(node: NodeId, match: LogIndex, leaderLastIndex: LogIndex) {
+    super(`${node} has not caught up (it holds up to ${match}, the leader's log ends at ${leaderLastIndex}); retry once it has`);
+    this.node = node;
+    this.match = match;
+    this.leaderLastIndex = leaderLastIndex;
+  }
+}
+
+/** A membership change that does not apply to the configuration in force (adding a member twice, removing the last voter, …). */
+export class InvalidConfigChangeError extends Error {
+  override readonly name = 'InvalidConfigChangeError';
+  readonly change: ConfigChange;
+
+  constructor(change: ConfigChange, reason: string) {
+    super(`cannot ${change.kind} ${change.node}: ${reason}`);
+    this.change = change;
   }
 }

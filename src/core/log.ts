@@ -1,8 +1,11 @@
 // The core's view of the replicated log: a snapshot marker, the entries after
 // it (held in memory), and three positions: what is durable (stable), what is
-// committed, and what has been applied.
+// committed, and what has been applied. It also keeps the configuration
+// entries after the snapshot, so that the configuration in force (the latest
+// in the log, committed or not) is known at once and falls back to the
+// previous one when a truncation cuts a configuration entry.
 
-import { entryBytes, type Entry, type SnapshotMeta } from '../protocol/entry.js';
+import { entryBytes, type Configuration, type Entry, type SnapshotMeta } from '../protocol/entry.js';
 import type { LogIndex, Term } from '../protocol/ids.js';
 import { assert, AssertionError } from '../util/assert.js';
 
@@ -13,7 +16,9 @@ import { assert, AssertionError } from '../util/assert.js';
  * - snapshot.index <= applied <= commit <= lastIndex();
  * - snapshot.index <= stable <= lastIndex();
  * - unstableFrom in [stable + 1, lastIndex() + 1]: entries from there on have
- *   not yet been handed to the runtime to persist.
+ *   not yet been handed to the runtime to persist;
+ * - `configs` lists exactly the configuration entries after the snapshot, in
+ *   index order.
  */
 export class RaftLog {
   /** Everything in [1, snapshot.index] lives only in the snapshot. */
@@ -26,10 +31,18 @@ export class RaftLog {
   unstableFrom: LogIndex;
   commit: LogIndex;
   applied: LogIndex;
+  /** The configuration in force when neither the log nor the snapshot names one (RaftConfig's voters and observers). */
+  readonly bootstrap: Configuration;
+  /** The configuration entries after the snapshot, oldest first. */
+  private configs: ConfigurationAt[] = [];
+  /** Bumped whenever the latest configuration may have changed (append, truncation, restore). */
+  configVersion = 0;
 
-  constructor(snapshot: SnapshotMeta, entries: readonly Entry[], commit: LogIndex) {
+  constructor(snapshot: SnapshotMeta, entries: readonly Entry[], commit: LogIndex, bootstrap: Configuration) {
     this.snapshot = snapshot;
+    this.bootstrap = bootstrap;
     this.entries = [...entries];
+    for (const e of this.entries) if (e.type === 'config') this.configs.push({ index: e.index, config: e.config });
     this.stable = this.lastIndex();
     this.unstableFrom = this.stable + 1;
     assert(commit <= this.lastIndex(), () => `restart with commit ${commit} beyond the durable log end ${this.lastIndex()}: entries must be persisted before the hard state`);
@@ -86,6 +99,38 @@ export class RaftLog {
     return out;
   }
 
+  /**
+   * The configuration in force: the latest configuration entry (committed or
+   * not), else the snapshot's, else the bootstrap configuration (index 0).
+   */
+  configuration(): ConfigurationAt {
+    const last = this.configs[this.configs.length - 1];
+    if (last !== undefined) return last;
+    return this.snapshotConfiguration();
+  }
+
+  /** The configuration in force at `index` (not compacted: at or after the snapshot index). */
+  configurationAt(index: LogIndex): ConfigurationAt {
+    assert(index >= this.snapshot.index, () => `configuration at ${index}, inside the snapshot (${this.snapshot.index})`);
+    for (let i = this.configs.length - 1; i >= 0; i--) {
+      const c = this.configs[i] as ConfigurationAt;
+      if (c.index <= index) return c;
+    }
+    return this.snapshotConfiguration();
+  }
+
+  private snapshotConfiguration(): ConfigurationAt {
+    const c = this.snapshot.config;
+    return c === undefined ? { index: 0, config: this.bootstrap } : { index: this.snapshot.index, config: c };
+  }
+
+  /** The id a snapshot at `index` must carry: index, term, and the configuration in force there. */
+  snapshotMetaAt(index: LogIndex): SnapshotMeta {
+    const term = this.term(index);
+    assert(term !== undefined, () => `no entry at ${index} to describe a snapshot of`);
+    return { index, term, config: this.configurationAt(index).config };
+  }
+
   /** Appends entries that follow the last one (the leader's own proposals). */
   append(entries: readonly Entry[]): void {
     let lastIndex = this.lastIndex();
@@ -93,6 +138,10 @@ export class RaftLog {
     for (const e of entries) {
       if (e.index !== lastIndex + 1) fail(`append at ${e.index} after ${lastIndex}`);
       if (e.term < lastTerm) fail(`append term ${e.term} after term ${lastTerm}`);
+      if (e.type === 'config') {
+        this.configs.push({ index: e.index, config: e.config });
+        this.configVersion++;
+      }
       this.entries.push(e);
       lastIndex = e.index;
       lastTerm = e.term;
@@ -126,6 +175,12 @@ export class RaftLog {
     assert(index > this.commit, () => `truncation from ${index} would cut committed entries (commit ${this.commit})`);
     if (index > this.lastIndex()) return;
     this.entries.length = index - this.snapshot.index - 1;
+    let cut = this.configs.length;
+    while (cut > 0 && (this.configs[cut - 1] as ConfigurationAt).index >= index) cut--;
+    if (cut < this.configs.length) {
+      this.configs.length = cut;
+      this.configVersion++;
+    }
     this.stable = Math.min(this.stable, index - 1);
     this.unstableFrom = Math.min(this.unstableFrom, index);
   }
@@ -197,9 +252,10 @@ export class RaftLog {
     assert(index <= this.applied, () => `compact to ${index} beyond applied ${this.applied}`);
     assert(index <= this.stable, () => `compact to ${index} beyond the durable ${this.stable}`);
     if (index <= this.snapshot.index) return this.snapshot;
-    const term = this.term(index) as Term;
+    const meta = this.snapshotMetaAt(index);
     this.entries = this.entries.slice(index - this.snapshot.index);
-    this.snapshot = { index, term };
+    this.configs = this.configs.filter((c) => c.index > index);
+    this.snapshot = meta;
     return this.snapshot;
   }
 
@@ -211,11 +267,14 @@ export class RaftLog {
     assert(meta.index > this.commit, () => `restore snapshot at ${meta.index} at or below commit ${this.commit}`);
     if (this.term(meta.index) === meta.term) {
       this.entries = this.entries.slice(meta.index - this.snapshot.index);
+      this.configs = this.configs.filter((c) => c.index > meta.index);
     } else {
       this.entries = [];
+      this.configs = [];
       this.stable = meta.index;
       this.unstableFrom = meta.index + 1;
     }
+    this.configVersion++;
     this.snapshot = meta;
     this.stable = Math.max(this.stable, meta.index);
     this.unstableFrom = Math.max(this.unstableFrom, meta.index + 1);
@@ -235,6 +294,16 @@ export class RaftLog {
     const before = this.entries[from - 1];
     let prevIndex = before === undefined ? s.index : before.index;
     let prevTerm = before === undefined ? s.term : before.term;
+    let configAt = this.configs.length;
+    for (let i = this.entries.length - 1; i >= from; i--) {
+      const e = this.entries[i] as Entry;
+      if (e.type !== 'config') continue;
+      const c = this.configs[--configAt];
+      if (c === undefined || c.index !== e.index || c.config !== e.config) fail(`configuration entry ${e.index} is not tracked`);
+    }
+    if (configAt > 0 && (this.configs[configAt - 1] as ConfigurationAt).index >= (this.entries[from]?.index ?? this.lastIndex() + 1)) {
+      fail('a tracked configuration has no entry');
+    }
     for (let i = from; i < this.entries.length; i++) {
       const e = this.entries[i] as Entry;
       if (e.index !== prevIndex + 1) fail(`log gap: ${e.index} after ${prevIndex}`);
@@ -251,6 +320,12 @@ export class RaftLog {
       fail(`unstableFrom ${this.unstableFrom} outside [${this.stable + 1}, ${last + 1}]`);
     }
   }
+}
+
+/** A configuration and the index of the entry that holds it (the snapshot's index, or 0 for the bootstrap one). */
+export interface ConfigurationAt {
+  readonly index: LogIndex;
+  readonly config: Configuration;
 }
 
 function fail(message: string): never {

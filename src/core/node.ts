@@ -1,19 +1,23 @@
 // The consensus core of one node, as a deterministic state machine:
 //   tick()  — one logical clock step;   step(m) — a message from a peer;
-//   propose(data), readIndex(ctx), transferLeadership(to), compact(i) — local requests;
+//   propose(data), proposeConfigChange(change), readIndex(ctx), transferLeadership(to),
+//   compact(i) — local requests;
 //   ready() — what the runtime must do now;  advance(r) — the runtime did it.
 // No I/O, timers, clocks, randomness or Promises: the runtime (src/node) and
 // the simulator (test/sim) drive it. The term rules common to every message
 // live here; per-message handling lives in election.ts and replication/*.
 
-import { entryBytes, type Entry, type HardState, type SnapshotMeta } from '../protocol/entry.js';
+import {
+  entryBytes, sameConfiguration, type ConfigChange, type Configuration, type Entry, type HardState, type SnapshotMeta,
+} from '../protocol/entry.js';
 import type { LogIndex, NodeId, Term } from '../protocol/ids.js';
 import type { Message } from '../protocol/messages.js';
 import { assert, assertNever } from '../util/assert.js';
 import { makeConfig, type RaftConfig, type RaftConfigInput } from './config.js';
 import { ApiMisuseError, BackpressureError, LeaderTransferInProgressError, NotLeaderError } from './errors.js';
 import * as election from './election.js';
-import { RaftLog } from './log.js';
+import { RaftLog, type ConfigurationAt } from './log.js';
+import * as membership from './membership.js';
 import * as push from './replication/push.js';
 import * as pull from './replication/pull.js';
 import * as reads from './read-index.js';
@@ -51,7 +55,16 @@ export interface CoreStats {
 export class RaftNode {
   readonly config: RaftConfig;
   readonly id: NodeId;
-  readonly isVoter: boolean;
+  /**
+   * The configuration in force: the latest in this node's log, committed or
+   * not (docs/MEMBERSHIP.md). Invariant: equals log.configuration() after
+   * every call into the core.
+   */
+  membership: ConfigurationAt;
+  /** True when this node is a voter of `membership`: it counts in quorums. */
+  isVoter: boolean;
+  /** The log's configVersion that `membership` reflects. */
+  private configVersionSeen: number;
   /** Current term. Never decreases. */
   term: Term;
   /** Whom this node voted for in `term`. Set at most once per term. */
@@ -82,11 +95,14 @@ export class RaftNode {
   constructor(input: RaftConfigInput, persisted: PersistedState = EMPTY_STATE) {
     this.config = makeConfig(input);
     this.id = this.config.id;
-    this.isVoter = this.config.voters.includes(this.id);
     this.term = persisted.hardState.term;
     this.vote = persisted.hardState.vote;
     this.lastHardState = persisted.hardState;
-    this.log = new RaftLog(persisted.snapshot ?? { index: 0, term: 0 }, persisted.entries, persisted.hardState.commit);
+    this.log = new RaftLog(persisted.snapshot ?? { index: 0, term: 0 }, persisted.entries, persisted.hardState.commit,
+      { voters: this.config.voters, observers: this.config.observers });
+    this.membership = this.log.configuration();
+    this.configVersionSeen = this.log.configVersion;
+    this.isVoter = this.membership.config.voters.includes(this.id);
     this.electionTimeoutTicks = this.config.electionTimeoutMinTicks;
     this.role = transitions.initialRole(this);
     transitions.resetElectionTimer(this);
@@ -130,13 +146,21 @@ export class RaftNode {
       this.stats.messagesDropped++;
       return;
     }
+    // A vote request is answered whether or not its candidate is a voter of
+    // this node's configuration (dissertation 4.1: this node's configuration
+    // may be the stale one). A removed server that never learnt of its
+    // removal is kept from disrupting by the leader lease (election.ts).
     if (m.term > this.term) {
-      if (!this.onHigherTerm(m)) return;
+      if (!this.onHigherTerm(m)) {
+        this.afterInput();
+        return;
+      }
     } else if (m.term < this.term) {
       this.onLowerTerm(m);
       return;
     }
     this.dispatch(m);
+    this.afterInput();
   }
 
   /**
@@ -166,6 +190,21 @@ export class RaftNode {
   }
 
   /**
+   * Appends a membership change (one server at a time) to the leader's log
+   * and returns its index; the new configuration is in force at once, and the
+   * change is done when that index commits. Throws {@link NotLeaderError},
+   * {@link LeaderTransferInProgressError}, and the errors of
+   * membership.proposeChange: ConfigChangeInProgressError, LeaderNotReadyError,
+   * NotCaughtUpError, InvalidConfigChangeError.
+   */
+  proposeConfigChange(change: ConfigChange): LogIndex {
+    this.checkNotInReady('proposeConfigChange');
+    const leader = this.requireLeader();
+    if (leader.transfer !== null) throw new LeaderTransferInProgressError(leader.transfer.target);
+    return membership.proposeChange(this, leader, change);
+  }
+
+  /**
    * Starts a linearizable read; `ctx` comes back in a ReadState once a quorum
    * has confirmed this node still leads. Throws {@link NotLeaderError}.
    */
@@ -187,6 +226,15 @@ export class RaftNode {
   compact(index: LogIndex): SnapshotMeta {
     this.checkNotInReady('compact');
     return this.log.compact(index);
+  }
+
+  /**
+   * The id a snapshot of the state machine at `index` (not yet compacted)
+   * must be stored and sent with: index, term, and the configuration in force
+   * there. The runtime writes the snapshot under it, then calls compact(index).
+   */
+  snapshotMeta(index: LogIndex): SnapshotMeta {
+    return this.log.snapshotMetaAt(index);
   }
 
   // ---- outputs ------------------------------------------------------------
@@ -228,7 +276,10 @@ export class RaftNode {
       committed: this.log.nextCommitted(this.config.maxMessageBytes * 4),
       readStates: takeAll(this.readStates),
       readsAborted: takeAll(this.readsAborted),
-      softState: { role: this.role.kind, term: this.term, leader: this.leaderId() },
+      softState: {
+        role: this.role.kind, term: this.term, leader: this.leaderId(),
+        configuration: this.membership.config, configurationIndex: this.membership.index,
+      },
     };
     this.snapshotToInstall = null;
     this.readyInProgress = true;
@@ -248,9 +299,48 @@ export class RaftNode {
       // The leader's own entries count toward commit only now that they are durable.
       if (last !== undefined) transitions.onLeaderProgress(this, this.role);
     }
+    this.afterInput();
+  }
+
+  /**
+   * After an input: adopt the log's latest configuration, and let a leader
+   * whose removal (or demotion) has committed step down.
+   */
+  private afterInput(): void {
+    this.syncConfiguration();
+    const role = this.role;
+    if (role.kind === 'leader') {
+      if (!this.isVoter && this.membership.index <= this.log.commit) transitions.stepDownRemoved(this, role);
+    } else {
+      transitions.settleReplicaRole(this);
+    }
+  }
+
+  /**
+   * True when this node may vote and campaign: it is a voter of its
+   * configuration in force, or that configuration (which demotes or removes
+   * it) is not yet committed as far as it knows, and it was a voter of the
+   * one before. Until the change commits it may still be needed to elect a
+   * leader (dissertation 4.1: a server not in its latest configuration still
+   * votes and campaigns until that configuration is committed; its own vote
+   * then does not count for itself).
+   */
+  mayElect(): boolean {
+    if (this.isVoter) return true;
+    const m = this.membership;
+    if (m.index <= this.log.commit || m.index <= this.log.snapshot.index) return false;
+    return this.log.configurationAt(m.index - 1).config.voters.includes(this.id);
   }
 
   // ---- queries ------------------------------------------------------------
+
+  /**
+   * The configuration in force on this node: the latest in its log (index 0
+   * for the bootstrap configuration), and whether that entry is committed.
+   */
+  configuration(): { readonly index: LogIndex; readonly config: Configuration; readonly committed: boolean } {
+    return { index: this.membership.index, config: this.membership.config, committed: this.membership.index <= this.log.commit };
+  }
 
   /** The leader this node knows of, or null. */
   leaderId(): NodeId | null {
@@ -296,7 +386,30 @@ export class RaftNode {
         if (pr.match > last) assert(false, `progress of ${pr.id}: match ${pr.match} beyond the log end ${last}`);
       }
     }
-    if (!this.isVoter && role.kind !== 'observer') assert(false, `observer ${this.id} in role ${role.kind}`);
+    const bug = this.config.plantedBug;
+    if (bug !== 'keepTruncatedConfig' && bug !== 'configBeforeAppend') {
+      const logConfig = this.log.configuration();
+      if (!sameConfiguration(logConfig.config, this.membership.config)) {
+        assert(false, `${this.id} uses a configuration other than the latest in its log (at ${logConfig.index})`);
+      }
+    }
+    if (this.isVoter !== this.membership.config.voters.includes(this.id)) assert(false, `${this.id}: isVoter is stale`);
+    if (role.kind === 'leader') {
+      const config = this.membership.config;
+      for (const pr of role.progress.values()) {
+        const voter = config.voters.includes(pr.id);
+        const member = voter || config.observers.includes(pr.id);
+        if (bug !== 'countRemovedVoter' && (pr.isVoter !== voter || pr.member !== member)) {
+          assert(false, `leader ${this.id} tracks ${pr.id} as ${pr.isVoter ? 'voter' : pr.member ? 'observer' : 'non-member'}`);
+        }
+      }
+      for (const id of this.replicas()) if (!role.progress.has(id)) assert(false, `leader ${this.id} does not track member ${id}`);
+      if (!this.isVoter && this.membership.index <= this.log.commit) assert(false, `leader ${this.id} leads on after its removal committed`);
+    } else if (!this.mayElect() && role.kind !== 'observer') {
+      assert(false, `non-voter ${this.id} in role ${role.kind}`);
+    } else if (this.mayElect() && role.kind === 'observer') {
+      assert(false, `voter ${this.id} in role observer`);
+    }
   }
 
   // ---- internals shared by the modules -------------------------------------
@@ -311,14 +424,50 @@ export class RaftNode {
     else this.outAfterPersist.push(m);
   }
 
-  /** The voters other than this node. */
+  /** The voters of the configuration in force, other than this node. */
   otherVoters(): NodeId[] {
-    return this.config.voters.filter((v) => v !== this.id);
+    return this.membership.config.voters.filter((v) => v !== this.id);
   }
 
-  /** Everyone who receives the log from a leader: other voters and observers. */
+  /** Every member a leader sends the log to: the other voters and observers of the configuration in force. */
   replicas(): NodeId[] {
-    return this.otherVoters().concat(this.config.observers.filter((o) => o !== this.id));
+    return this.otherVoters().concat(this.membership.config.observers.filter((o) => o !== this.id));
+  }
+
+  /**
+   * Adopts the latest configuration in the log if the log's configuration
+   * entries changed (an append, a truncation, a snapshot); called after every
+   * input that can change the log.
+   */
+  syncConfiguration(): void {
+    if (this.log.configVersion === this.configVersionSeen) return;
+    this.configVersionSeen = this.log.configVersion;
+    const latest = this.log.configuration();
+    // Planted bug: a truncation that cut the configuration in force leaves it in force.
+    if (this.config.plantedBug === 'keepTruncatedConfig' && latest.index < this.membership.index) return; // read here only
+    this.adopt(latest);
+  }
+
+  /**
+   * Only with the planted bug 'configBeforeAppend' (read here only): takes
+   * the configuration of entries that were received but not appended.
+   */
+  adoptUnlogged(entries: readonly Entry[]): void {
+    if (this.config.plantedBug !== 'configBeforeAppend') return;
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const e = entries[i] as Entry;
+      if (e.type === 'config') {
+        if (!sameConfiguration(e.config, this.membership.config)) this.adopt({ index: e.index, config: e.config });
+        return;
+      }
+    }
+  }
+
+  private adopt(at: ConfigurationAt): void {
+    const changed = !sameConfiguration(at.config, this.membership.config);
+    this.membership = at;
+    this.isVoter = at.config.voters.includes(this.id);
+    if (changed) transitions.onConfigurationChanged(this);
   }
 
   private requireLeader(): Leader {

@@ -24,11 +24,20 @@ export type PlantedBug =
   /** Apply the leader's commit index beyond the entries known to match it. replication/*.ts */
   | 'commitBeyondMatch'
   /** Promise one quiet tick too many, so a sleeping runtime would miss a timer (not a safety rule: the runtime's timer contract). timers.ts */
-  | 'overstateTicksUntilDue';
+  | 'overstateTicksUntilDue'
+  /** Start a membership change while the previous one is uncommitted (two changes in flight). membership.ts */
+  | 'concurrentConfigChanges'
+  /** Keep using a configuration after a truncation removed its entry from the log. node.ts syncConfiguration() */
+  | 'keepTruncatedConfig'
+  /** Use a configuration from entries received but not appended (a rejected AppendEntries, a stale fetch answer). node.ts adoptUnlogged() */
+  | 'configBeforeAppend'
+  /** Keep counting a removed voter toward the commit quorum. transitions.ts onConfigurationChanged() */
+  | 'countRemovedVoter';
 
 /** Every planted bug, for tools that take one by name (the simulator's CLI); the Record makes the compiler check the list is complete. */
 const ALL: Record<PlantedBug, true> = {
   commitOldTermByCounting: true, doubleVote: true, voteBeforePersist: true, skipUpToDateCheck: true, skipDivergingTruncation: true,
   skipPrevLogCheck: true, countObserverTowardCommit: true, ackBeforePersist: true, commitBeyondMatch: true, overstateTicksUntilDue: true,
+  concurrentConfigChanges: true, keepTruncatedConfig: true, configBeforeAppend: true, countRemovedVoter: true,
 };
 export const PLANTED_BUGS: readonly PlantedBug[] = Object.keys(ALL) as PlantedBug[];

@@ -1,7 +1,8 @@
 // Quorum arithmetic: who counts, and where the commit index may move. One
 // commit rule for both modes: the highest index durable on a majority of the
 // voters, accepted only if its entry belongs to the leader's own term
-// (Raft 5.4.2). Observers are never counted.
+// (Raft 5.4.2). Observers are never counted. The voters are those of the
+// configuration in force on the leader (docs/MEMBERSHIP.md).
 
 import type { LogIndex, NodeId } from '../protocol/ids.js';
 import type { RaftNode } from './node.js';
@@ -18,26 +19,32 @@ export function quorumIndex(positions: LogIndex[], voterCount: number): LogIndex
   return positions[majority(voterCount) - 1] ?? 0;
 }
 
-/** Moves the leader's commit index if the majority position allows it; true if it moved. */
+/**
+ * Moves the leader's commit index if the majority position allows it; true if
+ * it moved. The voters are those of the leader's configuration in force (its
+ * latest, committed or not); a leader that is not one of them does not count
+ * itself.
+ */
 export function maybeCommit(n: RaftNode, leader: Leader): boolean {
   const bug = n.config.plantedBug;
-  const positions: LogIndex[] = [n.log.stable];
-  let counted = 1;
+  const positions: LogIndex[] = n.isVoter ? [n.log.stable] : [];
+  let counted = positions.length;
   for (const pr of leader.progress.values()) {
-    if (pr.isVoter || bug === 'countObserverTowardCommit') {
+    if (pr.isVoter || (bug === 'countObserverTowardCommit' && pr.member)) {
       positions.push(pr.match);
       counted++;
     }
   }
-  const candidate = quorumIndex(positions, bug === 'countObserverTowardCommit' ? counted : n.config.voters.length);
+  const candidate = quorumIndex(positions, bug === 'countObserverTowardCommit' ? counted : n.membership.config.voters.length);
   if (candidate <= n.log.commit) return false;
   if (n.log.term(candidate) !== n.term && bug !== 'commitOldTermByCounting') return false;
   return n.log.commitTo(candidate);
 }
 
-/** True when the given voters (this node included if it votes) form a majority. */
-export function hasMajority(n: RaftNode, voters: Iterable<NodeId>): boolean {
+/** True when the given nodes include a majority of the voters of the configuration in force. */
+export function hasMajority(n: RaftNode, nodes: Iterable<NodeId>): boolean {
+  const voters = n.membership.config.voters;
   let count = 0;
-  for (const v of voters) if (n.config.voters.includes(v)) count++;
-  return count >= majority(n.config.voters.length);
+  for (const v of nodes) if (voters.includes(v)) count++;
+  return count >= majority(voters.length);
 }

@@ -6,6 +6,7 @@
 // fetch answers, echoed by the followers' next fetch.
 
 import type { RaftNode } from './node.js';
+import { majority } from './quorum.js';
 import type { Leader } from './roles.js';
 
 /** Registers a read with context `ctx` on the leader. */
@@ -33,11 +34,12 @@ export function confirm(n: RaftNode, leader: Leader): void {
   if (leader.pendingReads.length === 0) return;
   const newest = leader.pendingReads[leader.pendingReads.length - 1];
   if (newest === undefined) return;
-  // Find the newest round acknowledged by a majority: sort the echoed rounds.
-  const rounds: number[] = [leader.readSeq];
+  // Find the newest round acknowledged by a majority of the voters in force
+  // (the leader itself only if it is one): sort the echoed rounds.
+  const rounds: number[] = n.isVoter ? [leader.readSeq] : [];
   for (const pr of leader.progress.values()) if (pr.isVoter) rounds.push(pr.readSeqAcked);
   rounds.sort((a, b) => b - a);
-  const confirmed = rounds[Math.floor(n.config.voters.length / 2)] ?? 0;
+  const confirmed = rounds[majority(n.membership.config.voters.length) - 1] ?? 0;
   let released = 0;
   for (const r of leader.pendingReads) {
     if (r.seq > confirmed) break;

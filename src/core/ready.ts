@@ -19,7 +19,7 @@
 //  5. Then advance(ready) is called; no other core call may come between
 //     ready() and advance().
 
-import type { Entry, HardState, SnapshotMeta } from '../protocol/entry.js';
+import type { Configuration, Entry, HardState, SnapshotMeta } from '../protocol/entry.js';
 import type { LogIndex, NodeId, Term } from '../protocol/ids.js';
 import type { Message } from '../protocol/messages.js';
 import type { RoleKind } from './roles.js';
@@ -38,11 +38,19 @@ export interface ReadState {
   readonly index: LogIndex;
 }
 
-/** Volatile state worth reporting: who leads, in which term, in which role. */
+/** Volatile state worth reporting: who leads, in which term, in which role, with which members. */
 export interface SoftState {
   readonly role: RoleKind;
   readonly term: Term;
   readonly leader: NodeId | null;
+  /**
+   * The configuration in force on this node (the latest in its log, committed
+   * or not): the runtime connects to its members (and may drop peers that
+   * left). The same object until the configuration changes.
+   */
+  readonly configuration: Configuration;
+  /** The index of the entry that holds it (0: the bootstrap configuration). */
+  readonly configurationIndex: LogIndex;
 }
 
 /** One batch of work for the runtime; see the contract at the top of this file. */

@@ -68,11 +68,15 @@ export type PushState = 'probe' | 'replicate' | 'snapshot';
 
 /**
  * What a leader knows of one other member. Invariants: `match < next`;
- * `match` never decreases within a term.
+ * `match` never decreases within a term; `isVoter` and `member` follow the
+ * leader's configuration in force (a voter is a member).
  */
 export interface Progress {
   readonly id: NodeId;
-  readonly isVoter: boolean;
+  /** A voter of the leader's configuration in force: counted in quorums. */
+  isVoter: boolean;
+  /** In the configuration; false for a pull-mode fetcher that is not a member (tracked, never counted, forgotten when silent). */
+  member: boolean;
   /** The highest index known to be durable on the member and to match ours. */
   match: LogIndex;
   /** Push: the next index to send. */

@@ -73,11 +73,12 @@ function pullLeaderDue(n: RaftNode, leader: Leader): number {
   for (const pr of leader.progress.values()) {
     if (pr.isVoter) heardFor.push(pr.lastFetchTick + resignAfter - n.now);
     if (pr.parked !== null) due = Math.min(due, pr.parked.deadlineTick - n.now);
+    if (!pr.member) continue; // non-members are never announced to (they are only forgotten, which is not output)
     const silentAt = pr.lastFetchTick + n.config.electionTimeoutMinTicks - n.now;
     if (!pr.fetchedThisTerm || silentAt <= 0) announceNeeded = true;
     else silentSoon = Math.min(silentSoon, silentAt);
   }
-  const othersNeeded = Math.floor(n.config.voters.length / 2) + 1 - (n.isVoter ? 1 : 0);
+  const othersNeeded = Math.floor(n.membership.config.voters.length / 2) + 1 - (n.isVoter ? 1 : 0);
   if (othersNeeded > 0) {
     heardFor.sort((a, b) => b - a);
     due = Math.min(due, heardFor[othersNeeded - 1] ?? 1);

@@ -9,13 +9,20 @@
 //   leader       -> follower       a higher term appears; check-quorum (push) or no
 //                                  fetches from a majority (pull); transfer done
 //   any          -> follower       a higher term (term := m.term, vote := none)
-//   observer     -> observer       a new term or leader (observers never leave the role)
+//   observer     -> observer       a new term or leader
+//   follower     -> observer       it may no longer elect (RaftNode.mayElect): the configuration in
+//                                  its log does not list it as a voter, and is committed (or it was
+//                                  not a voter of the one before either)
+//   (pre)candidate -> observer     (the same, defensively)
+//   observer     -> follower       it may elect again (a promotion; a truncation that cut its demotion)
+//   leader       -> observer       its own removal or demotion has committed (it led until then
+//                                  without counting itself); it hands over with TimeoutNow
 //
 // A role change never lowers the term, and sets the vote only on becoming a
 // candidate (for itself); election.ts sets it when granting a vote.
 
 import { entryBytes, type Entry } from '../protocol/entry.js';
-import type { NodeId, Term } from '../protocol/ids.js';
+import type { LogIndex, NodeId, Term } from '../protocol/ids.js';
 import { assert } from '../util/assert.js';
 import type { RaftNode } from './node.js';
 import { maybeCommit } from './quorum.js';
@@ -24,7 +31,7 @@ import type { FetchState, Follower, Leader, Observer, Progress, Role } from './r
 
 /** The role a node starts (or restarts) in. */
 export function initialRole(n: RaftNode): Role {
-  return n.isVoter
+  return n.mayElect()
     ? { kind: 'follower', leader: null, incomingSnapshot: null, fetch: newFetchState() }
     : { kind: 'observer', leader: null, incomingSnapshot: null, fetch: newFetchState() };
 }
@@ -86,7 +93,7 @@ export function becomeFollower(n: RaftNode, term: Term, leader: NodeId | null): 
     fetch.readSeqSeen = 0;
     fetch.claimed = null;
   }
-  n.role = n.isVoter
+  n.role = n.mayElect()
     ? { kind: 'follower', leader, incomingSnapshot: keep?.incomingSnapshot ?? null, fetch }
     : { kind: 'observer', leader, incomingSnapshot: keep?.incomingSnapshot ?? null, fetch };
   resetElectionTimer(n);
@@ -94,7 +101,7 @@ export function becomeFollower(n: RaftNode, term: Term, leader: NodeId | null): 
 
 /** Starts a pre-vote: asks for votes for term + 1 without raising the term. */
 export function becomePreCandidate(n: RaftNode): void {
-  assert(n.isVoter, () => `observer ${n.id} cannot campaign`);
+  assert(n.mayElect(), () => `observer ${n.id} cannot campaign`);
   assert(n.role.kind !== 'leader', () => `leader ${n.id} cannot pre-campaign`);
   leaveRole(n);
   n.role = { kind: 'preCandidate', votes: new Map([[n.id, true]]) };
@@ -103,7 +110,7 @@ export function becomePreCandidate(n: RaftNode): void {
 
 /** Starts an election: raises the term and votes for itself. */
 export function becomeCandidate(n: RaftNode): void {
-  assert(n.isVoter, () => `observer ${n.id} cannot campaign`);
+  assert(n.mayElect(), () => `observer ${n.id} cannot campaign`);
   assert(n.role.kind !== 'leader', () => `leader ${n.id} cannot campaign`);
   leaveRole(n);
   n.term += 1;
@@ -123,13 +130,8 @@ export function becomeLeader(n: RaftNode): void {
   assert(n.vote === n.id, 'a leader voted for itself');
   const next = n.log.lastIndex() + 1;
   const progress = new Map<NodeId, Progress>();
-  for (const id of n.replicas()) {
-    progress.set(id, {
-      id, isVoter: n.config.voters.includes(id), match: 0, next, state: 'probe', probeSent: false, inflight: [],
-      commitSent: 0, matchAtLastHeartbeat: 0, outgoingSnapshot: null, recentActive: true, lastFetchTick: n.now,
-      fetchedThisTerm: false, parked: null, readSeqAcked: 0,
-    });
-  }
+  const voters = n.membership.config.voters;
+  for (const id of n.replicas()) progress.set(id, newProgress(n, id, voters.includes(id), true, next));
   const leader: Leader = {
     kind: 'leader', progress, replicationDue: true, uncommittedBytes: 0, heartbeatElapsedTicks: 0, checkQuorumElapsedTicks: 0,
     readSeq: 0, pendingReads: [], readsAwaitingCommit: [], transfer: null,
@@ -144,10 +146,21 @@ export function becomeLeader(n: RaftNode): void {
   }
 }
 
+/** A leader's fresh record of a member (or, in pull mode, of a fetcher that is not one). */
+export function newProgress(n: RaftNode, id: NodeId, isVoter: boolean, member: boolean, next: LogIndex): Progress {
+  return {
+    id, isVoter, member, match: 0, next, state: 'probe', probeSent: false, inflight: [],
+    commitSent: 0, matchAtLastHeartbeat: 0, outgoingSnapshot: null, recentActive: true, lastFetchTick: n.now,
+    fetchedThisTerm: false, parked: null, readSeqAcked: 0,
+  };
+}
+
 /**
  * Called when the leader learns that more of its log is durable somewhere
  * (its own disk or a member's): moves the commit index, then lets waiting
- * reads and followers know.
+ * reads and followers know. (A leader that is not a voter of its own
+ * configuration steps down once that configuration has committed: the node
+ * checks after each input, so that no handler runs on as leader after it.)
  */
 export function onLeaderProgress(n: RaftNode, leader: Leader): void {
   const before = n.log.commit;
@@ -155,6 +168,96 @@ export function onLeaderProgress(n: RaftNode, leader: Leader): void {
     for (let i = before + 1; i <= n.log.commit; i++) leader.uncommittedBytes -= entryBytes(n.log.entry(i) as Entry);
     leader.replicationDue = true;
     reads.onCommit(n, leader);
+  }
+}
+
+/**
+ * The leader's removal (or demotion) has committed: it stops leading and
+ * campaigning, after telling the most up-to-date voter to campaign at once
+ * (TimeoutNow) so that the cluster does not wait an election timeout.
+ */
+export function stepDownRemoved(n: RaftNode, leader: Leader): void {
+  let best: Progress | null = null;
+  for (const pr of leader.progress.values()) {
+    if (pr.isVoter && pr.match === n.log.lastIndex() && (best === null || pr.match > best.match)) best = pr;
+  }
+  if (best !== null) n.send({ type: 'timeoutNow', from: n.id, to: best.id, term: n.term });
+  becomeFollower(n, n.term, null);
+}
+
+/**
+ * The configuration in force has changed (n.membership and n.isVoter are
+ * already updated): a replica takes the role its membership implies; a
+ * leader tracks the new members and stops tracking (push) or demotes to
+ * non-member (pull) the removed ones.
+ */
+export function onConfigurationChanged(n: RaftNode): void {
+  const role = n.role;
+  switch (role.kind) {
+    case 'leader': {
+      const config = n.membership.config;
+      const next = n.log.lastIndex() + 1;
+      for (const id of n.replicas()) {
+        const pr = role.progress.get(id);
+        if (pr === undefined) {
+          role.progress.set(id, newProgress(n, id, config.voters.includes(id), true, next));
+        } else {
+          pr.isVoter = config.voters.includes(id);
+          pr.member = true;
+        }
+      }
+      for (const pr of role.progress.values()) {
+        if (pr.member && pr.id !== n.id && !config.voters.includes(pr.id) && !config.observers.includes(pr.id)) {
+          if (n.config.plantedBug === 'countRemovedVoter' && pr.isVoter) continue; // read here only
+          pr.member = false;
+          pr.isVoter = false;
+          if (n.config.replication === 'push') role.progress.delete(pr.id);
+        }
+      }
+      if (role.transfer !== null && !(role.progress.get(role.transfer.target)?.isVoter ?? false)) role.transfer = null;
+      break;
+    }
+    case 'follower':
+    case 'observer':
+    case 'preCandidate':
+    case 'candidate':
+      settleReplicaRole(n);
+      break;
+    default: {
+      const never: never = role;
+      return never;
+    }
+  }
+}
+
+/**
+ * Gives a non-leader the role its membership implies (RaftNode.mayElect):
+ * a follower or (pre)candidate that may no longer elect becomes an observer;
+ * an observer that may becomes a follower. Called after every input.
+ */
+export function settleReplicaRole(n: RaftNode): void {
+  const role = n.role;
+  const may = n.mayElect();
+  switch (role.kind) {
+    case 'follower':
+      if (!may) n.role = { kind: 'observer', leader: role.leader, incomingSnapshot: role.incomingSnapshot, fetch: role.fetch };
+      break;
+    case 'observer':
+      if (may) {
+        n.role = { kind: 'follower', leader: role.leader, incomingSnapshot: role.incomingSnapshot, fetch: role.fetch };
+        resetElectionTimer(n);
+      }
+      break;
+    case 'preCandidate':
+    case 'candidate':
+      if (!may) becomeFollower(n, n.term, null);
+      break;
+    case 'leader':
+      break;
+    default: {
+      const never: never = role;
+      return never;
+    }
   }
 }
 

@@ -14,7 +14,7 @@ import { RaftNode } from '../../src/core/node.js';
 import type { RaftConfigInput } from '../../src/core/config.js';
 import type { PlantedBug } from '../../src/core/planted-bugs.js';
 import type { ReadState } from '../../src/core/ready.js';
-import type { Entry } from '../../src/protocol/entry.js';
+import type { ConfigChange, Entry } from '../../src/protocol/entry.js';
 import { nodeId, type NodeId } from '../../src/protocol/ids.js';
 import type { Message } from '../../src/protocol/messages.js';
 import { Prng } from '../../src/util/prng.js';
@@ -32,6 +32,8 @@ export interface ClusterOptions {
   readonly mode: Mode;
   readonly voters: number;
   readonly observers?: number;
+  /** Nodes s1..sK outside the bootstrap configuration (to be added by membership changes). */
+  readonly spares?: number;
   /** Seeds every node's election-timeout generator (default 1). */
   readonly seed?: number;
   readonly config?: ConfigOverrides;
@@ -101,7 +103,8 @@ export class Cluster {
     const root = new Prng(opts.seed ?? 1);
     for (let i = 1; i <= opts.voters; i++) this.voterIds.push(nodeId(`n${i}`));
     for (let i = 1; i <= (opts.observers ?? 0); i++) this.observerIds.push(nodeId(`o${i}`));
-    for (const id of [...this.voterIds, ...this.observerIds]) {
+    const spareIds = Array.from({ length: opts.spares ?? 0 }, (_, i) => nodeId(`s${i + 1}`));
+    for (const id of [...this.voterIds, ...this.observerIds, ...spareIds]) {
       const node = new TestNode(id, root.fork());
       this.nodes.set(id, node);
       this.start(node);
@@ -217,6 +220,16 @@ export class Cluster {
     return first;
   }
 
+  /** Asks the leader `id` for a membership change; returns the configuration entry's index (core errors propagate). */
+  changeConfig(id: string, change: ConfigChange): number {
+    const core = this.core(id);
+    try {
+      return core.proposeConfigChange(change);
+    } finally {
+      this.drain(this.node(id));
+    }
+  }
+
   /** Starts a linearizable read on `id`. */
   readIndex(id: string, ctx: number): void {
     this.withCore(id, (c) => c.readIndex(ctx));
@@ -234,7 +247,7 @@ export class Cluster {
     const index = n.appliedIndex;
     const json = JSON.stringify(n.applied);
     const data = enc.encode(json.padEnd(Math.max(json.length, this.opts.snapshotPadBytes ?? 0), ' '));
-    n.disk.installSnapshot({ meta: { index, term: core.log.term(index) as number }, data });
+    n.disk.installSnapshot({ meta: core.snapshotMeta(index), data });
     this.withCore(id, (c) => c.compact(index));
     return index;
   }

@@ -5,13 +5,19 @@
 // its invariants (acknowledged entries durable on a majority, votes never
 // forgotten) hold against real recovery, not only against the memory disk.
 //
+// The snapshot store keeps only a snapshot's index and term, so this disk
+// writes the rest of its id, the configuration in force at its index
+// (docs/MEMBERSHIP.md), at the front of the stored body and reads it back at
+// recovery: what a runtime must do too, in some form.
+//
 // An fsync failure stops the node (FsyncFailedError propagates; the simulator
 // crashes the node and restarts it later): it is never retried as if the data
 // were safe.
 
 import type { PersistedState } from '../../src/core/node.js';
 import type { Ready } from '../../src/core/ready.js';
-import type { Entry, HardState } from '../../src/protocol/entry.js';
+import { decodeConfiguration, encodeConfiguration } from '../../src/codec/configuration.js';
+import type { Entry, HardState, SnapshotMeta } from '../../src/protocol/entry.js';
 import { FsyncFailedError } from '../../src/storage/errors.js';
 import type { FileSystem } from '../../src/storage/fs.js';
 import { DurableLogStore } from '../../src/storage/log/durable-log.js';
@@ -121,6 +127,7 @@ export class DurableSimDisk implements NodeDisk {
   private installSteps(s: StoredSnapshot): void {
     const { log, snapshots } = this.open();
     const w = snapshots.beginWrite(s.meta);
+    w.write(encodeConfigPrefix(s.meta));
     w.write(s.data);
     w.commit();
     this.snap = s;
@@ -175,7 +182,7 @@ export class DurableSimDisk implements NodeDisk {
       const reader = snapshots.open(latest);
       if (reader === undefined) throw new Error('the latest snapshot vanished');
       try {
-        this.snap = { meta: { index: latest.index, term: latest.term }, data: reader.read(0, latest.sizeBytes) };
+        this.snap = decodeConfigPrefix({ index: latest.index, term: latest.term }, reader.read(0, latest.sizeBytes));
       } finally {
         reader.close();
       }
@@ -210,4 +217,21 @@ function readAll(log: DurableLogStore, from: number): Entry[] {
     lo += batch.length;
   }
   return out;
+}
+
+/** The snapshot's configuration, written before its body: u32 length (0: none) and the encoded configuration. */
+function encodeConfigPrefix(meta: SnapshotMeta): Uint8Array {
+  const config = meta.config === undefined ? new Uint8Array(0) : encodeConfiguration(meta.config);
+  const out = new Uint8Array(4 + config.byteLength);
+  new DataView(out.buffer).setUint32(0, config.byteLength);
+  out.set(config, 4);
+  return out;
+}
+
+/** Splits a stored body into the snapshot's id (with its configuration) and the state machine's bytes. */
+function decodeConfigPrefix(meta: SnapshotMeta, stored: Uint8Array): StoredSnapshot {
+  const length = new DataView(stored.buffer, stored.byteOffset, stored.byteLength).getUint32(0);
+  const data = stored.slice(4 + length);
+  if (length === 0) return { meta, data };
+  return { meta: { ...meta, config: decodeConfiguration(stored.subarray(4, 4 + length)) }, data };
 }

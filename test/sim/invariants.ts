@@ -7,17 +7,24 @@
 //   leaderCompleteness  a new leader holds every entry committed before its term
 //   stateMachineSafety  no two nodes apply different entries (or reach different states) at one index
 //   monotonic           term never goes back on a node; commit and applied never go back within a run of it
-//   durableMajority     an entry a leader commits is durable on a majority of voters
+//   durableMajority     an entry a leader commits is durable on a majority of the voters of the
+//                       leader's configuration in force (the latest in its log)
 //   commitRule          a leader moves its commit index only onto an entry of its own term (Raft 5.4.2)
 //   persistenceContract votes and acknowledgements leave only once what they promise is durable
-//   observerCounted     observers never campaign, vote, or lead
+//   observerCounted     a node that is not a voter of the configuration in its log never campaigns
+//                       once that configuration is committed (before, it may: it may be needed),
+//                       and leads only until it commits; a candidate asks only the voters of
+//                       the configuration in its log for votes
+//   configInForce       a node uses the latest configuration in its log, committed or not
+//   configChange        a leader appends a configuration only once the previous one and an entry of
+//                       its own term are committed, and each changes the voters by one server at most
 //   staleRead           a linearizable read sees every entry committed before it began
 //   liveness            (simulator) after healing, a leader commits a new proposal within a bound
 //   storage             (durable disk) recovery refused data it wrote itself as corrupt
 //   unexpected          any other exception escaping the node or its disk
 
 import type { Ready } from '../../src/core/ready.js';
-import type { Entry } from '../../src/protocol/entry.js';
+import { sameConfiguration, type Configuration, type Entry } from '../../src/protocol/entry.js';
 import type { NodeId } from '../../src/protocol/ids.js';
 import type { Message } from '../../src/protocol/messages.js';
 import { majority } from '../../src/core/quorum.js';
@@ -27,7 +34,8 @@ import { entryDigest } from './state-machine.js';
 /** The names of the rules the checker enforces. */
 export type Rule =
   | 'electionSafety' | 'logMatching' | 'leaderCompleteness' | 'stateMachineSafety' | 'monotonic'
-  | 'durableMajority' | 'commitRule' | 'persistenceContract' | 'observerCounted' | 'staleRead' | 'liveness' | 'coreAssertion'
+  | 'durableMajority' | 'commitRule' | 'persistenceContract' | 'observerCounted' | 'configInForce' | 'configChange'
+  | 'staleRead' | 'liveness' | 'coreAssertion'
   | 'storage' | 'ticksUntilDue' | 'unexpected';
 
 /** A broken rule, with what broke it. */
@@ -94,9 +102,11 @@ export class Checker {
       }
     }
     const s = r.softState;
-    if (!node.isVoter && s.role !== 'observer') {
-      throw new Violation('observerCounted', `observer ${node.id} became ${s.role} in term ${s.term}`);
+    const inLog = core.log.configuration();
+    if (s.role !== 'observer' && !mayElect(node) && !(s.role === 'leader' && inLog.index > core.log.commit)) {
+      throw new Violation('observerCounted', `${node.id}, not a voter of the configuration in its log (at ${inLog.index}), is ${s.role} in term ${s.term}`);
     }
+    if (s.role === 'leader') this.checkConfigChanges(node, r.entries);
     const w = this.watch.get(node.id) as NodeWatch;
     if (s.role === 'leader') {
       const other = this.leaderOfTerm.get(s.term);
@@ -107,6 +117,30 @@ export class Checker {
       if (!w.wasLeader) this.checkLeaderComplete(node);
     }
     w.wasLeader = s.role === 'leader';
+  }
+
+  /** A leader's own new configuration entries follow the one-server-at-a-time rules. */
+  private checkConfigChanges(node: SimNode, entries: readonly Entry[]): void {
+    const core = node.core;
+    if (core === null) return;
+    for (const e of entries) {
+      if (e.type !== 'config' || e.term !== core.term) continue;
+      const prev = core.log.configurationAt(e.index - 1);
+      const prevEntry = core.log.entry(prev.index);
+      const prevCommitted = prev.index <= core.log.snapshot.index ||
+        (prev.index <= this.committedIndex && prevEntry !== undefined && this.committed.get(prev.index) === entryDigest(prevEntry));
+      if (!prevCommitted) {
+        throw new Violation('configChange', `${node.id}, leader of term ${core.term}, appended a configuration at ${e.index} ` +
+          `while the one at ${prev.index} is not committed (committed up to ${this.committedIndex})`);
+      }
+      if (core.log.term(core.log.commit) !== core.term) {
+        throw new Violation('configChange', `${node.id} appended a configuration at ${e.index} before committing an entry of its term ${core.term}`);
+      }
+      const changed = votersChanged(prev.config, e.config);
+      if (changed > 1) {
+        throw new Violation('configChange', `${node.id} changed ${changed} voters at once at ${e.index}`);
+      }
+    }
   }
 
   private checkLeaderComplete(node: SimNode): void {
@@ -140,9 +174,16 @@ export class Checker {
       throw new Violation('persistenceContract', `${node.id} sent ${m.type} in term ${m.term} with term ${disk.hardState.term} on disk`);
     }
     switch (m.type) {
+      case 'vote':
+        if (node.core !== null && !node.core.log.configuration().config.voters.includes(m.to)) {
+          throw new Violation('observerCounted', `${node.id} asked ${m.to}, not a voter of the configuration in its log, for a vote`);
+        }
+        return;
       case 'voteResponse':
         if (!m.granted) return;
-        if (!node.isVoter) throw new Violation('observerCounted', `observer ${node.id} granted a vote to ${m.to}`);
+        // Any node may grant a vote (docs/MEMBERSHIP.md); what must hold is that
+        // candidates count only their voters' votes, which electionSafety and
+        // leaderCompleteness check by their consequences.
         if (!m.preVote && (disk.hardState.term !== m.term || disk.hardState.vote !== m.to)) {
           throw new Violation('persistenceContract', `${node.id} granted its term-${m.term} vote to ${m.to} ` +
             `but its disk says term ${disk.hardState.term} vote ${disk.hardState.vote}`);
@@ -210,6 +251,11 @@ export class Checker {
     if (core.term < w.term) throw new Violation('monotonic', `${node.id} term went from ${w.term} to ${core.term}`);
     if (core.log.commit < w.commit) throw new Violation('monotonic', `${node.id} commit went from ${w.commit} to ${core.log.commit}`);
     if (core.log.applied < w.applied) throw new Violation('monotonic', `${node.id} applied went from ${w.applied} to ${core.log.applied}`);
+    const inLog = core.log.configuration();
+    if (!sameConfiguration(inLog.config, core.membership.config)) {
+      throw new Violation('configInForce', `${node.id} uses ${describe(core.membership.config)} but the latest configuration in its log ` +
+        `(at ${inLog.index}) is ${describe(inLog.config)}`);
+    }
     if (core.log.commit > w.commit) {
       for (let i = Math.max(w.commit + 1, core.log.snapshot.index + 1); i <= core.log.commit; i++) {
         const e = core.log.entry(i) as Entry;
@@ -236,18 +282,47 @@ export class Checker {
   }
 
   private checkDurableOnMajority(node: SimNode, index: number): void {
-    const term = node.core?.log.term(index);
+    const core = node.core;
+    if (core === null) return;
+    const term = core.log.term(index);
+    const voters = core.log.configuration().config.voters;
     let durable = 0;
-    for (const id of this.sim.voterIds) {
+    for (const id of voters) {
       const disk = (this.sim.nodes.get(id) as SimNode).disk;
       if ((disk.snapshot !== null && disk.snapshot.meta.index >= index) || disk.term(index) === term) durable++;
     }
-    if (durable < majority(this.sim.voterIds.length)) {
-      throw new Violation('durableMajority', `${node.id} committed ${index} (term ${term}) durable on only ${durable} of ${this.sim.voterIds.length} voters`);
+    if (durable < majority(voters.length)) {
+      throw new Violation('durableMajority', `${node.id} committed ${index} (term ${term}) durable on only ${durable} of the ${voters.length} voters ${voters.join(',')}`);
     }
   }
 
   afterEvent(): void {
     // Every rule is checked where its state changes; nothing global is left.
   }
+}
+
+/**
+ * True when the configuration in the node's log lets it vote and campaign: it
+ * is a voter of it, or it is uncommitted and the node was a voter of the one
+ * before (dissertation 4.1).
+ */
+function mayElect(node: SimNode): boolean {
+  const core = node.core;
+  if (core === null) return false;
+  const inLog = core.log.configuration();
+  if (inLog.config.voters.includes(node.id)) return true;
+  if (inLog.index <= core.log.commit || inLog.index <= core.log.snapshot.index) return false;
+  return core.log.configurationAt(inLog.index - 1).config.voters.includes(node.id);
+}
+
+/** How many nodes are voters of exactly one of `a` and `b`. */
+function votersChanged(a: Configuration, b: Configuration): number {
+  let n = 0;
+  for (const id of a.voters) if (!b.voters.includes(id)) n++;
+  for (const id of b.voters) if (!a.voters.includes(id)) n++;
+  return n;
+}
+
+function describe(c: Configuration): string {
+  return `voters [${c.voters.join(',')}] observers [${c.observers.join(',')}]`;
 }

@@ -12,6 +12,10 @@ export interface SimOptions {
   readonly mode: ReplicationMode;
   readonly voters: number;
   readonly observers: number;
+  /** Nodes outside the bootstrap configuration (s1, s2, …): membership changes may add them; in pull mode they fetch as non-members. */
+  readonly spares: number;
+  /** Mean ms between membership changes asked of the leader (0: never); docs/MEMBERSHIP.md. */
+  readonly membershipEveryMs: number;
   /** Virtual milliseconds per tick (each node's clock then drifts by `clockSkew`). */
   readonly tickMs: number;
   readonly electionTimeoutMinTicks: number;
@@ -76,6 +80,8 @@ export function optionsFromSeed(
     mode: force.mode ?? (r.chance(0.5) ? 'push' : 'pull'),
     voters,
     observers: r.pick([0, 0, 1, 2, 3]),
+    spares: 0,
+    membershipEveryMs: 0,
     tickMs: 10,
     electionTimeoutMinTicks,
     electionTimeoutMaxTicks: electionTimeoutMinTicks * 2,
@@ -118,5 +124,8 @@ export function optionsFromSeed(
   const durableDisk = force.durableDisk ?? r.chance(0.25);
   const segmentBytes = r.pick([512, 4096, 65536]);
   const diskSyncFailureRate = r.pick([0, 0, 0.0005, 0.005]);
-  return { ...opts, durableDisk, segmentBytes, diskSyncFailureRate, maxUncommittedBytes, livenessBoundTicks: 12 * opts.electionTimeoutMaxTicks + Math.ceil(opts.restartMaxMs / opts.tickMs) };
+  // Drawn after the durable disk, for the same reason.
+  const spares = r.pick([0, 1, 2]);
+  const membershipEveryMs = r.pick([0, 100, 300, 1000]);
+  return { ...opts, durableDisk, segmentBytes, diskSyncFailureRate, maxUncommittedBytes, spares, membershipEveryMs, livenessBoundTicks: 12 * opts.electionTimeoutMaxTicks + Math.ceil(opts.restartMaxMs / opts.tickMs) };
 }

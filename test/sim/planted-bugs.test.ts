@@ -31,6 +31,10 @@ const CASES: readonly Case[] = [
   { bug: 'ackBeforePersist', modes: ['push', 'pull'], rules: ['persistenceContract', 'durableMajority'] },
   { bug: 'commitBeyondMatch', modes: ['push'], rules: ['stateMachineSafety', 'logMatching'] },
   { bug: 'overstateTicksUntilDue', modes: ['push', 'pull'], rules: ['ticksUntilDue'] },
+  { bug: 'concurrentConfigChanges', modes: ['push', 'pull'], rules: ['configChange', 'durableMajority', 'leaderCompleteness', 'stateMachineSafety'] },
+  { bug: 'keepTruncatedConfig', modes: ['push', 'pull'], rules: ['configInForce', 'observerCounted'] },
+  { bug: 'configBeforeAppend', modes: ['push', 'pull'], rules: ['configInForce', 'observerCounted'] },
+  { bug: 'countRemovedVoter', modes: ['push', 'pull'], rules: ['durableMajority'] },
 ];
 
 for (const c of CASES) {

@@ -3,10 +3,16 @@
 // partitions), faulty clocks (skewed tick rates) and crashes that lose what
 // was not yet durable (including crashes in the middle of persisting). One
 // seed fixes the whole run. The checker (invariants.ts) runs after every event.
+// Membership changes (docs/MEMBERSHIP.md) come from the workload: the leader
+// is asked, at random times, to add, promote, demote or remove one member;
+// spare nodes outside the bootstrap configuration are there to be added.
 
+import {
+  ConfigChangeInProgressError, InvalidConfigChangeError, LeaderNotReadyError, LeaderTransferInProgressError, NotCaughtUpError,
+} from '../../src/core/errors.js';
 import { RaftNode } from '../../src/core/node.js';
 import type { Ready } from '../../src/core/ready.js';
-import type { Entry } from '../../src/protocol/entry.js';
+import type { ConfigChange, Entry } from '../../src/protocol/entry.js';
 import { nodeId, type NodeId } from '../../src/protocol/ids.js';
 import type { Message } from '../../src/protocol/messages.js';
 import { AssertionError } from '../../src/util/assert.js';
@@ -31,6 +37,7 @@ type SimEvent =
   | { kind: 'read' }
   | { kind: 'compact' }
   | { kind: 'transfer' }
+  | { kind: 'membership' }
   | { kind: 'faultsEnd' }
   | { kind: 'livenessProbe' };
 
@@ -39,7 +46,6 @@ type EventBody = SimEvent;
 /** One simulated machine: its disk survives crashes, the rest does not. */
 export interface SimNode {
   readonly id: NodeId;
-  readonly isVoter: boolean;
   readonly disk: NodeDisk;
   readonly random: Prng;
   readonly tickPeriodMs: number;
@@ -82,7 +88,11 @@ export class Simulator {
   readonly nodes = new Map<NodeId, SimNode>();
   readonly voterIds: NodeId[] = [];
   readonly observerIds: NodeId[] = [];
+  /** Nodes outside the bootstrap configuration. */
+  readonly spareIds: NodeId[] = [];
   readonly checker: Checker;
+  /** Membership changes the leaders accepted, and those they refused (by error name). */
+  readonly membershipStats = { accepted: 0, refused: new Map<string, number>() };
   now = 0;
   events = 0;
   private seq = 0;
@@ -105,12 +115,13 @@ export class Simulator {
     this.rng = new Prng(opts.seed);
     for (let i = 1; i <= opts.voters; i++) this.voterIds.push(nodeId(`n${i}`));
     for (let i = 1; i <= opts.observers; i++) this.observerIds.push(nodeId(`o${i}`));
+    for (let i = 1; i <= opts.spares; i++) this.spareIds.push(nodeId(`s${i}`));
     this.checker = new Checker(this);
     this.workload = opts.workload?.() ?? null;
-    for (const id of [...this.voterIds, ...this.observerIds]) {
+    for (const id of [...this.voterIds, ...this.observerIds, ...this.spareIds]) {
       const skew = (this.rng.float() * 2 - 1) * opts.clockSkew;
       const node: SimNode = {
-        id, isVoter: this.voterIds.includes(id),
+        id,
         disk: opts.durableDisk
           ? new DurableSimDisk(this.rng.fork(), { segmentBytes: opts.segmentBytes, syncFailureProbability: opts.diskSyncFailureRate, killRate: 0.5 })
           : new SimDisk(),
@@ -128,6 +139,7 @@ export class Simulator {
     this.scheduleNext('transfer', opts.transferEveryMs);
     this.scheduleNext('crash', opts.crashEveryMs);
     this.scheduleNext('partition', opts.partitionEveryMs);
+    this.scheduleNext('membership', opts.membershipEveryMs);
   }
 
   /** Runs until the liveness check passes or fails, or a violation is found. */
@@ -277,14 +289,19 @@ export class Simulator {
         if (!this.faultsActive) return;
         const leader = this.leader();
         const node = leader === null ? undefined : this.nodes.get(leader);
-        const target = this.rng.pick(this.voterIds);
-        if (node?.core != null && target !== leader) {
+        const target = node?.core == null ? undefined : this.rng.pick(node.core.membership.config.voters);
+        if (node?.core != null && target !== undefined && target !== leader) {
           node.core.transferLeadership(target);
           this.drain(node);
         }
         this.scheduleNext('transfer', this.opts.transferEveryMs);
         break;
       }
+      case 'membership':
+        if (!this.faultsActive) return;
+        this.changeMembership();
+        this.scheduleNext('membership', this.opts.membershipEveryMs);
+        break;
       case 'faultsEnd':
         this.faultsActive = false;
         this.blocked.clear();
@@ -458,11 +475,11 @@ export class Simulator {
     const core = node.core as RaftNode;
     const index = Math.min(node.sm.applied, core.log.stable);
     if (index <= core.log.snapshot.index || index !== node.sm.applied) return;
-    const term = core.log.term(index) as number;
+    const meta = core.snapshotMeta(index);
     try {
       const digest = node.sm.snapshot(this.opts.snapshotPadBytes);
       const app = node.app?.snapshot();
-      node.disk.installSnapshot({ meta: { index, term }, data: app === undefined ? digest : concat(digest, app) });
+      node.disk.installSnapshot({ meta, data: app === undefined ? digest : concat(digest, app) });
     } catch (e) {
       if (!(e instanceof FsyncFailedError)) throw e;
       this.crash(node);
@@ -470,6 +487,39 @@ export class Simulator {
     }
     core.compact(index);
     this.checker.onCompact(node, index);
+  }
+
+  /**
+   * Asks the leader for one random membership change that applies to its
+   * configuration: add a node outside it as an observer, promote or remove an
+   * observer, demote or remove a voter. The leader may refuse (a change in
+   * flight, a new leader without a commit in its term, an observer that has
+   * not caught up); that is counted, not an error.
+   */
+  private changeMembership(): void {
+    const leader = this.leader();
+    const node = leader === null ? undefined : this.nodes.get(leader);
+    const core = node?.core;
+    if (node === undefined || core == null) return;
+    const config = core.membership.config;
+    const changes: ConfigChange[] = [];
+    for (const id of this.nodes.keys()) {
+      if (!config.voters.includes(id) && !config.observers.includes(id)) changes.push({ kind: 'addObserver', node: id });
+    }
+    for (const id of config.observers) changes.push({ kind: 'promote', node: id }, { kind: 'promote', node: id }, { kind: 'remove', node: id });
+    if (config.voters.length > 1) for (const id of config.voters) changes.push({ kind: 'demote', node: id }, { kind: 'remove', node: id });
+    if (changes.length === 0) return;
+    const change = this.rng.pick(changes);
+    try {
+      core.proposeConfigChange(change);
+      this.membershipStats.accepted++;
+    } catch (e) {
+      if (!(e instanceof ConfigChangeInProgressError || e instanceof LeaderNotReadyError || e instanceof NotCaughtUpError ||
+        e instanceof InvalidConfigChangeError || e instanceof LeaderTransferInProgressError)) throw e;
+      this.membershipStats.refused.set(e.name, (this.membershipStats.refused.get(e.name) ?? 0) + 1);
+      return;
+    }
+    this.drain(node);
   }
 
   /** The workload's part of a snapshot: what follows the digest machine's bytes (12 + pad); null without a snapshot. */
@@ -481,7 +531,7 @@ export class Simulator {
     this.heap.push(this.now + delayMs, this.seq++, body);
   }
 
-  private scheduleNext(kind: 'propose' | 'read' | 'compact' | 'crash' | 'partition' | 'transfer', meanMs: number): void {
+  private scheduleNext(kind: 'propose' | 'read' | 'compact' | 'crash' | 'partition' | 'transfer' | 'membership', meanMs: number): void {
     if (meanMs <= 0) return;
     const delay = -Math.log(1 - this.rng.float()) * meanMs;
     this.schedule(delay, { kind } as EventBody);

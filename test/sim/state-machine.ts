@@ -14,12 +14,16 @@ export function fnv1a(bytes: Uint8Array, h = 0x811c9dc5): number {
   return h >>> 0;
 }
 
-/** A digest of one entry's identity and payload. */
+const textEncoder = new TextEncoder();
+
+/** A digest of one entry's identity and payload (a config entry's payload is its configuration). */
 export function entryDigest(e: Entry): number {
-  let h = fnv1a(e.data);
+  let h = e.type === 'config'
+    ? fnv1a(textEncoder.encode(`${e.config.voters.join(',')}|${e.config.observers.join(',')}`))
+    : fnv1a(e.data);
   h = Math.imul(h ^ e.index, 0x01000193) >>> 0;
   h = Math.imul(h ^ e.term, 0x01000193) >>> 0;
-  return Math.imul(h ^ (e.type === 'noop' ? 1 : 2), 0x01000193) >>> 0;
+  return Math.imul(h ^ (e.type === 'noop' ? 1 : e.type === 'config' ? 3 : 2), 0x01000193) >>> 0;
 }
 
 export class DigestStateMachine {

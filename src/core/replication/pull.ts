@@ -5,13 +5,17 @@
 // commit index moves, a read round needs echoing, or maxWait runs out. There
 // are no heartbeats: a voter that completes no fetch for an election timeout
 // campaigns, and a leader that hears no fetches from a majority for 1.5 x the
-// minimum election timeout steps down.
+// minimum election timeout steps down. Nodes outside the configuration may
+// fetch too (as Kafka's brokers do): the leader tracks them as non-members,
+// never counts them, never announces itself to them, and forgets them once
+// they have been silent for two maximum election timeouts.
 
 import type {
   BeginQuorumEpoch, FetchRequest, FetchResponse, FetchResult, FetchSnapshotRequest, FetchSnapshotResponse,
 } from '../../protocol/messages.js';
 import { assert } from '../../util/assert.js';
 import { maybeSendTimeoutNow } from '../election.js';
+import type { NodeId } from '../../protocol/ids.js';
 import type { RaftNode } from '../node.js';
 import { hasMajority } from '../quorum.js';
 import * as reads from '../read-index.js';
@@ -37,6 +41,10 @@ export function tickLeader(n: RaftNode, leader: Leader): void {
   if (announce) leader.heartbeatElapsedTicks = 0;
   for (const pr of leader.progress.values()) {
     if (pr.parked !== null && n.now >= pr.parked.deadlineTick) answer(n, leader, pr, pr.parked.request);
+    if (!pr.member) {
+      if (pr.parked === null && n.now - pr.lastFetchTick >= 2 * n.config.electionTimeoutMaxTicks) leader.progress.delete(pr.id);
+      continue;
+    }
     // Announce ourselves to members that have not fetched in this term, or not
     // for an election timeout (they may have restarted and forgotten us).
     const silent = !pr.fetchedThisTerm || n.now - pr.lastFetchTick >= n.config.electionTimeoutMinTicks;
@@ -90,11 +98,7 @@ export function onFetch(n: RaftNode, m: FetchRequest): void {
     answerNotLeader(n, m);
     return;
   }
-  const pr = leader.progress.get(m.from);
-  if (pr === undefined) {
-    n.stats.messagesDropped++;
-    return;
-  }
+  const pr = progressOf(n, leader, m.from);
   pr.lastFetchTick = n.now;
   pr.fetchedThisTerm = true;
   pr.recentActive = true;
@@ -130,6 +134,16 @@ export function onFetch(n: RaftNode, m: FetchRequest): void {
   }
 }
 
+/** The leader's record of a fetcher: a member's, or a new one for a node outside the configuration. */
+function progressOf(n: RaftNode, leader: Leader, from: NodeId): Progress {
+  let pr = leader.progress.get(from);
+  if (pr === undefined) {
+    pr = transitions.newProgress(n, from, false, false, n.log.lastIndex() + 1);
+    leader.progress.set(from, pr);
+  }
+  return pr;
+}
+
 /** A chunk of the current snapshot for a member that fell behind the log start. */
 export function onFetchSnapshot(n: RaftNode, m: FetchSnapshotRequest): void {
   const leader = n.role;
@@ -137,11 +151,7 @@ export function onFetchSnapshot(n: RaftNode, m: FetchSnapshotRequest): void {
     answerNotLeader(n, m);
     return;
   }
-  const pr = leader.progress.get(m.from);
-  if (pr === undefined) {
-    n.stats.messagesDropped++;
-    return;
-  }
+  const pr = progressOf(n, leader, m.from);
   pr.lastFetchTick = n.now;
   pr.fetchedThisTerm = true;
   pr.recentActive = true;
@@ -169,7 +179,7 @@ export function tickReplica(n: RaftNode, role: Follower | Observer): void {
     sendFetch(n, role);
   } else if (role.kind === 'observer') {
     // Ask the voters in turn; a non-leader answers with its leader hint.
-    const voters = n.config.voters;
+    const voters = n.membership.config.voters;
     const to = voters[f.discoveryCursor++ % voters.length];
     if (to !== undefined) sendFetchTo(n, role, to);
   }
@@ -229,11 +239,15 @@ export function onFetchResponse(n: RaftNode, m: FetchResponse): void {
   }
   const current = n.role;
   if ((current.kind === 'follower' || current.kind === 'observer') && current.leader === m.from && !isCurrent(n, current, m)) {
+    if (result.kind === 'entries') n.adoptUnlogged(result.entries); // planted bug only
     return; // an answer to an older fetch; the retry timer covers a lost newer one
   }
   const role = transitions.followLeader(n, m.from);
   if (role === null) return;
-  if (!isCurrent(n, role, m)) return;
+  if (!isCurrent(n, role, m)) {
+    if (result.kind === 'entries') n.adoptUnlogged(result.entries); // planted bug only
+    return;
+  }
   role.fetch.inflightSinceTick = null;
   if (m.readSeq > role.fetch.readSeqSeen) role.fetch.readSeqSeen = m.readSeq;
   switch (result.kind) {

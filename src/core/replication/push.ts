@@ -238,6 +238,7 @@ export function onAppend(n: RaftNode, m: AppendRequest): void {
   }
   const matches = n.log.matchTerm(prevIndex, prevTerm) || (bug === 'skipPrevLogCheck' && prevIndex <= n.log.lastIndex());
   if (!matches) {
+    n.adoptUnlogged(entries); // planted bug only
     reply(false, 0, n.log.findConflictByTerm(Math.min(prevIndex, n.log.lastIndex()), prevTerm));
     return;
   }

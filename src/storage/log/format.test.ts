@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { crc32c } from '@node-rs/crc32';
+import { nodeId } from '../../protocol/ids.js';
 import {
   decodeMeta, decodeRecordAt, decodeSegmentHeader, encodeEntryRecord, encodeMeta, encodeSegmentHeader,
   parseSegmentFileName, recordBytes, recordToEntry, scanSegment, segmentFileName,
@@ -64,4 +65,22 @@ test('scanSegment: torn tail versus damage followed by a valid record', () => {
   assert.deepEqual(s.damages.map((d) => [d.offset, d.tornTail]), [[20 + size, false]]);
   assert.equal(s.lastRecordIndex, 3);
   assert.equal(scanSegment(seg, 2).firstIndex, undefined, 'header and name must agree');
+});
+
+test('a config entry is written as entry type 2 with its configuration as the payload, and read back checked', () => {
+  const e = { index: 3, term: 2, type: 'config' as const, config: { voters: [nodeId('a'), nodeId('b')], observers: [nodeId('c')] }, data: new Uint8Array(0) };
+  const b = Buffer.alloc(recordBytes(e));
+  assert.equal(encodeEntryRecord(b, 0, e), b.length);
+  assert.equal(b[25], 2, 'entry type byte');
+  assert.equal(b.subarray(26).toString('hex'), '01020161016201016' + '3', 'version 1, two voters a b, one observer c');
+  const r = decodeRecordAt(b, 0, b.length);
+  assert.ok(r.ok);
+  assert.deepEqual(recordToEntry(b, r), e);
+  // A checksummed record whose configuration does not decode is intact but malformed, never an entry.
+  const bad = Buffer.from(b);
+  bad[27] = 0; // no voters
+  bad.writeUInt32LE(crc32c(bad.subarray(8)), 4);
+  const rb = decodeRecordAt(bad, 0, bad.length);
+  assert.equal(rb.ok, false);
+  assert.equal(!rb.ok && rb.checksumOk, true);
 });

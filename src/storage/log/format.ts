@@ -25,8 +25,9 @@
 // Entry payload (RECORD_ENTRY; ENTRY_PAYLOAD_FIXED = 17 bytes + data):
 //   0  index      u64
 //   8  term       u64
-//   16 entryType  u8       0 = data, 1 = noop
-//   17 data       the rest
+//   16 entryType  u8       0 = data, 1 = noop, 2 = config
+//   17 data       the rest (for a config entry: the configuration, encoded as
+//                 src/codec/configuration.ts writes it; checked on read)
 //
 // log.meta (META_BYTES = 28):
 //   0  magic 'QLMT' | 4 version u16 | 6 reserved u16 | 8 compactedIndex u64 |
@@ -37,7 +38,9 @@
 // u64 fields hold JavaScript safe integers (< 2^53); larger values are malformed.
 
 import { crc32c } from '@node-rs/crc32';
-import type { Entry } from '../../protocol/entry.js';
+import { encodeConfiguration, decodeConfiguration } from '../../codec/configuration.js';
+import { CodecError } from '../../codec/errors.js';
+import type { Configuration, Entry } from '../../protocol/entry.js';
 import type { LogIndex, Term } from '../../protocol/ids.js';
 
 /** Version written in segment headers and log.meta. */
@@ -119,20 +122,31 @@ export function decodeSegmentHeader(buf: Buffer): { ok: true; firstIndex: LogInd
   return { ok: true, firstIndex };
 }
 
+/** Entry type bytes in a record. */
+const ENTRY_TYPE_DATA = 0;
+const ENTRY_TYPE_NOOP = 1;
+const ENTRY_TYPE_CONFIG = 2;
+
+/** The bytes written after an entry's fixed payload: its data, or its encoded configuration. */
+function entryPayload(entry: Entry): Uint8Array {
+  return entry.type === 'config' ? encodeConfiguration(entry.config) : entry.data;
+}
+
 /** Bytes the framed record of `entry` takes on disk. */
 export function recordBytes(entry: Entry): number {
-  return RECORD_HEADER_BYTES + MIN_RECORD_LENGTH + entry.data.byteLength;
+  return RECORD_HEADER_BYTES + MIN_RECORD_LENGTH + entryPayload(entry).byteLength;
 }
 
 /** Writes the framed record of `entry` into `buf` at `off`; returns the offset after it. */
 export function encodeEntryRecord(buf: Buffer, off: number, entry: Entry): number {
-  const len = MIN_RECORD_LENGTH + entry.data.byteLength;
+  const payload = entryPayload(entry);
+  const len = MIN_RECORD_LENGTH + payload.byteLength;
   buf.writeUInt32LE(len, off);
   buf[off + 8] = RECORD_ENTRY;
   writeU64(buf, off + 9, entry.index);
   writeU64(buf, off + 17, entry.term);
-  buf[off + 25] = entry.type === 'noop' ? 1 : 0;
-  buf.set(entry.data, off + 26);
+  buf[off + 25] = entry.type === 'noop' ? ENTRY_TYPE_NOOP : entry.type === 'config' ? ENTRY_TYPE_CONFIG : ENTRY_TYPE_DATA;
+  buf.set(payload, off + 26);
   buf.writeUInt32LE(crc32c(buf.subarray(off + 8, off + 8 + len)), off + 4);
   return off + 8 + len;
 }
@@ -142,7 +156,9 @@ export interface DecodedRecord {
   readonly ok: true;
   readonly index: LogIndex;
   readonly term: Term;
-  readonly type: 'data' | 'noop';
+  readonly type: Entry['type'];
+  /** A config entry's configuration (decoded and checked); null for other types. */
+  readonly config: Configuration | null;
   /** Offset of the data within the buffer, and its length. */
   readonly dataOffset: number;
   readonly dataLength: number;
@@ -174,12 +190,27 @@ export function decodeRecordAt(buf: Buffer, p: number, end: number): DecodedReco
   const term = readU64(buf, p + 17);
   if (index === undefined || index < 1 || term === undefined) return { ok: false, detail: 'entry index or term out of range', checksumOk: true, end: recEnd };
   const et = buf[p + 25];
-  if (et !== 0 && et !== 1) return { ok: false, detail: `unknown entry type ${String(et)}`, checksumOk: true, end: recEnd };
-  return { ok: true, index, term, type: et === 1 ? 'noop' : 'data', dataOffset: p + 26, dataLength: len - MIN_RECORD_LENGTH, end: recEnd };
+  const dataLength = len - MIN_RECORD_LENGTH;
+  if (et === ENTRY_TYPE_CONFIG) {
+    let config: Configuration;
+    try {
+      config = decodeConfiguration(buf.subarray(p + 26, p + 26 + dataLength));
+    } catch (e) {
+      if (!(e instanceof CodecError)) throw e;
+      return { ok: false, detail: `config entry ${index}: ${e.reason}`, checksumOk: true, end: recEnd };
+    }
+    return { ok: true, index, term, type: 'config', config, dataOffset: p + 26, dataLength, end: recEnd };
+  }
+  if (et !== ENTRY_TYPE_DATA && et !== ENTRY_TYPE_NOOP) return { ok: false, detail: `unknown entry type ${String(et)}`, checksumOk: true, end: recEnd };
+  return { ok: true, index, term, type: et === ENTRY_TYPE_NOOP ? 'noop' : 'data', config: null, dataOffset: p + 26, dataLength, end: recEnd };
 }
 
 /** Turns a decoded record into an Entry, copying its data out of `buf`. */
 export function recordToEntry(buf: Buffer, r: DecodedRecord): Entry {
+  if (r.type === 'config') {
+    if (r.config === null) throw new Error(`internal: config record ${r.index} without its configuration`);
+    return { index: r.index, term: r.term, type: 'config', config: r.config, data: new Uint8Array(0) };
+  }
   const data = new Uint8Array(r.dataLength); // a plain Uint8Array, not a Buffer view of the read buffer
   data.set(buf.subarray(r.dataOffset, r.dataOffset + r.dataLength));
   return { index: r.index, term: r.term, type: r.type, data };

@@ -26,7 +26,7 @@ export function validateAppend(
   for (const e of entries) {
     if (e.index !== expect) throw new RangeError(`append: index ${e.index} where ${expect} was expected (not consecutive)`);
     if (!Number.isSafeInteger(e.term) || e.term < prevTerm) throw new RangeError(`append: term ${e.term} at ${e.index} below the previous term ${prevTerm}`);
-    if (e.type !== 'data' && e.type !== 'noop') throw new RangeError(`append: unknown entry type ${String(e.type)}`);
+    if (e.type !== 'data' && e.type !== 'noop' && e.type !== 'config') throw new RangeError(`append: unknown entry type ${String(e.type)}`);
     prevTerm = e.term;
     expect++;
   }

@@ -1,0 +1,81 @@
+// Membership changes, one server at a time (Raft dissertation 4.1; Kafka's
+// KIP-853 dynamic quorum works the same way). docs/MEMBERSHIP.md says why.
+//
+// The rules, and where they are kept:
+//  - A configuration entry takes effect on a server as soon as it is in that
+//    server's log, committed or not (RaftLog tracks the configuration entries;
+//    RaftNode.syncConfiguration adopts the latest after every change of the
+//    log). A truncation that cuts one falls back to the previous.
+//  - A leader starts a change only when the previous one is committed, and
+//    only once it has committed an entry of its own term (its no-op), and each
+//    change adds or removes at most one voter, so that any majority of the old
+//    voters and any majority of the new ones intersect (proposeChange below).
+//  - An observer is promoted only once it has caught up.
+//  - A leader that is not a voter of its own latest configuration leads on
+//    without counting itself, and steps down once that configuration commits
+//    (transitions.onLeaderProgress); a node that is not a voter neither votes
+//    nor campaigns (election.ts).
+
+import type { ConfigChange, Configuration, ConfigEntry } from '../protocol/entry.js';
+import { entryBytes } from '../protocol/entry.js';
+import type { LogIndex, NodeId } from '../protocol/ids.js';
+import { ConfigChangeInProgressError, InvalidConfigChangeError, LeaderNotReadyError, NotCaughtUpError } from './errors.js';
+import type { RaftNode } from './node.js';
+import type { Leader } from './roles.js';
+
+/** The configuration after `change`; throws {@link InvalidConfigChangeError} when it does not apply. */
+export function applyChange(c: Configuration, change: ConfigChange): Configuration {
+  const id = change.node;
+  const isVoter = c.voters.includes(id);
+  const isObserver = c.observers.includes(id);
+  const without = (list: readonly NodeId[]): NodeId[] => list.filter((x) => x !== id);
+  switch (change.kind) {
+    case 'addObserver':
+      if (isVoter || isObserver) throw new InvalidConfigChangeError(change, `${id} is already a ${isVoter ? 'voter' : 'observer'}`);
+      return { voters: c.voters, observers: [...c.observers, id] };
+    case 'promote':
+      if (!isObserver) throw new InvalidConfigChangeError(change, isVoter ? 'it is already a voter' : 'it is not an observer (add it as one first)');
+      return { voters: [...c.voters, id], observers: without(c.observers) };
+    case 'demote':
+      if (!isVoter) throw new InvalidConfigChangeError(change, 'it is not a voter');
+      if (c.voters.length === 1) throw new InvalidConfigChangeError(change, 'it is the last voter');
+      return { voters: without(c.voters), observers: [...c.observers, id] };
+    case 'remove':
+      if (!isVoter && !isObserver) throw new InvalidConfigChangeError(change, 'it is not a member');
+      if (isVoter && c.voters.length === 1) throw new InvalidConfigChangeError(change, 'it is the last voter');
+      return { voters: without(c.voters), observers: without(c.observers) };
+    default: {
+      const never: never = change;
+      return never;
+    }
+  }
+}
+
+/**
+ * Appends the configuration entry for `change` to the leader's log and
+ * returns its index. Throws {@link ConfigChangeInProgressError} while the
+ * previous change is uncommitted, {@link LeaderNotReadyError} before the
+ * leader has committed an entry of its term, {@link NotCaughtUpError} for an
+ * observer that lags, {@link InvalidConfigChangeError} otherwise.
+ */
+export function proposeChange(n: RaftNode, leader: Leader, change: ConfigChange): LogIndex {
+  const current = n.log.configuration();
+  if (current.index > n.log.commit && n.config.plantedBug !== 'concurrentConfigChanges') {
+    throw new ConfigChangeInProgressError(current.index);
+  }
+  if (n.log.term(n.log.commit) !== n.term) throw new LeaderNotReadyError(n.term);
+  const next = applyChange(current.config, change);
+  if (change.kind === 'promote') {
+    const pr = leader.progress.get(change.node);
+    const last = n.log.lastIndex();
+    if (pr === undefined || pr.match < n.log.commit || last - pr.match > n.config.catchUpMaxLagEntries) {
+      throw new NotCaughtUpError(change.node, pr?.match ?? 0, last);
+    }
+  }
+  const entry: ConfigEntry = { index: n.log.lastIndex() + 1, term: n.term, type: 'config', config: next, data: new Uint8Array(0) };
+  n.log.append([entry]);
+  leader.uncommittedBytes += entryBytes(entry);
+  leader.replicationDue = true;
+  n.syncConfiguration();
+  return entry.index;
+}

@@ -84,6 +84,44 @@ for (const mode of MODES) {
       assert.equal(c.core('n2').role.kind, 'follower');
     });
 
+    test('4.1: a voter promoted by an entry it has not received yet still votes (as etcd\'s learners do)', () => {
+      const c = new Cluster({ mode, voters: 2, spares: 1 });
+      c.elect('n1');
+      c.run(3);
+      c.changeConfig('n1', { kind: 'addObserver', node: n('s1') });
+      c.propose('n1', 'a');
+      c.runUntil(() => c.applied('s1').includes('a') && c.core('n1').configuration().committed, 40, 's1 added and caught up');
+      c.run(2);
+      c.blockLink('n1', 's1');
+      const at = c.changeConfig('n1', { kind: 'promote', node: n('s1') });
+      c.runUntil(() => c.core('n2').log.commit >= at, 30, 'the promotion commits on n1 and n2');
+      assert.equal(c.core('s1').role.kind, 'observer', 's1 has not heard of it');
+      c.crash('n1');
+      c.unblockLink('n1', 's1');
+      // n2 needs two of {n1, n2, s1}: only s1's vote can elect it.
+      assert.ok(c.forceCampaign('n2'), 'n2 wins with the vote of s1, which still thinks it is an observer');
+      c.runUntil(() => c.core('s1').role.kind === 'follower', 40, 's1 learns of its promotion');
+    });
+
+    test('4.1: a server whose own removal is not yet committed still campaigns, since only it may be able to win', () => {
+      const c = new Cluster({ mode, voters: 2 });
+      c.elect('n1');
+      c.run(3);
+      c.blockLink('n1', 'n2');
+      c.changeConfig('n1', { kind: 'remove', node: n('n1') });
+      c.deliverAll(); // the entry never reaches n2
+      c.crash('n1');
+      c.restart('n1');
+      assert.equal(c.core('n1').role.kind, 'follower', 'n1 may still elect: its removal is uncommitted');
+      c.unblockLink('n1', 'n2');
+      // n2 alone cannot win: it needs n1's vote, and n1's log is longer. n1 must campaign, lead, and commit its removal.
+      c.runUntil(() => c.leader() === 'n2', 300, 'n2 leads in the end');
+      assert.ok(c.core('n1').stats.electionsStarted > 0, 'n1 campaigned');
+      assert.equal(c.core('n1').role.kind, 'observer');
+      assert.deepEqual(c.core('n2').configuration().config.voters, ['n2']);
+      assert.ok(c.core('n2').configuration().committed);
+    });
+
     test('4.2.1: an observer is promoted only once it has caught up, and then counts', () => {
       const c = new Cluster({ mode, voters: 3, spares: 1 });
       c.elect('n1');

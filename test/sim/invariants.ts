@@ -16,6 +16,7 @@
 //                       and leads only until it commits; a candidate asks only the voters of
 //                       the configuration in its log for votes
 //   configInForce       a node uses the latest configuration in its log, committed or not
+//   snapshotConfig      a snapshot (taken or installed) carries the configuration committed at its index
 //   configChange        a leader appends a configuration only once the previous one and an entry of
 //                       its own term are committed, and each changes the voters by one server at most
 //   staleRead           a linearizable read sees every entry committed before it began
@@ -34,7 +35,7 @@ import { entryDigest } from './state-machine.js';
 /** The names of the rules the checker enforces. */
 export type Rule =
   | 'electionSafety' | 'logMatching' | 'leaderCompleteness' | 'stateMachineSafety' | 'monotonic'
-  | 'durableMajority' | 'commitRule' | 'persistenceContract' | 'observerCounted' | 'configInForce' | 'configChange'
+  | 'durableMajority' | 'commitRule' | 'persistenceContract' | 'observerCounted' | 'configInForce' | 'configChange' | 'snapshotConfig'
   | 'staleRead' | 'liveness' | 'coreAssertion'
   | 'storage' | 'ticksUntilDue' | 'unexpected';
 
@@ -65,6 +66,8 @@ export class Checker {
   private readonly entries = new Map<number, { digest: number; prevTerm: number | undefined }>();
   /** index -> digest of the entry committed there. */
   private readonly committed = new Map<number, number>();
+  /** index -> the configuration of a committed configuration entry there. */
+  private readonly committedConfigs = new Map<number, Configuration>();
   /** index -> state machine digest after applying it. */
   private readonly stateAt = new Map<number, number>();
   private readonly watch = new Map<NodeId, NodeWatch>();
@@ -227,14 +230,37 @@ export class Checker {
     this.stateAt.set(e.index, state);
   }
 
+  /** The snapshot on the node's disk carries the configuration committed at its index (the bootstrap one when none was). */
+  private checkSnapshotConfig(node: SimNode, index: number, what: string): void {
+    const meta = node.disk.snapshot?.meta;
+    if (meta === undefined || meta.index !== index) return;
+    let best = -1;
+    let want: Configuration | undefined;
+    for (const [i, c] of this.committedConfigs) {
+      if (i <= index && i > best) {
+        best = i;
+        want = c;
+      }
+    }
+    const bootstrap: Configuration = { voters: this.sim.voterIds, observers: this.sim.observerIds };
+    const expected = want ?? bootstrap;
+    const got = meta.config ?? bootstrap;
+    if (!sameConfiguration(expected, got)) {
+      throw new Violation('snapshotConfig', `${node.id} ${what} a snapshot at ${index} with ${describe(got)}, ` +
+        `but the configuration committed there (at ${best < 0 ? 'bootstrap' : best}) is ${describe(expected)}`);
+    }
+  }
+
   onSnapshotRestored(node: SimNode, index: number): void {
+    this.checkSnapshotConfig(node, index, 'installed');
     const s = this.stateAt.get(index);
     if (s !== undefined && s !== node.sm.digest) {
       throw new Violation('stateMachineSafety', `${node.id} installed a snapshot at ${index} with a different state`);
     }
   }
 
-  onCompact(_node: SimNode, _index: number): void {
+  onCompact(node: SimNode, index: number): void {
+    this.checkSnapshotConfig(node, index, 'took');
     // Compaction only drops what a durable snapshot holds; the core asserts the bounds.
   }
 
@@ -265,6 +291,7 @@ export class Checker {
           throw new Violation('stateMachineSafety', `${node.id} commits a different entry at ${i}`);
         }
         this.committed.set(i, digest);
+        if (e.type === 'config') this.committedConfigs.set(i, e.config);
       }
       if (core.role.kind === 'leader') {
         const t = core.log.term(core.log.commit);

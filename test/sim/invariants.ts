@@ -16,7 +16,8 @@
 //                       and leads only until it commits; a candidate asks only the voters of
 //                       the configuration in its log for votes
 //   configInForce       a node uses the latest configuration in its log, committed or not
-//   snapshotConfig      a snapshot (taken or installed) carries the configuration committed at its index
+//   snapshotConfig      a snapshot (taken, installed, or recovered at a restart) carries the configuration
+//                       committed at its index
 //   configChange        a leader appends a configuration only once the previous one and an entry of
 //                       its own term are committed, and each changes the voters by one server at most
 //   staleRead           a linearizable read sees every entry committed before it began
@@ -86,6 +87,9 @@ export class Checker {
       throw new Violation('monotonic', `${node.id} restarted in term ${core.term} after term ${w.term}`);
     }
     this.watch.set(node.id, { term: core.term, commit: core.log.commit, applied: core.log.applied, wasLeader: false });
+    // What recovery read back must still carry the configuration (a store that keeps only index and term loses it).
+    const snap = node.disk.snapshot;
+    if (snap !== null) this.checkSnapshotConfig(node, snap.meta.index, 'recovered');
   }
 
   onReady(node: SimNode, r: Ready): void {

@@ -14,7 +14,8 @@
 import type { PersistedState } from '../core/node.js';
 import type { Ready } from '../core/ready.js';
 import type { SnapshotReader as CoreSnapshotReader } from '../core/config.js';
-import type { Entry, HardState, SnapshotMeta } from '../protocol/entry.js';
+import { decodeConfiguration, encodeConfiguration } from '../codec/configuration.js';
+import type { Configuration, Entry, HardState, SnapshotMeta } from '../protocol/entry.js';
 import { dataDirLayout } from '../storage/data-dir.js';
 import type { FileSystem } from '../storage/fs.js';
 import { DurableLogStore } from '../storage/log/durable-log.js';
@@ -61,7 +62,11 @@ export class NodeStorage {
     const hardState = this.state.load();
     this.savedHardState = hardState;
     const latest = this.snapshots.latest();
-    const snap: SnapshotMeta | null = latest === null ? null : { index: latest.index, term: latest.term };
+    let snap: SnapshotMeta | null = null;
+    if (latest !== null) {
+      const config = this.snapshotConfiguration({ index: latest.index, term: latest.term });
+      snap = { index: latest.index, term: latest.term, ...(config !== undefined ? { config } : {}) };
+    }
     if (snap !== null && this.log.term(snap.index) !== snap.term && this.log.firstIndex() <= snap.index + 1) {
       // The snapshot became durable but the crash came before the log was
       // cut to it (or the log disagrees with it): the snapshot wins.
@@ -161,6 +166,7 @@ export class NodeStorage {
   saveSnapshot(meta: SnapshotMeta, data: Uint8Array, chunkBytes = 1 << 20): StoredSnapshotInfo {
     const w = this.snapshots.beginWrite(meta);
     try {
+      if (meta.config !== undefined) w.write(configurationPrefix(meta.config));
       for (let pos = 0; pos < data.byteLength; pos += chunkBytes) w.write(data.subarray(pos, pos + chunkBytes));
       const info = w.commit();
       this.closeReader();
@@ -178,12 +184,28 @@ export class NodeStorage {
     this.snapshots.removeOlder();
   }
 
-  /** Reads the whole latest snapshot (for restoring the state machine at start-up or after an install). */
+  /** Reads the state machine's bytes of a snapshot (for restoring it at start-up or after an install): the body without its configuration prefix. */
   readSnapshot(meta: SnapshotMeta): Uint8Array {
     const reader = this.snapshots.open(meta);
     if (reader === undefined) throw new Error(`snapshot ${meta.index}/${meta.term} is not in the store`);
     try {
-      return reader.read(0, reader.info.sizeBytes);
+      const body = reader.read(0, reader.info.sizeBytes);
+      return splitConfiguration(body, meta).data;
+    } finally {
+      reader.close();
+    }
+  }
+
+  /** The configuration a stored snapshot carries (undefined: written before membership could change, i.e. the bootstrap one). */
+  private snapshotConfiguration(meta: SnapshotMeta): Configuration | undefined {
+    const reader = this.snapshots.open(meta);
+    if (reader === undefined) return undefined;
+    try {
+      const head = reader.read(0, Math.min(reader.info.sizeBytes, CONFIG_HEADER_BYTES));
+      if (!hasConfigurationPrefix(head)) return undefined;
+      const len = new DataView(head.buffer, head.byteOffset, head.byteLength).getUint32(4, true);
+      if (CONFIG_HEADER_BYTES + len > reader.info.sizeBytes) throw new SnapshotConfigurationError(meta, 'its configuration runs past the end of the snapshot');
+      return splitConfiguration(reader.read(0, CONFIG_HEADER_BYTES + len), meta, true).config;
     } finally {
       reader.close();
     }
@@ -218,6 +240,52 @@ export class NodeStorage {
     this.reader?.close();
     this.reader = null;
   }
+}
+
+// A snapshot's body on disk (and as it is sent to followers, who store it as
+// received) is the state machine's bytes, preceded — when the snapshot names
+// the configuration in force at its index, as every snapshot since
+// membership changes does — by "QLCF", a u32 (little-endian) length and the
+// configuration (src/codec/configuration.ts). The snapshot file's own header
+// (src/storage/snapshot/format.ts) stays as it was; a body without the prefix
+// is one from before, whose configuration is the bootstrap one.
+const CONFIG_MAGIC = [0x51, 0x4c, 0x43, 0x46]; // "QLCF"
+const CONFIG_HEADER_BYTES = 8;
+
+/** A snapshot whose configuration prefix is malformed: refused, like any corruption. */
+export class SnapshotConfigurationError extends Error {
+  override readonly name = 'SnapshotConfigurationError';
+  constructor(meta: SnapshotMeta, why: string, options?: ErrorOptions) {
+    super(`snapshot ${meta.index}/${meta.term}: ${why}`, options);
+  }
+}
+
+function configurationPrefix(config: Configuration): Uint8Array {
+  const c = encodeConfiguration(config);
+  const out = new Uint8Array(CONFIG_HEADER_BYTES + c.byteLength);
+  out.set(CONFIG_MAGIC, 0);
+  new DataView(out.buffer).setUint32(4, c.byteLength, true);
+  out.set(c, CONFIG_HEADER_BYTES);
+  return out;
+}
+
+function hasConfigurationPrefix(body: Uint8Array): boolean {
+  return body.byteLength >= CONFIG_HEADER_BYTES && CONFIG_MAGIC.every((b, i) => body[i] === b);
+}
+
+/** Splits a body into its configuration (if it has the prefix) and the state machine's bytes. */
+function splitConfiguration(body: Uint8Array, meta: SnapshotMeta, prefixOnly = false): { config: Configuration | undefined; data: Uint8Array } {
+  if (!hasConfigurationPrefix(body)) return { config: undefined, data: body };
+  const len = new DataView(body.buffer, body.byteOffset, body.byteLength).getUint32(4, true);
+  const end = CONFIG_HEADER_BYTES + len;
+  if (end > body.byteLength) throw new SnapshotConfigurationError(meta, 'its configuration runs past the end of the snapshot');
+  let config: Configuration;
+  try {
+    config = decodeConfiguration(body.subarray(CONFIG_HEADER_BYTES, end));
+  } catch (e) {
+    throw new SnapshotConfigurationError(meta, `its configuration does not decode: ${(e as Error).message}`, { cause: e });
+  }
+  return { config, data: prefixOnly ? new Uint8Array(0) : body.subarray(end) };
 }
 
 function sameMeta(a: SnapshotMeta, b: SnapshotMeta): boolean {

@@ -806,7 +806,7 @@ export class NodeRuntime {
     const index = this.applied;
     const term = this.core.log.term(index);
     if (term === undefined) return;
-    const meta = { index, term };
+    const meta = this.core.snapshotMeta(index); // with the configuration in force there, stored with the snapshot
     const t0 = performance.now();
     const data = this.sm.snapshot();
     this.storage.saveSnapshot(meta, data);

@@ -12,6 +12,7 @@ import { runStatus } from './status.js';
 import { runDel, runGet, runPut, runWatch, type KvVerbOptions } from './kv-verbs.js';
 import { addMetadataCommands } from './metadata.js';
 import { addQueueCommands } from './queue.js';
+import { runTransferLeader } from './transfer-leader.js';
 import { checkDataDir } from '../storage/data-dir.js';
 import { NodeFileSystem } from '../storage/fs.js';
 
@@ -116,6 +117,11 @@ export function program(out: (line: string) => void = console.log): Command {
     .argument('<key>').option('--prefix', 'every key starting with <key>')
     .action(async (key: string, o: { endpoints: string; timeoutMs: string; prefix?: boolean }) => {
       process.exitCode = await runWatch(endpoints(o), key, { prefix: o.prefix === true }, out);
+    });
+  clientVerb('transfer-leader', 'hand leadership to another voter (as etcdctl move-leader); prints the new leader')
+    .requiredOption('--to <id>', 'the member to lead, by name (e.g. n2)')
+    .action(async (o: { endpoints: string; timeoutMs: string; to: string }) => {
+      process.exitCode = await runTransferLeader(endpoints(o).endpoints, o.to, Number(o.timeoutMs), out);
     });
   addQueueCommands(cmd, out);
   addMetadataCommands(cmd, out);

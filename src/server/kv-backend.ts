@@ -13,6 +13,9 @@ import type { KvCommand, KvResult } from '../services/kv/types.js';
 import type { NodeConfig } from './config.js';
 import { formatAddress } from './config.js';
 import type { HeaderInfo, KvBackend, LeaseKeeper, MemberInfo, StatusInfo } from './etcd/backend.js';
+import { ETCD_STATUS, EtcdRequestError } from './etcd/errors.js';
+import { TransferTargetError } from '../core/errors.js';
+import { nodeId } from '../protocol/ids.js';
 import { idFromName } from './ids.js';
 
 /** The version reported by Maintenance.Status: etcd's API level we speak, and ours. */
@@ -59,6 +62,28 @@ export class RuntimeKvBackend implements KvBackend {
       isLearner: !core.isVoter,
       errors: [],
     };
+  }
+
+  async moveLeader(target: bigint): Promise<void> {
+    const core = this.runtime.core;
+    if (core.role.kind !== 'leader') throw new EtcdRequestError(ETCD_STATUS.notLeader);
+    const name = [...this.memberIds].find(([, id]) => id === target)?.[0];
+    if (name === undefined) throw new EtcdRequestError(ETCD_STATUS.badLeaderTransferee);
+    const to = nodeId(name);
+    if (to === core.id) return;
+    try {
+      this.runtime.transferLeadership(to);
+    } catch (e) {
+      if (e instanceof TransferTargetError) throw new EtcdRequestError(ETCD_STATUS.badLeaderTransferee, { cause: e });
+      throw e;
+    }
+    // The core gives a transfer up after an election timeout; wait a little longer for the new leader to be known here.
+    const deadline = performance.now() + this.config.electionTimeoutMaxTicks * this.config.tickMs * 2;
+    while (performance.now() < deadline) {
+      if (this.runtime.core.leaderId() === to) return;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new EtcdRequestError(ETCD_STATUS.leaderTransferTimeout);
   }
 
   members(): readonly MemberInfo[] {

@@ -76,4 +76,11 @@ export interface KvBackend {
   header(): HeaderInfo;
   status(): StatusInfo;
   members(): readonly MemberInfo[];
+  /**
+   * Maintenance.MoveLeader: hands leadership to the member `target` (a member
+   * id as MemberList reports it) and resolves once it leads. Only the leader
+   * can; rejects with EtcdRequestError (not leader, bad transferee, timeout).
+   * Absent: the backend cannot move leadership (a single unreplicated store).
+   */
+  moveLeader?(target: bigint): Promise<void>;
 }

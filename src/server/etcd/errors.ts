@@ -44,6 +44,9 @@ export const ETCD_STATUS = {
   leaderChanged: { code: Status.UNAVAILABLE, message: 'etcdserver: leader changed' },
   tooManyRequests: { code: Status.RESOURCE_EXHAUSTED, message: 'etcdserver: too many requests' },
   stopped: { code: Status.UNAVAILABLE, message: 'etcdserver: server stopped' },
+  notLeader: { code: Status.FAILED_PRECONDITION, message: 'etcdserver: not leader' },
+  badLeaderTransferee: { code: Status.FAILED_PRECONDITION, message: 'etcdserver: bad leader transferee' },
+  leaderTransferTimeout: { code: Status.UNAVAILABLE, message: 'etcdserver: request timed out, leader transfer took too long' },
 } as const satisfies Record<string, EtcdStatus>;
 
 /** A request that cannot be understood (bad enum, out-of-range integer, missing union member): INVALID_ARGUMENT. */

@@ -37,7 +37,7 @@ import {
   type WireRangeRequest,
   type WireTxnRequest,
 } from './convert.js';
-import { EtcdRequestError, etcdStatusOf, KV_ERROR_STATUS, NotServedError, serviceError } from './errors.js';
+import { EtcdRequestError, etcdStatusOf, KV_ERROR_STATUS, MalformedRequestError, NotServedError, serviceError } from './errors.js';
 import { leaseHandlers } from './lease.js';
 import { evaluateReadOnlyTxn, isReadOnlyTxn } from './readonly-txn.js';
 import { WatchSession, type WireWatchRequest, type WireWatchResponse } from './watch.js';
@@ -355,7 +355,17 @@ export function addEtcdServices(server: grpc.Server, backend: KvBackend, opts: E
     Snapshot: (call: grpc.ServerWritableStream<unknown, unknown>) => {
       call.emit('error', serviceError({ code: grpc.status.UNIMPLEMENTED, message: 'etcdserver: quorumlog does not serve Maintenance.Snapshot' }));
     },
-    MoveLeader: maintenanceNotServed('MoveLeader'),
+    MoveLeader: unary<{ targetID?: string }>('MoveLeader', async (req) => {
+      if (backend.moveLeader === undefined) throw new NotServedError('etcdserver: this server cannot move leadership');
+      let target: bigint;
+      try {
+        target = BigInt(req.targetID ?? '0');
+      } catch (e) {
+        throw new MalformedRequestError(`targetID ${String(req.targetID)} is not a member id`, { cause: e });
+      }
+      await backend.moveLeader(target);
+      return { header: header(store.revision) };
+    }),
   });
 
   return { watchSessions: sessions, stats };

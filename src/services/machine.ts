@@ -34,7 +34,7 @@ export interface ServiceMachine {
 }
 
 /** The tags of the services; the key-value service owns 0x01-0x0f (its commands begin with their format version). */
-export const SERVICE_TAGS = { queue: 0x51, metadata: 0x4d } as const;
+export const SERVICE_TAGS = { queue: 0x51, metadata: 0x4d, members: 0x43 } as const;
 export type ServiceName = 'kv' | keyof typeof SERVICE_TAGS;
 
 /** What a command for an unknown service returns, on every replica alike. */

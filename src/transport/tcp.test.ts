@@ -332,3 +332,56 @@ test('handshake timeouts: a silent dialer is closed; a silent acceptor is redial
   await waitFor(() => (a.transport.stats().peers['b']?.reconnects ?? 0) >= 1, 'a redial after the handshake timeout');
   assert.ok(a.lines.some((l) => /cannot connect to peer b: no handshake within 100 ms/.test(l.msg)));
 });
+
+test('setPeer adds a peer at run time: its handshake is accepted from then on, and it is dialed', async (t) => {
+  const aPeers = new Map<NodeId, HostPort>([[nodeId('a'), { host: '127.0.0.1', port: 0 }]]);
+  const a = await startNode(nodeId('a'), aPeers);
+  const c = await startNode(nodeId('c'), new Map<NodeId, HostPort>([[nodeId('a'), a.transport.address!]]));
+  t.after(closeAll([a, c]));
+  assert.equal(a.transport.send(c.id, { kind: 'raft', message: hb(a.id, c.id, 1) }), false, 'unknown before setPeer');
+  c.transport.send(a.id, { kind: 'raft', message: hb(c.id, a.id, 1) });
+  await waitFor(() => a.transport.stats().refusedHandshakes >= 1, 'refused before setPeer');
+  a.transport.setPeer(c.id, c.transport.address!);
+  assert.deepEqual(a.transport.peerIds(), [c.id]);
+  await waitFor(() => seqs(a, c.id).length === 1, 'c heard after setPeer (c redials with backoff)', 5000);
+  assert.equal(a.transport.send(c.id, { kind: 'raft', message: hb(a.id, c.id, 2) }), true);
+  await waitFor(() => seqs(c, a.id).length === 1, 'a dials c');
+  assert.deepEqual(seqs(c, a.id), [2]);
+});
+
+test('setPeer moves a peer: frames queued for the old address go to the new one', async (t) => {
+  const b = await startNode(nodeId('b'), new Map<NodeId, HostPort>([[nodeId('a'), { host: '127.0.0.1', port: 1 }]]));
+  const a = await startNode(nodeId('a'), new Map<NodeId, HostPort>([[nodeId('b'), { host: '127.0.0.1', port: 1 }]]));
+  t.after(closeAll([a, b]));
+  for (let i = 0; i < 3; i++) a.transport.send(b.id, { kind: 'raft', message: hb(a.id, b.id, i) });
+  await sleep(50);
+  assert.equal(b.received.length, 0);
+  a.transport.setPeer(b.id, b.transport.address!);
+  await waitFor(() => seqs(b, a.id).length === 3, 'queued frames delivered at the new address');
+  assert.deepEqual(seqs(b, a.id), [0, 1, 2]);
+  a.transport.setPeer(b.id, b.transport.address!); // unchanged: no reconnect
+  a.transport.send(b.id, { kind: 'raft', message: hb(a.id, b.id, 3) });
+  await waitFor(() => seqs(b, a.id).length === 4, 'still connected');
+  assert.equal(a.transport.stats().peers['b']?.connected, true);
+});
+
+test('removePeer forgets a peer: sends refused, its connections closed, its handshakes refused', async (t) => {
+  const { nodes } = await startCluster(['a', 'b']);
+  t.after(closeAll(nodes));
+  const [a, b] = nodes as [TestNode, TestNode];
+  a.transport.send(b.id, { kind: 'raft', message: hb(a.id, b.id, 1) });
+  b.transport.send(a.id, { kind: 'raft', message: hb(b.id, a.id, 1) });
+  await waitFor(() => a.received.length === 1 && b.received.length === 1, 'connected both ways');
+  a.transport.removePeer(b.id);
+  assert.equal(a.transport.send(b.id, { kind: 'raft', message: hb(a.id, b.id, 2) }), false);
+  assert.equal(a.transport.stats().peers['b'], undefined);
+  assert.deepEqual(a.transport.peerIds(), []);
+  // b's connection to a was closed; its redial is refused (the frame may have gone down the closing socket)
+  await waitFor(() => b.transport.stats().peers['a']?.connected === false, 'b sees its connection closed');
+  b.transport.send(a.id, { kind: 'raft', message: hb(b.id, a.id, 2) });
+  await waitFor(() => a.transport.stats().refusedHandshakes >= 1, 'b refused after removal');
+  assert.equal(a.received.length, 1);
+  // and back again: the queued frame goes through once a knows b
+  a.transport.setPeer(b.id, b.transport.address!);
+  await waitFor(() => a.received.length === 2, 'b heard again after setPeer', 5000);
+});

@@ -48,10 +48,10 @@ export interface TcpTransportOptions {
   readonly nodeId: NodeId;
   readonly listen: HostPort;
   /**
-   * Every other node of the cluster (an entry for `nodeId` itself is ignored).
-   * The set of peers is fixed at construction; an address is read again at
-   * each dial, so a caller may update it in the map (a peer that moved, or
-   * tests whose nodes listen on port 0).
+   * Every other node of the cluster at start (an entry for `nodeId` itself is
+   * ignored). An address is read again at each dial, so a caller may update it
+   * in the map (a peer that moved, or tests whose nodes listen on port 0);
+   * setPeer() and removePeer() change the set at run time (membership).
    */
   readonly peers: ReadonlyMap<NodeId, HostPort>;
   /** Bound of a frame's length field (kind byte + payload); longer frames are malformed. Default 16 MiB + header. */
@@ -147,7 +147,7 @@ class FrameQueue {
  */
 interface Outbound {
   readonly id: NodeId;
-  readonly addr: HostPort;
+  addr: HostPort;
   readonly queue: FrameQueue;
   state: 'idle' | 'connecting' | 'handshaking' | 'ready' | 'backoff' | 'closed';
   socket: net.Socket | null;
@@ -185,6 +185,8 @@ export class TcpTransport implements Transport {
   private readonly handshakeTimeoutMs: number;
   private readonly writeStallTimeoutMs: number;
   private readonly outbound = new Map<NodeId, Outbound>();
+  /** Addresses given by setPeer(): they win over the constructor's map. */
+  private readonly runtimeAddrs = new Map<NodeId, HostPort>();
   private readonly inbound = new Set<Inbound>();
   private readonly counters = {
     malformedFrames: 0, refusedHandshakes: 0, framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, unknownPeerFrames: 0,
@@ -205,11 +207,74 @@ export class TcpTransport implements Transport {
     this.writeStallTimeoutMs = options.writeStallTimeoutMs ?? 15_000;
     for (const [id, addr] of options.peers) {
       if (id === options.nodeId) continue;
-      this.outbound.set(id, {
-        id, addr, queue: new FrameQueue(), state: 'idle', socket: null, timer: null, failures: 0,
-        waitingDrain: false, stallTimer: null, flushScheduled: false, lastError: null, droppedFrames: 0, reconnects: 0,
-      });
+      this.outbound.set(id, newOutbound(id, addr));
     }
+  }
+
+  /**
+   * Adds a peer, or changes its address, at run time (a member added or moved
+   * by a membership change). An unchanged address is a no-op; a changed one
+   * closes the current outbound connection, which is redialed to the new
+   * address (frames still queued go there). Inbound handshakes from the peer
+   * are accepted from now on. Ignored for this node's own id.
+   */
+  setPeer(id: NodeId, addr: HostPort): void {
+    if (id === this.opts.nodeId || this.closed) return;
+    const cur = this.runtimeAddrs.get(id) ?? this.opts.peers.get(id);
+    this.runtimeAddrs.set(id, { host: addr.host, port: addr.port });
+    const p = this.outbound.get(id);
+    if (p === undefined) {
+      this.outbound.set(id, newOutbound(id, addr));
+      this.log.info({ peer: id, address: addr }, `added peer ${id} at ${addr.host}:${addr.port}`);
+      return;
+    }
+    p.addr = { host: addr.host, port: addr.port };
+    if (cur !== undefined && cur.host === addr.host && cur.port === addr.port) return;
+    this.log.info({ peer: id, address: addr }, `peer ${id} moved to ${addr.host}:${addr.port}`);
+    if (p.state === 'backoff' && p.timer !== null) {
+      // dial the new address now rather than after the backoff meant for the old one
+      clearTimeout(p.timer);
+      p.timer = null;
+      p.failures = 0;
+      this.dial(p);
+    } else if (p.socket !== null) {
+      p.lastError = `moved to ${addr.host}:${addr.port}`;
+      p.failures = 0;
+      p.socket.destroy(); // onOutboundClose redials (after the shortest backoff)
+    }
+  }
+
+  /**
+   * Forgets a peer at run time (a member removed from the cluster): its
+   * outbound connection is closed, its queue dropped, its inbound connections
+   * closed, and later handshakes from it refused. send() to it then returns
+   * false, as for any unknown peer.
+   */
+  removePeer(id: NodeId): void {
+    this.runtimeAddrs.delete(id);
+    const p = this.outbound.get(id);
+    if (p === undefined) return;
+    this.outbound.delete(id);
+    if (p.timer !== null) clearTimeout(p.timer);
+    if (p.stallTimer !== null) clearTimeout(p.stallTimer);
+    p.timer = null;
+    p.stallTimer = null;
+    p.state = 'closed';
+    const sock = p.socket;
+    p.socket = null; // onOutboundClose ignores a socket that is no longer the peer's
+    sock?.destroy();
+    p.queue.clear();
+    for (const c of this.inbound) {
+      if (c.peer !== id) continue;
+      c.done = true;
+      c.socket.destroy();
+    }
+    this.log.info({ peer: id }, `removed peer ${id}`);
+  }
+
+  /** The peers this transport sends to now (constructor's and setPeer's, less removePeer's). */
+  peerIds(): NodeId[] {
+    return [...this.outbound.keys()];
   }
 
   get address(): HostPort | null {
@@ -339,7 +404,7 @@ export class TcpTransport implements Transport {
     p.state = 'connecting';
     p.lastError = null;
     const t = this.opts.tls;
-    const { host, port } = this.opts.peers.get(p.id) ?? p.addr;
+    const { host, port } = this.runtimeAddrs.get(p.id) ?? this.opts.peers.get(p.id) ?? p.addr;
     const sock: net.Socket = t === undefined
       ? net.connect({ host, port })
       : tls.connect({ host, port, cert: t.cert, key: t.key, ca: t.ca, rejectUnauthorized: true });
@@ -621,6 +686,13 @@ export class TcpTransport implements Transport {
       this.log.error({ err, peer: from }, 'the frame handler threw; frame dropped');
     }
   }
+}
+
+function newOutbound(id: NodeId, addr: HostPort): Outbound {
+  return {
+    id, addr: { host: addr.host, port: addr.port }, queue: new FrameQueue(), state: 'idle', socket: null, timer: null, failures: 0,
+    waitingDrain: false, stallTimer: null, flushScheduled: false, lastError: null, droppedFrames: 0, reconnects: 0,
+  };
 }
 
 /** Why the peer certificate of `sock` does not speak for node `id` (neither its CN nor a DNS SAN is `id`), or null. */

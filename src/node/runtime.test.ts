@@ -118,3 +118,66 @@ test('a full queue refuses at once with TooManyRequestsError', async () => {
   c.net.heal();
   for (const r of await Promise.all(accepted)) assert.ok(typeof r === 'number' || r instanceof Error);
 });
+
+for (const mode of ['push', 'pull'] as const) {
+  test(`${mode}: changeMembership adds an observer, setAutoPromote promotes it once caught up, a removed node knows it`, async () => {
+    const ids = ['a', 'b', 'c', 'd'].map(nodeId);
+    const voters = ids.slice(0, 3);
+    const net = new MemoryNetwork();
+    const dir = mkdtempSync(join(tmpdir(), 'quorumlog-runtime-members-'));
+    const nodes = ids.map((id, i) => {
+      const runtime = new NodeRuntime({
+        // d joins: it lists itself as an observer, never as a voter (docs/MEMBERSHIP.md)
+        raft: { id, voters, ...(id === 'd' ? { observers: [id] } : {}), replication: mode, random: new Prng(i + 11), electionTimeoutMinTicks: 10, electionTimeoutMaxTicks: 20, heartbeatIntervalTicks: 2, fetchMaxWaitTicks: 4 },
+        storage: new NodeStorage(new NodeFileSystem(), join(dir, id)),
+        transport: new MemoryTransport(net, id, ids.filter((x) => x !== id)),
+        stateMachine: new ListMachine(),
+        logger: pino({ level: 'silent' }),
+        tickMs: 5,
+        requestTimeoutMs: 3000,
+      });
+      return { id, runtime };
+    });
+    await Promise.all(nodes.map((n) => n.runtime.start()));
+    cleanups.push(async () => {
+      await Promise.all(nodes.map((n) => n.runtime.stop()));
+      rmSync(dir, { recursive: true, force: true });
+    });
+    let leader = nodes[0] as (typeof nodes)[number];
+    for (let i = 0; i < 400; i++) {
+      const l = nodes.find((n) => n.runtime.core.role.kind === 'leader');
+      if (l !== undefined) { leader = l; break; }
+      await sleep(5);
+    }
+    assert.equal(leader.runtime.core.role.kind, 'leader');
+    await leader.runtime.submit(enc('x')); // the leader has committed an entry of its term
+    const follower = nodes.find((n) => n.id !== leader.id && n.id !== 'd') as (typeof nodes)[number];
+    await assert.rejects(follower.runtime.changeMembership({ kind: 'addObserver', node: nodeId('d') }), { name: 'NotLeaderError' });
+    const configs: number[] = [];
+    leader.runtime.onConfigurationChange(() => configs.push(leader.runtime.configuration().index));
+    const added = leader.runtime.changeMembership({ kind: 'addObserver', node: nodeId('d') });
+    await assert.rejects(leader.runtime.changeMembership({ kind: 'remove', node: follower.id }), { name: 'ConfigChangeInProgressError' });
+    const { index } = await added;
+    assert.ok(leader.runtime.core.log.commit >= index);
+    assert.deepEqual(leader.runtime.configuration().config.observers, ['d']);
+    assert.ok(configs.includes(index));
+    leader.runtime.setAutoPromote((n) => n === 'd');
+    for (let i = 0; i < 400 && !leader.runtime.configuration().config.voters.includes(nodeId('d')); i++) await sleep(5);
+    assert.deepEqual([...leader.runtime.configuration().config.voters].sort(), ['a', 'b', 'c', 'd']);
+    for (let i = 0; i < 400 && !leader.runtime.configuration().committed; i++) await sleep(5);
+    await assert.rejects(leader.runtime.changeMembership({ kind: 'promote', node: nodeId('d') }), { name: 'InvalidConfigChangeError' });
+    await leader.runtime.changeMembership({ kind: 'remove', node: follower.id });
+    if (mode === 'push') {
+      // the leader no longer sends to it, so it never learns of the removal: a member tells it (src/server/membership.ts)
+      await sleep(100);
+      assert.equal(follower.runtime.removed, false);
+      follower.runtime.confirmRemoved(follower.runtime.configuration().index - 1, leader.id);
+      assert.equal(follower.runtime.removed, false, 'not for a configuration older than its own');
+      follower.runtime.confirmRemoved(leader.runtime.configuration().index, leader.id);
+    }
+    for (let i = 0; i < 400 && !follower.runtime.removed; i++) await sleep(5);
+    assert.equal(follower.runtime.removed, true, `${follower.id} knows it was removed`);
+    assert.equal(leader.runtime.removed, false);
+    assert.equal((nodes[3] as (typeof nodes)[number]).runtime.removed, false);
+  });
+}

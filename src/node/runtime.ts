@@ -25,13 +25,23 @@
 //
 // Followers forward writes and linearizable reads to the leader
 // (src/node/forward.ts) and answer from their own applied state.
+//
+// Membership (docs/MEMBERSHIP.md): changeMembership() proposes one change on
+// the leader and resolves when its configuration entry commits (applies
+// here); configuration entries are not state machine commands and are
+// skipped by apply() as no-ops are. Observers that setAutoPromote() names are
+// promoted by the leader as soon as the core stops refusing (at most one try
+// per tick). A node whose committed configuration no longer lists it is
+// `removed` (logged once); the server layer stops serving clients then.
 
 import type { Logger } from 'pino';
-import { BackpressureError, LeaderTransferInProgressError, NotLeaderError } from '../core/errors.js';
+import {
+  BackpressureError, ConfigChangeInProgressError, LeaderNotReadyError, LeaderTransferInProgressError, NotCaughtUpError, NotLeaderError,
+} from '../core/errors.js';
 import { RaftNode } from '../core/node.js';
 import type { RaftConfigInput } from '../core/config.js';
 import type { RoleKind } from '../core/roles.js';
-import type { Entry, SnapshotMeta } from '../protocol/entry.js';
+import type { ConfigChange, Configuration, Entry, SnapshotMeta } from '../protocol/entry.js';
 import type { LogIndex, NodeId, Term } from '../protocol/ids.js';
 import type { Message } from '../protocol/messages.js';
 import type { PeerFrame, Transport } from '../transport/types.js';
@@ -177,6 +187,17 @@ export class NodeRuntime {
   private lastRole: RoleKind | null = null;
   private lastLeader: NodeId | null = null;
   private lastTerm: Term = -1;
+  /** Membership changes proposed here, by the index of their configuration entry: resolved when it applies. */
+  private readonly configWaiters = new Map<LogIndex, Waiter & { readonly term: Term }>();
+  /** Listeners of configuration changes (onConfigurationChange). */
+  private readonly configListeners: (() => void)[] = [];
+  /** The configuration last reported to listeners: its index and whether it was committed. */
+  private lastConfigIndex = -1;
+  private lastConfigCommitted = false;
+  /** Which observers the leader promotes once caught up (setAutoPromote). */
+  private autoPromote: (node: NodeId) => boolean = () => false;
+  private lastAutoPromoteTick = -1;
+  private isRemoved = false;
 
   constructor(opts: RuntimeOptions) {
     this.opts = {
@@ -294,6 +315,98 @@ export class NodeRuntime {
     return this.heardAt.get(peer) ?? null;
   }
 
+  /**
+   * Proposes one membership change (docs/MEMBERSHIP.md) and resolves with the
+   * index of its configuration entry once that entry has committed (and this
+   * node has passed it). Leader only: on a follower it rejects with
+   * NotLeaderError (its leaderHint says where to go; src/server/membership.ts
+   * forwards). Rejects at once with the core's named errors
+   * (ConfigChangeInProgressError, LeaderNotReadyError, NotCaughtUpError,
+   * InvalidConfigChangeError, LeaderTransferInProgressError), later with
+   * LeaderChangedError (the entry was replaced), RequestTimeoutError or
+   * NodeStoppedError.
+   */
+  changeMembership(change: ConfigChange): Promise<{ index: LogIndex }> {
+    if (this.stopped) return Promise.reject(new NodeStoppedError());
+    this.catchUpTicks();
+    let index: LogIndex;
+    try {
+      index = this.core.proposeConfigChange(change);
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+    this.log.info({ change, index }, `proposed membership change: ${change.kind} ${change.node}`);
+    const term = this.core.term;
+    const p = new Promise<{ index: LogIndex }>((resolve, reject) => {
+      this.configWaiters.set(index, { term, resolve: () => resolve({ index }), reject, deadline: this.deadline() });
+    });
+    this.schedule();
+    return p;
+  }
+
+  /** The configuration in force here (the core's), for the server layer. */
+  configuration(): { readonly index: LogIndex; readonly config: Configuration; readonly committed: boolean } {
+    return this.core.configuration();
+  }
+
+  /**
+   * Calls `listener` after the round in which this node's configuration in
+   * force changed or became committed (peers to connect, removal).
+   */
+  onConfigurationChange(listener: () => void): () => void {
+    this.configListeners.push(listener);
+    return () => {
+      const i = this.configListeners.indexOf(listener);
+      if (i >= 0) this.configListeners.splice(i, 1);
+    };
+  }
+
+  /**
+   * Names the observers that the leader promotes as soon as they have caught
+   * up (the members registry's promoteWhenCaughtUp): while this node leads
+   * and no change is pending, it tries once per tick; NotCaughtUpError and
+   * the other "not now" refusals just wait for the next tick.
+   */
+  setAutoPromote(pred: (node: NodeId) => boolean): void {
+    this.autoPromote = pred;
+    this.schedule();
+  }
+
+  /**
+   * True once this node's committed configuration no longer lists it, after
+   * it was a member (a voter of the bootstrap configuration, or listed by
+   * the configuration just before the one in force). Such a node no longer
+   * campaigns (the core) and should serve no clients.
+   */
+  get removed(): boolean {
+    return this.isRemoved;
+  }
+
+  /**
+   * Another member says that its committed configuration at `index` no
+   * longer lists this node. In push mode a removed follower never learns
+   * that its removal committed (the leader stops sending to it once the
+   * entry is in its log), so the server layer asks the peers
+   * (src/server/membership.ts); it may not even have the entry. Taken only
+   * when the configuration in force here is not newer than `index` (a
+   * committed configuration is the same on every member, and one that
+   * re-added this node would list it).
+   */
+  confirmRemoved(index: LogIndex, by: NodeId): void {
+    const cfg = this.core.configuration();
+    if (this.isRemoved || cfg.index > index) return;
+    this.isRemoved = true;
+    this.log.warn({ configurationIndex: index, by },
+      'this node has been removed from the cluster (a member confirmed the removal committed): it serves no clients any more');
+    for (const l of [...this.configListeners]) {
+      try {
+        l();
+      } catch (e) {
+        this.log.error({ err: e }, 'a configuration listener failed');
+      }
+    }
+  }
+
   /** Hands leadership to `target` (leader only). */
   transferLeadership(target: NodeId): void {
     this.catchUpTicks();
@@ -374,7 +487,7 @@ export class NodeRuntime {
   /** Requests anywhere between arrival and answer: their deadlines need the clock. */
   private hasOutstandingWork(): boolean {
     return this.queue.length > 0 || this.readQueue.length > 0 || this.inLog.size > 0 || this.forwarded.size > 0 ||
-      this.readsAsked.size > 0 || this.readsConfirmed.length > 0;
+      this.readsAsked.size > 0 || this.readsConfirmed.length > 0 || this.configWaiters.size > 0;
   }
 
   /** Client work waiting for a round (not for the cluster). */
@@ -447,9 +560,11 @@ export class NodeRuntime {
       if (this.stopped) return;
       this.flushProposals();
       this.flushReads();
+      this.maybeAutoPromote();
       for (let i = 0; i < 16 && this.core.hasReady(); i++) this.handleReady();
       this.maybeSnapshot();
       this.noteLeadership();
+      this.noteConfiguration();
       if (this.core.hasReady()) this.schedule();
       this.armTimer();
     } catch (e) {
@@ -490,6 +605,11 @@ export class NodeRuntime {
       this.inLog.delete(index);
       for (const x of w.waiters) x?.reject(new RequestTimeoutError('a request whose entry a snapshot replaced', 0));
     }
+    for (const [index, w] of this.configWaiters) {
+      if (index > meta.index) continue;
+      this.configWaiters.delete(index);
+      w.reject(new RequestTimeoutError('a membership change whose entry a snapshot replaced', 0));
+    }
   }
 
   private apply(entries: readonly Entry[]): void {
@@ -508,8 +628,17 @@ export class NodeRuntime {
         }
         results = commands.map((c) => this.sm.apply(c, e.index));
       }
+      // 'noop' and 'config' entries are not state machine commands; a config entry ends a membership change.
       this.applied = e.index;
       this.bytesSinceSnapshot += e.data.byteLength;
+      if (e.type === 'config') {
+        const cw = this.configWaiters.get(e.index);
+        if (cw !== undefined) {
+          this.configWaiters.delete(e.index);
+          if (cw.term === e.term) cw.resolve(undefined);
+          else cw.reject(new LeaderChangedError());
+        }
+      }
       const w = this.inLog.get(e.index);
       if (w === undefined) continue;
       this.inLog.delete(e.index);
@@ -748,8 +877,14 @@ export class NodeRuntime {
   /** Fails every request whose deadline passed; their outcome is unknown to the client. */
   private expire(): void {
     if (this.queue.length === 0 && this.forwarded.size === 0 && this.inLog.size === 0 && this.readQueue.length === 0 &&
-      this.readsAsked.size === 0 && this.readsConfirmed.length === 0) return;
+      this.readsAsked.size === 0 && this.readsConfirmed.length === 0 && this.configWaiters.size === 0) return;
     const now = performance.now();
+    for (const [index, w] of this.configWaiters) {
+      if (w.deadline > now) continue;
+      this.configWaiters.delete(index);
+      this.metrics.timedOut++;
+      w.reject(new RequestTimeoutError('a membership change', this.opts.requestTimeoutMs));
+    }
     const noLeader = this.core.leaderId() === null;
     const timeout = (what: string): Error => noLeader ? new NoLeaderError() : new RequestTimeoutError(what, this.opts.requestTimeoutMs);
     if (this.queue.some((q) => q.deadline <= now)) {
@@ -818,6 +953,50 @@ export class NodeRuntime {
     this.log.info({ index, term, bytes: data.byteLength, ms: Math.round(performance.now() - t0) }, 'took a snapshot and compacted the log');
   }
 
+  /** Leader: promotes one observer that setAutoPromote names, if the core accepts it now (once per tick). */
+  private maybeAutoPromote(): void {
+    if (this.core.role.kind !== 'leader' || this.ticks === this.lastAutoPromoteTick) return;
+    const cfg = this.core.configuration();
+    if (!cfg.committed) return;
+    const node = cfg.config.observers.find((o) => this.autoPromote(o));
+    if (node === undefined) return;
+    this.lastAutoPromoteTick = this.ticks;
+    try {
+      const index = this.core.proposeConfigChange({ kind: 'promote', node });
+      this.log.info({ node, index }, `promoting ${node}: it has caught up`);
+    } catch (e) {
+      if (e instanceof NotCaughtUpError || e instanceof ConfigChangeInProgressError || e instanceof LeaderNotReadyError ||
+        e instanceof LeaderTransferInProgressError || e instanceof NotLeaderError) return;
+      this.log.warn({ node, err: (e as Error).message }, `cannot promote ${node}`);
+    }
+  }
+
+  /** Tells configuration listeners about a new (or newly committed) configuration, and notices this node's removal. */
+  private noteConfiguration(): void {
+    const cfg = this.core.configuration();
+    if (cfg.index === this.lastConfigIndex && cfg.committed === this.lastConfigCommitted) return;
+    this.lastConfigIndex = cfg.index;
+    this.lastConfigCommitted = cfg.committed;
+    const listed = (c: Configuration): boolean => c.voters.includes(this.id) || c.observers.includes(this.id);
+    if (listed(cfg.config)) {
+      this.isRemoved = false;
+    } else if (cfg.committed && cfg.index > 0 && !this.isRemoved) {
+      const before = cfg.index - 1 >= this.core.log.snapshot.index ? this.core.log.configurationAt(cfg.index - 1).config : null;
+      if (this.opts.raft.voters.includes(this.id) || (before !== null && listed(before))) {
+        this.isRemoved = true;
+        this.log.warn({ configurationIndex: cfg.index, configuration: cfg.config },
+          'this node has been removed from the cluster (its committed configuration no longer lists it): it serves no clients any more');
+      }
+    }
+    for (const l of [...this.configListeners]) {
+      try {
+        l();
+      } catch (e) {
+        this.log.error({ err: e }, 'a configuration listener failed');
+      }
+    }
+  }
+
   private noteLeadership(): void {
     const role = this.core.role.kind;
     const leader = this.core.leaderId();
@@ -850,6 +1029,8 @@ export class NodeRuntime {
     this.readsAsked.clear();
     for (const r of this.readsConfirmed) for (const w of r.waiters) w.reject(err);
     this.readsConfirmed = [];
+    for (const w of this.configWaiters.values()) w.reject(err);
+    this.configWaiters.clear();
   }
 
   private fatal(e: unknown): void {

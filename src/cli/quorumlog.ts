@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `quorumlog` command: cluster (a local cluster to try), start (one node),
-// status, check-data, the key-value verbs put, get, del, watch, the quorum
+// status, check-data, the key-value verbs put, get, del, watch, the membership
+// verbs under `member`, the quorum
 // queue verbs under `queue` and the metadata log's under `metadata`. Built on commander (a maintained CLI library).
 
 import { realpathSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { runStatus } from './status.js';
 import { runDel, runGet, runPut, runWatch, type KvVerbOptions } from './kv-verbs.js';
 import { addMetadataCommands } from './metadata.js';
 import { addQueueCommands } from './queue.js';
+import { addMemberCommands } from './member.js';
 import { runTransferLeader } from './transfer-leader.js';
 import { checkDataDir } from '../storage/data-dir.js';
 import { NodeFileSystem } from '../storage/fs.js';
@@ -123,6 +125,7 @@ export function program(out: (line: string) => void = console.log): Command {
     .action(async (o: { endpoints: string; timeoutMs: string; to: string }) => {
       process.exitCode = await runTransferLeader(endpoints(o).endpoints, o.to, Number(o.timeoutMs), out);
     });
+  addMemberCommands(cmd, out);
   addQueueCommands(cmd, out);
   addMetadataCommands(cmd, out);
   return cmd;

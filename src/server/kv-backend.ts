@@ -4,6 +4,8 @@
 // runtime's ReadIndex barrier; identity and status come from the config and
 // the core. Lease keep-alives and time-to-live go to the node's LeaseKeeper
 // (src/server/lease-forward.ts: the leader's lessor, forwarded to from followers).
+// Membership (MemberList and the changes) goes to the node's MembershipManager
+// (src/server/membership.ts) when it has one; else the config file's members.
 
 import type { NodeRuntime } from '../node/runtime.js';
 import { encodeCommand } from '../services/kv/codec.js';
@@ -12,7 +14,8 @@ import type { KvStore } from '../services/kv/store.js';
 import type { KvCommand, KvResult } from '../services/kv/types.js';
 import type { NodeConfig } from './config.js';
 import { formatAddress } from './config.js';
-import type { HeaderInfo, KvBackend, LeaseKeeper, MemberInfo, StatusInfo } from './etcd/backend.js';
+import type { ClusterMembership, HeaderInfo, KvBackend, LeaseKeeper, MemberInfo, StatusInfo } from './etcd/backend.js';
+import { MembershipError, parsePeerUrl, type MembershipManager } from './membership.js';
 import { ETCD_STATUS, EtcdRequestError } from './etcd/errors.js';
 import { TransferTargetError } from '../core/errors.js';
 import { nodeId } from '../protocol/ids.js';
@@ -28,10 +31,13 @@ export class RuntimeKvBackend implements KvBackend {
   private readonly memberIds: Map<string, bigint>;
 
   readonly leases?: LeaseKeeper;
+  readonly membership?: ClusterMembership;
 
-  constructor(private readonly runtime: NodeRuntime, sm: KvStateMachine, private readonly config: NodeConfig, leases?: LeaseKeeper) {
+  constructor(private readonly runtime: NodeRuntime, sm: KvStateMachine, private readonly config: NodeConfig, leases?: LeaseKeeper,
+    private readonly manager?: MembershipManager) {
     this.store = sm.store;
     if (leases !== undefined) this.leases = leases;
+    if (manager !== undefined) this.membership = clusterMembership(manager);
     this.clusterId = idFromName(config.clusterId);
     this.memberIds = new Map(config.members.map((m) => [m.id, idFromName(config.clusterId, m.id)]));
     this.memberId = this.memberIds.get(config.nodeId) ?? 0n;
@@ -55,19 +61,23 @@ export class RuntimeKvBackend implements KvBackend {
     return {
       version: SERVER_VERSION,
       dbSizeBytes: this.store.sizeBytes(),
-      leader: leader === null ? 0n : (this.memberIds.get(leader) ?? 0n),
+      leader: leader === null ? 0n : idFromName(this.config.clusterId, leader),
       raftIndex: core.log.commit,
       raftTerm: core.term,
       raftAppliedIndex: this.runtime.appliedIndex,
       isLearner: !core.isVoter,
-      errors: [],
+      errors: this.runtime.removed ? ['the member has been permanently removed from the cluster'] : [],
     };
+  }
+
+  removed(): boolean {
+    return this.runtime.removed;
   }
 
   async moveLeader(target: bigint): Promise<void> {
     const core = this.runtime.core;
     if (core.role.kind !== 'leader') throw new EtcdRequestError(ETCD_STATUS.notLeader);
-    const name = [...this.memberIds].find(([, id]) => id === target)?.[0];
+    const name = this.manager?.nodeIdOf(target) ?? [...this.memberIds].find(([, id]) => id === target)?.[0];
     if (name === undefined) throw new EtcdRequestError(ETCD_STATUS.badLeaderTransferee);
     const to = nodeId(name);
     if (to === core.id) return;
@@ -87,6 +97,9 @@ export class RuntimeKvBackend implements KvBackend {
   }
 
   members(): readonly MemberInfo[] {
+    if (this.manager !== undefined) {
+      return this.manager.list().map((m) => ({ id: m.id, name: m.name, peerURLs: m.peerURLs, clientURLs: m.clientURLs, isLearner: m.isLearner }));
+    }
     const scheme = this.config.clientTls === null ? 'http' : 'https';
     const peerScheme = this.config.peerTls === null ? 'http' : 'https';
     return this.config.members.map((m) => ({
@@ -97,4 +110,30 @@ export class RuntimeKvBackend implements KvBackend {
       isLearner: m.role === 'observer',
     }));
   }
+}
+
+/** etcd's Cluster changes over a MembershipManager: member ids to node ids, URLs to addresses. */
+export function clusterMembership(manager: MembershipManager): ClusterMembership {
+  const nodeOf = (id: bigint): string => {
+    const n = manager.nodeIdOf(id);
+    if (n === null) throw new MembershipError('memberNotFound', `no member has id ${id.toString(16)}`);
+    return n;
+  };
+  const firstPeer = (urls: readonly string[]): { address: string; nodeId: string | null } => {
+    const parsed = urls.map(parsePeerUrl);
+    const first = parsed[0];
+    if (first === undefined) throw new MembershipError('badUrls', 'no peer URL given');
+    return first;
+  };
+  return {
+    async add(peerURLs, isLearner, clientURLs) {
+      const peer = firstPeer(peerURLs);
+      const clients = clientURLs.map((u) => parsePeerUrl(u).address);
+      const m = await manager.add({ ...(peer.nodeId !== null ? { nodeId: peer.nodeId } : {}), peer: peer.address, clients, learner: isLearner });
+      return { id: m.id, name: m.name, peerURLs: m.peerURLs, clientURLs: m.clientURLs, isLearner: m.isLearner };
+    },
+    remove: (id) => manager.remove(nodeOf(id)),
+    promote: (id) => manager.promote(nodeOf(id)),
+    update: (id, peerURLs) => manager.update(nodeOf(id), firstPeer(peerURLs).address),
+  };
 }

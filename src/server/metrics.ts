@@ -25,6 +25,8 @@ export interface NodeStatus {
   readonly commitIndex: number;
   readonly appliedIndex: number;
   readonly lastIndex: number;
+  /** This member has been removed from the cluster (its committed configuration no longer lists it): it serves no clients. */
+  readonly removed: boolean;
   /** Leader only: each other member's acknowledged position and lag in entries. */
   readonly replication: readonly { readonly id: string; readonly voter: boolean; readonly match: number; readonly lagEntries: number; readonly sendQueueBytes: number }[];
 }
@@ -43,7 +45,7 @@ export function nodeStatus(runtime: NodeRuntime, transport: Transport, config: N
     : [];
   return {
     id: runtime.id, pid: process.pid, mode: config.mode, role: role.kind, term: core.term, leader: core.leaderId(),
-    commitIndex: core.log.commit, appliedIndex: runtime.appliedIndex, lastIndex: last, replication,
+    commitIndex: core.log.commit, appliedIndex: runtime.appliedIndex, lastIndex: last, removed: runtime.removed, replication,
   };
 }
 
@@ -143,9 +145,9 @@ export async function startMetricsServer(
       });
     } else if (url === '/healthz') {
       const s = status();
-      const ok = s.leader !== null;
+      const ok = s.leader !== null && !s.removed;
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ ok, leader: s.leader, role: s.role, term: s.term }) + '\n');
+      res.end(JSON.stringify({ ok, leader: s.leader, role: s.role, term: s.term, ...(s.removed ? { removed: true, error: 'the member has been permanently removed from the cluster' } : {}) }) + '\n');
     } else if (url === '/status') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(status()) + '\n');

@@ -14,6 +14,7 @@ import { KvStateMachine } from '../services/kv/state-machine.js';
 import { ServiceStateMachine } from '../services/machine.js';
 import { attachQueue } from '../services/queue/state-machine.js';
 import { MetadataStateMachine } from '../services/metadata/state-machine.js';
+import { MembersStateMachine } from '../services/members/state-machine.js';
 import { NodeFileSystem } from '../storage/fs.js';
 import { TcpTransport } from '../transport/tcp.js';
 import { Prng } from '../util/prng.js';
@@ -21,6 +22,7 @@ import { claimDataDir, type Address, type NodeConfig } from './config.js';
 import { startClientApi, type ClientApi } from './client-api.js';
 import { startAutoCompaction } from './auto-compaction.js';
 import { RuntimeKvBackend } from './kv-backend.js';
+import { MembershipManager } from './membership.js';
 import { startNodeLeases } from './lease-forward.js';
 import { nodeRegistry, nodeStatus, registerLeaseMetrics, startMetricsServer } from './metrics.js';
 import { RuntimeMetadataBackend } from './metadata/runtime-backend.js';
@@ -72,6 +74,9 @@ export async function startNode(config: NodeConfig, opts: {
   // Registered before registerServices: brokers and controllers reuse this one.
   const metadata = new MetadataStateMachine();
   services.register('metadata', metadata);
+  // Where members are reached (membership changes at run time, docs/MEMBERSHIP.md).
+  const members = new MembersStateMachine();
+  services.register('members', members);
   opts.registerServices?.(services);
   let runtime: NodeRuntime;
   try {
@@ -102,6 +107,7 @@ export async function startNode(config: NodeConfig, opts: {
     storage.close();
     throw e;
   }
+  const membership = new MembershipManager(runtime, members, transport, config, logger.child({ component: 'membership' }));
   // Leases: the lessor decides expiry while this node leads; followers forward keep-alives on the lease channel.
   const leases = startNodeLeases(runtime, sm.store, { ...config, logger: logger.child({ component: 'lessor' }) });
   await runtime.start();
@@ -111,7 +117,7 @@ export async function startNode(config: NodeConfig, opts: {
     downAfterMs: config.electionTimeoutMaxTicks * config.tickMs,
     logger: logger.child({ component: 'queue' }),
   });
-  const backend = new RuntimeKvBackend(runtime, sm, config, leases.keeper);
+  const backend = new RuntimeKvBackend(runtime, sm, config, leases.keeper, membership);
   const stopCompaction = startAutoCompaction(backend, {
     retentionRevisions: config.historyRetentionRevisions, isLeader: () => runtime.core.role.kind === 'leader',
     logger: logger.child({ component: 'auto-compaction' }),
@@ -134,6 +140,7 @@ export async function startNode(config: NodeConfig, opts: {
   } catch (e) {
     leases.stop();
     queue.stop();
+    membership.close();
     await etcd?.close();
     await runtime.stop();
     throw e;
@@ -147,6 +154,7 @@ export async function startNode(config: NodeConfig, opts: {
         stopCompaction();
         leases.stop();
         queue.stop();
+        membership.close();
         await etcd?.close();
         await new Promise<void>((resolve) => {
           if (metrics === null) resolve();

@@ -83,4 +83,25 @@ export interface KvBackend {
    * Absent: the backend cannot move leadership (a single unreplicated store).
    */
   moveLeader?(target: bigint): Promise<void>;
+  /**
+   * The Cluster API's changes (MemberAdd, MemberRemove, MemberPromote,
+   * MemberUpdate); absent: they answer UNIMPLEMENTED.
+   */
+  readonly membership?: ClusterMembership;
+  /** True once this member has been removed from the cluster: every request but Status is refused. */
+  removed?(): boolean;
+}
+
+/**
+ * Membership changes as etcd's Cluster service asks for them. Each resolves
+ * once the change has committed; a follower forwards to the leader. Rejects
+ * with errors that etcdStatusOf() maps (MembershipError, the core's
+ * NotCaughtUpError, ...).
+ */
+export interface ClusterMembership {
+  /** Adds a member at `peerURLs` (http://host:port[#nodeId]); a learner stays one until promoted, else it is promoted once caught up. */
+  add(peerURLs: readonly string[], isLearner: boolean, clientURLs: readonly string[]): Promise<MemberInfo>;
+  remove(id: bigint): Promise<void>;
+  promote(id: bigint): Promise<void>;
+  update(id: bigint, peerURLs: readonly string[]): Promise<void>;
 }

@@ -8,6 +8,10 @@
 import { status as Status, type ServiceError, Metadata } from '@grpc/grpc-js';
 import { KvError, type KvErrorCode } from '../../services/kv/types.js';
 import {
+  ConfigChangeInProgressError, InvalidConfigChangeError, LeaderNotReadyError, LeaderTransferInProgressError, NotCaughtUpError, NotLeaderError,
+} from '../../core/errors.js';
+import { MembershipError, type MembershipErrorCode } from '../membership.js';
+import {
   LeaderChangedError,
   NodeStoppedError,
   NoLeaderError,
@@ -47,7 +51,18 @@ export const ETCD_STATUS = {
   notLeader: { code: Status.FAILED_PRECONDITION, message: 'etcdserver: not leader' },
   badLeaderTransferee: { code: Status.FAILED_PRECONDITION, message: 'etcdserver: bad leader transferee' },
   leaderTransferTimeout: { code: Status.UNAVAILABLE, message: 'etcdserver: request timed out, leader transfer took too long' },
+  memberRemoved: { code: Status.FAILED_PRECONDITION, message: 'etcdserver: the member has been permanently removed from the cluster' },
+  learnerNotReady: { code: Status.FAILED_PRECONDITION, message: 'etcdserver: can only promote a learner member which is in sync with leader' },
 } as const satisfies Record<string, EtcdStatus>;
+
+/** etcd's statuses for refused member requests (rpctypes.ErrGRPCMember*, ErrGRPCPeerURLExist). */
+export const MEMBERSHIP_ERROR_STATUS: Readonly<Record<MembershipErrorCode, EtcdStatus>> = {
+  memberNotFound: { code: Status.NOT_FOUND, message: 'etcdserver: member not found' },
+  memberExists: { code: Status.FAILED_PRECONDITION, message: 'etcdserver: member ID already exist' },
+  peerUrlExists: { code: Status.FAILED_PRECONDITION, message: 'etcdserver: Peer URLs already exists' },
+  notLearner: { code: Status.FAILED_PRECONDITION, message: 'etcdserver: can only promote a learner member' },
+  badUrls: { code: Status.INVALID_ARGUMENT, message: 'etcdserver: given member URLs are invalid' },
+};
 
 /** A request that cannot be understood (bad enum, out-of-range integer, missing union member): INVALID_ARGUMENT. */
 export class MalformedRequestError extends Error {
@@ -89,6 +104,15 @@ export function etcdStatusOf(err: unknown): EtcdStatus | null {
   if (err instanceof LeaderChangedError) return ETCD_STATUS.leaderChanged;
   if (err instanceof TooManyRequestsError) return ETCD_STATUS.tooManyRequests;
   if (err instanceof NodeStoppedError) return ETCD_STATUS.stopped;
+  // membership (src/server/membership.ts and the core's refusals)
+  if (err instanceof MembershipError) return MEMBERSHIP_ERROR_STATUS[err.code];
+  if (err instanceof NotCaughtUpError) return ETCD_STATUS.learnerNotReady;
+  if (err instanceof NotLeaderError) return ETCD_STATUS.notLeader;
+  if (err instanceof ConfigChangeInProgressError || err instanceof LeaderNotReadyError || err instanceof LeaderTransferInProgressError) {
+    // etcd has no such status (it queues changes); UNAVAILABLE says "retry"
+    return { code: Status.UNAVAILABLE, message: `etcdserver: ${err.message}` };
+  }
+  if (err instanceof InvalidConfigChangeError) return { code: Status.FAILED_PRECONDITION, message: `etcdserver: ${err.message}` };
   return null;
 }
 

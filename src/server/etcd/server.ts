@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from 'pino';
-import type { KvBackend } from './backend.js';
+import type { KvBackend, MemberInfo } from './backend.js';
 import type { KvCommand, KvResult } from '../../services/kv/types.js';
 import {
   compactionRequestFromWire,
@@ -37,7 +37,7 @@ import {
   type WireRangeRequest,
   type WireTxnRequest,
 } from './convert.js';
-import { EtcdRequestError, etcdStatusOf, KV_ERROR_STATUS, MalformedRequestError, NotServedError, serviceError } from './errors.js';
+import { ETCD_STATUS, EtcdRequestError, etcdStatusOf, KV_ERROR_STATUS, MalformedRequestError, NotServedError, serviceError } from './errors.js';
 import { leaseHandlers } from './lease.js';
 import { evaluateReadOnlyTxn, isReadOnlyTxn } from './readonly-txn.js';
 import { WatchSession, type WireWatchRequest, type WireWatchResponse } from './watch.js';
@@ -85,7 +85,9 @@ const WATCH_MAX_PENDING_BYTES_DEFAULT = 4 * 1024 * 1024;
 const PROGRESS_NOTIFY_INTERVAL_MS_DEFAULT = 10 * 60 * 1000;
 const CLOSE_GRACE_MS = 2000;
 const LEASE_UNIMPLEMENTED = 'etcdserver: this quorumlog backend serves no leases';
-const MEMBERSHIP_UNIMPLEMENTED = 'etcdserver: quorumlog does not change membership through the etcd API (members are given to quorumlog start with --member)';
+const MEMBERSHIP_UNIMPLEMENTED = 'etcdserver: this server cannot change membership';
+/** Methods a removed member still answers (so that operators can see why it refuses the rest). */
+const SERVED_WHEN_REMOVED = new Set(['Status', 'Alarm']);
 
 /**
  * The folder holding our etcd protos: proto/etcd under the package root (the
@@ -207,6 +209,7 @@ export function addEtcdServices(server: grpc.Server, backend: KvBackend, opts: E
         }
       };
       try {
+        if (backend.removed?.() === true && !SERVED_WHEN_REMOVED.has(method)) throw new EtcdRequestError(ETCD_STATUS.memberRemoved);
         Promise.resolve(fn(call.request as Req)).then(
           (res) => {
             if (done) return;
@@ -277,6 +280,10 @@ export function addEtcdServices(server: grpc.Server, backend: KvBackend, opts: E
   const sessions = new Set<WatchSession>();
   server.addService(serviceOf('Watch'), {
     Watch: (call: grpc.ServerDuplexStream<WireWatchRequest, WireWatchResponse>) => {
+      if (backend.removed?.() === true) {
+        call.emit('error', serviceError(ETCD_STATUS.memberRemoved));
+        return;
+      }
       try {
         const session = new WatchSession(
           { store, header, logger: log, maxPendingBytes, progressNotifyIntervalMs },
@@ -306,21 +313,47 @@ export function addEtcdServices(server: grpc.Server, backend: KvBackend, opts: E
     });
 
   // ---- Cluster ----
+  // MemberList: the configuration in force on this node (voters, then observers as learners) with each
+  // member's addresses. The changes run on the leader (a follower forwards them) and answer once committed.
+  const wireMember = (m: MemberInfo): object => ({
+    ID: m.id.toString(), name: m.name, peerURLs: [...m.peerURLs], clientURLs: [...m.clientURLs], isLearner: m.isLearner,
+  });
+  const wireMembers = (): object[] => backend.members().map(wireMember);
+  const memberId = (v: unknown): bigint => {
+    let id: bigint;
+    try {
+      id = BigInt(typeof v === 'string' || typeof v === 'number' ? v : '0');
+    } catch (e) {
+      throw new MalformedRequestError(`member ID ${String(v)} is not a number`, { cause: e });
+    }
+    return id;
+  };
+  const membership = backend.membership;
   server.addService(serviceOf('Cluster'), {
-    MemberList: unary('MemberList', () => ({
-      header: header(store.revision),
-      members: backend.members().map((m) => ({
-        ID: m.id.toString(),
-        name: m.name,
-        peerURLs: [...m.peerURLs],
-        clientURLs: [...m.clientURLs],
-        isLearner: m.isLearner,
-      })),
-    })),
-    MemberAdd: notServed(MEMBERSHIP_UNIMPLEMENTED),
-    MemberRemove: notServed(MEMBERSHIP_UNIMPLEMENTED),
-    MemberUpdate: notServed(MEMBERSHIP_UNIMPLEMENTED),
-    MemberPromote: notServed(MEMBERSHIP_UNIMPLEMENTED),
+    MemberList: unary('MemberList', async (req: { linearizable?: boolean }) => {
+      if (req.linearizable === true) await backend.readBarrier();
+      return { header: header(store.revision), members: wireMembers() };
+    }),
+    MemberAdd: membership === undefined ? notServed(MEMBERSHIP_UNIMPLEMENTED)
+      : unary<{ peerURLs?: string[]; isLearner?: boolean; clientURLs?: string[] }>('MemberAdd', async (req) => {
+        const m = await membership.add(req.peerURLs ?? [], req.isLearner === true, req.clientURLs ?? []);
+        return { header: header(store.revision), member: wireMember(m), members: wireMembers() };
+      }),
+    MemberRemove: membership === undefined ? notServed(MEMBERSHIP_UNIMPLEMENTED)
+      : unary<{ ID?: string }>('MemberRemove', async (req) => {
+        await membership.remove(memberId(req.ID));
+        return { header: header(store.revision), members: wireMembers() };
+      }),
+    MemberUpdate: membership === undefined ? notServed(MEMBERSHIP_UNIMPLEMENTED)
+      : unary<{ ID?: string; peerURLs?: string[] }>('MemberUpdate', async (req) => {
+        await membership.update(memberId(req.ID), req.peerURLs ?? []);
+        return { header: header(store.revision), members: wireMembers() };
+      }),
+    MemberPromote: membership === undefined ? notServed(MEMBERSHIP_UNIMPLEMENTED)
+      : unary<{ ID?: string }>('MemberPromote', async (req) => {
+        await membership.promote(memberId(req.ID));
+        return { header: header(store.revision), members: wireMembers() };
+      }),
   });
 
   // ---- Maintenance ----

@@ -52,7 +52,7 @@ async function clusterCall(o: MemberVerbOptions, method: string, req: unknown): 
 
 /** The member list as etcdctl prints it (simple format): ID, STATUS, NAME, PEER ADDRS, CLIENT ADDRS, IS LEARNER. */
 export function formatMemberList(members: readonly WireMember[]): string[] {
-  return members.map((m) => [hex(m.ID), m.clientURLs.length > 0 ? 'started' : 'unstarted', m.name, m.peerURLs.join(','), m.clientURLs.join(','), String(m.isLearner)].join(', '));
+  return members.map((m) => [hex(m.ID), m.name !== '' ? 'started' : 'unstarted', m.name, m.peerURLs.join(','), m.clientURLs.join(','), String(m.isLearner)].join(', '));
 }
 
 async function memberId(o: MemberVerbOptions, name: string): Promise<{ id: string; members: WireMember[] }> {

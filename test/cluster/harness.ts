@@ -5,7 +5,7 @@
 // Every process is killed when the cluster closes, even after a failure.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, rmSync, closeSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, openSync, readFileSync, rmSync, closeSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +21,8 @@ export interface TestClusterOptions {
   readonly extra?: Record<string, unknown>;
   /** Start the observers too (default: only voters start). */
   readonly startObservers?: boolean;
+  /** Port slots kept free for nodes that join at run time (join()). */
+  readonly spares?: number;
 }
 
 const live = new Set<ChildProcess>();
@@ -136,13 +138,37 @@ export class TestCluster {
     const dir = mkdtempSync(join(tmpdir(), `quorumlog-${o.mode}-`));
     const total = o.nodes + (o.observers ?? 0);
     const layout = prepareCluster({
-      nodes: o.nodes, mode: o.mode, dataDir: dir, basePort: await freeBasePort(total),
+      nodes: o.nodes, mode: o.mode, dataDir: dir, basePort: await freeBasePort(total + (o.spares ?? 0)),
       ...(o.observers !== undefined ? { observers: o.observers } : {}),
       extra: { logLevel: 'info', ...o.extra },
     });
     const c = new TestCluster(dir, layout, o);
     for (const n of c.nodes) if (n.member.role === 'voter' || o.startObservers === true) n.start();
     return c;
+  }
+
+  /**
+   * Lays out a node that joins at run time (docs/MEMBERSHIP.md): the next
+   * spare port slot, and a config that lists the members as the first
+   * node's config does plus itself as an observer. Not started.
+   */
+  join(id: string): TestNode {
+    const first = this.nodes[0] as TestNode;
+    const base = first.member.client.port;
+    const k = this.nodes.length;
+    const member: MemberConfig = {
+      id, role: 'observer',
+      client: { host: '127.0.0.1', port: base + k }, peer: { host: '127.0.0.1', port: base + 100 + k }, metrics: { host: '127.0.0.1', port: base + 200 + k },
+    };
+    const cfg = JSON.parse(readFileSync(this.layout.configPath(first.id), 'utf8')) as Record<string, unknown> & { members: unknown[] };
+    mkdirSync(join(this.dir, id), { recursive: true });
+    writeFileSync(this.layout.configPath(id), JSON.stringify({
+      ...cfg, nodeId: id, dataDir: join(this.dir, id, 'data'),
+      members: [...cfg.members, { id, role: 'observer', peer: formatAddress(member.peer), client: formatAddress(member.client), metrics: formatAddress(member.metrics) }],
+    }, null, 2) + '\n');
+    const n = new TestNode(this, member);
+    this.nodes.push(n);
+    return n;
   }
 
   node(id: string): TestNode {

@@ -10,6 +10,8 @@
 // - remove the leader (asked through a follower, which forwards): it steps
 //   down, another leads, and the removed node refuses clients with etcd's
 //   text and says so on /healthz;
+// - remove a live follower: it learns of it (push mode: from its peers) and
+//   refuses clients too;
 // - every acknowledged write is readable afterwards; `quorumlog member list`
 //   and `etcdctl member list` agree.
 
@@ -146,6 +148,15 @@ for (const mode of ['push', 'pull'] as const) {
       assert.equal(health.status, 503);
       assert.equal(((await health.json()) as { removed?: boolean }).removed, true);
 
+      // ---- remove a live follower: in push mode it never hears of it from the leader, and asks its peers ----
+      const follower = c.nodes.find((n) => n !== next && live.has(n.endpoint)) as TestNode;
+      live.delete(follower.endpoint);
+      out.length = 0;
+      assert.equal(await runMember('remove', { endpoints: [next.endpoint], timeoutMs: 10_000 }, { name: follower.id }, (l) => out.push(l)), 0, out.join('\n'));
+      await c.waitFor(follower, (s) => s.removed, 15_000, `${follower.id} knowing it was removed`);
+      const refused2 = await etcdctl([follower.endpoint], 'put', 'x', 'y');
+      assert.match(refused2.stderr, /etcdserver: the member has been permanently removed from the cluster/);
+
       // ---- the writes, and the two member lists --------------------------------------
       await sleep(300);
       writing = false;
@@ -160,7 +171,7 @@ for (const mode of ['push', 'pull'] as const) {
       assert.equal(theirs.code, 0, theirs.stderr);
       assert.deepEqual(ours.sort(), theirs.stdout.trim().split('\n').sort());
       const names = (await memberList(next.endpoint)).map((m) => m.name).sort();
-      assert.deepEqual(names, ['n1', 'n2', 'n3', 'n4', 'n5'].filter((n) => n !== victim.id && n !== old.id));
+      assert.deepEqual(names, ['n1', 'n2', 'n3', 'n4', 'n5'].filter((n) => n !== victim.id && n !== old.id && n !== follower.id));
     } finally {
       writing = false;
       await writer;

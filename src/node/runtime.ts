@@ -958,16 +958,21 @@ export class NodeRuntime {
     if (this.core.role.kind !== 'leader' || this.ticks === this.lastAutoPromoteTick) return;
     const cfg = this.core.configuration();
     if (!cfg.committed) return;
-    const node = cfg.config.observers.find((o) => this.autoPromote(o));
-    if (node === undefined) return;
+    const candidates = cfg.config.observers.filter((o) => this.autoPromote(o));
+    if (candidates.length === 0) return;
     this.lastAutoPromoteTick = this.ticks;
-    try {
-      const index = this.core.proposeConfigChange({ kind: 'promote', node });
-      this.log.info({ node, index }, `promoting ${node}: it has caught up`);
-    } catch (e) {
-      if (e instanceof NotCaughtUpError || e instanceof ConfigChangeInProgressError || e instanceof LeaderNotReadyError ||
-        e instanceof LeaderTransferInProgressError || e instanceof NotLeaderError) return;
-      this.log.warn({ node, err: (e as Error).message }, `cannot promote ${node}`);
+    // Each candidate in turn (a refusal changes nothing), so that one that never catches up holds up no other.
+    for (const node of candidates) {
+      try {
+        const index = this.core.proposeConfigChange({ kind: 'promote', node });
+        this.log.info({ node, index }, `promoting ${node}: it has caught up`);
+        return;
+      } catch (e) {
+        if (e instanceof NotCaughtUpError) continue;
+        if (e instanceof ConfigChangeInProgressError || e instanceof LeaderNotReadyError || e instanceof LeaderTransferInProgressError ||
+          e instanceof NotLeaderError) return;
+        this.log.warn({ node, err: (e as Error).message }, `cannot promote ${node}`);
+      }
     }
   }
 

@@ -4,7 +4,9 @@
 // - Addresses. A member's addresses come from its registry record, else from
 //   the config file's member list. The transport gets a peer for every such
 //   member (setPeer), updated whenever the registry or the configuration
-//   changes; a peer that neither lists any more is removed.
+//   changes; a peer that neither lists any more is removed from the
+//   transport a minute later (DEPARTED_PEER_GRACE_MS: a removed member must
+//   still reach us to learn of its removal).
 // - Operations (add, remove, promote, update) run on the leader: a follower
 //   forwards them on the runtime's membership channel (4) and waits for the
 //   answer, retrying while there is no leader, up to the request timeout
@@ -42,6 +44,13 @@ import { idFromName } from './ids.js';
 
 /** The runtime's transport channel for membership frames. */
 export const MEMBERSHIP_CHANNEL = 4;
+/**
+ * How long a peer that neither the config file nor the registry lists any
+ * more stays known to the transport: long enough for a removed member to
+ * learn of its removal from us (it asks once a second while leaderless, or
+ * fetches in pull mode), short enough that departed members do not pile up.
+ */
+export const DEPARTED_PEER_GRACE_MS = 60_000;
 
 /** One member as MemberList shows it. */
 export interface MemberView {
@@ -125,6 +134,8 @@ export class MembershipManager {
   private readonly selfId: NodeId;
   /** Peers the transport has because of us, with the address given. */
   private readonly peersSet = new Map<NodeId, string>();
+  /** Peers no longer listed, with the timer that removes them from the transport. */
+  private readonly departing = new Map<NodeId, NodeJS.Timeout>();
   private readonly waiting = new Map<number, { resolve: (r: unknown) => void; reject: (e: Error) => void }>();
   private nextReq = 1;
   private probeTimer: NodeJS.Timeout | null = null;
@@ -159,6 +170,8 @@ export class MembershipManager {
   close(): void {
     this.closed = true;
     if (this.probeTimer !== null) clearInterval(this.probeTimer);
+    for (const t of this.departing.values()) clearTimeout(t);
+    this.departing.clear();
     for (const u of this.unsubscribe) u();
     for (const w of this.waiting.values()) w.reject(new NoLeaderError());
     this.waiting.clear();
@@ -212,6 +225,11 @@ export class MembershipManager {
     for (const r of this.registry.all()) want.set(nodeId(r.id), r.peer);
     want.delete(this.selfId);
     for (const [id, addr] of want) {
+      const t = this.departing.get(id);
+      if (t !== undefined) {
+        clearTimeout(t);
+        this.departing.delete(id);
+      }
       if (this.peersSet.get(id) === addr) continue;
       try {
         this.transport.setPeer(id, parseAddress(addr, `members.${id}.peer`));
@@ -221,9 +239,15 @@ export class MembershipManager {
       }
     }
     for (const id of [...this.peersSet.keys()]) {
-      if (want.has(id)) continue;
-      this.transport.removePeer(id);
-      this.peersSet.delete(id);
+      if (want.has(id) || this.departing.has(id)) continue;
+      const t = setTimeout(() => {
+        this.departing.delete(id);
+        if (this.closed) return;
+        this.transport.removePeer(id);
+        this.peersSet.delete(id);
+      }, DEPARTED_PEER_GRACE_MS);
+      t.unref();
+      this.departing.set(id, t);
     }
     const { config } = this.runtime.configuration();
     for (const id of [...config.voters, ...config.observers]) {

@@ -181,7 +181,7 @@ export class TestCluster {
     return this.nodes.filter((n) => n.member.role === 'voter').map((n) => n.endpoint);
   }
 
-  /** Waits until exactly one running node says it leads (and the others that answer agree); returns it. */
+  /** Waits until exactly one running node says it leads (and the others that answer agree, members removed from the cluster aside); returns it. */
   async waitForLeader(timeoutMs = 20_000, exclude: readonly string[] = []): Promise<TestNode> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
@@ -189,7 +189,7 @@ export class TestCluster {
       const leaders = statuses.filter((x) => x.s?.role === 'leader' && !exclude.includes(x.n.id));
       if (leaders.length === 1) {
         const l = leaders[0] as { n: TestNode; s: NodeStatus };
-        const agree = statuses.filter((x) => x.s !== null && x.n.member.role === 'voter').every((x) => x.s?.leader === l.n.id || x.s?.term !== l.s.term);
+        const agree = statuses.filter((x) => x.s !== null && x.n.member.role === 'voter' && x.s.removed !== true).every((x) => x.s?.leader === l.n.id || x.s?.term !== l.s.term);
         if (agree) return l.n;
       }
       await sleep(50);

@@ -13,7 +13,9 @@
 // - remove a live follower: it learns of it (push mode: from its peers) and
 //   refuses clients too;
 // - every acknowledged write is readable afterwards; `quorumlog member list`
-//   and `etcdctl member list` agree.
+//   and `etcdctl member list` agree;
+// - a restarted voter finds a member added at run time (not in its config
+//   file) through the registry in its log.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -172,6 +174,15 @@ for (const mode of ['push', 'pull'] as const) {
       assert.deepEqual(ours.sort(), theirs.stdout.trim().split('\n').sort());
       const names = (await memberList(next.endpoint)).map((m) => m.name).sort();
       assert.deepEqual(names, ['n1', 'n2', 'n3', 'n4', 'n5'].filter((n) => n !== victim.id && n !== old.id && n !== follower.id));
+
+      // ---- a restart: the two voters left need each other; the restarted one finds the other through the registry in its log ----
+      const l2 = await c.waitForLeader();
+      const partner = c.node(names.find((n) => n !== l2.id) as string);
+      await partner.kill9();
+      partner.start();
+      const lc2 = client(l2.endpoint);
+      await until('a write after the restart (2 of 2 voters)', async () => (await lc2.put('after/restart', 'ok')) > 0 ? true : null, 20_000);
+      assert.equal(await lc2.get('after/restart'), 'ok');
     } finally {
       writing = false;
       await writer;

@@ -198,6 +198,8 @@ export class NodeRuntime {
   private autoPromote: (node: NodeId) => boolean = () => false;
   private lastAutoPromoteTick = -1;
   private isRemoved = false;
+  /** The configuration in force at the last noteConfiguration() came from the log or a snapshot (index > 0) and listed this node. */
+  private listedInLog = false;
 
   constructor(opts: RuntimeOptions) {
     this.opts = {
@@ -562,9 +564,9 @@ export class NodeRuntime {
       this.flushReads();
       this.maybeAutoPromote();
       for (let i = 0; i < 16 && this.core.hasReady(); i++) this.handleReady();
+      this.noteConfiguration(); // before a snapshot may compact away the configuration before the one in force
       this.maybeSnapshot();
       this.noteLeadership();
-      this.noteConfiguration();
       if (this.core.hasReady()) this.schedule();
       this.armTimer();
     } catch (e) {
@@ -983,11 +985,15 @@ export class NodeRuntime {
     this.lastConfigIndex = cfg.index;
     this.lastConfigCommitted = cfg.committed;
     const listed = (c: Configuration): boolean => c.voters.includes(this.id) || c.observers.includes(this.id);
+    const wasListedInLog = this.listedInLog;
+    this.listedInLog = cfg.index > 0 && listed(cfg.config);
     if (listed(cfg.config)) {
       this.isRemoved = false;
     } else if (cfg.committed && cfg.index > 0 && !this.isRemoved) {
-      const before = cfg.index - 1 >= this.core.log.snapshot.index ? this.core.log.configurationAt(cfg.index - 1).config : null;
-      if (this.opts.raft.voters.includes(this.id) || (before !== null && listed(before))) {
+      // It was a member: a bootstrap voter, or listed by the configuration before this one (as seen here, or in the log).
+      // (A node that joins lists itself in its bootstrap configuration, but replays older configurations without it.)
+      const before = cfg.index - 1 >= this.core.log.snapshot.index ? this.core.log.configurationAt(cfg.index - 1) : null;
+      if (this.opts.raft.voters.includes(this.id) || wasListedInLog || (before !== null && before.index > 0 && listed(before.config))) {
         this.isRemoved = true;
         this.log.warn({ configurationIndex: cfg.index, configuration: cfg.config },
           'this node has been removed from the cluster (its committed configuration no longer lists it): it serves no clients any more');

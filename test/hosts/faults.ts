@@ -4,6 +4,9 @@
 // the runner measures how long the cluster takes to recover. Network plans
 // come from nemesis.ts and are installed per namespace by netns.ts.
 
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runMember } from '../../src/cli/member.js';
 import type { HostCluster, HostNode } from './cluster.js';
 import { bridge, majorityMinority, oneWayLoss, randomLoss, ring, type NetPlan, type Rng } from './nemesis.js';
 import { setDropRules, shape, unshape, type Shaping } from './netns.js';
@@ -100,15 +103,50 @@ function slowNetwork(): Fault {
 }
 
 /**
- * Hook: membership changes during faults (issue 7's membership part, which
- * is being built in src/core). When `quorumlog member add|remove|promote`
- * exists, return a Fault here that, during a partition, removes a voter, adds
- * it back as a learner with a wiped data directory and promotes it; the
- * runner then puts it in the schedule. Until then it returns null and every
- * report says the step was skipped.
+ * Membership changes during the run (docs/MEMBERSHIP.md): a voter other than
+ * the leader is removed (`quorumlog member remove`), killed, its data
+ * directory wiped, and added back as a learner (`quorumlog member add
+ * --learner`, its config now listing itself as an observer, as a joining
+ * node must); healing promotes it (`quorumlog member promote`, retried while
+ * it catches up). The runner then checks, as after every fault, that every
+ * node takes a write. (Not under a partition: the change itself is the fault.)
  */
 export function membershipChangeFault(): Fault | null {
-  return null;
+  let target: HostNode | null = null;
+  const endpoints = (ctx: FaultContext): string[] => ctx.cluster.nodes.filter((n) => n !== target).map((n) => n.endpoint);
+  const member = async (ctx: FaultContext, verb: 'remove' | 'add' | 'promote', args: Parameters<typeof runMember>[2]): Promise<string | null> => {
+    const out: string[] = [];
+    const code = await runMember(verb, { endpoints: endpoints(ctx), timeoutMs: 10_000 }, args, (l) => out.push(l));
+    return code === 0 ? null : out.join(' ');
+  };
+  return {
+    name: 're-add-voter',
+    async start(ctx) {
+      const l = leaderIndex(ctx);
+      const node = ctx.cluster.nodes[ctx.rng.shuffle(indexes(ctx).filter((i) => i !== l))[0] as number] as HostNode;
+      target = node;
+      const removed = await member(ctx, 'remove', { name: node.id });
+      if (removed !== null) {
+        target = null;
+        return `could not remove ${node.id}: ${removed}`;
+      }
+      await node.kill9();
+      rmSync(join(ctx.cluster.dir, node.id, 'data'), { recursive: true, force: true });
+      const cfg = JSON.parse(readFileSync(node.configPath, 'utf8')) as { members: { id: string; role: string }[] };
+      for (const m of cfg.members) if (m.id === node.id) m.role = 'observer';
+      writeFileSync(node.configPath, JSON.stringify(cfg, null, 2) + '\n');
+      const added = await member(ctx, 'add', { name: node.id, peer: `${node.member.peer.host}:${node.member.peer.port}`, client: node.endpoint, learner: true });
+      node.start();
+      return added === null ? `removed ${node.id}, wiped its data directory, added it back as a learner` : `removed ${node.id}; adding it back failed: ${added}`;
+    },
+    async heal(ctx) {
+      const node = target;
+      if (node === null) return;
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline && (await member(ctx, 'promote', { name: node.id })) !== null) await new Promise((r) => setTimeout(r, 200));
+      target = null;
+    },
+  };
 }
 
 /** Every fault of the schedule, in a fixed order (the runner shuffles them with the seed). */

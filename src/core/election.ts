@@ -7,7 +7,7 @@ import type { NodeId } from '../protocol/ids.js';
 import type { TimeoutNow, VoteRequest, VoteResponse } from '../protocol/messages.js';
 import { TransferTargetError } from './errors.js';
 import type { RaftNode } from './node.js';
-import { majority } from './quorum.js';
+import { directoryCounts, majority } from './quorum.js';
 import type { Leader } from './roles.js';
 import * as transitions from './transitions.js';
 
@@ -66,7 +66,10 @@ export function onVoteRequest(n: RaftNode, m: VoteRequest): void {
   const upToDate = m.lastTerm > n.log.lastTerm() ||
     (m.lastTerm === n.log.lastTerm() && m.lastIndex >= n.log.lastIndex()) ||
     bug === 'skipUpToDateCheck';
-  const granted = canVote && upToDate;
+  // A node whose configuration records another data directory for it lost
+  // its disk, and with it the votes it cast: it must not vote again until it
+  // is re-added (docs/LOST-DISKS.md).
+  const granted = canVote && upToDate && !n.isStale();
   if (granted && !m.preVote) {
     n.vote = m.from;
     transitions.resetElectionTimer(n);
@@ -80,6 +83,8 @@ export function onVoteRequest(n: RaftNode, m: VoteRequest): void {
 /** Counts a vote; wins or loses the (pre-)election when a majority has spoken. */
 export function onVoteResponse(n: RaftNode, m: VoteResponse): void {
   const role = n.role;
+  // A vote from a directory other than the one recorded for its sender does not count (docs/LOST-DISKS.md).
+  if (!directoryCounts(n, m.from, m.dirId)) return;
   if (role.kind === 'preCandidate' && m.preVote) {
     role.votes.set(m.from, m.granted);
   } else if (role.kind === 'candidate' && !m.preVote) {

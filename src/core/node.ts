@@ -8,7 +8,7 @@
 // live here; per-message handling lives in election.ts and replication/*.
 
 import {
-  entryBytes, sameConfiguration, type ConfigChange, type Configuration, type Entry, type HardState, type SnapshotMeta,
+  entryBytes, recordedDirId, sameConfiguration, type ConfigChange, type Configuration, type Entry, type HardState, type SnapshotMeta,
 } from '../protocol/entry.js';
 import type { LogIndex, NodeId, Term } from '../protocol/ids.js';
 import type { Message } from '../protocol/messages.js';
@@ -21,7 +21,8 @@ import * as membership from './membership.js';
 import * as push from './replication/push.js';
 import * as pull from './replication/pull.js';
 import * as reads from './read-index.js';
-import type { Ready, ReadState, SnapshotChunk } from './ready.js';
+import { directoryCounts } from './quorum.js';
+import type { DirIdConflict, Ready, ReadState, SnapshotChunk } from './ready.js';
 import type { Leader, Role } from './roles.js';
 import * as timers from './timers.js';
 import * as transitions from './transitions.js';
@@ -279,6 +280,7 @@ export class RaftNode {
       softState: {
         role: this.role.kind, term: this.term, leader: this.leaderId(),
         configuration: this.membership.config, configurationIndex: this.membership.index,
+        dirIdConflict: this.dirIdConflict(),
       },
     };
     this.snapshotToInstall = null;
@@ -311,6 +313,7 @@ export class RaftNode {
     const role = this.role;
     if (role.kind === 'leader') {
       if (!this.isVoter && this.membership.index <= this.log.commit) transitions.stepDownRemoved(this, role);
+      else membership.maybeRecordDirIds(this, role);
     } else {
       transitions.settleReplicaRole(this);
     }
@@ -326,13 +329,35 @@ export class RaftNode {
    * then does not count for itself).
    */
   mayElect(): boolean {
+    if (this.isStale()) return false;
     if (this.isVoter) return true;
     const m = this.membership;
     if (m.index <= this.log.commit || m.index <= this.log.snapshot.index) return false;
     return this.log.configurationAt(m.index - 1).config.voters.includes(this.id);
   }
 
+  /**
+   * True when this node's data directory was lost or replaced: the
+   * configuration in force records another directory id for it
+   * (docs/LOST-DISKS.md). It then never campaigns, refuses every vote, and is
+   * counted by nobody, but keeps receiving the log.
+   */
+  isStale(): boolean {
+    return !directoryCounts(this, this.id, this.config.directoryId);
+  }
+
   // ---- queries ------------------------------------------------------------
+
+  /**
+   * The recorded directory id and this node's own when they differ (its disk
+   * was lost or replaced: see {@link isStale}), else null. The runtime should
+   * report it (DirectoryIdConflictError) until an operator re-adds the node.
+   */
+  dirIdConflict(): DirIdConflict | null {
+    const recorded = recordedDirId(this.membership.config, this.id);
+    const mine = this.config.directoryId ?? null;
+    return recorded === undefined || recorded === mine ? null : { recorded, mine };
+  }
 
   /**
    * The configuration in force on this node: the latest in its log (index 0
@@ -419,7 +444,10 @@ export class RaftNode {
    * persisting, once its term is durable (a single voter wins its election
    * in the same step that raised its term, before any ready()).
    */
-  send(m: Message): void {
+  send(message: Message): void {
+    // Every message names the data directory it comes from (docs/LOST-DISKS.md).
+    const dirId = this.config.directoryId;
+    const m: Message = dirId === undefined || message.dirId !== undefined ? message : { ...message, dirId };
     if (this.role.kind === 'leader' && this.lastHardState.term === this.term) this.outNow.push(m);
     else this.outAfterPersist.push(m);
   }

@@ -151,7 +151,7 @@ export function newProgress(n: RaftNode, id: NodeId, isVoter: boolean, member: b
   return {
     id, isVoter, member, match: 0, next, state: 'probe', probeSent: false, inflight: [],
     commitSent: 0, matchAtLastHeartbeat: 0, outgoingSnapshot: null, recentActive: true, lastFetchTick: n.now,
-    fetchedThisTerm: false, parked: null, readSeqAcked: 0,
+    fetchedThisTerm: false, parked: null, readSeqAcked: 0, dirId: undefined,
   };
 }
 

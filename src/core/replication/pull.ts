@@ -17,7 +17,7 @@ import { assert } from '../../util/assert.js';
 import { maybeSendTimeoutNow } from '../election.js';
 import type { NodeId } from '../../protocol/ids.js';
 import type { RaftNode } from '../node.js';
-import { hasMajority } from '../quorum.js';
+import { counts, hasMajority, noteDirectory } from '../quorum.js';
 import * as reads from '../read-index.js';
 import type { Follower, Leader, Observer, Progress } from '../roles.js';
 import * as transitions from '../transitions.js';
@@ -30,7 +30,7 @@ export function tickLeader(n: RaftNode, leader: Leader): void {
   const resignAfterTicks = Math.floor(1.5 * n.config.electionTimeoutMinTicks);
   const heard = [n.id];
   for (const pr of leader.progress.values()) {
-    if (pr.isVoter && n.now - pr.lastFetchTick < resignAfterTicks) heard.push(pr.id);
+    if (counts(n, pr) && n.now - pr.lastFetchTick < resignAfterTicks) heard.push(pr.id);
   }
   if (!hasMajority(n, heard)) {
     transitions.becomeFollower(n, n.term, null);
@@ -99,6 +99,7 @@ export function onFetch(n: RaftNode, m: FetchRequest): void {
     return;
   }
   const pr = progressOf(n, leader, m.from);
+  noteDirectory(n, pr, m.dirId);
   pr.lastFetchTick = n.now;
   pr.fetchedThisTerm = true;
   pr.recentActive = true;
@@ -152,6 +153,7 @@ export function onFetchSnapshot(n: RaftNode, m: FetchSnapshotRequest): void {
     return;
   }
   const pr = progressOf(n, leader, m.from);
+  noteDirectory(n, pr, m.dirId);
   pr.lastFetchTick = n.now;
   pr.fetchedThisTerm = true;
   pr.recentActive = true;

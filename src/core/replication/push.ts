@@ -9,7 +9,7 @@ import type {
 } from '../../protocol/messages.js';
 import { maybeSendTimeoutNow } from '../election.js';
 import type { RaftNode } from '../node.js';
-import { hasMajority } from '../quorum.js';
+import { counts, hasMajority, noteDirectory } from '../quorum.js';
 import * as reads from '../read-index.js';
 import type { Leader, Progress } from '../roles.js';
 import * as transitions from '../transitions.js';
@@ -26,7 +26,7 @@ export function tickLeader(n: RaftNode, leader: Leader): void {
     if (n.config.checkQuorum) {
       const active = [n.id];
       for (const pr of leader.progress.values()) {
-        if (pr.recentActive) active.push(pr.id);
+        if (pr.recentActive && counts(n, pr)) active.push(pr.id);
         pr.recentActive = false;
       }
       if (!hasMajority(n, active)) {
@@ -124,6 +124,7 @@ export function onAppendResponse(n: RaftNode, m: AppendResponse): void {
   if (leader.kind !== 'leader') return;
   const pr = leader.progress.get(m.from);
   if (pr === undefined) return;
+  noteDirectory(n, pr, m.dirId);
   pr.recentActive = true;
   if (!m.success) {
     if (pr.state === 'snapshot') return;
@@ -163,6 +164,7 @@ export function onHeartbeatResponse(n: RaftNode, m: HeartbeatResponse): void {
   if (leader.kind !== 'leader') return;
   const pr = leader.progress.get(m.from);
   if (pr === undefined) return;
+  noteDirectory(n, pr, m.dirId);
   pr.recentActive = true;
   if (m.readSeq > pr.readSeqAcked) {
     pr.readSeqAcked = m.readSeq;
@@ -187,6 +189,7 @@ export function onInstallSnapshotResponse(n: RaftNode, m: InstallSnapshotRespons
   if (leader.kind !== 'leader') return;
   const pr = leader.progress.get(m.from);
   if (pr === undefined) return;
+  noteDirectory(n, pr, m.dirId);
   pr.recentActive = true;
   const out = pr.outgoingSnapshot;
   if (pr.state !== 'snapshot' || out === null || out.meta.index !== m.snapshot.index || out.meta.term !== m.snapshot.term) return;

@@ -25,6 +25,7 @@ import { entryBytes, recordedDirId } from '../protocol/entry.js';
 import type { LogIndex, NodeId } from '../protocol/ids.js';
 import { ConfigChangeInProgressError, InvalidConfigChangeError, LeaderNotReadyError, NotCaughtUpError } from './errors.js';
 import type { RaftNode } from './node.js';
+import { directoryCounts } from './quorum.js';
 import type { Leader } from './roles.js';
 
 /**
@@ -77,6 +78,12 @@ export function proposeChange(n: RaftNode, leader: Leader, change: ConfigChange)
   const next = applyChange(current.config, change);
   if (change.kind === 'promote') {
     const pr = leader.progress.get(change.node);
+    // A member heard from a directory other than its recorded one would be a
+    // voter that never counts (docs/LOST-DISKS.md): it must be removed and re-added.
+    const recorded = recordedDirId(current.config, change.node);
+    if (pr?.dirId != null && !directoryCounts(n, change.node, pr.dirId)) {
+      throw new InvalidConfigChangeError(change, `its data directory ${pr.dirId} is not the one recorded for it (${recorded}): remove it and add it again`);
+    }
     const last = n.log.lastIndex();
     if (pr === undefined || pr.match < n.log.commit || last - pr.match > n.config.catchUpMaxLagEntries) {
       throw new NotCaughtUpError(change.node, pr?.match ?? 0, last);
@@ -114,7 +121,7 @@ export function maybeRecordDirIds(n: RaftNode, leader: Leader): LogIndex | null 
     if (config.voters.includes(id) || config.observers.includes(id)) add.push({ node: id, dirId });
   };
   consider(n.id, n.config.directoryId);
-  for (const pr of leader.progress.values()) if (pr.member) consider(pr.id, pr.dirId);
+  for (const pr of leader.progress.values()) if (pr.member) consider(pr.id, pr.dirId ?? undefined);
   if (add.length === 0) return null;
   return appendConfiguration(n, leader, { voters: config.voters, observers: config.observers, dirIds: [...(config.dirIds ?? []), ...add] });
 }

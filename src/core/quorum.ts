@@ -24,9 +24,14 @@ export function directoryCounts(n: RaftNode, id: NodeId, dirId: number | undefin
   return recorded === undefined || recorded === dirId;
 }
 
-/** True when the leader counts `pr` in its quorums: a voter whose latest message came from its recorded directory. */
+/**
+ * True when the leader counts `pr` in its quorums: a voter whose latest
+ * message came from its recorded directory, or that has sent none yet in this
+ * term (then it has acknowledged nothing, and only the grace periods of
+ * check-quorum and pull mode's resignation count it).
+ */
 export function counts(n: RaftNode, pr: Progress): boolean {
-  return pr.isVoter && directoryCounts(n, pr.id, pr.dirId);
+  return pr.isVoter && (pr.dirId === undefined || directoryCounts(n, pr.id, pr.dirId ?? undefined));
 }
 
 /**
@@ -36,9 +41,10 @@ export function counts(n: RaftNode, pr: Progress): boolean {
  * forgotten, and replication starts over by probing.
  */
 export function noteDirectory(n: RaftNode, pr: Progress, dirId: number | undefined): void {
-  if (pr.dirId === dirId) return;
+  const from = dirId ?? null;
+  if (pr.dirId === from) return;
   const known = pr.dirId !== undefined;
-  pr.dirId = dirId;
+  pr.dirId = from;
   if (!known) return;
   pr.match = 0;
   pr.next = n.log.lastIndex() + 1;

@@ -104,11 +104,12 @@ export interface Progress {
   /** Both: the newest read round this member has echoed. */
   readSeqAcked: number;
   /**
-   * The directory id on this member's latest message (undefined: none yet, or
-   * it sends none). Everything above was learnt from that directory: a message
-   * from another one starts the record afresh (quorum.noteDirectory).
+   * The directory id on this member's latest message: undefined until one
+   * arrives, null when it carried none. Everything above was learnt from that
+   * directory: a message from another one starts the record afresh
+   * (quorum.noteDirectory).
    */
-  dirId: number | undefined;
+  dirId: number | null | undefined;
 }
 
 /** A linearizable read waiting for its round to be confirmed by a quorum. */

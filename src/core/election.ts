@@ -43,7 +43,7 @@ function requestVotes(n: RaftNode, preVote: boolean, transfer: boolean): void {
   const term = preVote ? n.term + 1 : n.term;
   for (const to of n.otherVoters()) {
     n.send({
-      type: 'vote', from: n.id, to, term, preVote, transfer,
+      type: 'vote', from: n.id, dirId: n.dirId, to, term, preVote, transfer,
       lastIndex: n.log.lastIndex(), lastTerm: n.log.lastTerm(),
     });
   }
@@ -75,7 +75,7 @@ export function onVoteRequest(n: RaftNode, m: VoteRequest): void {
     transitions.resetElectionTimer(n);
   }
   n.send({
-    type: 'voteResponse', from: n.id, to: m.from, term: granted && m.preVote ? m.term : n.term,
+    type: 'voteResponse', from: n.id, dirId: n.dirId, to: m.from, term: granted && m.preVote ? m.term : n.term,
     preVote: m.preVote, granted,
   });
 }
@@ -145,7 +145,7 @@ export function maybeSendTimeoutNow(n: RaftNode, leader: Leader): void {
   const pr = leader.progress.get(t.target);
   if (pr !== undefined && pr.match === n.log.lastIndex()) {
     t.timeoutNowSent = true;
-    n.send({ type: 'timeoutNow', from: n.id, to: t.target, term: n.term });
+    n.send({ type: 'timeoutNow', from: n.id, dirId: n.dirId, to: t.target, term: n.term });
   }
 }
 

@@ -115,12 +115,14 @@ export function maybeRecordDirIds(n: RaftNode, leader: Leader): LogIndex | null 
   const current = n.log.configuration();
   if (current.index > n.log.commit || n.log.term(n.log.commit) !== n.term) return null;
   const config = current.config;
+  // The usual case, cheaply: every member is recorded already.
+  if (config.dirIds !== undefined && config.dirIds.length === config.voters.length + config.observers.length) return null;
   const add: DirIdRecord[] = [];
   const consider = (id: NodeId, dirId: number | undefined): void => {
     if (dirId === undefined || recordedDirId(config, id) !== undefined) return;
     if (config.voters.includes(id) || config.observers.includes(id)) add.push({ node: id, dirId });
   };
-  consider(n.id, n.config.directoryId);
+  consider(n.id, n.dirId);
   for (const pr of leader.progress.values()) if (pr.member) consider(pr.id, pr.dirId ?? undefined);
   if (add.length === 0) return null;
   return appendConfiguration(n, leader, { voters: config.voters, observers: config.observers, dirIds: [...(config.dirIds ?? []), ...add] });

@@ -57,6 +57,11 @@ export class RaftNode {
   readonly config: RaftConfig;
   readonly id: NodeId;
   /**
+   * This node's data directory id (RaftConfig.directoryId), or undefined:
+   * every message the core builds carries it (docs/LOST-DISKS.md).
+   */
+  readonly dirId: number | undefined;
+  /**
    * The configuration in force: the latest in this node's log, committed or
    * not (docs/MEMBERSHIP.md). Invariant: equals log.configuration() after
    * every call into the core.
@@ -96,6 +101,7 @@ export class RaftNode {
   constructor(input: RaftConfigInput, persisted: PersistedState = EMPTY_STATE) {
     this.config = makeConfig(input);
     this.id = this.config.id;
+    this.dirId = this.config.directoryId;
     this.term = persisted.hardState.term;
     this.vote = persisted.hardState.vote;
     this.lastHardState = persisted.hardState;
@@ -343,7 +349,7 @@ export class RaftNode {
    * counted by nobody, but keeps receiving the log.
    */
   isStale(): boolean {
-    return !directoryCounts(this, this.id, this.config.directoryId);
+    return !directoryCounts(this, this.id, this.dirId);
   }
 
   // ---- queries ------------------------------------------------------------
@@ -355,7 +361,7 @@ export class RaftNode {
    */
   dirIdConflict(): DirIdConflict | null {
     const recorded = recordedDirId(this.membership.config, this.id);
-    const mine = this.config.directoryId ?? null;
+    const mine = this.dirId ?? null;
     return recorded === undefined || recorded === mine ? null : { recorded, mine };
   }
 
@@ -444,10 +450,7 @@ export class RaftNode {
    * persisting, once its term is durable (a single voter wins its election
    * in the same step that raised its term, before any ready()).
    */
-  send(message: Message): void {
-    // Every message names the data directory it comes from (docs/LOST-DISKS.md).
-    const dirId = this.config.directoryId;
-    const m: Message = dirId === undefined || message.dirId !== undefined ? message : { ...message, dirId };
+  send(m: Message): void {
     if (this.role.kind === 'leader' && this.lastHardState.term === this.term) this.outNow.push(m);
     else this.outAfterPersist.push(m);
   }
@@ -538,10 +541,10 @@ export class RaftNode {
       case 'installSnapshot':
       case 'beginQuorumEpoch':
         // A deposed leader learns of the new term from the answer.
-        this.send({ type: 'heartbeatResponse', from: this.id, to: m.from, term: this.term, readSeq: 0 });
+        this.send({ type: 'heartbeatResponse', from: this.id, dirId: this.dirId, to: m.from, term: this.term, readSeq: 0 });
         break;
       case 'vote':
-        if (m.preVote) this.send({ type: 'voteResponse', from: this.id, to: m.from, term: this.term, preVote: true, granted: false });
+        if (m.preVote) this.send({ type: 'voteResponse', from: this.id, dirId: this.dirId, to: m.from, term: this.term, preVote: true, granted: false });
         break;
       case 'fetch':
       case 'fetchSnapshot':

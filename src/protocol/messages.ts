@@ -14,12 +14,11 @@ interface Envelope {
   readonly term: Term;
   /**
    * The id of the sender's data directory (docs/LOST-DISKS.md), an integer in
-   * [1, 2^48). The core sets it on everything it sends when its node has one
-   * (RaftConfig.directoryId); absent: the sender has none (or the message was
-   * built by hand), and it counts only where no directory id is recorded for
-   * the sender.
+   * [1, 2^48). The core sets it on everything it builds (RaftConfig.directoryId);
+   * absent or undefined: the sender has none (or the message was built by
+   * hand), and it counts only where no directory id is recorded for the sender.
    */
-  readonly dirId?: number;
+  readonly dirId?: number | undefined;
 }
 
 /** RequestVote (and PreVote when `preVote`): asks for a vote in `term`. */

@@ -48,7 +48,7 @@ export function tickLeader(n: RaftNode, leader: Leader): void {
     // Announce ourselves to members that have not fetched in this term, or not
     // for an election timeout (they may have restarted and forgotten us).
     const silent = !pr.fetchedThisTerm || n.now - pr.lastFetchTick >= n.config.electionTimeoutMinTicks;
-    if (announce && silent) n.send({ type: 'beginQuorumEpoch', from: n.id, to: pr.id, term: n.term });
+    if (announce && silent) n.send({ type: 'beginQuorumEpoch', from: n.id, dirId: n.dirId, to: pr.id, term: n.term });
   }
 }
 
@@ -81,7 +81,7 @@ function answer(n: RaftNode, leader: Leader, pr: Progress, m: FetchRequest): voi
 
 function reply(n: RaftNode, m: FetchRequest | FetchSnapshotRequest, result: FetchResult, readSeq: number): void {
   n.send({
-    type: 'fetchResponse', from: n.id, to: m.from, term: n.term,
+    type: 'fetchResponse', from: n.id, dirId: n.dirId, to: m.from, term: n.term,
     fetchOffset: m.type === 'fetch' ? m.fetchOffset : 0, lastFetchedTerm: m.type === 'fetch' ? m.lastFetchedTerm : 0, result, readSeq,
   });
 }
@@ -159,7 +159,7 @@ export function onFetchSnapshot(n: RaftNode, m: FetchSnapshotRequest): void {
   pr.recentActive = true;
   const chunk = n.config.snapshotReader?.(m.snapshot, m.position, Math.min(m.maxBytes, n.config.snapshotChunkBytes));
   const response: FetchSnapshotResponse = {
-    type: 'fetchSnapshotResponse', from: n.id, to: m.from, term: n.term, snapshot: m.snapshot, position: m.position,
+    type: 'fetchSnapshotResponse', from: n.id, dirId: n.dirId, to: m.from, term: n.term, snapshot: m.snapshot, position: m.position,
     data: chunk?.data ?? new Uint8Array(0), done: chunk?.done ?? false, missing: chunk === undefined,
   };
   n.send(response);
@@ -201,13 +201,13 @@ function sendFetchTo(n: RaftNode, role: Follower | Observer, to: typeof n.id): v
   const inc = role.incomingSnapshot;
   if (inc !== null) {
     n.send({
-      type: 'fetchSnapshot', from: n.id, to, term: n.term, snapshot: inc.meta, position: inc.nextOffset,
+      type: 'fetchSnapshot', from: n.id, dirId: n.dirId, to, term: n.term, snapshot: inc.meta, position: inc.nextOffset,
       maxBytes: n.config.snapshotChunkBytes,
     });
   } else {
     const claimed = role.fetch.claimed;
     n.send({
-      type: 'fetch', from: n.id, to, term: n.term,
+      type: 'fetch', from: n.id, dirId: n.dirId, to, term: n.term,
       fetchOffset: claimed?.offset ?? n.log.lastIndex() + 1,
       lastFetchedTerm: claimed?.term ?? n.log.lastTerm(),
       maxWaitTicks: n.config.fetchMaxWaitTicks, maxBytes: n.config.maxMessageBytes,

@@ -590,11 +590,15 @@ export class Simulator {
    * configuration durably and committed (so that no voter can count the
    * wiped node's new directory as an unrecorded one); no change is in
    * flight on any node that is up (so the voters cannot shrink under it);
-   * and the other voters are a majority without it (else no leader could
-   * ever re-add it).
+   * the other voters are a majority without it (else no leader could ever
+   * re-add it); and it is not the only voter of the bootstrap configuration
+   * (restarted empty, it would elect itself there).
    */
   private mayWipe(node: SimNode): boolean {
     if (this.wiped !== null) return false;
+    // Restarted empty, it starts from the bootstrap configuration: if that
+    // makes it a majority alone, it elects itself (the residual).
+    if (this.voterIds.length === 1 && this.voterIds[0] === node.id) return false;
     const { index, config } = this.committedConfiguration();
     if (index < 0 || recordedDirId(config, node.id) !== node.dirId) return false;
     const isVoter = config.voters.includes(node.id);

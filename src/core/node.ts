@@ -529,7 +529,12 @@ export class RaftNode {
     if (m.type === 'voteResponse' && m.preVote && m.granted) return true;
     const leader = m.type === 'append' || m.type === 'heartbeat' || m.type === 'installSnapshot' ||
       m.type === 'beginQuorumEpoch' ? m.from : m.type === 'fetchResponse' && m.result.kind === 'notLeader' ? m.result.leader : null;
+    const elapsed = this.electionElapsedTicks;
     transitions.becomeFollower(this, m.term, leader);
+    // A vote request restarts the election timer only if the vote is granted
+    // (Raft, Figure 2), not by raising the term: else a candidate that cannot
+    // win, with a faster clock, keeps the one that can from ever campaigning.
+    if (m.type === 'vote') this.electionElapsedTicks = elapsed;
     return true;
   }
 

@@ -61,9 +61,9 @@ test('every message type has an example', () => {
 });
 
 test('golden bytes (a change here is a wire format change)', () => {
-  assert.equal(hex(encodeMessage(EXAMPLES[5]!)), '05026e31026e32070b63');
-  assert.equal(hex(encodeMessage(EXAMPLES[2]!)), '03026e31026e3207090609020a060003010203070100');
-  assert.equal(hex(encodeMessage(EXAMPLES[17]!)), '0c026e31026e32090201030300');
+  assert.equal(hex(encodeMessage(EXAMPLES[5]!)), '05026e31026e3207000b63');
+  assert.equal(hex(encodeMessage(EXAMPLES[2]!)), '03026e31026e320700090609020a060003010203070100');
+  assert.equal(hex(encodeMessage(EXAMPLES[17]!)), '0c026e31026e3209000201030300');
 });
 
 test('hand-written examples round trip', () => {
@@ -98,10 +98,15 @@ const arbNodeId: fc.Arbitrary<NodeId> = fc.oneof(
   fc.string({ unit: 'grapheme-ascii', minLength: 255, maxLength: 255 }),
 ).map(nodeId);
 const arbUint = fc.oneof(fc.nat(200), fc.nat(), fc.maxSafeNat());
+const arbDirIdValue = fc.oneof(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 2 ** 48 - 1 }));
 const arbData = fc.oneof(fc.uint8Array({ maxLength: 8 }), fc.uint8Array({ maxLength: 300 }));
 /** Valid configurations: distinct ids, at least one voter. */
 const arbConfig: fc.Arbitrary<Configuration> = fc.uniqueArray(arbNodeId, { minLength: 1, maxLength: 7 })
-  .chain((ids) => fc.integer({ min: 1, max: ids.length }).map((v) => ({ voters: ids.slice(0, v), observers: ids.slice(v) })));
+  .chain((ids) => fc.tuple(fc.integer({ min: 1, max: ids.length }), fc.subarray(ids), fc.array(arbDirIdValue, { minLength: ids.length, maxLength: ids.length }))
+    .map(([v, recorded, dirIds]): Configuration => {
+      const c = { voters: ids.slice(0, v), observers: ids.slice(v) };
+      return recorded.length === 0 ? c : { ...c, dirIds: recorded.map((node, i) => ({ node, dirId: dirIds[i] as number })) };
+    }));
 const arbSnap = fc.tuple(fc.record({ index: arbUint, term: arbUint }), fc.option(arbConfig, { nil: undefined }))
   .map(([s, config]): SnapshotMeta => (config === undefined ? { ...s } : { ...s, config })); // plain prototype, for deepEqual
 
@@ -125,7 +130,10 @@ const arbResult = (fetchOffset: number): fc.Arbitrary<FetchResult> => fc.oneof(
   fc.option(arbNodeId, { nil: null }).map((leader): FetchResult => ({ kind: 'notLeader', leader })),
 );
 
-const arbMessage: fc.Arbitrary<Message> = fc.record({ from: arbNodeId, to: arbNodeId, term: arbUint }).chain((env) => fc.oneof(
+const arbDirId = fc.oneof(fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 1, max: 2 ** 48 - 1 }));
+const arbEnvelope = fc.tuple(fc.record({ from: arbNodeId, to: arbNodeId, term: arbUint }), fc.option(arbDirId, { nil: undefined }))
+  .map(([env, dirId]) => (dirId === undefined ? env : { ...env, dirId }));
+const arbMessage: fc.Arbitrary<Message> = arbEnvelope.chain((env) => fc.oneof(
   fc.record({ preVote: fc.boolean(), lastIndex: arbUint, lastTerm: arbUint, transfer: fc.boolean() }).map((f): Message => ({ type: 'vote', ...env, ...f })),
   fc.record({ preVote: fc.boolean(), granted: fc.boolean() }).map((f): Message => ({ type: 'voteResponse', ...env, ...f })),
   arbIndex.chain((prevIndex) => fc.record({ prevTerm: arbUint, commit: arbUint, entries: arbEntries(prevIndex + 1) })
@@ -158,7 +166,7 @@ test('property: every generated message round trips to equal value and identical
 // ------------------------------------------------------------ rejections ---
 
 test('decode rejects malformed input with a CodecError naming the field', () => {
-  const hb = encodeMessage(EXAMPLES[5]!); // 05 | 02 6e31 | 02 6e32 | 07 | 0b | 63
+  const hb = encodeMessage(EXAMPLES[5]!); // 05 | 02 6e31 | 02 6e32 | 07 | 00 (no dirId) | 0b | 63
   const patch = (at: number, ...xs: number[]): Uint8Array => {
     const c = hb.slice();
     c.set(xs, at);
@@ -174,10 +182,10 @@ test('decode rejects malformed input with a CodecError naming the field', () => 
   rejects(() => decodeMessage(patch(4, 2, 0xc3, 0x28)), /to: invalid UTF-8/);
   rejects(() => decodeMessage(patch(4, 2, 0xed, 0xa0)), /to: invalid UTF-8/); // a UTF-16 surrogate in UTF-8
   // term as a non-minimal varint (0x87 0x00), and beyond 2^53 - 1
-  rejects(() => decodeMessage(new Uint8Array([...hb.subarray(0, 7), 0x87, 0x00, 0x0b, 0x63])), /term: non-minimal varint/);
-  rejects(() => decodeMessage(new Uint8Array([...hb.subarray(0, 7), 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10, 0x0b, 0x63])), /term: value exceeds/);
-  rejects(() => decodeMessage(new Uint8Array([...hb.subarray(0, 7), ...new Array<number>(9).fill(0x81), 0x01])), /term: varint longer/);
-  const maxSafe = new Uint8Array([...hb.subarray(0, 7), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x0b, 0x63]);
+  rejects(() => decodeMessage(new Uint8Array([...hb.subarray(0, 7), 0x87, 0x00, 0x00, 0x0b, 0x63])), /term: non-minimal varint/);
+  rejects(() => decodeMessage(new Uint8Array([...hb.subarray(0, 7), 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10, 0x00, 0x0b, 0x63])), /term: value exceeds/);
+  rejects(() => decodeMessage(new Uint8Array([...hb.subarray(0, 7), ...new Array<number>(9).fill(0x81), 0x01, 0x00, 0x0b, 0x63])), /term: varint longer/);
+  const maxSafe = new Uint8Array([...hb.subarray(0, 7), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x00, 0x0b, 0x63]);
   assert.equal(decodeMessage(maxSafe).term, 2 ** 53 - 1);
   // bad boolean
   const vr = encodeMessage(EXAMPLES[1]!);
@@ -185,31 +193,31 @@ test('decode rejects malformed input with a CodecError naming the field', () => 
   rejects(() => decodeMessage(vr), /granted: boolean byte is 2/);
   // unknown entry type, unknown result kind
   const app = encodeMessage(EXAMPLES[2]!);
-  const typeAt = 14; // tag, ids (6), term, prevIndex, prevTerm, commit, count, first index, term → type
+  const typeAt = 15; // tag, ids (6), term, dirId, prevIndex, prevTerm, commit, count, first index, term → type
   assert.equal(app[typeAt], 0);
   app[typeAt] = 3;
   rejects(() => decodeMessage(app), /entries\[0\]\.type: unknown entry type 3/);
   const fr = encodeMessage(EXAMPLES[16]!);
-  fr[11] = 4; // tag, ids (6), term, fetchOffset, lastFetchedTerm, readSeq → result kind
+  fr[12] = 4; // tag, ids (6), term, dirId, fetchOffset, lastFetchedTerm, readSeq → result kind
   rejects(() => decodeMessage(fr), /result kind: unknown kind 4/);
 });
 
 test('decode rejects entries the core could not take', () => {
   const base = EXAMPLES[2] as Extract<Message, { type: 'append' }>;
   const raw = encodeMessage(base);
-  // entries starting at 11 after prevIndex 9: the first-index byte is at 12
+  // entries starting at 11 after prevIndex 9: the first-index byte is at 13
   const moved = raw.slice();
-  moved[12] = 11;
+  moved[13] = 11;
   rejects(() => decodeMessage(moved), /append: entries start at 11, not at 10/);
   const zero = encodeMessage({ ...base, prevIndex: 0, entries: [entry(1, 6), entry(2, 7, bytes(), 'noop')] });
-  zero[12] = 0;
+  zero[13] = 0;
   rejects(() => decodeMessage(zero), /first index: 0 with 2 entries/);
   // decreasing terms: 6 then 5
   const dec = raw.slice();
-  dec[19] = 5;
+  dec[20] = 5;
   rejects(() => decodeMessage(dec), /entries\[1\]\.term: term 5 is below 6/);
   // a count larger than the bytes could hold is refused before allocating
-  rejects(() => decodeMessage(new Uint8Array([...raw.subarray(0, 11), 0xff, 0xff, 0xff, 0x7f, 1])), /count: .* cannot fit/);
+  rejects(() => decodeMessage(new Uint8Array([...raw.subarray(0, 12), 0xff, 0xff, 0xff, 0x7f, 1])), /count: .* cannot fit/);
   const fr = EXAMPLES[12] as Extract<Message, { type: 'fetchResponse' }>;
   assert.throws(() => encodeMessage({ ...fr, fetchOffset: 13 }), CodecError);
 });
@@ -292,4 +300,30 @@ test('configuration entries and snapshot ids with a configuration round-trip; an
   assert.throws(() => encodeMessage(bad), CodecError);
   const twice: Message = { ...m, entries: [{ index: 5, term: 3, type: 'config', config: { voters: [a], observers: [a] }, data: new Uint8Array(0) }] };
   assert.throws(() => encodeMessage(twice), CodecError);
+});
+
+test('the sender\'s directory id: golden bytes, round trips, and what is refused', () => {
+  const hb = EXAMPLES[5] as Extract<Message, { type: 'heartbeat' }>;
+  const withDir: Message = { ...hb, dirId: 300 };
+  assert.equal(hex(encodeMessage(withDir)), '05026e31026e3207ac020b63'); // 300 = ac 02
+  assert.deepEqual(decodeMessage(encodeMessage(withDir)), withDir);
+  const top: Message = { ...hb, dirId: 2 ** 48 - 1 };
+  assert.deepEqual(decodeMessage(encodeMessage(top)), top);
+  // absent is written as 0 and read back as absent
+  assert.equal('dirId' in decodeMessage(encodeMessage(hb)), false);
+  rejects(() => encodeMessage({ ...hb, dirId: 0 }), /dirId: 0 is not an integer in \[1, 2\^48\)/);
+  rejects(() => encodeMessage({ ...hb, dirId: 2 ** 48 }), /dirId/);
+  rejects(() => encodeMessage({ ...hb, dirId: 1.5 }), /dirId/);
+  // 2^48 as a varint: 80 80 80 80 80 80 40
+  rejects(() => decodeMessage(new Uint8Array([0x05, 0x02, 0x6e, 0x31, 0x02, 0x6e, 0x32, 0x07, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40, 0x0b, 0x63])),
+    /dirId: 281474976710656 is not below 2\^48/);
+  rejects(() => decodeMessage(new Uint8Array([0x05, 0x02, 0x6e, 0x31, 0x02, 0x6e, 0x32, 0x07, 0x80, 0x00, 0x0b, 0x63])), /dirId: non-minimal varint/);
+});
+
+test('a configuration with directory ids travels in entries and snapshot ids', () => {
+  const config: Configuration = { voters: [a, b], observers: [nodeId('o1')], dirIds: [{ node: b, dirId: 7 }, { node: nodeId('o1'), dirId: 2 ** 40 }] };
+  const s: Message = { type: 'installSnapshot', from: a, to: b, term: 3, snapshot: { index: 9, term: 3, config }, offset: 0, data: bytes(1), done: true, dirId: 5 };
+  assert.deepEqual(decodeMessage(encodeMessage(s)), s);
+  const bad: Message = { ...s, snapshot: { index: 9, term: 3, config: { ...config, dirIds: [{ node: nodeId('zz'), dirId: 1 }] } } };
+  rejects(() => encodeMessage(bad), /not a member/);
 });

@@ -1,6 +1,8 @@
 // Binary encoding of every Raft message (src/protocol/messages.ts).
 //
-// Layout: u8 type tag | from | to | term | the type's fields in a fixed order.
+// Layout: u8 type tag | from | to | term | dirId | the type's fields in a fixed order.
+//   - dirId: the sender's directory id (docs/LOST-DISKS.md) as a varint in
+//     [1, 2^48), or 0 when the message carries none;
 //   - integers (indexes, terms, offsets, counters): canonical unsigned LEB128
 //     varints of non-negative safe integers (< 2^53), at most 8 bytes;
 //   - booleans: one byte, exactly 0 or 1;
@@ -17,7 +19,7 @@
 // right after prevIndex / at fetchOffset), so a malicious or buggy peer
 // cannot trip an assertion in the core.
 
-import type { Entry, SnapshotMeta } from '../protocol/entry.js';
+import { DIR_ID_LIMIT, isDirId, type Entry, type SnapshotMeta } from '../protocol/entry.js';
 import type { NodeId } from '../protocol/ids.js';
 import type { FetchResult, Message, MessageType } from '../protocol/messages.js';
 import { assert, assertNever } from '../util/assert.js';
@@ -26,7 +28,7 @@ import { configurationSize, readConfiguration, writeConfiguration } from './conf
 import { CodecError } from './errors.js';
 
 type FieldKind = 'uint' | 'bool' | 'blob' | 'entries' | 'snapshot' | 'result';
-type Envelope = 'type' | 'from' | 'to' | 'term';
+type Envelope = 'type' | 'from' | 'to' | 'term' | 'dirId';
 type Fields<M> = readonly (readonly [Exclude<keyof M, Envelope> & string, FieldKind])[];
 
 /** Each message type's fields, in wire order; names are checked against the message types. */
@@ -84,7 +86,9 @@ export function encodeMessage(m: Message): Uint8Array {
   const from = shortStringUtf8('from', m.from);
   const to = shortStringUtf8('to', m.to);
   checkUint('term', m.term);
-  let size = 1 + 1 + from.byteLength + 1 + to.byteLength + varintBytes(m.term);
+  if (m.dirId !== undefined && !isDirId(m.dirId)) throw new CodecError(`dirId: ${m.dirId} is not an integer in [1, 2^48)`, null);
+  const dirId = m.dirId ?? 0;
+  let size = 1 + 1 + from.byteLength + 1 + to.byteLength + varintBytes(m.term) + varintBytes(dirId);
   let notLeaderHint: Uint8Array | null = null;
   for (const [name, kind] of fields) {
     const v = rec[name];
@@ -132,6 +136,7 @@ export function encodeMessage(m: Message): Uint8Array {
   w.shortString(from);
   w.shortString(to);
   w.uint(m.term);
+  w.uint(dirId);
   for (const [name, kind] of fields) {
     const v = rec[name];
     switch (kind) {
@@ -263,7 +268,7 @@ function entriesStartProblem(m: Message): string | null {
  * copied out, so the result does not pin `bytes`. Throws CodecError (naming
  * the field and byte offset) on anything malformed: unknown type tag,
  * truncation, trailing bytes, an integer beyond 2^53 - 1 or not minimally
- * encoded, a boolean byte other than 0/1, a node id that is empty or invalid
+ * encoded, a directory id of 2^48 or more, a boolean byte other than 0/1, a node id that is empty or invalid
  * UTF-8, an unknown entry type or fetch result kind, or entries that are not
  * consecutive from where the message says they start.
  */
@@ -278,6 +283,10 @@ export function decodeMessage(bytes: Uint8Array): Message {
     to: r.shortString('to', false) as NodeId,
     term: r.uint('term'),
   };
+  const dirIdAt = r.pos;
+  const dirId = r.uint('dirId');
+  if (dirId >= DIR_ID_LIMIT) r.fail('dirId', `${dirId} is not below 2^48`, dirIdAt);
+  if (dirId !== 0) m['dirId'] = dirId;
   let entriesAt = 0;
   for (const [name, kind] of FIELDS[type] as Fields<Record<string, unknown>>) {
     switch (kind) {

@@ -25,6 +25,9 @@ test('invalid configurations are refused with the reason', () => {
     [{ fetchMaxWaitTicks: 0 }, /fetchMaxWaitTicks must be in \[1/],
     [{ fetchMaxWaitTicks: 10 }, /fetchMaxWaitTicks/],
     [{ maxUncommittedBytes: 0 }, /limits must be positive/],
+    [{ directoryId: 0 }, /directoryId must be an integer in \[1, 2\^48\)/],
+    [{ directoryId: 2 ** 48 }, /directoryId/],
+    [{ directoryId: 1.5 }, /directoryId/],
   ];
   for (const [patch, message] of cases) {
     assert.throws(() => makeConfig({ ...base, ...patch }), (err: unknown) => err instanceof ConfigError && message.test(err.message));
@@ -34,4 +37,9 @@ test('invalid configurations are refused with the reason', () => {
 test('a node in neither list is accepted: a non-member that starts as an observer', () => {
   const c = makeConfig({ ...base, id: nodeId('z') });
   assert.equal(c.voters.includes(c.id), false);
+});
+
+test('a directory id is optional (absent: the node has none) and kept as given', () => {
+  assert.equal(makeConfig(base).directoryId, undefined);
+  assert.equal(makeConfig({ ...base, directoryId: 2 ** 48 - 1 }).directoryId, 2 ** 48 - 1);
 });

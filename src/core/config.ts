@@ -4,7 +4,7 @@
 
 import type { NodeId } from '../protocol/ids.js';
 import type { Random } from '../util/prng.js';
-import type { SnapshotMeta } from '../protocol/entry.js';
+import { isDirId, type SnapshotMeta } from '../protocol/entry.js';
 import type { PlantedBug } from './planted-bugs.js';
 
 /** How the log moves from the leader to the others; fixed per cluster. */
@@ -68,6 +68,17 @@ export interface RaftConfig {
   /** Push mode: a leader without a majority's contact for an election timeout steps down. */
   readonly checkQuorum: boolean;
   readonly random: Random;
+  /**
+   * The id of this node's data directory (docs/LOST-DISKS.md): an integer in
+   * [1, 2^48) that the runtime draws at random when it creates the directory
+   * and keeps in it, so that a node restarted on an empty (lost, replaced)
+   * directory has a new one. Every message carries it; the leader records each
+   * member's in the configuration, and from then on only messages with that id
+   * count for the member. Absent: this node has no directory id (its messages
+   * carry none, nothing is recorded for it, and it counts only where nothing
+   * is recorded for it) — what tests and callers written before issue 7 get.
+   */
+  readonly directoryId?: number;
   readonly snapshotReader?: SnapshotReader;
   /** For the simulator's checker tests only: switch on one deliberate bug. */
   readonly plantedBug?: PlantedBug;
@@ -122,6 +133,7 @@ export function makeConfig(input: RaftConfigInput): RaftConfig {
     problems.push('fetchMaxWaitTicks must be in [1, electionTimeoutMinTicks)');
   }
   if (config.fetchRetryTicks < 1) problems.push('fetchRetryTicks must be >= 1');
+  if (config.directoryId !== undefined && !isDirId(config.directoryId)) problems.push('directoryId must be an integer in [1, 2^48)');
   if (config.maxMessageBytes < 1 || config.snapshotChunkBytes < 1 || config.maxInflightMessages < 1 ||
     config.maxUncommittedBytes < 1 || config.catchUpMaxLagEntries < 0) {
     problems.push('byte and window limits must be positive');

@@ -7,7 +7,7 @@ import type { NodeId } from '../protocol/ids.js';
 import type { TimeoutNow, VoteRequest, VoteResponse } from '../protocol/messages.js';
 import { TransferTargetError } from './errors.js';
 import type { RaftNode } from './node.js';
-import { majority } from './quorum.js';
+import { directoryCounts, majority } from './quorum.js';
 import type { Leader } from './roles.js';
 import * as transitions from './transitions.js';
 
@@ -43,7 +43,7 @@ function requestVotes(n: RaftNode, preVote: boolean, transfer: boolean): void {
   const term = preVote ? n.term + 1 : n.term;
   for (const to of n.otherVoters()) {
     n.send({
-      type: 'vote', from: n.id, to, term, preVote, transfer,
+      type: 'vote', from: n.id, dirId: n.dirId, to, term, preVote, transfer,
       lastIndex: n.log.lastIndex(), lastTerm: n.log.lastTerm(),
     });
   }
@@ -66,13 +66,16 @@ export function onVoteRequest(n: RaftNode, m: VoteRequest): void {
   const upToDate = m.lastTerm > n.log.lastTerm() ||
     (m.lastTerm === n.log.lastTerm() && m.lastIndex >= n.log.lastIndex()) ||
     bug === 'skipUpToDateCheck';
-  const granted = canVote && upToDate;
+  // A node whose configuration records another data directory for it lost
+  // its disk, and with it the votes it cast: it must not vote again until it
+  // is re-added (docs/LOST-DISKS.md).
+  const granted = canVote && upToDate && !n.isStale();
   if (granted && !m.preVote) {
     n.vote = m.from;
     transitions.resetElectionTimer(n);
   }
   n.send({
-    type: 'voteResponse', from: n.id, to: m.from, term: granted && m.preVote ? m.term : n.term,
+    type: 'voteResponse', from: n.id, dirId: n.dirId, to: m.from, term: granted && m.preVote ? m.term : n.term,
     preVote: m.preVote, granted,
   });
 }
@@ -80,6 +83,8 @@ export function onVoteRequest(n: RaftNode, m: VoteRequest): void {
 /** Counts a vote; wins or loses the (pre-)election when a majority has spoken. */
 export function onVoteResponse(n: RaftNode, m: VoteResponse): void {
   const role = n.role;
+  // A vote from a directory other than the one recorded for its sender does not count (docs/LOST-DISKS.md).
+  if (!directoryCounts(n, m.from, m.dirId)) return;
   if (role.kind === 'preCandidate' && m.preVote) {
     role.votes.set(m.from, m.granted);
   } else if (role.kind === 'candidate' && !m.preVote) {
@@ -140,7 +145,7 @@ export function maybeSendTimeoutNow(n: RaftNode, leader: Leader): void {
   const pr = leader.progress.get(t.target);
   if (pr !== undefined && pr.match === n.log.lastIndex()) {
     t.timeoutNowSent = true;
-    n.send({ type: 'timeoutNow', from: n.id, to: t.target, term: n.term });
+    n.send({ type: 'timeoutNow', from: n.id, dirId: n.dirId, to: t.target, term: n.term });
   }
 }
 

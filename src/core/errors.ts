@@ -112,3 +112,30 @@ export class InvalidConfigChangeError extends Error {
     this.change = change;
   }
 }
+
+/**
+ * What a runtime reports when its core's `dirIdConflict()` is not null
+ * (docs/LOST-DISKS.md): the configuration records another data directory for
+ * this node, so its disk was lost or replaced since it last acknowledged
+ * anything. The core does not throw it: the node keeps receiving the log but
+ * never votes, campaigns or counts until an operator removes it and adds it
+ * again.
+ */
+export class DirectoryIdConflictError extends Error {
+  override readonly name = 'DirectoryIdConflictError';
+  readonly node: NodeId;
+  /** The directory id the configuration records for this node. */
+  readonly recorded: number;
+  /** This node's own directory id, or null when it has none. */
+  readonly mine: number | null;
+
+  constructor(node: NodeId, recorded: number, mine: number | null) {
+    super(`${node} runs on data directory ${mine ?? '(none)'}, but the cluster's configuration records directory ${recorded} ` +
+      `for it: its data directory was lost or replaced, so it may have forgotten votes and entries it acknowledged. ` +
+      `It will not vote or count until it is re-added: remove ${node} from the cluster, then add it again ` +
+      `(as an observer, then promote it once it has caught up). See docs/LOST-DISKS.md.`);
+    this.node = node;
+    this.recorded = recorded;
+    this.mine = mine;
+  }
+}

@@ -11,39 +11,50 @@
 //    change adds or removes at most one voter, so that any majority of the old
 //    voters and any majority of the new ones intersect (proposeChange below).
 //  - An observer is promoted only once it has caught up.
+//  - The leader records each member's data directory id (docs/LOST-DISKS.md)
+//    with a configuration entry of the same voters and observers
+//    (maybeRecordDirIds below), under the same one-change-at-a-time rules;
+//    removing a member drops its record.
 //  - A leader that is not a voter of its own latest configuration leads on
 //    without counting itself, and steps down once that configuration commits
 //    (transitions.onLeaderProgress); a node that is not a voter neither votes
 //    nor campaigns (election.ts).
 
-import type { ConfigChange, Configuration, ConfigEntry } from '../protocol/entry.js';
-import { entryBytes } from '../protocol/entry.js';
+import type { ConfigChange, Configuration, ConfigEntry, DirIdRecord } from '../protocol/entry.js';
+import { entryBytes, recordedDirId } from '../protocol/entry.js';
 import type { LogIndex, NodeId } from '../protocol/ids.js';
 import { ConfigChangeInProgressError, InvalidConfigChangeError, LeaderNotReadyError, NotCaughtUpError } from './errors.js';
 import type { RaftNode } from './node.js';
+import { directoryCounts } from './quorum.js';
 import type { Leader } from './roles.js';
 
-/** The configuration after `change`; throws {@link InvalidConfigChangeError} when it does not apply. */
+/**
+ * The configuration after `change`; throws {@link InvalidConfigChangeError}
+ * when it does not apply. Directory ids stay recorded, except a removed
+ * member's (re-added, it is recorded afresh from its first message).
+ */
 export function applyChange(c: Configuration, change: ConfigChange): Configuration {
   const id = change.node;
   const isVoter = c.voters.includes(id);
   const isObserver = c.observers.includes(id);
   const without = (list: readonly NodeId[]): NodeId[] => list.filter((x) => x !== id);
+  const withRecords = (voters: readonly NodeId[], observers: readonly NodeId[], dirIds = c.dirIds): Configuration =>
+    (dirIds === undefined || dirIds.length === 0 ? { voters, observers } : { voters, observers, dirIds });
   switch (change.kind) {
     case 'addObserver':
       if (isVoter || isObserver) throw new InvalidConfigChangeError(change, `${id} is already a ${isVoter ? 'voter' : 'observer'}`);
-      return { voters: c.voters, observers: [...c.observers, id] };
+      return withRecords(c.voters, [...c.observers, id]);
     case 'promote':
       if (!isObserver) throw new InvalidConfigChangeError(change, isVoter ? 'it is already a voter' : 'it is not an observer (add it as one first)');
-      return { voters: [...c.voters, id], observers: without(c.observers) };
+      return withRecords([...c.voters, id], without(c.observers));
     case 'demote':
       if (!isVoter) throw new InvalidConfigChangeError(change, 'it is not a voter');
       if (c.voters.length === 1) throw new InvalidConfigChangeError(change, 'it is the last voter');
-      return { voters: without(c.voters), observers: [...c.observers, id] };
+      return withRecords(without(c.voters), [...c.observers, id]);
     case 'remove':
       if (!isVoter && !isObserver) throw new InvalidConfigChangeError(change, 'it is not a member');
       if (isVoter && c.voters.length === 1) throw new InvalidConfigChangeError(change, 'it is the last voter');
-      return { voters: without(c.voters), observers: without(c.observers) };
+      return withRecords(without(c.voters), without(c.observers), c.dirIds?.filter((r) => r.node !== id));
     default: {
       const never: never = change;
       return never;
@@ -67,15 +78,52 @@ export function proposeChange(n: RaftNode, leader: Leader, change: ConfigChange)
   const next = applyChange(current.config, change);
   if (change.kind === 'promote') {
     const pr = leader.progress.get(change.node);
+    // A member heard from a directory other than its recorded one would be a
+    // voter that never counts (docs/LOST-DISKS.md): it must be removed and re-added.
+    const recorded = recordedDirId(current.config, change.node);
+    if (pr?.dirId != null && !directoryCounts(n, change.node, pr.dirId)) {
+      throw new InvalidConfigChangeError(change, `its data directory ${pr.dirId} is not the one recorded for it (${recorded}): remove it and add it again`);
+    }
     const last = n.log.lastIndex();
     if (pr === undefined || pr.match < n.log.commit || last - pr.match > n.config.catchUpMaxLagEntries) {
       throw new NotCaughtUpError(change.node, pr?.match ?? 0, last);
     }
   }
+  return appendConfiguration(n, leader, next);
+}
+
+function appendConfiguration(n: RaftNode, leader: Leader, next: Configuration): LogIndex {
   const entry: ConfigEntry = { index: n.log.lastIndex() + 1, term: n.term, type: 'config', config: next, data: new Uint8Array(0) };
   n.log.append([entry]);
   leader.uncommittedBytes += entryBytes(entry);
   leader.replicationDue = true;
   n.syncConfiguration();
   return entry.index;
+}
+
+/**
+ * Records directory ids (docs/LOST-DISKS.md): once the leader has committed
+ * an entry of its term and no change is in flight, it appends a configuration
+ * with the same voters and observers that also records the directory id of
+ * every member it has heard from (itself included) for which none is recorded
+ * yet. Recorded ids are never replaced: a member heard from another directory
+ * stays stale until an operator removes and re-adds it. Returns the entry's
+ * index, or null when there was nothing to record (or not yet).
+ */
+export function maybeRecordDirIds(n: RaftNode, leader: Leader): LogIndex | null {
+  if (leader.transfer !== null) return null;
+  const current = n.log.configuration();
+  if (current.index > n.log.commit || n.log.term(n.log.commit) !== n.term) return null;
+  const config = current.config;
+  // The usual case, cheaply: every member is recorded already.
+  if (config.dirIds !== undefined && config.dirIds.length === config.voters.length + config.observers.length) return null;
+  const add: DirIdRecord[] = [];
+  const consider = (id: NodeId, dirId: number | undefined): void => {
+    if (dirId === undefined || recordedDirId(config, id) !== undefined) return;
+    if (config.voters.includes(id) || config.observers.includes(id)) add.push({ node: id, dirId });
+  };
+  consider(n.id, n.dirId);
+  for (const pr of leader.progress.values()) if (pr.member) consider(pr.id, pr.dirId ?? undefined);
+  if (add.length === 0) return null;
+  return appendConfiguration(n, leader, { voters: config.voters, observers: config.observers, dirIds: [...(config.dirIds ?? []), ...add] });
 }

@@ -8,7 +8,7 @@
 // live here; per-message handling lives in election.ts and replication/*.
 
 import {
-  entryBytes, sameConfiguration, type ConfigChange, type Configuration, type Entry, type HardState, type SnapshotMeta,
+  entryBytes, recordedDirId, sameConfiguration, type ConfigChange, type Configuration, type Entry, type HardState, type SnapshotMeta,
 } from '../protocol/entry.js';
 import type { LogIndex, NodeId, Term } from '../protocol/ids.js';
 import type { Message } from '../protocol/messages.js';
@@ -21,7 +21,8 @@ import * as membership from './membership.js';
 import * as push from './replication/push.js';
 import * as pull from './replication/pull.js';
 import * as reads from './read-index.js';
-import type { Ready, ReadState, SnapshotChunk } from './ready.js';
+import { directoryCounts } from './quorum.js';
+import type { DirIdConflict, Ready, ReadState, SnapshotChunk } from './ready.js';
 import type { Leader, Role } from './roles.js';
 import * as timers from './timers.js';
 import * as transitions from './transitions.js';
@@ -55,6 +56,11 @@ export interface CoreStats {
 export class RaftNode {
   readonly config: RaftConfig;
   readonly id: NodeId;
+  /**
+   * This node's data directory id (RaftConfig.directoryId), or undefined:
+   * every message the core builds carries it (docs/LOST-DISKS.md).
+   */
+  readonly dirId: number | undefined;
   /**
    * The configuration in force: the latest in this node's log, committed or
    * not (docs/MEMBERSHIP.md). Invariant: equals log.configuration() after
@@ -95,6 +101,7 @@ export class RaftNode {
   constructor(input: RaftConfigInput, persisted: PersistedState = EMPTY_STATE) {
     this.config = makeConfig(input);
     this.id = this.config.id;
+    this.dirId = this.config.directoryId;
     this.term = persisted.hardState.term;
     this.vote = persisted.hardState.vote;
     this.lastHardState = persisted.hardState;
@@ -279,6 +286,7 @@ export class RaftNode {
       softState: {
         role: this.role.kind, term: this.term, leader: this.leaderId(),
         configuration: this.membership.config, configurationIndex: this.membership.index,
+        dirIdConflict: this.dirIdConflict(),
       },
     };
     this.snapshotToInstall = null;
@@ -311,6 +319,7 @@ export class RaftNode {
     const role = this.role;
     if (role.kind === 'leader') {
       if (!this.isVoter && this.membership.index <= this.log.commit) transitions.stepDownRemoved(this, role);
+      else membership.maybeRecordDirIds(this, role);
     } else {
       transitions.settleReplicaRole(this);
     }
@@ -326,13 +335,35 @@ export class RaftNode {
    * then does not count for itself).
    */
   mayElect(): boolean {
+    if (this.isStale()) return false;
     if (this.isVoter) return true;
     const m = this.membership;
     if (m.index <= this.log.commit || m.index <= this.log.snapshot.index) return false;
     return this.log.configurationAt(m.index - 1).config.voters.includes(this.id);
   }
 
+  /**
+   * True when this node's data directory was lost or replaced: the
+   * configuration in force records another directory id for it
+   * (docs/LOST-DISKS.md). It then never campaigns, refuses every vote, and is
+   * counted by nobody, but keeps receiving the log.
+   */
+  isStale(): boolean {
+    return !directoryCounts(this, this.id, this.dirId);
+  }
+
   // ---- queries ------------------------------------------------------------
+
+  /**
+   * The recorded directory id and this node's own when they differ (its disk
+   * was lost or replaced: see {@link isStale}), else null. The runtime should
+   * report it (DirectoryIdConflictError) until an operator re-adds the node.
+   */
+  dirIdConflict(): DirIdConflict | null {
+    const recorded = recordedDirId(this.membership.config, this.id);
+    const mine = this.dirId ?? null;
+    return recorded === undefined || recorded === mine ? null : { recorded, mine };
+  }
 
   /**
    * The configuration in force on this node: the latest in its log (index 0
@@ -498,7 +529,12 @@ export class RaftNode {
     if (m.type === 'voteResponse' && m.preVote && m.granted) return true;
     const leader = m.type === 'append' || m.type === 'heartbeat' || m.type === 'installSnapshot' ||
       m.type === 'beginQuorumEpoch' ? m.from : m.type === 'fetchResponse' && m.result.kind === 'notLeader' ? m.result.leader : null;
+    const elapsed = this.electionElapsedTicks;
     transitions.becomeFollower(this, m.term, leader);
+    // A vote request restarts the election timer only if the vote is granted
+    // (Raft, Figure 2), not by raising the term: else a candidate that cannot
+    // win, with a faster clock, keeps the one that can from ever campaigning.
+    if (m.type === 'vote') this.electionElapsedTicks = elapsed;
     return true;
   }
 
@@ -510,10 +546,10 @@ export class RaftNode {
       case 'installSnapshot':
       case 'beginQuorumEpoch':
         // A deposed leader learns of the new term from the answer.
-        this.send({ type: 'heartbeatResponse', from: this.id, to: m.from, term: this.term, readSeq: 0 });
+        this.send({ type: 'heartbeatResponse', from: this.id, dirId: this.dirId, to: m.from, term: this.term, readSeq: 0 });
         break;
       case 'vote':
-        if (m.preVote) this.send({ type: 'voteResponse', from: this.id, to: m.from, term: this.term, preVote: true, granted: false });
+        if (m.preVote) this.send({ type: 'voteResponse', from: this.id, dirId: this.dirId, to: m.from, term: this.term, preVote: true, granted: false });
         break;
       case 'fetch':
       case 'fetchSnapshot':

@@ -32,12 +32,14 @@ export type PlantedBug =
   /** Use a configuration from entries received but not appended (a rejected AppendEntries, a stale fetch answer). node.ts adoptUnlogged() */
   | 'configBeforeAppend'
   /** Keep counting a removed voter toward the commit quorum. transitions.ts onConfigurationChanged() */
-  | 'countRemovedVoter';
+  | 'countRemovedVoter'
+  /** Skip the directory id check: a node on a wiped disk votes and is counted as if it still had its old one. quorum.ts directoryCounts() */
+  | 'wipedNodeVotes';
 
 /** Every planted bug, for tools that take one by name (the simulator's CLI); the Record makes the compiler check the list is complete. */
 const ALL: Record<PlantedBug, true> = {
   commitOldTermByCounting: true, doubleVote: true, voteBeforePersist: true, skipUpToDateCheck: true, skipDivergingTruncation: true,
   skipPrevLogCheck: true, countObserverTowardCommit: true, ackBeforePersist: true, commitBeyondMatch: true, overstateTicksUntilDue: true,
-  concurrentConfigChanges: true, keepTruncatedConfig: true, configBeforeAppend: true, countRemovedVoter: true,
+  concurrentConfigChanges: true, keepTruncatedConfig: true, configBeforeAppend: true, countRemovedVoter: true, wipedNodeVotes: true,
 };
 export const PLANTED_BUGS: readonly PlantedBug[] = Object.keys(ALL) as PlantedBug[];

@@ -6,7 +6,7 @@
 // fetch answers, echoed by the followers' next fetch.
 
 import type { RaftNode } from './node.js';
-import { majority } from './quorum.js';
+import { counts, majority } from './quorum.js';
 import type { Leader } from './roles.js';
 
 /** Registers a read with context `ctx` on the leader. */
@@ -36,8 +36,8 @@ export function confirm(n: RaftNode, leader: Leader): void {
   if (newest === undefined) return;
   // Find the newest round acknowledged by a majority of the voters in force
   // (the leader itself only if it is one): sort the echoed rounds.
-  const rounds: number[] = n.isVoter ? [leader.readSeq] : [];
-  for (const pr of leader.progress.values()) if (pr.isVoter) rounds.push(pr.readSeqAcked);
+  const rounds: number[] = n.isVoter && !n.isStale() ? [leader.readSeq] : [];
+  for (const pr of leader.progress.values()) if (counts(n, pr)) rounds.push(pr.readSeqAcked);
   rounds.sort((a, b) => b - a);
   const confirmed = rounds[majority(n.membership.config.voters.length) - 1] ?? 0;
   let released = 0;

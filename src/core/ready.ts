@@ -51,6 +51,19 @@ export interface SoftState {
   readonly configuration: Configuration;
   /** The index of the entry that holds it (0: the bootstrap configuration). */
   readonly configurationIndex: LogIndex;
+  /**
+   * Not null when that configuration records for this node a directory id
+   * other than its own (docs/LOST-DISKS.md): its data directory was lost or
+   * replaced. The node then neither votes, campaigns nor counts; the runtime
+   * should say so (DirectoryIdConflictError) until an operator re-adds it.
+   */
+  readonly dirIdConflict: DirIdConflict | null;
+}
+
+/** A node's directory id against the one its configuration records for it; `mine` is null when the node has none. */
+export interface DirIdConflict {
+  readonly recorded: number;
+  readonly mine: number | null;
 }
 
 /** One batch of work for the runtime; see the contract at the top of this file. */

@@ -103,6 +103,13 @@ export interface Progress {
   parked: { request: FetchRequest; deadlineTick: number } | null;
   /** Both: the newest read round this member has echoed. */
   readSeqAcked: number;
+  /**
+   * The directory id on this member's latest message: undefined until one
+   * arrives, null when it carried none. Everything above was learnt from that
+   * directory: a message from another one starts the record afresh
+   * (quorum.noteDirectory).
+   */
+  dirId: number | null | undefined;
 }
 
 /** A linearizable read waiting for its round to be confirmed by a quorum. */

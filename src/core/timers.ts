@@ -15,6 +15,7 @@
 
 import { assertNever } from '../util/assert.js';
 import type { RaftNode } from './node.js';
+import { counts } from './quorum.js';
 import type { Follower, Leader, Observer } from './roles.js';
 
 /** Ticks until the first tick() that may act; at least 1; Infinity when no tick ever acts. */
@@ -71,7 +72,7 @@ function pullLeaderDue(n: RaftNode, leader: Leader): number {
   let silentSoon = Infinity;
   let announceNeeded = false;
   for (const pr of leader.progress.values()) {
-    if (pr.isVoter) heardFor.push(pr.lastFetchTick + resignAfter - n.now);
+    if (counts(n, pr)) heardFor.push(pr.lastFetchTick + resignAfter - n.now); // as pull.tickLeader counts
     if (pr.parked !== null) due = Math.min(due, pr.parked.deadlineTick - n.now);
     if (!pr.member) continue; // non-members are never announced to (they are only forgotten, which is not output)
     const silentAt = pr.lastFetchTick + n.config.electionTimeoutMinTicks - n.now;

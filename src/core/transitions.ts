@@ -142,7 +142,7 @@ export function becomeLeader(n: RaftNode): void {
   n.log.append([noop]);
   for (let i = n.log.commit + 1; i <= noop.index; i++) leader.uncommittedBytes += entryBytes(n.log.entry(i) as Entry);
   if (n.config.replication === 'pull') {
-    for (const id of n.replicas()) n.send({ type: 'beginQuorumEpoch', from: n.id, to: id, term: n.term });
+    for (const id of n.replicas()) n.send({ type: 'beginQuorumEpoch', from: n.id, dirId: n.dirId, to: id, term: n.term });
   }
 }
 
@@ -151,7 +151,7 @@ export function newProgress(n: RaftNode, id: NodeId, isVoter: boolean, member: b
   return {
     id, isVoter, member, match: 0, next, state: 'probe', probeSent: false, inflight: [],
     commitSent: 0, matchAtLastHeartbeat: 0, outgoingSnapshot: null, recentActive: true, lastFetchTick: n.now,
-    fetchedThisTerm: false, parked: null, readSeqAcked: 0,
+    fetchedThisTerm: false, parked: null, readSeqAcked: 0, dirId: undefined,
   };
 }
 
@@ -181,7 +181,7 @@ export function stepDownRemoved(n: RaftNode, leader: Leader): void {
   for (const pr of leader.progress.values()) {
     if (pr.isVoter && pr.match === n.log.lastIndex() && (best === null || pr.match > best.match)) best = pr;
   }
-  if (best !== null) n.send({ type: 'timeoutNow', from: n.id, to: best.id, term: n.term });
+  if (best !== null) n.send({ type: 'timeoutNow', from: n.id, dirId: n.dirId, to: best.id, term: n.term });
   becomeFollower(n, n.term, null);
 }
 
@@ -268,7 +268,7 @@ function leaveRole(n: RaftNode): void {
   for (const pr of role.progress.values()) {
     if (pr.parked !== null) {
       n.send({
-        type: 'fetchResponse', from: n.id, to: pr.id, term: n.term, fetchOffset: pr.parked.request.fetchOffset,
+        type: 'fetchResponse', from: n.id, dirId: n.dirId, to: pr.id, term: n.term, fetchOffset: pr.parked.request.fetchOffset,
         lastFetchedTerm: pr.parked.request.lastFetchedTerm,
         result: { kind: 'notLeader', leader: null }, readSeq: 0,
       });

@@ -10,6 +10,37 @@ import type { LogIndex, NodeId, Term } from './ids.js';
 export interface Configuration {
   readonly voters: readonly NodeId[];
   readonly observers: readonly NodeId[];
+  /**
+   * The data directory each member is known to run on (docs/LOST-DISKS.md):
+   * a member listed here counts in quorums only through messages that carry
+   * exactly this directory id. Absent or without a member: nothing recorded
+   * for it yet (it counts whatever its directory). Invariants: every node is
+   * a voter or an observer, none twice, each id an integer in [1, 2^48);
+   * never an empty array (absent instead). Order is kept as written.
+   */
+  readonly dirIds?: readonly DirIdRecord[];
+}
+
+/** One member's recorded directory id. */
+export interface DirIdRecord {
+  readonly node: NodeId;
+  readonly dirId: number;
+}
+
+/** Directory ids are integers in [1, DIR_ID_LIMIT). */
+export const DIR_ID_LIMIT = 2 ** 48;
+
+/** True when `x` can be a directory id: an integer in [1, 2^48). */
+export function isDirId(x: unknown): x is number {
+  return typeof x === 'number' && Number.isInteger(x) && x >= 1 && x < DIR_ID_LIMIT;
+}
+
+/** The directory id `c` records for `node`, or undefined when it records none. */
+export function recordedDirId(c: Configuration, node: NodeId): number | undefined {
+  const list = c.dirIds;
+  if (list === undefined) return undefined;
+  for (const r of list) if (r.node === node) return r.dirId;
+  return undefined;
 }
 
 /**
@@ -94,15 +125,24 @@ export function configurationBytes(c: Configuration): number {
   let bytes = 3;
   for (const id of c.voters) bytes += 1 + id.length;
   for (const id of c.observers) bytes += 1 + id.length;
+  if (c.dirIds !== undefined) for (const r of c.dirIds) bytes += 8 + r.node.length;
   return bytes;
 }
 
-/** True when two configurations list the same voters and observers in the same order. */
+/** True when two configurations list the same voters, observers and directory ids in the same order. */
 export function sameConfiguration(a: Configuration, b: Configuration): boolean {
   if (a === b) return true;
   if (a.voters.length !== b.voters.length || a.observers.length !== b.observers.length) return false;
   for (let i = 0; i < a.voters.length; i++) if (a.voters[i] !== b.voters[i]) return false;
   for (let i = 0; i < a.observers.length; i++) if (a.observers[i] !== b.observers[i]) return false;
+  const ad = a.dirIds ?? [];
+  const bd = b.dirIds ?? [];
+  if (ad.length !== bd.length) return false;
+  for (let i = 0; i < ad.length; i++) {
+    const x = ad[i] as DirIdRecord;
+    const y = bd[i] as DirIdRecord;
+    if (x.node !== y.node || x.dirId !== y.dirId) return false;
+  }
   return true;
 }
 
@@ -114,6 +154,16 @@ export function configurationProblem(c: Configuration): string | null {
     if (id.length === 0) return 'an empty node id';
     if (seen.has(id)) return `${id} is listed twice`;
     seen.add(id);
+  }
+  if (c.dirIds !== undefined) {
+    if (c.dirIds.length === 0) return 'an empty list of directory ids (leave it out instead)';
+    const recorded = new Set<string>();
+    for (const r of c.dirIds) {
+      if (!seen.has(r.node)) return `a directory id for ${r.node}, which is not a member`;
+      if (recorded.has(r.node)) return `two directory ids for ${r.node}`;
+      recorded.add(r.node);
+      if (!isDirId(r.dirId)) return `directory id ${r.dirId} of ${r.node} is not an integer in [1, 2^48)`;
+    }
   }
   return null;
 }

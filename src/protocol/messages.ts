@@ -12,6 +12,13 @@ interface Envelope {
   readonly to: NodeId;
   /** The sender's current term. */
   readonly term: Term;
+  /**
+   * The id of the sender's data directory (docs/LOST-DISKS.md), an integer in
+   * [1, 2^48). The core sets it on everything it builds (RaftConfig.directoryId);
+   * absent or undefined: the sender has none (or the message was built by
+   * hand), and it counts only where no directory id is recorded for the sender.
+   */
+  readonly dirId?: number | undefined;
 }
 
 /** RequestVote (and PreVote when `preVote`): asks for a vote in `term`. */

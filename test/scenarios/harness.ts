@@ -13,7 +13,7 @@
 import { RaftNode } from '../../src/core/node.js';
 import type { RaftConfigInput } from '../../src/core/config.js';
 import type { PlantedBug } from '../../src/core/planted-bugs.js';
-import type { ReadState } from '../../src/core/ready.js';
+import type { ReadState, SoftState } from '../../src/core/ready.js';
 import type { ConfigChange, Entry } from '../../src/protocol/entry.js';
 import { nodeId, type NodeId } from '../../src/protocol/ids.js';
 import type { Message } from '../../src/protocol/messages.js';
@@ -39,6 +39,12 @@ export interface ClusterOptions {
   readonly config?: ConfigOverrides;
   /** Snapshots are padded to at least this many bytes, so transfers take several chunks. */
   readonly snapshotPadBytes?: number;
+  /**
+   * Give every node a data directory id (RaftConfig.directoryId): 101, 102, …
+   * in creation order; a wipe() draws the next one. Without it nodes have
+   * none, as before issue 7.
+   */
+  readonly directoryIds?: boolean;
 }
 
 /** A predicate over messages, for delivering, dropping or counting. */
@@ -53,7 +59,12 @@ const plantedBug = process.env['QUORUMLOG_PLANTED_BUG'] as PlantedBug | undefine
 /** One machine: its disk survives a crash; its core, state machine and outputs do not. */
 export class TestNode {
   readonly id: NodeId;
-  readonly disk = new SimDisk();
+  /** Replaced by an empty one by Cluster.wipe(). */
+  disk = new SimDisk();
+  /** The id of the data directory on `disk`, if the cluster gives them (ClusterOptions.directoryIds). */
+  dirId: number | undefined;
+  /** The soft state of the last Ready. */
+  softState: SoftState | null = null;
   readonly random: Prng;
   core: RaftNode | null = null;
   /** The state machine: data payloads applied, in log order (no-ops leave no trace). */
@@ -96,6 +107,7 @@ export class Cluster {
   private readonly blocked = new Set<string>();
   private dropRules: MessageFilter[] = [];
   private readonly opts: ClusterOptions;
+  private nextDirId = 101;
 
   constructor(opts: ClusterOptions) {
     this.opts = opts;
@@ -106,6 +118,7 @@ export class Cluster {
     const spareIds = Array.from({ length: opts.spares ?? 0 }, (_, i) => nodeId(`s${i + 1}`));
     for (const id of [...this.voterIds, ...this.observerIds, ...spareIds]) {
       const node = new TestNode(id, root.fork());
+      if (opts.directoryIds === true) node.dirId = this.nextDirId++;
       this.nodes.set(id, node);
       this.start(node);
     }
@@ -147,9 +160,21 @@ export class Cluster {
     this.start(n);
   }
 
+  /**
+   * A crashed node's data directory is lost: it gets an empty disk and a new
+   * directory id (when the cluster gives them). restart() then starts it on it.
+   */
+  wipe(id: string): void {
+    const n = this.node(id);
+    if (n.core !== null) throw new Error(`${id} is running`);
+    n.disk = new SimDisk();
+    if (n.dirId !== undefined) n.dirId = this.nextDirId++;
+  }
+
   private start(n: TestNode): void {
     n.core = new RaftNode({
       ...this.opts.config, id: n.id, voters: this.voterIds, observers: this.observerIds, replication: this.mode,
+      ...(n.dirId === undefined ? {} : { directoryId: n.dirId }),
       random: n.random, ...(plantedBug === undefined ? {} : { plantedBug }),
       snapshotReader: (meta, position, maxBytes) => {
         const s = n.disk.snapshot;
@@ -264,6 +289,7 @@ export class Cluster {
       if (guard > 1000) throw new Error(`${n.id}: ready() never runs dry`);
       const core = n.core;
       const r = core.ready();
+      n.softState = r.softState;
       this.send(r.messages);
       if (n.crashBeforePersist) {
         n.crashBeforePersist = false;

@@ -8,7 +8,9 @@
 //   stateMachineSafety  no two nodes apply different entries (or reach different states) at one index
 //   monotonic           term never goes back on a node; commit and applied never go back within a run of it
 //   durableMajority     an entry a leader commits is durable on a majority of the voters of the
-//                       leader's configuration in force (the latest in its log)
+//                       leader's configuration in force (the latest in its log), counting a voter
+//                       only while its disk is the directory that configuration records for it
+//                       (a wiped disk is a lost copy, docs/LOST-DISKS.md)
 //   commitRule          a leader moves its commit index only onto an entry of its own term (Raft 5.4.2)
 //   persistenceContract votes and acknowledgements leave only once what they promise is durable
 //   observerCounted     a node that is not a voter of the configuration in its log never campaigns
@@ -20,16 +22,19 @@
 //                       committed at its index
 //   configChange        a leader appends a configuration only once the previous one and an entry of
 //                       its own term are committed, and each changes the voters by one server at most
+//   staleNotCounted     a node whose configuration (in its log) records another directory id for it
+//                       (its disk was wiped) never grants a vote, campaigns or leads
 //   staleRead           a linearizable read sees every entry committed before it began
 //   liveness            (simulator) after healing, a leader commits a new proposal within a bound
 //   storage             (durable disk) recovery refused data it wrote itself as corrupt
 //   unexpected          any other exception escaping the node or its disk
 
 import type { Ready } from '../../src/core/ready.js';
-import { sameConfiguration, type Configuration, type Entry } from '../../src/protocol/entry.js';
+import { recordedDirId, sameConfiguration, type Configuration, type Entry } from '../../src/protocol/entry.js';
 import type { NodeId } from '../../src/protocol/ids.js';
 import type { Message } from '../../src/protocol/messages.js';
 import { majority } from '../../src/core/quorum.js';
+import type { NodeDisk } from './disk.js';
 import type { Simulator, SimNode } from './simulator.js';
 import { entryDigest } from './state-machine.js';
 
@@ -37,6 +42,7 @@ import { entryDigest } from './state-machine.js';
 export type Rule =
   | 'electionSafety' | 'logMatching' | 'leaderCompleteness' | 'stateMachineSafety' | 'monotonic'
   | 'durableMajority' | 'commitRule' | 'persistenceContract' | 'observerCounted' | 'configInForce' | 'configChange' | 'snapshotConfig'
+  | 'staleNotCounted'
   | 'staleRead' | 'liveness' | 'coreAssertion'
   | 'storage' | 'ticksUntilDue' | 'unexpected';
 
@@ -72,11 +78,33 @@ export class Checker {
   /** index -> state machine digest after applying it. */
   private readonly stateAt = new Map<number, number>();
   private readonly watch = new Map<NodeId, NodeWatch>();
+  /**
+   * The disks of wiped directories, by "node/dirId", as they were when lost:
+   * what a leader learnt from them before the loss (or from their packets
+   * still in flight) was true of a directory that existed.
+   */
+  private readonly lostDisks = new Map<string, NodeDisk>();
   /** The highest index any node has seen committed. */
   committedIndex = 0;
 
   constructor(sim: Simulator) {
     this.sim = sim;
+  }
+
+  /** The configurations seen committed, by index. */
+  committedConfigurations(): ReadonlyMap<number, Configuration> {
+    return this.committedConfigs;
+  }
+
+  /**
+   * The node restarts on an empty disk with a new directory id: its term,
+   * commit and applied index start again from zero, which is what a lost
+   * disk looks like, not a broken rule. What it must not do then is checked
+   * by staleNotCounted, and by the rules on everything committed.
+   */
+  onWipe(node: SimNode): void {
+    this.watch.delete(node.id);
+    this.lostDisks.set(`${node.id}/${node.dirId}`, node.disk);
   }
 
   onStart(node: SimNode): void {
@@ -110,6 +138,10 @@ export class Checker {
     }
     const s = r.softState;
     const inLog = core.log.configuration();
+    if ((s.role === 'preCandidate' || s.role === 'candidate' || s.role === 'leader') && isStale(node)) {
+      throw new Violation('staleNotCounted', `${node.id} on directory ${node.dirId} is ${s.role} in term ${s.term}, ` +
+        `but the configuration in its log (at ${inLog.index}) records directory ${recordedDirId(inLog.config, node.id)} for it`);
+    }
     if (s.role !== 'observer' && !mayElect(node) && !(s.role === 'leader' && inLog.index > core.log.commit)) {
       throw new Violation('observerCounted', `${node.id}, not a voter of the configuration in its log (at ${inLog.index}), is ${s.role} in term ${s.term}`);
     }
@@ -134,7 +166,9 @@ export class Checker {
       if (e.type !== 'config' || e.term !== core.term) continue;
       const prev = core.log.configurationAt(e.index - 1);
       const prevEntry = core.log.entry(prev.index);
-      const prevCommitted = prev.index <= core.log.snapshot.index ||
+      // (The leader's own commit index counts: it may append right after the
+      // answer that moved it, before the checker has seen that commit.)
+      const prevCommitted = prev.index <= core.log.snapshot.index || prev.index <= core.log.commit ||
         (prev.index <= this.committedIndex && prevEntry !== undefined && this.committed.get(prev.index) === entryDigest(prevEntry));
       if (!prevCommitted) {
         throw new Violation('configChange', `${node.id}, leader of term ${core.term}, appended a configuration at ${e.index} ` +
@@ -188,6 +222,11 @@ export class Checker {
         return;
       case 'voteResponse':
         if (!m.granted) return;
+        if (isStale(node)) {
+          throw new Violation('staleNotCounted', `${node.id} on directory ${node.dirId} granted a ${m.preVote ? 'pre-' : ''}vote to ${m.to} ` +
+            `in term ${m.term}, but the configuration in its log records directory ` +
+            `${node.core === null ? '?' : recordedDirId(node.core.log.configuration().config, node.id)} for it`);
+        }
         // Any node may grant a vote (docs/MEMBERSHIP.md); what must hold is that
         // candidates count only their voters' votes, which electionSafety and
         // leaderCompleteness check by their consequences.
@@ -316,10 +355,18 @@ export class Checker {
     const core = node.core;
     if (core === null) return;
     const term = core.log.term(index);
-    const voters = core.log.configuration().config.voters;
+    const config = core.log.configuration().config;
+    const voters = config.voters;
     let durable = 0;
     for (const id of voters) {
-      const disk = (this.sim.nodes.get(id) as SimNode).disk;
+      const voter = this.sim.nodes.get(id) as SimNode;
+      // Only the directory recorded for the voter counts. When the voter's
+      // disk is another one, the recorded one was lost: its copy counts as
+      // it was when lost (the leader may still be using an acknowledgement
+      // that directory sent before), never the new disk's.
+      const recorded = recordedDirId(config, id);
+      const disk = recorded === undefined || recorded === voter.dirId ? voter.disk : this.lostDisks.get(`${id}/${recorded}`);
+      if (disk === undefined) continue;
       if ((disk.snapshot !== null && disk.snapshot.meta.index >= index) || disk.term(index) === term) durable++;
     }
     if (durable < majority(voters.length)) {
@@ -344,6 +391,14 @@ function mayElect(node: SimNode): boolean {
   if (inLog.config.voters.includes(node.id)) return true;
   if (inLog.index <= core.log.commit || inLog.index <= core.log.snapshot.index) return false;
   return core.log.configurationAt(inLog.index - 1).config.voters.includes(node.id);
+}
+
+/** True when the configuration in the node's log records a directory id for it other than its disk's. */
+function isStale(node: SimNode): boolean {
+  const core = node.core;
+  if (core === null) return false;
+  const recorded = recordedDirId(core.log.configuration().config, node.id);
+  return recorded !== undefined && recorded !== node.dirId;
 }
 
 /** How many nodes are voters of exactly one of `a` and `b`. */

@@ -110,7 +110,7 @@ export const METADATA_OBSERVERS = 100;
 export function metadataOptions(seed: number, mode: 'push' | 'pull', workload: () => SimWorkload, observers = METADATA_OBSERVERS): SimOptions {
   return {
     ...optionsFromSeed(seed, { mode, durableDisk: false }),
-    voters: 3, observers, spares: 0, membershipEveryMs: 0, faultPhaseMs: 1500, proposeEveryMs: 5, compactEveryMs: 5, snapshotPadBytes: 0, settleMs: 1000, workload,
+    voters: 3, observers, spares: 0, membershipEveryMs: 0, wipeRate: 0, faultPhaseMs: 1500, proposeEveryMs: 5, compactEveryMs: 5, snapshotPadBytes: 0, settleMs: 1000, workload,
   };
 }
 

@@ -61,6 +61,14 @@ export interface SimOptions {
   /** Probability that an fsync of the durable disk fails (the node then stops). */
   readonly diskSyncFailureRate: number;
   readonly plantedBug?: PlantedBug;
+  /**
+   * Probability that a crashed node restarts on an empty disk with a fresh
+   * directory id (a lost disk, docs/LOST-DISKS.md), when a wipe is allowed
+   * then: one wiped node at a time, only once its directory id is recorded in
+   * a committed configuration that every other voter holds durably, and only
+   * where the other voters are a majority without it.
+   */
+  readonly wipeRate: number;
   /** After liveness is met, run on (healed, no new proposals) for this many virtual ms, so that every node can catch up; default 0. */
   readonly settleMs?: number;
   /** An application workload (state machine + proposals) beside the digest machine; absent: string proposals. */
@@ -113,6 +121,7 @@ export function optionsFromSeed(
     durableDisk: false,
     segmentBytes: 4096,
     diskSyncFailureRate: 0,
+    wipeRate: 0,
     ...(force.plantedBug === undefined ? {} : { plantedBug: force.plantedBug }),
   };
   // After healing: a few election rounds (split votes included), plus the
@@ -127,5 +136,7 @@ export function optionsFromSeed(
   // Drawn after the durable disk, for the same reason.
   const spares = r.pick([0, 1, 2]);
   const membershipEveryMs = r.pick([0, 100, 300, 1000]);
-  return { ...opts, durableDisk, segmentBytes, diskSyncFailureRate, maxUncommittedBytes, spares, membershipEveryMs, livenessBoundTicks: 12 * opts.electionTimeoutMaxTicks + Math.ceil(opts.restartMaxMs / opts.tickMs) };
+  // Drawn last, for the same reason.
+  const wipeRate = r.pick([0, 0, 0.1, 0.3]);
+  return { ...opts, durableDisk, segmentBytes, diskSyncFailureRate, maxUncommittedBytes, spares, membershipEveryMs, wipeRate, livenessBoundTicks: 12 * opts.electionTimeoutMaxTicks + Math.ceil(opts.restartMaxMs / opts.tickMs) };
 }

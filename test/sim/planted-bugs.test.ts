@@ -35,6 +35,7 @@ const CASES: readonly Case[] = [
   { bug: 'keepTruncatedConfig', modes: ['push', 'pull'], rules: ['configInForce', 'observerCounted'] },
   { bug: 'configBeforeAppend', modes: ['push', 'pull'], rules: ['configInForce', 'observerCounted'] },
   { bug: 'countRemovedVoter', modes: ['push', 'pull'], rules: ['durableMajority'] },
+  { bug: 'wipedNodeVotes', modes: ['push', 'pull'], rules: ['staleNotCounted', 'durableMajority', 'leaderCompleteness', 'stateMachineSafety'] },
 ];
 
 for (const c of CASES) {

@@ -6,13 +6,17 @@
 // Membership changes (docs/MEMBERSHIP.md) come from the workload: the leader
 // is asked, at random times, to add, promote, demote or remove one member;
 // spare nodes outside the bootstrap configuration are there to be added.
+// Lost disks (docs/LOST-DISKS.md): a crashed node may restart on an empty
+// disk with a fresh directory id (SimOptions.wipeRate); the workload notices
+// the stale node (softState.dirIdConflict) and re-adds it: remove, add as an
+// observer, promote once caught up.
 
 import {
   ConfigChangeInProgressError, InvalidConfigChangeError, LeaderNotReadyError, LeaderTransferInProgressError, NotCaughtUpError,
 } from '../../src/core/errors.js';
 import { RaftNode } from '../../src/core/node.js';
 import type { Ready } from '../../src/core/ready.js';
-import type { ConfigChange, Entry } from '../../src/protocol/entry.js';
+import { recordedDirId, type ConfigChange, type Configuration, type Entry } from '../../src/protocol/entry.js';
 import { nodeId, type NodeId } from '../../src/protocol/ids.js';
 import type { Message } from '../../src/protocol/messages.js';
 import { AssertionError } from '../../src/util/assert.js';
@@ -38,6 +42,7 @@ type SimEvent =
   | { kind: 'compact' }
   | { kind: 'transfer' }
   | { kind: 'membership' }
+  | { kind: 'repair' }
   | { kind: 'faultsEnd' }
   | { kind: 'livenessProbe' };
 
@@ -46,7 +51,10 @@ type EventBody = SimEvent;
 /** One simulated machine: its disk survives crashes, the rest does not. */
 export interface SimNode {
   readonly id: NodeId;
-  readonly disk: NodeDisk;
+  /** Replaced by an empty one when the node is wiped. */
+  disk: NodeDisk;
+  /** The id of the data directory on `disk` (RaftConfig.directoryId); a wipe draws a new one. */
+  dirId: number;
   readonly random: Prng;
   readonly tickPeriodMs: number;
   core: RaftNode | null;
@@ -93,6 +101,11 @@ export class Simulator {
   readonly checker: Checker;
   /** Membership changes the leaders accepted, and those they refused (by error name). */
   readonly membershipStats = { accepted: 0, refused: new Map<string, number>() };
+  /** Lost disks: nodes wiped, re-added (their new directory recorded), and stale nodes seen reporting the conflict. */
+  readonly wipeStats = { wiped: 0, readded: 0, conflictsReported: 0 };
+  /** The node wiped and not yet re-added (at most one at a time), and whether it was a voter. */
+  private wiped: { id: NodeId; wasVoter: boolean; conflictSeen: boolean } | null = null;
+  private dirIdRng: Prng | null = null;
   now = 0;
   events = 0;
   private seq = 0;
@@ -122,9 +135,8 @@ export class Simulator {
       const skew = (this.rng.float() * 2 - 1) * opts.clockSkew;
       const node: SimNode = {
         id,
-        disk: opts.durableDisk
-          ? new DurableSimDisk(this.rng.fork(), { segmentBytes: opts.segmentBytes, syncFailureProbability: opts.diskSyncFailureRate, killRate: 0.5 })
-          : new SimDisk(),
+        disk: this.newDisk(),
+        dirId: this.newDirId(),
         random: this.rng.fork(),
         tickPeriodMs: opts.tickMs * (1 + skew), core: null, sm: new DigestStateMachine(), app: null, incarnation: 0,
         crashDuringPersist: false, reads: new Map(), quietTicks: 0,
@@ -140,6 +152,20 @@ export class Simulator {
     this.scheduleNext('crash', opts.crashEveryMs);
     this.scheduleNext('partition', opts.partitionEveryMs);
     this.scheduleNext('membership', opts.membershipEveryMs);
+    if (opts.wipeRate > 0) this.schedule(REPAIR_EVERY_MS, { kind: 'repair' });
+  }
+
+  private newDisk(): NodeDisk {
+    const o = this.opts;
+    return o.durableDisk
+      ? new DurableSimDisk(this.rng.fork(), { segmentBytes: o.segmentBytes, syncFailureProbability: o.diskSyncFailureRate, killRate: 0.5 })
+      : new SimDisk();
+  }
+
+  /** A fresh directory id in [2^16, 2^47), from a stream of its own (so that the run's other draws stay as they were). */
+  private newDirId(): number {
+    this.dirIdRng ??= new Prng(this.opts.seed ^ 0x0d1d);
+    return this.dirIdRng.int(1, 2 ** 31) * 2 ** 16 + this.dirIdRng.int(0, 2 ** 16);
   }
 
   /** Runs until the liveness check passes or fails, or a violation is found. */
@@ -187,7 +213,7 @@ export class Simulator {
       return;
     }
     node.core = new RaftNode({
-      id: node.id, voters: this.voterIds, observers: this.observerIds, replication: o.mode, random: node.random,
+      id: node.id, voters: this.voterIds, observers: this.observerIds, replication: o.mode, random: node.random, directoryId: node.dirId,
       electionTimeoutMinTicks: o.electionTimeoutMinTicks, electionTimeoutMaxTicks: o.electionTimeoutMaxTicks,
       heartbeatIntervalTicks: o.heartbeatIntervalTicks, fetchMaxWaitTicks: o.fetchMaxWaitTicks,
       maxMessageBytes: o.maxMessageBytes, maxInflightMessages: o.maxInflightMessages, maxUncommittedBytes: o.maxUncommittedBytes,
@@ -237,6 +263,8 @@ export class Simulator {
       case 'deliver': {
         const node = this.nodes.get(ev.msg.to);
         if (node?.core == null) return;
+        // (A wiped machine's packets from before the wipe may still arrive:
+        // the lost directory really did hold what they acknowledge.)
         this.checker.onReceive(node, ev.msg);
         node.core.step(ev.msg);
         this.drain(node);
@@ -257,9 +285,15 @@ export class Simulator {
       }
       case 'restart': {
         const node = this.nodes.get(ev.node) as SimNode;
-        if (node.core === null) this.start(node);
+        if (node.core !== null) break;
+        if (this.faultsActive && this.opts.wipeRate > 0 && this.rng.chance(this.opts.wipeRate) && this.mayWipe(node)) this.wipe(node);
+        this.start(node);
         break;
       }
+      case 'repair':
+        this.repair();
+        this.schedule(REPAIR_EVERY_MS, { kind: 'repair' });
+        break;
       case 'partition': {
         if (!this.faultsActive) return;
         this.partition();
@@ -337,6 +371,10 @@ export class Simulator {
       const core = node.core;
       const r: Ready = core.ready();
       this.checker.onReady(node, r);
+      if (r.softState.dirIdConflict !== null && this.wiped?.id === node.id && !this.wiped.conflictSeen) {
+        this.wiped.conflictSeen = true;
+        this.wipeStats.conflictsReported++;
+      }
       for (const m of r.messages) {
         this.checker.onSend(node, m);
         this.send(m);
@@ -506,8 +544,17 @@ export class Simulator {
     for (const id of this.nodes.keys()) {
       if (!config.voters.includes(id) && !config.observers.includes(id)) changes.push({ kind: 'addObserver', node: id });
     }
-    for (const id of config.observers) changes.push({ kind: 'promote', node: id }, { kind: 'promote', node: id }, { kind: 'remove', node: id });
-    if (config.voters.length > 1) for (const id of config.voters) changes.push({ kind: 'demote', node: id }, { kind: 'remove', node: id });
+    for (const id of config.observers) {
+      // The wiped node's promotion is the repair's (it must be re-added first).
+      if (id !== this.wiped?.id) changes.push({ kind: 'promote', node: id }, { kind: 'promote', node: id });
+      changes.push({ kind: 'remove', node: id });
+    }
+    // While a wiped voter is stale it does not count: removing or demoting
+    // another voter then could leave no majority at all (an operator's
+    // mistake the core cannot prevent), so the workload does not.
+    if (config.voters.length > 1 && this.wiped === null) {
+      for (const id of config.voters) changes.push({ kind: 'demote', node: id }, { kind: 'remove', node: id });
+    }
     if (changes.length === 0) return;
     const change = this.rng.pick(changes);
     try {
@@ -520,6 +567,101 @@ export class Simulator {
       return;
     }
     this.drain(node);
+  }
+
+  /** The latest configuration the checker has seen committed, and its index (-1 and the bootstrap one when none). */
+  private committedConfiguration(): { index: number; config: Configuration } {
+    let index = -1;
+    let config: Configuration = { voters: this.voterIds, observers: this.observerIds };
+    for (const [i, c] of this.checker.committedConfigurations()) {
+      if (i > index) {
+        index = i;
+        config = c;
+      }
+    }
+    return { index, config };
+  }
+
+  /**
+   * True when wiping `node` stays within what quorumlog promises
+   * (docs/LOST-DISKS.md): no other node is wiped and not yet re-added; the
+   * node's current directory id is recorded in the latest committed
+   * configuration; every other voter of it is up and holds that
+   * configuration durably and committed (so that no voter can count the
+   * wiped node's new directory as an unrecorded one); no change is in
+   * flight on any node that is up (so the voters cannot shrink under it);
+   * the other voters are a majority without it (else no leader could ever
+   * re-add it); and it is not the only voter of the bootstrap configuration
+   * (restarted empty, it would elect itself there).
+   */
+  private mayWipe(node: SimNode): boolean {
+    if (this.wiped !== null) return false;
+    // Restarted empty, it starts from the bootstrap configuration: if that
+    // makes it a majority alone, it elects itself (the residual).
+    if (this.voterIds.length === 1 && this.voterIds[0] === node.id) return false;
+    const { index, config } = this.committedConfiguration();
+    if (index < 0 || recordedDirId(config, node.id) !== node.dirId) return false;
+    const isVoter = config.voters.includes(node.id);
+    if (isVoter && config.voters.length - 1 < Math.floor(config.voters.length / 2) + 1) return false;
+    for (const id of config.voters) {
+      if (id === node.id) continue;
+      const core = this.nodes.get(id)?.core;
+      if (core == null || core.log.commit < index || core.log.stable < index) return false;
+    }
+    for (const other of this.nodes.values()) if (other.core != null && other.core.membership.index > index) return false;
+    return true;
+  }
+
+  /** The machine comes back with an empty disk and a fresh directory id. */
+  private wipe(node: SimNode): void {
+    const { config } = this.committedConfiguration();
+    this.wiped = { id: node.id, wasVoter: config.voters.includes(node.id), conflictSeen: false };
+    this.wipeStats.wiped++;
+    this.checker.onWipe(node);
+    node.disk = this.newDisk();
+    node.dirId = this.newDirId();
+  }
+
+  /**
+   * Re-adds the wiped node once it has reported its conflict: the leader
+   * removes it, adds it back as an observer, and promotes it once it has
+   * caught up if it was a voter; its new directory id is then recorded by the
+   * leader on its own. Done when a committed configuration records the new
+   * id (with the node a voter again if it was one). Runs after the faults
+   * too, so that liveness does not depend on the random membership changes.
+   */
+  private repair(): void {
+    const w = this.wiped;
+    if (w === null) return;
+    const node = this.nodes.get(w.id) as SimNode;
+    const done = this.committedConfiguration().config;
+    if (recordedDirId(done, w.id) === node.dirId && (!w.wasVoter || done.voters.includes(w.id))) {
+      this.wiped = null;
+      this.wipeStats.readded++;
+      return;
+    }
+    const leader = this.leader();
+    const ln = leader === null ? undefined : this.nodes.get(leader);
+    const core = ln?.core;
+    if (ln === undefined || core == null || leader === w.id) return;
+    const config = core.membership.config;
+    const member = config.voters.includes(w.id) || config.observers.includes(w.id);
+    const recorded = recordedDirId(config, w.id);
+    // The operator acts on the node's report (softState.dirIdConflict) of a record it no longer matches.
+    if (member && recorded !== undefined && recorded !== node.dirId && !w.conflictSeen) return;
+    let change: ConfigChange | null = null;
+    if (member && recorded !== undefined && recorded !== node.dirId) change = { kind: 'remove', node: w.id };
+    else if (!member) change = { kind: 'addObserver', node: w.id };
+    else if (w.wasVoter && config.observers.includes(w.id)) change = { kind: 'promote', node: w.id };
+    if (change === null) return;
+    try {
+      core.proposeConfigChange(change);
+    } catch (e) {
+      if (!(e instanceof ConfigChangeInProgressError || e instanceof LeaderNotReadyError || e instanceof NotCaughtUpError ||
+        e instanceof InvalidConfigChangeError || e instanceof LeaderTransferInProgressError)) throw e;
+      return;
+    }
+    this.drain(ln);
   }
 
   /** The workload's part of a snapshot: what follows the digest machine's bytes (12 + pad); null without a snapshot. */
@@ -537,6 +679,9 @@ export class Simulator {
     this.schedule(delay, { kind } as EventBody);
   }
 }
+
+/** How often the workload looks for a wiped node to re-add (virtual ms). */
+const REPAIR_EVERY_MS = 50;
 
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();

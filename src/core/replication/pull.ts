@@ -17,7 +17,7 @@ import { assert } from '../../util/assert.js';
 import { maybeSendTimeoutNow } from '../election.js';
 import type { NodeId } from '../../protocol/ids.js';
 import type { RaftNode } from '../node.js';
-import { hasMajority } from '../quorum.js';
+import { counts, hasMajority, noteDirectory } from '../quorum.js';
 import * as reads from '../read-index.js';
 import type { Follower, Leader, Observer, Progress } from '../roles.js';
 import * as transitions from '../transitions.js';
@@ -30,7 +30,7 @@ export function tickLeader(n: RaftNode, leader: Leader): void {
   const resignAfterTicks = Math.floor(1.5 * n.config.electionTimeoutMinTicks);
   const heard = [n.id];
   for (const pr of leader.progress.values()) {
-    if (pr.isVoter && n.now - pr.lastFetchTick < resignAfterTicks) heard.push(pr.id);
+    if (counts(n, pr) && n.now - pr.lastFetchTick < resignAfterTicks) heard.push(pr.id);
   }
   if (!hasMajority(n, heard)) {
     transitions.becomeFollower(n, n.term, null);
@@ -48,7 +48,7 @@ export function tickLeader(n: RaftNode, leader: Leader): void {
     // Announce ourselves to members that have not fetched in this term, or not
     // for an election timeout (they may have restarted and forgotten us).
     const silent = !pr.fetchedThisTerm || n.now - pr.lastFetchTick >= n.config.electionTimeoutMinTicks;
-    if (announce && silent) n.send({ type: 'beginQuorumEpoch', from: n.id, to: pr.id, term: n.term });
+    if (announce && silent) n.send({ type: 'beginQuorumEpoch', from: n.id, dirId: n.dirId, to: pr.id, term: n.term });
   }
 }
 
@@ -81,7 +81,7 @@ function answer(n: RaftNode, leader: Leader, pr: Progress, m: FetchRequest): voi
 
 function reply(n: RaftNode, m: FetchRequest | FetchSnapshotRequest, result: FetchResult, readSeq: number): void {
   n.send({
-    type: 'fetchResponse', from: n.id, to: m.from, term: n.term,
+    type: 'fetchResponse', from: n.id, dirId: n.dirId, to: m.from, term: n.term,
     fetchOffset: m.type === 'fetch' ? m.fetchOffset : 0, lastFetchedTerm: m.type === 'fetch' ? m.lastFetchedTerm : 0, result, readSeq,
   });
 }
@@ -99,6 +99,7 @@ export function onFetch(n: RaftNode, m: FetchRequest): void {
     return;
   }
   const pr = progressOf(n, leader, m.from);
+  noteDirectory(n, pr, m.dirId);
   pr.lastFetchTick = n.now;
   pr.fetchedThisTerm = true;
   pr.recentActive = true;
@@ -152,12 +153,13 @@ export function onFetchSnapshot(n: RaftNode, m: FetchSnapshotRequest): void {
     return;
   }
   const pr = progressOf(n, leader, m.from);
+  noteDirectory(n, pr, m.dirId);
   pr.lastFetchTick = n.now;
   pr.fetchedThisTerm = true;
   pr.recentActive = true;
   const chunk = n.config.snapshotReader?.(m.snapshot, m.position, Math.min(m.maxBytes, n.config.snapshotChunkBytes));
   const response: FetchSnapshotResponse = {
-    type: 'fetchSnapshotResponse', from: n.id, to: m.from, term: n.term, snapshot: m.snapshot, position: m.position,
+    type: 'fetchSnapshotResponse', from: n.id, dirId: n.dirId, to: m.from, term: n.term, snapshot: m.snapshot, position: m.position,
     data: chunk?.data ?? new Uint8Array(0), done: chunk?.done ?? false, missing: chunk === undefined,
   };
   n.send(response);
@@ -199,13 +201,13 @@ function sendFetchTo(n: RaftNode, role: Follower | Observer, to: typeof n.id): v
   const inc = role.incomingSnapshot;
   if (inc !== null) {
     n.send({
-      type: 'fetchSnapshot', from: n.id, to, term: n.term, snapshot: inc.meta, position: inc.nextOffset,
+      type: 'fetchSnapshot', from: n.id, dirId: n.dirId, to, term: n.term, snapshot: inc.meta, position: inc.nextOffset,
       maxBytes: n.config.snapshotChunkBytes,
     });
   } else {
     const claimed = role.fetch.claimed;
     n.send({
-      type: 'fetch', from: n.id, to, term: n.term,
+      type: 'fetch', from: n.id, dirId: n.dirId, to, term: n.term,
       fetchOffset: claimed?.offset ?? n.log.lastIndex() + 1,
       lastFetchedTerm: claimed?.term ?? n.log.lastTerm(),
       maxWaitTicks: n.config.fetchMaxWaitTicks, maxBytes: n.config.maxMessageBytes,

@@ -9,7 +9,7 @@ import type {
 } from '../../protocol/messages.js';
 import { maybeSendTimeoutNow } from '../election.js';
 import type { RaftNode } from '../node.js';
-import { hasMajority } from '../quorum.js';
+import { counts, hasMajority, noteDirectory } from '../quorum.js';
 import * as reads from '../read-index.js';
 import type { Leader, Progress } from '../roles.js';
 import * as transitions from '../transitions.js';
@@ -26,7 +26,7 @@ export function tickLeader(n: RaftNode, leader: Leader): void {
     if (n.config.checkQuorum) {
       const active = [n.id];
       for (const pr of leader.progress.values()) {
-        if (pr.recentActive) active.push(pr.id);
+        if (pr.recentActive && counts(n, pr)) active.push(pr.id);
         pr.recentActive = false;
       }
       if (!hasMajority(n, active)) {
@@ -60,7 +60,7 @@ export function broadcast(n: RaftNode, leader: Leader): void {
 
 function sendHeartbeat(n: RaftNode, leader: Leader, pr: Progress): void {
   const commit = n.config.plantedBug === 'commitBeyondMatch' ? n.log.commit : Math.min(pr.match, n.log.commit);
-  n.send({ type: 'heartbeat', from: n.id, to: pr.id, term: n.term, commit, readSeq: leader.readSeq });
+  n.send({ type: 'heartbeat', from: n.id, dirId: n.dirId, to: pr.id, term: n.term, commit, readSeq: leader.readSeq });
 }
 
 /**
@@ -79,7 +79,7 @@ function sendAppend(n: RaftNode, pr: Progress): void {
       return;
     }
     const entries = pr.next <= n.log.lastIndex() ? n.log.slice(pr.next, n.log.lastIndex() + 1, n.config.maxMessageBytes) : [];
-    n.send({ type: 'append', from: n.id, to: pr.id, term: n.term, prevIndex, prevTerm, entries, commit: n.log.commit });
+    n.send({ type: 'append', from: n.id, dirId: n.dirId, to: pr.id, term: n.term, prevIndex, prevTerm, entries, commit: n.log.commit });
     pr.commitSent = n.log.commit;
     const last = entries[entries.length - 1];
     if (pr.state === 'probe') {
@@ -113,7 +113,7 @@ function sendSnapshotChunk(n: RaftNode, pr: Progress): void {
     return;
   }
   n.send({
-    type: 'installSnapshot', from: n.id, to: pr.id, term: n.term, snapshot: out.meta, offset: out.offset,
+    type: 'installSnapshot', from: n.id, dirId: n.dirId, to: pr.id, term: n.term, snapshot: out.meta, offset: out.offset,
     data: chunk.data, done: chunk.done,
   });
 }
@@ -124,6 +124,7 @@ export function onAppendResponse(n: RaftNode, m: AppendResponse): void {
   if (leader.kind !== 'leader') return;
   const pr = leader.progress.get(m.from);
   if (pr === undefined) return;
+  noteDirectory(n, pr, m.dirId);
   pr.recentActive = true;
   if (!m.success) {
     if (pr.state === 'snapshot') return;
@@ -163,6 +164,7 @@ export function onHeartbeatResponse(n: RaftNode, m: HeartbeatResponse): void {
   if (leader.kind !== 'leader') return;
   const pr = leader.progress.get(m.from);
   if (pr === undefined) return;
+  noteDirectory(n, pr, m.dirId);
   pr.recentActive = true;
   if (m.readSeq > pr.readSeqAcked) {
     pr.readSeqAcked = m.readSeq;
@@ -187,6 +189,7 @@ export function onInstallSnapshotResponse(n: RaftNode, m: InstallSnapshotRespons
   if (leader.kind !== 'leader') return;
   const pr = leader.progress.get(m.from);
   if (pr === undefined) return;
+  noteDirectory(n, pr, m.dirId);
   pr.recentActive = true;
   const out = pr.outgoingSnapshot;
   if (pr.state !== 'snapshot' || out === null || out.meta.index !== m.snapshot.index || out.meta.term !== m.snapshot.term) return;
@@ -222,7 +225,7 @@ export function onAppend(n: RaftNode, m: AppendRequest): void {
   let entries = m.entries;
   const reply = (success: boolean, matchIndex: number, hint: { index: number; term: number }): void =>
     n.send({
-      type: 'appendResponse', from: n.id, to: m.from, term: n.term, success, matchIndex,
+      type: 'appendResponse', from: n.id, dirId: n.dirId, to: m.from, term: n.term, success, matchIndex,
       rejectedIndex: m.prevIndex, hintIndex: hint.index, hintTerm: hint.term,
     });
   if (prevIndex < n.log.commit) {
@@ -252,7 +255,7 @@ export function onHeartbeat(n: RaftNode, m: HeartbeatRequest): void {
   const role = transitions.followLeader(n, m.from);
   if (role === null) return;
   n.log.commitTo(Math.min(m.commit, n.log.lastIndex()));
-  n.send({ type: 'heartbeatResponse', from: n.id, to: m.from, term: n.term, readSeq: m.readSeq });
+  n.send({ type: 'heartbeatResponse', from: n.id, dirId: n.dirId, to: m.from, term: n.term, readSeq: m.readSeq });
 }
 
 /** A snapshot chunk from the leader. */
@@ -261,7 +264,7 @@ export function onInstallSnapshot(n: RaftNode, m: InstallSnapshotRequest): void 
   if (role === null) return;
   const outcome = receiveChunk(n, role, m.snapshot, m.offset, m.data, m.done);
   n.send({
-    type: 'installSnapshotResponse', from: n.id, to: m.from, term: n.term, snapshot: m.snapshot,
+    type: 'installSnapshotResponse', from: n.id, dirId: n.dirId, to: m.from, term: n.term, snapshot: m.snapshot,
     nextOffset: outcome.nextOffset, installed: outcome.installed,
   });
 }

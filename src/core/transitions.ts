@@ -199,7 +199,10 @@ export function onConfigurationChanged(n: RaftNode): void {
       const next = n.log.lastIndex() + 1;
       for (const id of n.replicas()) {
         const pr = role.progress.get(id);
-        if (pr === undefined) {
+        if (pr === undefined || !pr.member) {
+          // A fetcher outside the configuration (pull) that is added starts afresh: what it acknowledged, and the
+          // directory it fetched from, belong to a replica that was not a member (perhaps a lost disk's, long gone),
+          // and must neither count nor be recorded for the new member (docs/LOST-DISKS.md).
           role.progress.set(id, newProgress(n, id, config.voters.includes(id), true, next));
         } else {
           pr.isVoter = config.voters.includes(id);

@@ -164,6 +164,35 @@ for (const mode of MODES) {
       c.runUntil(() => c.core('n1').log.commit >= i, 40, 'n1 and n2 commit without n3: n2 counts');
     });
 
+    test('a member added back is recorded under the directory it is heard from after the add, not one heard while it was out', () => {
+      // Pull mode keeps tracking a removed node that still fetches; that directory may be gone by the time the node is
+      // added back (wiped again, as an operator re-adding a lost disk does). Recording it would make the new one stale.
+      const c = recordedCluster({ mode });
+      c.crash('n2');
+      c.wipe('n2');
+      c.restart('n2');
+      c.runUntil(() => c.core('n2').dirIdConflict() !== null, 60, 'n2 is stale');
+      const removed = c.changeConfig('n1', { kind: 'remove', node: n('n2') });
+      c.runUntil(() => c.core('n1').log.commit >= removed, 30, 'the removal commits');
+      c.run(10); // n2 keeps fetching as a non-member (pull)
+      const dead = c.node('n2').dirId as number;
+      c.crash('n2');
+      c.wipe('n2');
+      const added = c.changeConfig('n1', { kind: 'addObserver', node: n('n2') });
+      c.runUntil(() => c.core('n1').log.commit >= added, 30, 'the add commits');
+      c.run(10);
+      assert.notEqual(recordedDirId(c.core('n1').configuration().config, n('n2')), dead, 'the directory of a replica that is gone was recorded');
+      c.restart('n2');
+      const fresh = c.node('n2').dirId as number;
+      c.runUntil(() => records(c, 'n1', { n2: fresh }), 60, 'n2 is recorded under the directory it runs on now');
+      c.propose('n1', 'a');
+      c.runUntil(() => c.applied('n2').includes('a'), 60, 'n2 catches up');
+      assert.equal(c.core('n2').dirIdConflict(), null);
+      c.run(2);
+      const promoted = c.changeConfig('n1', { kind: 'promote', node: n('n2') });
+      c.runUntil(() => c.core('n1').log.commit >= promoted, 40, 'n2 is promoted');
+    });
+
     test('a snapshot carries the recorded directory ids, and a restart recovers them from it', () => {
       const c = recordedCluster({ mode });
       c.propose('n1', 'a', 'b');

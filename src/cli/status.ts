@@ -33,7 +33,7 @@ export async function runStatus(o: StatusOptions, out: (line: string) => void): 
     for (const a of answers) {
       const s = a.status;
       rows.push(s === null ? [a.endpoint, `unreachable: ${a.error ?? ''}`.slice(0, 60), '', '', '', '', '', '', '', '']
-        : [a.endpoint, s.id, String(s.pid), s.mode, s.removed === true ? `${s.role} (removed)` : s.role, String(s.term), s.leader ?? '-', String(s.commitIndex), String(s.appliedIndex), String(s.lastIndex)]);
+        : [a.endpoint, s.id, String(s.pid), s.mode, s.removed === true ? `${s.role} (removed)` : s.lostDisk != null ? `${s.role} (lost disk: re-add it)` : s.role, String(s.term), s.leader ?? '-', String(s.commitIndex), String(s.appliedIndex), String(s.lastIndex)]);
     }
     table(rows, out);
     const leader = answers.map((a) => a.status).find((s): s is NodeStatus => s !== null && s.role === 'leader');

@@ -36,10 +36,11 @@
 
 import type { Logger } from 'pino';
 import {
-  BackpressureError, ConfigChangeInProgressError, LeaderNotReadyError, LeaderTransferInProgressError, NotCaughtUpError, NotLeaderError,
+  BackpressureError, ConfigChangeInProgressError, LeaderNotReadyError, LeaderTransferInProgressError, NotCaughtUpError, NotLeaderError, DirectoryIdConflictError,
 } from '../core/errors.js';
 import { RaftNode } from '../core/node.js';
 import type { RaftConfigInput } from '../core/config.js';
+import type { DirIdConflict } from '../core/ready.js';
 import type { RoleKind } from '../core/roles.js';
 import type { ConfigChange, Configuration, Entry, SnapshotMeta } from '../protocol/entry.js';
 import type { LogIndex, NodeId, Term } from '../protocol/ids.js';
@@ -198,6 +199,8 @@ export class NodeRuntime {
   private autoPromote: (node: NodeId) => boolean = () => false;
   private lastAutoPromoteTick = -1;
   private isRemoved = false;
+  /** The directory-id conflict last logged (noteLostDisk), or null. */
+  private lostDiskConflict: DirIdConflict | null = null;
   /** The configuration in force at the last noteConfiguration() came from the log or a snapshot (index > 0) and listed this node. */
   private listedInLog = false;
 
@@ -978,12 +981,40 @@ export class NodeRuntime {
     }
   }
 
+  /**
+   * Says once, loudly, when the configuration in force records another
+   * directory id for this node than its own (docs/LOST-DISKS.md): its data
+   * directory was lost or replaced, and the core will not let it vote or
+   * count until it is re-added.
+   */
+  private noteLostDisk(): void {
+    const conflict = this.core.dirIdConflict();
+    if (conflict === null) {
+      if (this.lostDiskConflict !== null) this.log.info({ dirId: this.core.dirId }, 'this node\'s data directory is the one its configuration records again: it votes and counts');
+      this.lostDiskConflict = null;
+      return;
+    }
+    if (this.lostDiskConflict !== null && this.lostDiskConflict.recorded === conflict.recorded) return;
+    this.lostDiskConflict = conflict;
+    const err = new DirectoryIdConflictError(this.id, conflict.recorded, conflict.mine);
+    this.log.error({ recorded: conflict.recorded, dirId: conflict.mine, err: err.name },
+      `${err.message} With the quorumlog CLI: \`quorumlog member remove ${this.id}\`, stop this node, empty its data directory, list it as an observer ` +
+      `in its own config, \`quorumlog member add ${this.id} --learner --peer HOST:PORT --client HOST:PORT\`, start it, and ` +
+      `\`quorumlog member promote ${this.id}\` once it has caught up.`);
+  }
+
+  /** The lost-disk conflict in force here (docs/LOST-DISKS.md), or null. */
+  get lostDisk(): DirIdConflict | null {
+    return this.lostDiskConflict;
+  }
+
   /** Tells configuration listeners about a new (or newly committed) configuration, and notices this node's removal. */
   private noteConfiguration(): void {
     const cfg = this.core.configuration();
     if (cfg.index === this.lastConfigIndex && cfg.committed === this.lastConfigCommitted) return;
     this.lastConfigIndex = cfg.index;
     this.lastConfigCommitted = cfg.committed;
+    this.noteLostDisk();
     const listed = (c: Configuration): boolean => c.voters.includes(this.id) || c.observers.includes(this.id);
     const wasListedInLog = this.listedInLog;
     this.listedInLog = cfg.index > 0 && listed(cfg.config);

@@ -2,7 +2,7 @@
 // belongs to one node of one cluster.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -78,4 +78,25 @@ test('every setting can be given as a flag of the same name', async () => {
   assert.equal(c.members[1]?.role, 'observer');
   assert.throws(() => rawConfigFrom({ heartbeatIntervalTicks: 'often' }), /config: --heartbeat-interval-ticks: "often" is not an integer/);
   assert.throws(() => parseConfig(rawConfigFrom({ ...flags, peerTlsCert: '/nonexistent.pem', peerTlsKey: '/k', peerTlsCa: '/c' })), /peerTls\.cert/);
+});
+
+test('a data directory keeps the id drawn when it was created; an emptied one gets a new one', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'quorumlog-dirid-'));
+  try {
+    const dataDir = join(dir, 'data');
+    const id = claimDataDir({ clusterId: 'blue', nodeId: 'n1', dataDir });
+    assert.ok(Number.isInteger(id) && id >= 1 && id < 2 ** 48, `dirId ${id}`);
+    assert.equal(claimDataDir({ clusterId: 'blue', nodeId: 'n1', dataDir }), id, 'the same directory, the same id');
+    assert.equal((JSON.parse(readFileSync(join(dataDir, 'identity.json'), 'utf8')) as { dirId: number }).dirId, id);
+    rmSync(dataDir, { recursive: true, force: true }); // a lost disk
+    assert.notEqual(claimDataDir({ clusterId: 'blue', nodeId: 'n1', dataDir }), id, 'an emptied directory is a new one');
+    // A directory from before directory ids gets one at its next start, and keeps it.
+    writeFileSync(join(dataDir, 'identity.json'), JSON.stringify({ clusterId: 'blue', nodeId: 'n1' }));
+    const late = claimDataDir({ clusterId: 'blue', nodeId: 'n1', dataDir });
+    assert.equal(claimDataDir({ clusterId: 'blue', nodeId: 'n1', dataDir }), late);
+    writeFileSync(join(dataDir, 'identity.json'), JSON.stringify({ clusterId: 'blue', nodeId: 'n1', dirId: 0 }));
+    assert.throws(() => claimDataDir({ clusterId: 'blue', nodeId: 'n1', dataDir }), /dirId 0 is not an integer in \[1, 2\^48\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -4,7 +4,8 @@
 // belongs to (identity.json), so a node pointed at another node's data — or
 // another cluster's — refuses to start instead of corrupting it.
 
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, readdirSync } from 'node:fs';
+import { randomInt } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, readdirSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 
@@ -243,18 +244,44 @@ function oneOf<T extends string>(v: unknown, setting: string, options: readonly 
   return v as T;
 }
 
-/** What identity.json holds: whose data this directory is. */
+/** What identity.json holds: whose data this directory is, and the directory's own id. */
 interface DataIdentity {
   readonly clusterId: string;
   readonly nodeId: string;
+  /**
+   * The directory id (docs/LOST-DISKS.md): drawn at random when the
+   * directory is created, never changed. The cluster's configuration records
+   * it, so a node restarted on an empty directory (a lost disk) gets a new
+   * one and is not counted until it is re-added. Absent in directories made
+   * before directory ids: one is drawn and written at the next start.
+   */
+  readonly dirId?: number;
+}
+
+/** The exclusive upper bound of directory ids (the core's DIR_ID_LIMIT). */
+const DIR_ID_LIMIT = 2 ** 48;
+
+const newDirId = (): number => randomInt(1, DIR_ID_LIMIT);
+
+function writeIdentity(file: string, id: DataIdentity): void {
+  const tmp = `${file}.tmp`;
+  writeFileSync(tmp, JSON.stringify(id) + '\n');
+  const fd = openSync(tmp, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, file);
 }
 
 /**
  * Claims the data directory for (clusterId, nodeId), or checks an earlier
- * claim. A directory with Raft data but no identity file is refused too: it
- * cannot be told apart from another node's data.
+ * claim, and returns the directory's id (drawn when the directory is
+ * created). A directory with Raft data but no identity file is refused too:
+ * it cannot be told apart from another node's data.
  */
-export function claimDataDir(cfg: Pick<NodeConfig, 'clusterId' | 'nodeId' | 'dataDir'>): void {
+export function claimDataDir(cfg: Pick<NodeConfig, 'clusterId' | 'nodeId' | 'dataDir'>): number {
   const file = join(cfg.dataDir, 'identity.json');
   if (existsSync(file)) {
     let id: DataIdentity;
@@ -266,13 +293,21 @@ export function claimDataDir(cfg: Pick<NodeConfig, 'clusterId' | 'nodeId' | 'dat
     if (id.clusterId !== cfg.clusterId || id.nodeId !== cfg.nodeId) {
       throw new ConfigFileError('dataDir', `${cfg.dataDir} belongs to node "${id.nodeId}" of cluster "${id.clusterId}", not node "${cfg.nodeId}" of cluster "${cfg.clusterId}"`);
     }
-    return;
+    if (id.dirId === undefined) {
+      const dirId = newDirId();
+      writeIdentity(file, { ...id, dirId });
+      return dirId;
+    }
+    if (!Number.isInteger(id.dirId) || id.dirId < 1 || id.dirId >= DIR_ID_LIMIT) {
+      throw new ConfigFileError('dataDir', `${file}: dirId ${JSON.stringify(id.dirId)} is not an integer in [1, 2^48)`);
+    }
+    return id.dirId;
   }
   if (existsSync(cfg.dataDir) && readdirSync(cfg.dataDir).some((f) => f === 'log' || f === 'state' || f === 'snapshots')) {
     throw new ConfigFileError('dataDir', `${cfg.dataDir} holds Raft data but no identity.json: refusing to guess whose it is`);
   }
   mkdirSync(cfg.dataDir, { recursive: true });
-  const tmp = `${file}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ clusterId: cfg.clusterId, nodeId: cfg.nodeId } satisfies DataIdentity) + '\n');
-  renameSync(tmp, file);
+  const dirId = newDirId();
+  writeIdentity(file, { clusterId: cfg.clusterId, nodeId: cfg.nodeId, dirId });
+  return dirId;
 }

@@ -27,6 +27,18 @@ export interface NodeStatus {
   readonly lastIndex: number;
   /** This member has been removed from the cluster (its committed configuration no longer lists it): it serves no clients. */
   readonly removed: boolean;
+  /** This node's data directory id (docs/LOST-DISKS.md), or null when it has none. */
+  readonly dirId: number | null;
+  /** Its data directory was lost or replaced: the configuration records another directory id for it, and it neither votes nor counts until re-added. */
+  readonly lostDisk: { readonly recorded: number; readonly mine: number | null } | null;
+  /** The configuration in force on this node: its log index, members, and the data directory id recorded for each (docs/LOST-DISKS.md). */
+  readonly configuration: {
+    readonly index: number;
+    readonly committed: boolean;
+    readonly voters: readonly string[];
+    readonly observers: readonly string[];
+    readonly dirIds: Readonly<Record<string, number>>;
+  };
   /** Leader only: each other member's acknowledged position and lag in entries. */
   readonly replication: readonly { readonly id: string; readonly voter: boolean; readonly match: number; readonly lagEntries: number; readonly sendQueueBytes: number }[];
 }
@@ -36,6 +48,7 @@ export function nodeStatus(runtime: NodeRuntime, transport: Transport, config: N
   const core = runtime.core;
   const role = core.role;
   const last = core.log.lastIndex();
+  const cfg = core.configuration();
   const peers = transport.stats().peers;
   const replication = role.kind === 'leader'
     ? [...role.progress.values()].map((p) => ({
@@ -45,7 +58,12 @@ export function nodeStatus(runtime: NodeRuntime, transport: Transport, config: N
     : [];
   return {
     id: runtime.id, pid: process.pid, mode: config.mode, role: role.kind, term: core.term, leader: core.leaderId(),
-    commitIndex: core.log.commit, appliedIndex: runtime.appliedIndex, lastIndex: last, removed: runtime.removed, replication,
+    commitIndex: core.log.commit, appliedIndex: runtime.appliedIndex, lastIndex: last, removed: runtime.removed,
+    dirId: core.dirId ?? null, lostDisk: runtime.lostDisk, configuration: {
+      index: cfg.index, committed: cfg.committed, voters: [...cfg.config.voters], observers: [...cfg.config.observers],
+      dirIds: Object.fromEntries((cfg.config.dirIds ?? []).map((r) => [r.node, r.dirId])),
+    },
+    replication,
   };
 }
 
@@ -145,9 +163,13 @@ export async function startMetricsServer(
       });
     } else if (url === '/healthz') {
       const s = status();
-      const ok = s.leader !== null && !s.removed;
+      const ok = s.leader !== null && !s.removed && s.lostDisk === null;
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ ok, leader: s.leader, role: s.role, term: s.term, ...(s.removed ? { removed: true, error: 'the member has been permanently removed from the cluster' } : {}) }) + '\n');
+      res.end(JSON.stringify({
+        ok, leader: s.leader, role: s.role, term: s.term,
+        ...(s.removed ? { removed: true, error: 'the member has been permanently removed from the cluster' } : {}),
+        ...(s.lostDisk !== null ? { lostDisk: s.lostDisk, error: `data directory ${s.lostDisk.mine ?? '(none)'} is not the one the cluster records (${s.lostDisk.recorded}): re-add this member (docs/LOST-DISKS.md)` } : {}),
+      }) + '\n');
     } else if (url === '/status') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(status()) + '\n');

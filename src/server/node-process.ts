@@ -50,7 +50,7 @@ export async function startNode(config: NodeConfig, opts: {
   registerServices?: (services: ServiceStateMachine) => void;
 } = {}): Promise<RunningNode> {
   const logger = opts.logger ?? pino({ level: config.logLevel, base: { node: config.nodeId, cluster: config.clusterId } });
-  claimDataDir(config);
+  const directoryId = claimDataDir(config);
   const self = config.members.find((m) => m.id === config.nodeId);
   if (self === undefined) throw new Error(`node ${config.nodeId} is not in the member list`);
   const listen = (a: Address): Address => ({ host: config.listenHost ?? a.host, port: a.port });
@@ -86,6 +86,7 @@ export async function startNode(config: NodeConfig, opts: {
         voters: config.members.filter((m) => m.role === 'voter').map((m) => nodeId(m.id)),
         observers: config.members.filter((m) => m.role === 'observer').map((m) => nodeId(m.id)),
         replication: config.mode,
+        directoryId,
         random: new Prng(randomInt(0, 2 ** 31)),
         electionTimeoutMinTicks: config.electionTimeoutMinTicks,
         electionTimeoutMaxTicks: config.electionTimeoutMaxTicks,
@@ -145,7 +146,7 @@ export async function startNode(config: NodeConfig, opts: {
     await runtime.stop();
     throw e;
   }
-  logger.info({ mode: config.mode, peer: self.peer, client: self.client, metrics: self.metrics }, 'node started');
+  logger.info({ mode: config.mode, dirId: directoryId, peer: self.peer, client: self.client, metrics: self.metrics }, 'node started');
   let stopping: Promise<void> | null = null;
   return {
     runtime, services, kv: sm, config, logger,

@@ -8,7 +8,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI_PATH, fetchStatus } from '../../src/cli/cluster.js';
 import type { MemberConfig } from '../../src/server/config.js';
@@ -62,10 +62,29 @@ export class HostNode {
     return join(this.cluster.dir, this.id, 'config.json');
   }
 
+  /** Where the node's process writes its log. */
+  get logPath(): string {
+    return join(this.cluster.dir, this.id, 'node.log');
+  }
+
+  /** Deletes its data directory, as a lost disk would (the node must not be running). */
+  wipeData(): void {
+    if (this.process !== null) throw new Error(`${this.id} is running`);
+    const cfg = JSON.parse(readFileSync(this.configPath, 'utf8')) as { dataDir: string };
+    rmSync(cfg.dataDir, { recursive: true, force: true });
+  }
+
+  /** Rewrites its own entry in its config file with `role`, as an operator re-adding it would (it must join as an observer). */
+  setOwnRole(role: 'voter' | 'observer'): void {
+    const cfg = JSON.parse(readFileSync(this.configPath, 'utf8')) as { members: { id: string; role: string }[] };
+    for (const m of cfg.members) if (m.id === this.id) m.role = role;
+    writeFileSync(this.configPath, JSON.stringify(cfg, null, 2) + '\n');
+  }
+
   /** Starts the node (again) in its namespace, from its config and data directory. */
   start(): void {
     if (this.process !== null) throw new Error(`${this.id} is already running`);
-    const fd = openSync(join(this.cluster.dir, this.id, 'node.log'), 'a');
+    const fd = openSync(this.logPath, 'a');
     // `ip netns exec` execs the command, so the child's pid is the node's.
     const child = spawn('ip', ['netns', 'exec', this.ns, process.execPath, CLI_PATH, 'start', '--config', this.configPath], { stdio: ['ignore', fd, fd] });
     closeSync(fd);

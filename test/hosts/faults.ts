@@ -4,9 +4,9 @@
 // the runner measures how long the cluster takes to recover. Network plans
 // come from nemesis.ts and are installed per namespace by netns.ts.
 
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { runMember } from '../../src/cli/member.js';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { CLI_PATH } from '../../src/cli/cluster.js';
 import type { HostCluster, HostNode } from './cluster.js';
 import { bridge, majorityMinority, oneWayLoss, randomLoss, ring, type NetPlan, type Rng } from './nemesis.js';
 import { setDropRules, shape, unshape, type Shaping } from './netns.js';
@@ -71,6 +71,7 @@ function killFault(name: string, pick: (ctx: FaultContext) => number[]): Fault {
   };
 }
 
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
 /** Slows every node's outgoing traffic (netem delay, or HTB shaping where the kernel has no netem) and reports what writes cost before and during. */
@@ -102,49 +103,95 @@ function slowNetwork(): Fault {
   };
 }
 
+/** Runs `quorumlog member ARGS --endpoints E` from the test's namespace; its exit code and output. */
+function memberCli(args: readonly string[], endpoints: readonly string[]): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI_PATH, 'member', ...args, '--endpoints', endpoints.join(',')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+    child.once('exit', (code) => resolve({ code: code ?? 1, out: out.trim() }));
+  });
+}
+
+/** Retries a member verb until it succeeds or `ms` passes (a change may be refused while another commits, or while the network drops packets). */
+async function memberUntil(args: readonly string[], endpoints: readonly string[], ms: number): Promise<string> {
+  const deadline = performance.now() + ms;
+  let last = '';
+  while (performance.now() < deadline) {
+    const r = await memberCli(args, endpoints);
+    if (r.code === 0) return r.out;
+    last = r.out;
+    await sleep(300);
+  }
+  throw new Error(`quorumlog member ${args.join(' ')}: still failing after ${ms / 1000} s: ${last}`);
+}
+
+/** Waits until `node`'s log contains `text`; whether it did within `ms`. */
+async function logShows(node: HostNode, text: string, ms: number): Promise<boolean> {
+  const deadline = performance.now() + ms;
+  while (performance.now() < deadline) {
+    try {
+      if (readFileSync(node.logPath, 'utf8').includes(text)) return true;
+    } catch { /* not yet written */ }
+    await sleep(200);
+  }
+  return false;
+}
+
+/** What a wiped node's log says (the one clear error), and what the check looks for. */
+export const LOST_DISK_LOG_TEXT = "but the cluster's configuration records directory";
+
 /**
- * Membership changes during the run (docs/MEMBERSHIP.md): a voter other than
- * the leader is removed (`quorumlog member remove`), killed, its data
- * directory wiped, and added back as a learner (`quorumlog member add
- * --learner`, its config now listing itself as an observer, as a joining
- * node must); healing promotes it (`quorumlog member promote`, retried while
- * it catches up). The runner then checks, as after every fault, that every
- * node takes a write. (Not under a partition: the change itself is the fault.)
+ * Membership changes during faults, on a lost disk: a follower is killed and
+ * its data directory deleted, then restarted as it was (it must refuse to
+ * vote and say why); then, while 20% of every node's packets are dropped,
+ * it is removed with `quorumlog member remove`, wiped again, added back with
+ * `quorumlog member add --learner`, restarted as an observer and promoted
+ * once it has caught up. Healing lifts the loss.
  */
-export function membershipChangeFault(): Fault | null {
-  let target: HostNode | null = null;
-  const endpoints = (ctx: FaultContext): string[] => ctx.cluster.nodes.filter((n) => n !== target).map((n) => n.endpoint);
-  const member = async (ctx: FaultContext, verb: 'remove' | 'add' | 'promote', args: Parameters<typeof runMember>[2]): Promise<string | null> => {
-    const out: string[] = [];
-    const code = await runMember(verb, { endpoints: endpoints(ctx), timeoutMs: 10_000 }, args, (l) => out.push(l));
-    return code === 0 ? null : out.join(' ');
-  };
+export function membershipChangeFault(): Fault {
   return {
-    name: 're-add-voter',
+    name: 'replace-lost-disk',
     async start(ctx) {
-      const l = leaderIndex(ctx);
-      const node = ctx.cluster.nodes[ctx.rng.shuffle(indexes(ctx).filter((i) => i !== l))[0] as number] as HostNode;
-      target = node;
-      const removed = await member(ctx, 'remove', { name: node.id });
-      if (removed !== null) {
-        target = null;
-        return `could not remove ${node.id}: ${removed}`;
-      }
+      const leader = ctx.leader;
+      const followers = ctx.cluster.nodes.filter((n) => n !== leader);
+      const node = ctx.rng.shuffle(followers)[0] as HostNode;
+      const endpoints = ctx.cluster.nodes.filter((n) => n !== node).map((n) => n.endpoint);
+      const steps: string[] = [];
       await node.kill9();
-      rmSync(join(ctx.cluster.dir, node.id, 'data'), { recursive: true, force: true });
-      const cfg = JSON.parse(readFileSync(node.configPath, 'utf8')) as { members: { id: string; role: string }[] };
-      for (const m of cfg.members) if (m.id === node.id) m.role = 'observer';
-      writeFileSync(node.configPath, JSON.stringify(cfg, null, 2) + '\n');
-      const added = await member(ctx, 'add', { name: node.id, peer: `${node.member.peer.host}:${node.member.peer.port}`, client: node.endpoint, learner: true });
+      node.wipeData();
+      const logBytes = (() => { try { return readFileSync(node.logPath).length; } catch { return 0; } })();
       node.start();
-      return added === null ? `removed ${node.id}, wiped its data directory, added it back as a learner` : `removed ${node.id}; adding it back failed: ${added}`;
+      const refused = await logShows(node, LOST_DISK_LOG_TEXT, 10_000);
+      const line = refused ? readFileSync(node.logPath, 'utf8').slice(logBytes).split('\n').find((l) => l.includes(LOST_DISK_LOG_TEXT)) ?? '' : '';
+      const said = ((): string => {
+        try {
+          return String((JSON.parse(line) as { msg?: unknown }).msg ?? line);
+        } catch {
+          return line;
+        }
+      })();
+      if (!refused) throw new Error(`${node.id} restarted on an empty data directory without reporting the lost disk (log: ${node.logPath})`);
+      steps.push(`kill -9 ${node.id}, data directory deleted, restarted: it refused to vote and said "${said.slice(0, 160)}…"`);
+      installPlan(randomLoss(ctx.cluster.nodes.length, 20));
+      steps.push('20% loss on every node');
+      await memberUntil(['remove', node.id], endpoints, 20_000);
+      steps.push(`member remove ${node.id}`);
+      await node.kill9();
+      node.wipeData();
+      node.setOwnRole('observer');
+      const m = node.member;
+      await memberUntil(['add', node.id, '--learner', '--peer', `${m.peer.host}:${m.peer.port}`, '--client', `${m.client.host}:${m.client.port}`], endpoints, 20_000);
+      node.start();
+      steps.push(`member add ${node.id} --learner, restarted on an empty directory as an observer`);
+      await memberUntil(['promote', node.id], endpoints, 30_000);
+      steps.push(`member promote ${node.id} once caught up`);
+      return steps.join('; ');
     },
-    async heal(ctx) {
-      const node = target;
-      if (node === null) return;
-      const deadline = Date.now() + 15_000;
-      while (Date.now() < deadline && (await member(ctx, 'promote', { name: node.id })) !== null) await new Promise((r) => setTimeout(r, 200));
-      target = null;
+    heal(ctx) {
+      healNetwork(ctx);
+      return Promise.resolve();
     },
   };
 }
@@ -165,7 +212,6 @@ export function allFaults(): Fault[] {
     killFault('kill-two', (ctx) => ctx.rng.shuffle(indexes(ctx)).slice(0, 2)),
     slowNetwork(),
   ];
-  const membership = membershipChangeFault();
-  if (membership !== null) faults.push(membership);
+  faults.push(membershipChangeFault());
   return faults;
 }

@@ -214,3 +214,14 @@ export class TestCluster {
     if (process.env['KEEP_CLUSTER_DIRS'] === undefined) rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+/** Polls `fn` until it returns non-null (a throw counts as null); throws after `timeoutMs`. */
+export async function until<T>(what: string, fn: () => Promise<T | null>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => null);
+    if (v !== null) return v;
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -19,19 +19,9 @@ import { test } from 'node:test';
 import { runMember } from '../../src/cli/member.js';
 import { formatAddress } from '../../src/server/config.js';
 import { EtcdTestClient } from './etcd-client.js';
-import { TestCluster, type TestNode } from './harness.js';
+import { TestCluster, until, type TestNode } from './harness.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, fn: () => Promise<T | null>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => null);
-    if (v !== null) return v;
-    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${timeoutMs} ms`);
-    await sleep(100);
-  }
-}
 
 async function member(verb: 'add' | 'remove' | 'promote', endpoints: string[], args: { name: string; peer?: string; client?: string; learner?: boolean }): Promise<number> {
   const out: string[] = [];

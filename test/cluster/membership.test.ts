@@ -18,26 +18,16 @@
 //   file) through the registry in its log.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { runMember } from '../../src/cli/member.js';
 import { formatAddress } from '../../src/server/config.js';
 import { EtcdTestClient } from './etcd-client.js';
-import { TestCluster, type TestNode } from './harness.js';
+import { runEtcdctl, type EtcdctlRun } from '../../src/server/etcd/test-util.js';
+import { TestCluster, until, type TestNode } from './harness.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function etcdctl(endpoints: readonly string[], ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('etcdctl', ['--endpoints', endpoints.join(','), '--dial-timeout', '3s', '--command-timeout', '10s', ...args], { env: { ...process.env, ETCDCTL_API: '3' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const etcdctl = (endpoints: readonly string[], ...args: string[]): Promise<EtcdctlRun> => runEtcdctl(endpoints, args, { commandTimeout: '10s' });
 
 async function metric(n: TestNode, name: string): Promise<number> {
   const text = await (await fetch(`http://${formatAddress(n.member.metrics)}/metrics`)).text();
@@ -51,15 +41,6 @@ async function memberList(endpoint: string): Promise<{ ID: string; name: string;
   return JSON.parse(out.join('\n')) as { ID: string; name: string; isLearner: boolean; clientURLs: string[] }[];
 }
 
-async function until<T>(what: string, fn: () => Promise<T | null>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => null);
-    if (v !== null) return v;
-    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${timeoutMs} ms`);
-    await sleep(100);
-  }
-}
 
 for (const mode of ['push', 'pull'] as const) {
   test(`membership: grow with a learner, replace a voter, remove the leader; writes survive (${mode})`, { timeout: 120_000 }, async () => {

@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { startTestServer, waitFor, type TestServer } from './test-util.js';
+import { runEtcdctl, startTestServer, waitFor, type TestServer } from './test-util.js';
 
 const INSTALL_HINT = 'etcdctl is not installed: run `apt-get install -y etcd-client` (CI installs it; these tests need it)';
 
@@ -19,20 +19,7 @@ interface Run {
 describe('etcd API server with etcdctl', () => {
   let srv: TestServer;
 
-  function etcdctl(args: string[], input?: string): Promise<Run> {
-    return new Promise((resolve, reject) => {
-      const child = spawn('etcdctl', ['--endpoints', srv.address, '--dial-timeout', '3s', '--command-timeout', '5s', ...args], {
-        env: { ...process.env, ETCDCTL_API: '3' },
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-      child.stdin.end(input ?? '');
-    });
-  }
+  const etcdctl = (args: string[], input?: string): Promise<Run> => runEtcdctl([srv.address], args, input !== undefined ? { input } : {});
 
   async function ok(args: string[], input?: string): Promise<string> {
     const r = await etcdctl(args, input);

@@ -5,7 +5,6 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { ConfigChangeInProgressError, InvalidConfigChangeError, LeaderNotReadyError, NotCaughtUpError, NotLeaderError } from '../../core/errors.js';
 import { nodeId } from '../../protocol/ids.js';
@@ -14,7 +13,7 @@ import { MembershipError, parsePeerUrl, parseFrame } from '../membership.js';
 import type { ClusterMembership, MemberInfo } from './backend.js';
 import { etcdStatusOf } from './errors.js';
 import { LocalKvBackend } from './local-backend.js';
-import { callUnary, rawClient, startTestServer, type TestServer } from './test-util.js';
+import { callUnary, rawClient, runEtcdctl, startTestServer, type EtcdctlRun, type TestServer } from './test-util.js';
 
 /** A membership backend whose members live in a list; `fail` makes the next change throw. */
 class FakeBackend extends LocalKvBackend {
@@ -127,15 +126,7 @@ describe('Cluster API member changes', () => {
     await srv.close();
   });
 
-  const etcdctl = (args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> => new Promise((resolve, reject) => {
-    const child = spawn('etcdctl', ['--endpoints', srv.address, '--dial-timeout', '3s', '--command-timeout', '5s', ...args], { env: { ...process.env, ETCDCTL_API: '3' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  const etcdctl = (args: string[]): Promise<EtcdctlRun> => runEtcdctl([srv.address], args);
 
   it('etcdctl member add --learner names the member by the URL fragment; promote and list', async () => {
     const add = await etcdctl(['member', 'add', 'n4', '--learner', '--peer-urls', 'http://127.0.0.1:7004#n4']);

@@ -2,6 +2,7 @@
 // port) over a LocalKvBackend, a raw grpc-js client for etcd's services built
 // from our protos, and small waiting helpers. Not used in production.
 
+import { spawn } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import type { KvBackend } from './backend.js';
@@ -62,4 +63,27 @@ export async function waitFor(cond: () => boolean, timeoutMs = 5000, what = 'con
 /** UTF-8 bytes. */
 export function utf8(s: string): Buffer {
   return Buffer.from(s, 'utf8');
+}
+
+/** What one etcdctl run printed, and its exit code. */
+export interface EtcdctlRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs Debian's etcdctl (API v3) against `endpoints`, with `input` on its standard input. */
+export function runEtcdctl(endpoints: readonly string[], args: readonly string[], opts: { input?: string; commandTimeout?: string } = {}): Promise<EtcdctlRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('etcdctl', ['--endpoints', endpoints.join(','), '--dial-timeout', '3s', '--command-timeout', opts.commandTimeout ?? '5s', ...args], {
+      env: { ...process.env, ETCDCTL_API: '3' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(opts.input ?? '');
+  });
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // The `quorumlog` command: cluster (a local cluster to try), start (one node),
-// status, check-data, the key-value verbs put, get, del, watch, the membership
-// verbs under `member`, the quorum
-// queue verbs under `queue` and the metadata log's under `metadata`. Built on commander (a maintained CLI library).
+// status, check-data, the key-value verbs put, get, del, watch, transfer-leader,
+// backup and restore, the membership verbs under `member`, the quorum queue
+// verbs under `queue` and the metadata log's under `metadata`. Built on
+// commander (a maintained CLI library).
 
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -15,6 +16,7 @@ import { addMetadataCommands } from './metadata.js';
 import { addQueueCommands } from './queue.js';
 import { addMemberCommands } from './member.js';
 import { runTransferLeader } from './transfer-leader.js';
+import { runBackup, runRestore } from './backup.js';
 import { checkDataDir } from '../storage/data-dir.js';
 import { NodeFileSystem } from '../storage/fs.js';
 
@@ -124,6 +126,19 @@ export function program(out: (line: string) => void = console.log): Command {
     .requiredOption('--to <id>', 'the member to lead, by name (e.g. n2)')
     .action(async (o: { endpoints: string; timeoutMs: string; to: string }) => {
       process.exitCode = await runTransferLeader(endpoints(o).endpoints, o.to, Number(o.timeoutMs), out);
+    });
+  clientVerb('backup', 'save a backup of a node\'s whole state (every key with its revision, leases, queues, the metadata log) to a file, as `etcdctl snapshot save` does')
+    .requiredOption('--out <file>', 'where to write it')
+    .action(async (o: { endpoints: string; timeoutMs: string; out: string }) => {
+      process.exitCode = await runBackup(endpoints(o).endpoints, o.out, Math.max(Number(o.timeoutMs), 60_000), out);
+    });
+  cmd
+    .command('restore')
+    .description('seed a new node\'s (empty) data directory from a backup; run it for every node of the new cluster, then start them')
+    .requiredOption('--backup <file>', 'a file from `quorumlog backup` or `etcdctl snapshot save`')
+    .requiredOption('--config <file>', 'the new node\'s config file (its data directory must hold no Raft data)')
+    .action((o: { backup: string; config: string }) => {
+      process.exitCode = runRestore(o.backup, o.config, out);
     });
   addMemberCommands(cmd, out);
   addQueueCommands(cmd, out);

@@ -32,6 +32,8 @@ export class RuntimeKvBackend implements KvBackend {
 
   readonly leases?: LeaseKeeper;
   readonly membership?: ClusterMembership;
+  /** Maintenance.Snapshot's backup of every service (set by node-process, which holds them all). */
+  backup?: () => Promise<Uint8Array>;
 
   constructor(private readonly runtime: NodeRuntime, sm: KvStateMachine, private readonly config: NodeConfig, leases?: LeaseKeeper,
     private readonly manager?: MembershipManager) {

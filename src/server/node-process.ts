@@ -21,6 +21,7 @@ import { Prng } from '../util/prng.js';
 import { claimDataDir, type Address, type NodeConfig } from './config.js';
 import { startClientApi, type ClientApi } from './client-api.js';
 import { startAutoCompaction } from './auto-compaction.js';
+import { takeBackup } from './backup.js';
 import { RuntimeKvBackend } from './kv-backend.js';
 import { MembershipManager } from './membership.js';
 import { startNodeLeases } from './lease-forward.js';
@@ -119,6 +120,7 @@ export async function startNode(config: NodeConfig, opts: {
     logger: logger.child({ component: 'queue' }),
   });
   const backend = new RuntimeKvBackend(runtime, sm, config, leases.keeper, membership);
+  backend.backup = () => takeBackup(runtime, services, config.clusterId);
   const stopCompaction = startAutoCompaction(backend, {
     retentionRevisions: config.historyRetentionRevisions, isLeader: () => runtime.core.role.kind === 'leader',
     logger: logger.child({ component: 'auto-compaction' }),

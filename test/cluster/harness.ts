@@ -23,6 +23,8 @@ export interface TestClusterOptions {
   readonly startObservers?: boolean;
   /** Port slots kept free for nodes that join at run time (join()). */
   readonly spares?: number;
+  /** Lay the cluster out but start nothing (default: start). */
+  readonly start?: boolean;
 }
 
 const live = new Set<ChildProcess>();
@@ -143,7 +145,7 @@ export class TestCluster {
       extra: { logLevel: 'info', ...o.extra },
     });
     const c = new TestCluster(dir, layout, o);
-    for (const n of c.nodes) if (n.member.role === 'voter' || o.startObservers === true) n.start();
+    if (o.start !== false) for (const n of c.nodes) if (n.member.role === 'voter' || o.startObservers === true) n.start();
     return c;
   }
 

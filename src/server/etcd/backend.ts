@@ -84,6 +84,11 @@ export interface KvBackend {
    */
   moveLeader?(target: bigint): Promise<void>;
   /**
+   * Maintenance.Snapshot: a backup of the node's whole state
+   * (src/server/backup.ts), taken after a read barrier. Absent: UNIMPLEMENTED.
+   */
+  backup?(): Promise<Uint8Array>;
+  /**
    * The Cluster API's changes (MemberAdd, MemberRemove, MemberPromote,
    * MemberUpdate); absent: they answer UNIMPLEMENTED.
    */

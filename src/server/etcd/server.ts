@@ -385,8 +385,39 @@ export function addEtcdServices(server: grpc.Server, backend: KvBackend, opts: E
     Defragment: maintenanceNotServed('Defragment'),
     Hash: maintenanceNotServed('Hash'),
     HashKV: maintenanceNotServed('HashKV'),
+    // A backup of the node's whole state (src/server/backup.ts), streamed in chunks: `etcdctl snapshot save` writes it to
+    // a file as it comes; `quorumlog restore` reads it (it is not an etcd bbolt file, so `etcdctl snapshot restore` cannot).
     Snapshot: (call: grpc.ServerWritableStream<unknown, unknown>) => {
-      call.emit('error', serviceError({ code: grpc.status.UNIMPLEMENTED, message: 'etcdserver: quorumlog does not serve Maintenance.Snapshot' }));
+      const fail = (err: unknown): void => {
+        const s = etcdStatusOf(err);
+        if (s) {
+          stats.etcdErrors++;
+          call.emit('error', serviceError(s));
+        } else {
+          stats.internalErrors++;
+          log.error({ err, method: 'Snapshot' }, 'etcd API: unexpected error');
+          call.emit('error', serviceError({ code: grpc.status.INTERNAL, message: 'etcdserver: internal error in Snapshot' }));
+        }
+      };
+      const backup = backend.backup;
+      if (backup === undefined) {
+        call.emit('error', serviceError({ code: grpc.status.UNIMPLEMENTED, message: 'etcdserver: this server cannot take a backup' }));
+        return;
+      }
+      if (backend.removed?.() === true) {
+        fail(new EtcdRequestError(ETCD_STATUS.memberRemoved));
+        return;
+      }
+      const CHUNK = 64 << 10;
+      void (async () => {
+        const bytes = await backup.call(backend);
+        for (let off = 0; off < bytes.byteLength && !call.cancelled; off += CHUNK) {
+          const end = Math.min(bytes.byteLength, off + CHUNK);
+          const more = call.write({ header: header(store.revision), remaining_bytes: String(bytes.byteLength - end), blob: bytes.subarray(off, end) });
+          if (!more) await new Promise<void>((resolve) => { call.once('drain', resolve); call.once('cancelled', resolve); });
+        }
+        call.end();
+      })().catch(fail);
     },
     MoveLeader: unary<{ targetID?: string }>('MoveLeader', async (req) => {
       if (backend.moveLeader === undefined) throw new NotServedError('etcdserver: this server cannot move leadership');

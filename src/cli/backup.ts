@@ -1,0 +1,71 @@
+// `quorumlog backup --out FILE` and `quorumlog restore --backup FILE --config
+// node.json` (src/server/backup.ts; docs/OPERATIONS.md). The backup comes
+// from etcd's Maintenance.Snapshot stream, the same one `etcdctl snapshot
+// save` writes to a file, so either tool makes a file the other's restore
+// reads. Exit code 1 when it could not.
+
+import { readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { decodeBackup, restoreBackup } from '../server/backup.js';
+import { loadConfigFile } from '../server/config.js';
+import { loadEtcdProtos } from '../server/etcd/server.js';
+
+/** Streams a backup from the first endpoint that answers and writes it to `out` (atomically, fsynced); returns the exit code. */
+export async function runBackup(endpoints: readonly string[], outFile: string, timeoutMs: number, out: (line: string) => void): Promise<number> {
+  const ctor = (loadEtcdProtos()['etcdserverpb'] as grpc.GrpcObject)['Maintenance'] as grpc.ServiceClientConstructor;
+  let last = 'no endpoints given';
+  for (const e of endpoints) {
+    const c = new ctor(e, grpc.credentials.createInsecure());
+    try {
+      const chunks = await new Promise<Buffer[]>((resolve, reject) => {
+        const got: Buffer[] = [];
+        const stream = (c as unknown as Record<string, (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions) => grpc.ClientReadableStream<{ blob: Buffer }>>)['Snapshot']
+          ?.call(c, {}, new grpc.Metadata(), { deadline: Date.now() + timeoutMs });
+        if (stream === undefined) {
+          reject(new Error('Maintenance.Snapshot is missing from the protos'));
+          return;
+        }
+        stream.on('data', (m: { blob: Buffer }) => got.push(m.blob));
+        stream.on('error', reject);
+        stream.on('end', () => resolve(got));
+      });
+      const bytes = Buffer.concat(chunks);
+      const { header } = decodeBackup(bytes); // refuse to write a file that would not restore
+      const tmp = `${outFile}.part`;
+      writeFileSync(tmp, bytes);
+      const fd = openSync(tmp, 'r');
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, outFile);
+      out(`backup of cluster ${header.clusterId} from ${header.nodeId} at index ${header.index} (term ${header.term}), ${bytes.length} bytes, written to ${outFile}`);
+      return 0;
+    } catch (err) {
+      const se = err as grpc.ServiceError;
+      last = `${e}: ${se.details ?? se.message}`;
+      // A node that refuses (not a connection problem) has said its word; the others would say the same.
+      if (se.code !== undefined && se.code !== grpc.status.UNAVAILABLE && se.code !== grpc.status.DEADLINE_EXCEEDED) break;
+    } finally {
+      c.close();
+    }
+  }
+  out(`backup: ${last}`);
+  return 1;
+}
+
+/** Seeds a new node's data directory from a backup file; returns the exit code. */
+export function runRestore(backupFile: string, configFile: string, out: (line: string) => void): number {
+  try {
+    const config = loadConfigFile(configFile);
+    const r = restoreBackup(readFileSync(backupFile), config);
+    out(`restored ${config.dataDir} for node ${config.nodeId} of cluster ${config.clusterId} from the backup of ${r.header.clusterId} ` +
+      `(taken from ${r.header.nodeId} at ${r.header.takenAt}): index ${r.index}, term ${r.term}; data directory id ${r.dirId}. ` +
+      'Restore every node of the new cluster from the same file, then start them.');
+    return 0;
+  } catch (e) {
+    out(`restore: ${(e as Error).message}`);
+    return 1;
+  }
+}

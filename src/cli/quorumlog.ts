@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { Command, Option } from 'commander';
 import { runCluster } from './cluster.js';
 import { runStart, type StartFlags } from './start.js';
+import { NODE_DEFAULTS } from '../server/config.js';
 import { runStatus } from './status.js';
 import { runDel, runGet, runPut, runWatch, type KvVerbOptions } from './kv-verbs.js';
 import { addMetadataCommands } from './metadata.js';
@@ -62,15 +63,15 @@ export function program(out: (line: string) => void = console.log): Command {
     .option('--member <spec>', 'a member: id=peerHost:port,clientHost:port,metricsHost:port[,voter|observer] (repeat for each)',
       (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
     .option('--listen-host <host>', 'listen on this host instead of the advertised one (e.g. 0.0.0.0)')
-    .option('--tick-ms <ms>', 'milliseconds per Raft tick (default 10)')
-    .option('--election-timeout-min-ticks <n>', 'a follower campaigns after [min, max) ticks without a leader (default 30)')
-    .option('--election-timeout-max-ticks <n>', '(default 60)')
-    .option('--heartbeat-interval-ticks <n>', 'push mode: ticks between heartbeats (default 5)')
-    .option('--fetch-max-wait-ticks <n>', 'pull mode: how long the leader parks a fetch (default 10)')
-    .option('--request-timeout-ms <ms>', 'client request deadline (default 5000)')
-    .option('--snapshot-every-entries <n>', 'snapshot and compact after this many applied entries (default 10000)')
+    .option('--tick-ms <ms>', `milliseconds per Raft tick (default ${NODE_DEFAULTS.tickMs})`)
+    .option('--election-timeout-min-ticks <n>', `a follower campaigns after [min, max) ticks without a leader (default ${NODE_DEFAULTS.electionTimeoutMinTicks})`)
+    .option('--election-timeout-max-ticks <n>', `(default ${NODE_DEFAULTS.electionTimeoutMaxTicks})`)
+    .option('--heartbeat-interval-ticks <n>', `push mode: ticks between heartbeats (default ${NODE_DEFAULTS.heartbeatIntervalTicks})`)
+    .option('--fetch-max-wait-ticks <n>', `pull mode: how long the leader parks a fetch (default ${NODE_DEFAULTS.fetchMaxWaitTicks})`)
+    .option('--request-timeout-ms <ms>', `client request deadline (default ${NODE_DEFAULTS.requestTimeoutMs})`)
+    .option('--snapshot-every-entries <n>', `snapshot and compact after this many applied entries (default ${NODE_DEFAULTS.snapshotEveryEntries})`)
     .option('--snapshot-every-bytes <n>', '...or this many bytes of them (default 64 MiB)')
-    .option('--history-retention-revisions <n>', 'key-value revisions kept before the leader compacts automatically; 0 = never (default 10000)')
+    .option('--history-retention-revisions <n>', `key-value revisions kept before the leader compacts automatically; 0 = never (default ${NODE_DEFAULTS.historyRetentionRevisions})`)
     .option('--peer-tls-cert <file>', 'PEM certificate for mutual TLS between nodes (with --peer-tls-key and --peer-tls-ca)')
     .option('--peer-tls-key <file>')
     .option('--peer-tls-ca <file>')

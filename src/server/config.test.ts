@@ -43,6 +43,11 @@ test('each problem names its setting', () => {
   refused({ ...base(), members: [member('n1', 1, 'observer')] }, 'members', /voter/);
   refused({ ...base(), peerTls: { cert: '/nonexistent.pem', key: '/k', ca: '/c' } }, 'peerTls.cert', /does not exist/);
   refused({ ...base(), clusterId: 'has space' }, 'clusterId', /letters, digits/);
+  const pem = process.execPath; // any existing file will do for the path checks
+  refused({ ...base(), peerTls: { cert: pem, key: pem, ca: pem, verifyNodeIds: 'yes' } }, 'peerTls.verifyNodeIds', /true or false/);
+  refused({ ...base(), clientTls: { cert: pem, key: pem, ca: pem, verifyNodeIds: true } }, 'clientTls.verifyNodeIds', /unknown setting/);
+  assert.equal(parseConfig({ ...base(), peerTls: { cert: pem, key: pem, ca: pem } }).peerTls?.verifyNodeIds, true, 'bound to node ids by default');
+  assert.equal(parseConfig({ ...base(), peerTls: { cert: pem, key: pem, ca: pem, verifyNodeIds: false } }).peerTls?.verifyNodeIds, false);
 });
 
 test('a data directory belongs to one node of one cluster', () => {

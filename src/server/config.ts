@@ -32,6 +32,13 @@ export interface TlsConfig {
   readonly cert: string;
   readonly key: string;
   readonly ca: string;
+  /**
+   * Peer TLS only: a peer's certificate must name the node id it speaks for
+   * (subject CN or a DNS subjectAltName), so that one node's certificate
+   * cannot be used to pose as another (default true; false accepts any
+   * certificate the CA signed as any member, as before).
+   */
+  readonly verifyNodeIds: boolean;
 }
 
 /** A node's whole configuration, defaults filled in. */
@@ -97,6 +104,7 @@ const KEYS = new Set(['clusterId', 'nodeId', 'mode', 'dataDir', 'members', 'list
   'logLevel', 'peerTls', 'clientTls']);
 const MEMBER_KEYS = new Set(['id', 'role', 'peer', 'client', 'metrics']);
 const TLS_KEYS = new Set(['cert', 'key', 'ca']);
+const PEER_TLS_KEYS = new Set(['cert', 'key', 'ca', 'verifyNodeIds']);
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** Reads and checks a config file. */
@@ -158,8 +166,8 @@ export function parseConfig(raw: unknown): NodeConfig {
     snapshotEveryBytes: int('snapshotEveryBytes', NODE_DEFAULTS.snapshotEveryBytes, 1),
     historyRetentionRevisions: int('historyRetentionRevisions', NODE_DEFAULTS.historyRetentionRevisions, 0),
     logLevel: oneOf(o['logLevel'] ?? NODE_DEFAULTS.logLevel, 'logLevel', ['debug', 'info', 'warn', 'error'] as const),
-    peerTls: tls(o['peerTls'], 'peerTls'),
-    clientTls: tls(o['clientTls'], 'clientTls'),
+    peerTls: tls(o['peerTls'], 'peerTls', true),
+    clientTls: tls(o['clientTls'], 'clientTls', false),
   };
   if (cfg.electionTimeoutMaxTicks <= cfg.electionTimeoutMinTicks) {
     throw new ConfigFileError('electionTimeoutMaxTicks', `${cfg.electionTimeoutMaxTicks} must exceed electionTimeoutMinTicks (${cfg.electionTimeoutMinTicks})`);
@@ -209,16 +217,18 @@ function member(raw: unknown, at: string): MemberConfig {
   };
 }
 
-function tls(raw: unknown, at: string): TlsConfig | null {
+function tls(raw: unknown, at: string, peer: boolean): TlsConfig | null {
   if (raw === undefined || raw === null) return null;
-  const o = object(raw, at, TLS_KEYS);
+  const o = object(raw, at, peer ? PEER_TLS_KEYS : TLS_KEYS);
   const file = (k: string): string => {
     const v = o[k];
     if (typeof v !== 'string' || v === '') throw new ConfigFileError(`${at}.${k}`, 'a PEM file path is required');
     if (!existsSync(v)) throw new ConfigFileError(`${at}.${k}`, `file ${v} does not exist`);
     return v;
   };
-  return { cert: file('cert'), key: file('key'), ca: file('ca') };
+  const verify = o['verifyNodeIds'] ?? peer;
+  if (typeof verify !== 'boolean') throw new ConfigFileError(`${at}.verifyNodeIds`, `${JSON.stringify(verify)} must be true or false`);
+  return { cert: file('cert'), key: file('key'), ca: file('ca'), verifyNodeIds: verify };
 }
 
 function object(raw: unknown, at: string, keys: ReadonlySet<string>): Record<string, unknown> {

@@ -65,7 +65,7 @@ export async function startNode(config: NodeConfig, opts: {
     listen: listen(self.peer),
     peers,
     logger, // the transport adds its own component binding
-    ...(config.peerTls !== null ? { tls: readPem(config.peerTls) } : {}),
+    ...(config.peerTls !== null ? { tls: { ...readPem(config.peerTls), verifyNodeIds: config.peerTls.verifyNodeIds } } : {}),
   });
   const storage = new NodeStorage(new NodeFileSystem(), config.dataDir);
   const sm = new KvStateMachine();

@@ -9,13 +9,14 @@ import * as grpc from '@grpc/grpc-js';
 import { decodeBackup, restoreBackup } from '../server/backup.js';
 import { loadConfigFile } from '../server/config.js';
 import { loadEtcdProtos } from '../server/etcd/server.js';
+import { clientCredentials } from './credentials.js';
 
 /** Streams a backup from the first endpoint that answers and writes it to `out` (atomically, fsynced); returns the exit code. */
 export async function runBackup(endpoints: readonly string[], outFile: string, timeoutMs: number, out: (line: string) => void): Promise<number> {
   const ctor = (loadEtcdProtos()['etcdserverpb'] as grpc.GrpcObject)['Maintenance'] as grpc.ServiceClientConstructor;
   let last = 'no endpoints given';
   for (const e of endpoints) {
-    const c = new ctor(e, grpc.credentials.createInsecure());
+    const c = new ctor(e, clientCredentials());
     try {
       const chunks = await new Promise<Buffer[]>((resolve, reject) => {
         const got: Buffer[] = [];

@@ -18,6 +18,7 @@ import { addQueueCommands } from './queue.js';
 import { addMemberCommands } from './member.js';
 import { runTransferLeader } from './transfer-leader.js';
 import { runBackup, runRestore } from './backup.js';
+import { addClientTlsOptions, setClientTls, tlsFromFlags } from './credentials.js';
 import { checkDataDir } from '../storage/data-dir.js';
 import { NodeFileSystem } from '../storage/fs.js';
 
@@ -100,7 +101,7 @@ export function program(out: (line: string) => void = console.log): Command {
     });
   const endpoints = (o: { endpoints: string; timeoutMs: string }): KvVerbOptions =>
     ({ endpoints: o.endpoints.split(',').map((e) => e.trim()).filter((e) => e !== ''), timeoutMs: Number(o.timeoutMs) });
-  const clientVerb = (name: string, description: string): Command => cmd.command(name).description(description)
+  const clientVerb = (name: string, description: string): Command => addClientTlsOptions(cmd.command(name).description(description))
     .option('--endpoints <list>', 'client endpoints, tried in order', '127.0.0.1:2379,127.0.0.1:2380,127.0.0.1:2381')
     .option('--timeout-ms <ms>', 'per-request timeout', '5000');
   clientVerb('put', 'write a key (through the log; any node forwards to the leader)')
@@ -141,6 +142,8 @@ export function program(out: (line: string) => void = console.log): Command {
     .action((o: { backup: string; config: string }) => {
       process.exitCode = runRestore(o.backup, o.config, out);
     });
+  // Every verb's --cacert/--cert/--key (where it has them) set the credentials of the channels it opens (src/cli/credentials.ts).
+  cmd.hook('preAction', (_root, verb) => setClientTls(tlsFromFlags(verb.opts())));
   addMemberCommands(cmd, out);
   addQueueCommands(cmd, out);
   addMetadataCommands(cmd, out);

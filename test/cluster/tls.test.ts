@@ -95,6 +95,17 @@ test('a cluster with mutual TLS on peer and client ports', { timeout: 90_000 }, 
       { encoding: 'utf8', timeout: 20_000 });
     assert.equal(status.status, 0, status.stdout + status.stderr);
     assert.match(status.stdout, /leader/);
+    // The other verbs take the same flags.
+    const q = (...args: string[]): ReturnType<typeof spawnSync> => spawnSync(process.execPath, [CLI_PATH, ...args, '--endpoints', c.endpoints.join(','),
+      '--cacert', good.ca, '--cert', good.cert, '--key', good.key], { encoding: 'utf8', timeout: 30_000 });
+    for (const args of [['put', 'viaCli', 'yes'], ['get', 'viaCli'], ['member', 'list'], ['backup', '--out', join(certDir, 'b.backup')], ['queue', 'declare', 'tlsq']]) {
+      const r = q(...args);
+      assert.equal(r.status, 0, `quorumlog ${args.join(' ')}: ${String(r.stdout)}${String(r.stderr)}`);
+    }
+    assert.match(String(q('get', 'viaCli').stdout), /yes/);
+    const partial = spawnSync(process.execPath, [CLI_PATH, 'get', 'viaCli', '--endpoints', c.endpoints.join(','), '--cacert', good.ca], { encoding: 'utf8', timeout: 20_000 });
+    assert.notEqual(partial.status, 0);
+    assert.match(String(partial.stdout) + String(partial.stderr), /needs all three of --cacert, --cert and --key/);
   } finally {
     await c.close();
     rmSync(certDir, { recursive: true, force: true });

@@ -140,6 +140,7 @@ export class RaftNode {
       case 'preCandidate':
       case 'candidate':
         this.electionElapsedTicks++;
+        if (this.config.plantedBug === 'candidateNeverRetries') break; // read here only
         if (this.electionElapsedTicks >= this.electionTimeoutTicks) election.startElection(this, { transfer: false });
         break;
       default:

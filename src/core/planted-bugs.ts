@@ -42,13 +42,15 @@ export type PlantedBug =
   /** Let an observer campaign as if it were a voter. node.ts mayElect() */
   | 'observerCampaigns'
   /** Describe a snapshot with the latest configuration in the log instead of the one in force at its index. node.ts snapshotMeta() */
-  | 'snapshotLatestConfig';
+  | 'snapshotLatestConfig'
+  /** A (pre-)candidate whose election neither wins nor loses never tries again (no timeout while campaigning). node.ts tick() */
+  | 'candidateNeverRetries';
 
 /** Every planted bug, for tools that take one by name (the simulator's CLI); the Record makes the compiler check the list is complete. */
 const ALL: Record<PlantedBug, true> = {
   commitOldTermByCounting: true, doubleVote: true, voteBeforePersist: true, skipUpToDateCheck: true, skipDivergingTruncation: true,
   skipPrevLogCheck: true, countObserverTowardCommit: true, ackBeforePersist: true, commitBeyondMatch: true, overstateTicksUntilDue: true,
   concurrentConfigChanges: true, keepTruncatedConfig: true, configBeforeAppend: true, countRemovedVoter: true, wipedNodeVotes: true,
-  readBeforeTermCommit: true, termFromLogOnRestart: true, observerCampaigns: true, snapshotLatestConfig: true,
+  readBeforeTermCommit: true, termFromLogOnRestart: true, observerCampaigns: true, snapshotLatestConfig: true, candidateNeverRetries: true,
 };
 export const PLANTED_BUGS: readonly PlantedBug[] = Object.keys(ALL) as PlantedBug[];

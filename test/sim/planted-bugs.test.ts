@@ -39,6 +39,7 @@ const CASES: readonly Case[] = [
   { bug: 'termFromLogOnRestart', modes: ['push', 'pull'], rules: ['monotonic'] },
   { bug: 'observerCampaigns', modes: ['push', 'pull'], rules: ['observerCounted'] },
   { bug: 'snapshotLatestConfig', modes: ['push', 'pull'], rules: ['snapshotConfig'] },
+  { bug: 'candidateNeverRetries', modes: ['push', 'pull'], rules: ['liveness'] },
   { bug: 'wipedNodeVotes', modes: ['push', 'pull'], rules: ['staleNotCounted', 'durableMajority', 'leaderCompleteness', 'stateMachineSafety'] },
 ];
 

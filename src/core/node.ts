@@ -107,6 +107,7 @@ export class RaftNode {
     this.lastHardState = persisted.hardState;
     this.log = new RaftLog(persisted.snapshot ?? { index: 0, term: 0 }, persisted.entries, persisted.hardState.commit,
       { voters: this.config.voters, observers: this.config.observers });
+    if (this.config.plantedBug === 'termFromLogOnRestart') this.term = this.log.lastTerm(); // read here only
     this.membership = this.log.configuration();
     this.configVersionSeen = this.log.configVersion;
     this.isVoter = this.membership.config.voters.includes(this.id);
@@ -139,6 +140,7 @@ export class RaftNode {
       case 'preCandidate':
       case 'candidate':
         this.electionElapsedTicks++;
+        if (this.config.plantedBug === 'candidateNeverRetries') break; // read here only
         if (this.electionElapsedTicks >= this.electionTimeoutTicks) election.startElection(this, { transfer: false });
         break;
       default:
@@ -241,7 +243,9 @@ export class RaftNode {
    * there. The runtime writes the snapshot under it, then calls compact(index).
    */
   snapshotMeta(index: LogIndex): SnapshotMeta {
-    return this.log.snapshotMetaAt(index);
+    const meta = this.log.snapshotMetaAt(index);
+    if (this.config.plantedBug === 'snapshotLatestConfig') return { ...meta, config: this.log.configuration().config }; // read here only
+    return meta;
   }
 
   // ---- outputs ------------------------------------------------------------
@@ -336,7 +340,7 @@ export class RaftNode {
    */
   mayElect(): boolean {
     if (this.isStale()) return false;
-    if (this.isVoter) return true;
+    if (this.isVoter || this.config.plantedBug === 'observerCampaigns') return true; // read here only
     const m = this.membership;
     if (m.index <= this.log.commit || m.index <= this.log.snapshot.index) return false;
     return this.log.configurationAt(m.index - 1).config.voters.includes(this.id);

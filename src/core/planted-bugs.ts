@@ -34,12 +34,23 @@ export type PlantedBug =
   /** Keep counting a removed voter toward the commit quorum. transitions.ts onConfigurationChanged() */
   | 'countRemovedVoter'
   /** Skip the directory id check: a node on a wiped disk votes and is counted as if it still had its old one. quorum.ts directoryCounts() */
-  | 'wipedNodeVotes';
+  | 'wipedNodeVotes'
+  /** Start a ReadIndex read at the commit index before an entry of this leader's term has committed (dissertation 6.4 step 1), when that index may lag. read-index.ts request() */
+  | 'readBeforeTermCommit'
+  /** Recover the term from the last log entry instead of the hard state, so a restart forgets the term of an election that appended nothing. node.ts constructor */
+  | 'termFromLogOnRestart'
+  /** Let an observer campaign as if it were a voter. node.ts mayElect() */
+  | 'observerCampaigns'
+  /** Describe a snapshot with the latest configuration in the log instead of the one in force at its index. node.ts snapshotMeta() */
+  | 'snapshotLatestConfig'
+  /** A (pre-)candidate whose election neither wins nor loses never tries again (no timeout while campaigning). node.ts tick() */
+  | 'candidateNeverRetries';
 
 /** Every planted bug, for tools that take one by name (the simulator's CLI); the Record makes the compiler check the list is complete. */
 const ALL: Record<PlantedBug, true> = {
   commitOldTermByCounting: true, doubleVote: true, voteBeforePersist: true, skipUpToDateCheck: true, skipDivergingTruncation: true,
   skipPrevLogCheck: true, countObserverTowardCommit: true, ackBeforePersist: true, commitBeyondMatch: true, overstateTicksUntilDue: true,
   concurrentConfigChanges: true, keepTruncatedConfig: true, configBeforeAppend: true, countRemovedVoter: true, wipedNodeVotes: true,
+  readBeforeTermCommit: true, termFromLogOnRestart: true, observerCampaigns: true, snapshotLatestConfig: true, candidateNeverRetries: true,
 };
 export const PLANTED_BUGS: readonly PlantedBug[] = Object.keys(ALL) as PlantedBug[];

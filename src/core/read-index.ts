@@ -11,7 +11,7 @@ import type { Leader } from './roles.js';
 
 /** Registers a read with context `ctx` on the leader. */
 export function request(n: RaftNode, leader: Leader, ctx: number): void {
-  if (n.log.term(n.log.commit) !== n.term) {
+  if (n.log.term(n.log.commit) !== n.term && n.config.plantedBug !== 'readBeforeTermCommit') { // read here only
     // Until an entry of this term commits, the commit index may lag behind
     // what earlier leaders committed: wait for the no-op.
     leader.readsAwaitingCommit.push(ctx);

@@ -35,6 +35,11 @@ const CASES: readonly Case[] = [
   { bug: 'keepTruncatedConfig', modes: ['push', 'pull'], rules: ['configInForce', 'observerCounted'] },
   { bug: 'configBeforeAppend', modes: ['push', 'pull'], rules: ['configInForce', 'observerCounted'] },
   { bug: 'countRemovedVoter', modes: ['push', 'pull'], rules: ['durableMajority'] },
+  { bug: 'readBeforeTermCommit', modes: ['push', 'pull'], rules: ['staleRead'] },
+  { bug: 'termFromLogOnRestart', modes: ['push', 'pull'], rules: ['monotonic'] },
+  { bug: 'observerCampaigns', modes: ['push', 'pull'], rules: ['observerCounted'] },
+  { bug: 'snapshotLatestConfig', modes: ['push', 'pull'], rules: ['snapshotConfig'] },
+  { bug: 'candidateNeverRetries', modes: ['push', 'pull'], rules: ['liveness'] },
   { bug: 'wipedNodeVotes', modes: ['push', 'pull'], rules: ['staleNotCounted', 'durableMajority', 'leaderCompleteness', 'stateMachineSafety'] },
 ];
 

@@ -50,7 +50,6 @@ function renderHeader(snap) {
   const leader = $('leader');
   leader.textContent = snap.leader ?? '';
   leader.dataset.leader = snap.leader ?? '';
-  if (snap.leader === null) leader.textContent = 'none';
   $('term').textContent = snap.term;
   $('served-by').textContent = snap.servedBy;
   // This page lives on one node: pausing or killing that node freezes it; every other node serves it too.

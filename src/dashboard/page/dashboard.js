@@ -164,10 +164,17 @@ function renderDrawing(snap) {
       const y2 = to.y - uy * (nodeR + 6);
       children.push(svg('line', { class: `arrow ${snap.mode}`, x1, y1, x2, y2, 'marker-end': `url(#head-${snap.mode})` }));
       const r = lag.get(m.id);
-      const mx = (x1 + x2) / 2 - uy * 12;
-      const my = (y1 + y2) / 2 + ux * 12;
+      // The label beside the arrow's middle, on the side away from the circle's centre (labels of two arrows never meet).
+      const midX = (x1 + x2) / 2;
+      const midY = (y1 + y2) / 2;
+      const ox = midX - cx;
+      const oy = midY - cy;
+      const on = Math.hypot(ox, oy) || 1;
+      const lx = midX + (ox / on) * 10;
+      const ly = midY + (oy / on) * 10 + 4;
+      const anchor = Math.abs(ox / on) < 0.3 ? 'middle' : ox > 0 ? 'start' : 'end';
       const label = `${snap.mode === 'push' ? 'AppendEntries' : 'Fetch'}${r === undefined ? '' : ` · lag ${r.lagEntries}`}`;
-      children.push(svg('text', { x: mx, y: my, 'text-anchor': 'middle', 'font-size': 11, class: 'muted' }, label));
+      children.push(svg('text', { x: lx, y: Math.abs(ox / on) < 0.3 ? ly + (oy > 0 ? 8 : -4) : ly, 'text-anchor': anchor, 'font-size': 11, class: 'muted' }, label));
     }
   }
   for (const m of snap.members) {
@@ -237,11 +244,12 @@ function renderTimeline(snap) {
   const left = 34;
   const now = snap.at;
   const ids = snap.members.map((m) => m.id);
-  const rowH = Math.min(26, (H - 24) / Math.max(1, ids.length));
+  const top = 20;
+  const rowH = Math.min(26, (H - 24 - top) / Math.max(1, ids.length));
   const x = (at) => left + ((at - (now - WINDOW_MS)) / WINDOW_MS) * (W - left - 22);
   const children = [];
   ids.forEach((id, i) => {
-    const yy = 8 + i * rowH + rowH / 2;
+    const yy = top + 8 + i * rowH + rowH / 2;
     children.push(svg('text', { x: 2, y: yy + 4, 'font-size': 11, class: 'muted' }, id));
     children.push(svg('line', { class: 'axis', x1: left, y1: yy, x2: W - 6, y2: yy }));
   });
@@ -250,7 +258,7 @@ function renderTimeline(snap) {
   const byNode = new Map(ids.map((id) => [id, []]));
   for (const e of snap.events) byNode.get(e.node)?.push(e);
   ids.forEach((id, i) => {
-    const yy = 8 + i * rowH + rowH / 2;
+    const yy = top + 8 + i * rowH + rowH / 2;
     const evs = byNode.get(id);
     evs.forEach((e, k) => {
       const next = evs[k + 1];

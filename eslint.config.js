@@ -23,6 +23,13 @@ export default tseslint.config(
     },
   },
   {
+    // The dashboard page runs in the browser.
+    files: ['src/dashboard/page/**/*.js'],
+    languageOptions: {
+      globals: { document: 'readonly', window: 'readonly', EventSource: 'readonly', fetch: 'readonly', Element: 'readonly' },
+    },
+  },
+  {
     files: ['src/core/**/*.ts', 'src/protocol/**/*.ts'],
     ignores: ['**/*.test.ts'], // tests beside the code may use node:test and friends
     rules: {

@@ -1,12 +1,16 @@
 // `quorumlog cluster`: the embedded default for trying quorumlog out. Starts
 // N nodes as separate OS processes on 127.0.0.1, each with a config file
 // written under the data directory, waits for a leader, and prints the etcd
-// endpoints, the leader, and how to restart each node alone. A node that
-// exits is reported, never restarted silently. SIGINT/SIGTERM stop all nodes.
+// endpoints, the leader, the dashboard link and how to restart each node
+// alone. A node that exits is reported, never restarted silently (a node
+// killed from the dashboard stays down until restarted there).
+// SIGINT/SIGTERM stop all nodes.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigFileError, formatAddress, type MemberConfig } from '../server/config.js';
@@ -21,6 +25,8 @@ export interface ClusterOptions {
   readonly observers?: number;
   /** Extra settings for every node's config (tests use faster timeouts). */
   readonly extra?: Record<string, unknown>;
+  /** The control server's port on 127.0.0.1 (the dashboard's buttons); 0 or absent: an ephemeral one. */
+  readonly controlPort?: number;
 }
 
 /** The layout of a local cluster: ports and config paths, derived from the options. */
@@ -103,33 +109,124 @@ export async function fetchStatus(m: MemberConfig, timeoutMs = 1000): Promise<No
   }
 }
 
-/** Runs the cluster in the foreground until SIGINT or SIGTERM. */
+/** What the control server (the dashboard's buttons) knows of each node's process. */
+export type ProcessState = 'running' | 'paused' | 'killed' | 'exited';
+
+/**
+ * Runs the cluster in the foreground until SIGINT or SIGTERM. A small
+ * control server on 127.0.0.1 (o.controlPort, or an ephemeral port) lets the
+ * nodes' dashboards kill, pause, resume, restart, partition and heal a node;
+ * its URL reaches each node in QUORUMLOG_CLUSTER_CONTROL, and each node is
+ * started with QUORUMLOG_FAULT_INJECTION=1 (for partition and heal).
+ */
 export async function runCluster(o: ClusterOptions, out: (line: string) => void): Promise<number> {
   const layout = prepareCluster(o);
   const dir = resolve(o.dataDir);
   const children = new Map<string, ChildProcess>();
+  const states = new Map<string, ProcessState>();
   let stopping = false;
-  for (const m of layout.members) {
+  let controlUrl = '';
+  const startChild = (m: MemberConfig): void => {
     const logFile = join(dir, m.id, 'node.log');
     const fd = openSync(logFile, 'a');
     const [exe, ...args] = startCommand(layout, m.id);
-    const child = spawn(exe as string, args, { stdio: ['ignore', fd, fd] });
+    const child = spawn(exe as string, args, {
+      stdio: ['ignore', fd, fd],
+      env: { ...process.env, QUORUMLOG_CLUSTER_CONTROL: controlUrl, QUORUMLOG_FAULT_INJECTION: '1' },
+    });
+    closeSync(fd);
     children.set(m.id, child);
+    states.set(m.id, 'running');
     child.on('exit', (code, signal) => {
-      children.delete(m.id);
+      if (children.get(m.id) === child) children.delete(m.id);
       if (stopping) return;
+      if (states.get(m.id) === 'killed') {
+        out(`node ${m.id} killed (${signal ?? `code ${code}`}) from the dashboard; it stays down until restarted (dashboard button, or: ${startCommand(layout, m.id).join(' ')})`);
+        return;
+      }
+      states.set(m.id, 'exited');
       out(`node ${m.id} exited (${signal ?? `code ${code}`}); see ${logFile}. It is not restarted; to restart it: ${startCommand(layout, m.id).join(' ')}`);
     });
-  }
+  };
+  const control = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const reply = (code: number, body: unknown): void => {
+      res.writeHead(code, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body) + '\n');
+    };
+    if (url.pathname === '/state' && req.method === 'GET') return reply(200, Object.fromEntries(states));
+    if (req.method !== 'POST') return reply(405, { error: 'POST only' });
+    const id = url.searchParams.get('node') ?? '';
+    const m = layout.members.find((x) => x.id === id);
+    if (m === undefined) return reply(404, { error: `no node ${id}` });
+    if (stopping) return reply(409, { error: 'the cluster is stopping' });
+    controlAction(url.pathname.slice(1), m).then((r) => reply(r.code, r.body), (e: unknown) => reply(500, { error: String(e) }));
+  });
+  const killAndWait = async (id: string): Promise<void> => {
+    const c = children.get(id);
+    if (c === undefined || c.exitCode !== null || c.signalCode !== null) return;
+    const exited = new Promise<void>((r) => c.once('exit', () => r()));
+    c.kill('SIGKILL');
+    await exited;
+  };
+  const controlAction = async (action: string, m: MemberConfig): Promise<{ code: number; body: unknown }> => {
+    const c = children.get(m.id);
+    const alive = c !== undefined && c.exitCode === null && c.signalCode === null;
+    switch (action) {
+      case 'kill':
+        if (!alive) return { code: 409, body: { error: `${m.id} is not running` } };
+        states.set(m.id, 'killed');
+        await killAndWait(m.id);
+        return { code: 200, body: { node: m.id, state: 'killed' } };
+      case 'pause':
+        if (!alive) return { code: 409, body: { error: `${m.id} is not running` } };
+        c.kill('SIGSTOP');
+        states.set(m.id, 'paused');
+        out(`node ${m.id} paused (SIGSTOP) from the dashboard`);
+        return { code: 200, body: { node: m.id, state: 'paused' } };
+      case 'resume':
+        if (!alive) return { code: 409, body: { error: `${m.id} is not running` } };
+        c.kill('SIGCONT');
+        states.set(m.id, 'running');
+        out(`node ${m.id} resumed (SIGCONT) from the dashboard`);
+        return { code: 200, body: { node: m.id, state: 'running' } };
+      case 'restart':
+        states.set(m.id, 'killed');
+        await killAndWait(m.id);
+        startChild(m);
+        out(`node ${m.id} restarted from the dashboard (pid ${children.get(m.id)?.pid})`);
+        return { code: 200, body: { node: m.id, state: 'running' } };
+      case 'partition':
+      case 'heal': {
+        if (!alive || states.get(m.id) === 'paused') return { code: 409, body: { error: `${m.id} is not running` } };
+        const r = await fetch(`http://${formatAddress(m.metrics)}/debug/${action}`, { method: 'POST', signal: AbortSignal.timeout(5000) });
+        if (r.ok) out(`node ${m.id} ${action === 'partition' ? 'partitioned from its peers' : 'healed'} from the dashboard`);
+        return { code: r.status, body: r.ok ? { node: m.id, partitioned: action === 'partition' } : { error: await r.text() } };
+      }
+      default:
+        return { code: 404, body: { error: `unknown action ${action}` } };
+    }
+  };
+  await new Promise<void>((res, rej) => {
+    control.once('error', rej);
+    control.listen(o.controlPort ?? 0, '127.0.0.1', () => res());
+  });
+  controlUrl = `http://127.0.0.1:${(control.address() as AddressInfo).port}`;
+  for (const m of layout.members) startChild(m);
+  const dashboard = `http://${formatAddress((layout.members[0] as MemberConfig).metrics)}/dashboard`;
+  out(`dashboard: ${dashboard}`);
   const stopAll = async (): Promise<void> => {
     stopping = true;
     const waits = [...children.values()].map((c) => new Promise<void>((res) => {
       c.once('exit', () => res());
+      c.kill('SIGCONT'); // a paused node must run to stop
       c.kill('SIGTERM');
     }));
     const timer = setTimeout(() => { for (const c of children.values()) c.kill('SIGKILL'); }, 10_000);
     await Promise.all(waits);
     clearTimeout(timer);
+    control.closeAllConnections();
+    await new Promise<void>((r) => control.close(() => r()));
   };
   const done = new Promise<number>((res) => {
     const onSignal = (sig: NodeJS.Signals): void => {
@@ -158,6 +255,7 @@ export async function runCluster(o: ClusterOptions, out: (line: string) => void)
     out(`endpoints: ${layout.members.map((m) => formatAddress(m.client)).join(',')}`);
     out(`leader: ${leader}`);
     out(`mode: ${o.mode}; data: ${dir}; metrics: ${layout.members.map((m) => `http://${formatAddress(m.metrics)}/metrics`).join(' ')}`);
+    out(`dashboard (any node serves it; kill, pause, restart or partition a node there): ${dashboard}`);
     for (const m of layout.members) out(`restart ${m.id} alone: ${startCommand(layout, m.id).join(' ')}`);
     out('try: ETCDCTL_API=3 etcdctl --endpoints ' + layout.members.map((m) => formatAddress(m.client)).join(',') + ' put hello world');
     out('Ctrl-C stops all nodes.');

@@ -50,8 +50,11 @@ export function program(out: (line: string) => void = console.log): Command {
     .addOption(new Option('--mode <mode>', 'replication mode').choices(['push', 'pull']).default('push'))
     .option('--data-dir <dir>', 'where configs, data and logs go', './quorumlog-data')
     .option('--base-port <port>', 'client ports are base..base+N-1, peers base+100.., metrics base+200..', '2379')
-    .action(async (o: { nodes: string; mode: 'push' | 'pull'; dataDir: string; basePort: string }) => {
-      process.exitCode = await runCluster({ nodes: Number(o.nodes), mode: o.mode, dataDir: o.dataDir, basePort: Number(o.basePort) }, out);
+    .option('--control-port <port>', 'port on 127.0.0.1 of the control server behind the dashboard\'s buttons (0: any free port)', '0')
+    .action(async (o: { nodes: string; mode: 'push' | 'pull'; dataDir: string; basePort: string; controlPort: string }) => {
+      process.exitCode = await runCluster({
+        nodes: Number(o.nodes), mode: o.mode, dataDir: o.dataDir, basePort: Number(o.basePort), controlPort: Number(o.controlPort),
+      }, out);
     });
   cmd
     .command('start')

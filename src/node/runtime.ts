@@ -69,6 +69,8 @@ export interface RuntimeMetrics {
   readonly batchSizes: number[];
   /** fdatasync latencies (ms) since the last collection. */
   readonly fsyncMs: number[];
+  /** The last (up to 256) fdatasync latencies (ms), oldest first, for /status percentiles (not drained). */
+  readonly fsyncRecentMs: number[];
   roundsTotal: number;
   forwardedWrites: number;
   forwardedReads: number;
@@ -138,7 +140,7 @@ export class NodeRuntime {
   readonly id: NodeId;
   readonly core: RaftNode;
   readonly metrics: RuntimeMetrics = {
-    proposalsTotal: 0, entriesProposedTotal: 0, batchSizes: [], fsyncMs: [], roundsTotal: 0, forwardedWrites: 0,
+    proposalsTotal: 0, entriesProposedTotal: 0, batchSizes: [], fsyncMs: [], fsyncRecentMs: [], roundsTotal: 0, forwardedWrites: 0,
     forwardedReads: 0, rejectedTooMany: 0, timedOut: 0, malformedForwardFrames: 0, stepErrors: 0,
     snapshotsTaken: 0, snapshotsInstalled: 0,
   };
@@ -154,6 +156,8 @@ export class NodeRuntime {
   private readonly forwarded = new Map<number, Forwarded>();
   /** Service channels (onChannel). */
   private readonly channels = new Map<number, (from: NodeId, payload: Uint8Array) => void>();
+  /** The last (up to 64) changes of this node's role, leader or term, oldest first (wall-clock ms), for /status and the dashboard. */
+  readonly leadershipEvents: { at: number; term: number; leader: string | null; role: string }[] = [];
   /** Listeners of role, leader or term changes (onLeadershipChange). */
   private readonly leadershipListeners: (() => void)[] = [];
   /** performance.now() of the last frame from each peer (lastHeardFrom). */
@@ -584,7 +588,10 @@ export class NodeRuntime {
     // Out to the sockets before the fsync blocks this thread: the followers persist while the leader does.
     if (r.messages.length > 0) this.transport.flush();
     const { installed, timing } = this.storage.persist(r);
-    if (timing.logSyncMs !== null) pushBounded(this.metrics.fsyncMs, timing.logSyncMs);
+    if (timing.logSyncMs !== null) {
+      pushBounded(this.metrics.fsyncMs, timing.logSyncMs);
+      pushRing(this.metrics.fsyncRecentMs, timing.logSyncMs, 256);
+    }
     for (const m of r.persistedMessages) this.sendRaft(m);
     if (installed !== null && r.snapshot !== null) this.restoreSnapshot(r.snapshot);
     this.apply(r.committed);
@@ -1049,6 +1056,7 @@ export class NodeRuntime {
     this.lastRole = role;
     this.lastLeader = leader;
     this.lastTerm = this.core.term;
+    pushRing(this.leadershipEvents, { at: Date.now(), term: this.core.term, leader, role }, 64);
     for (const l of [...this.leadershipListeners]) {
       try {
         l();
@@ -1088,4 +1096,10 @@ export class NodeRuntime {
 /** Keeps a sample buffer bounded (collected and emptied by the metrics exporter). */
 function pushBounded(xs: number[], x: number, max = 10_000): void {
   if (xs.length < max) xs.push(x);
+}
+
+/** Keeps the last `max` items: the oldest is dropped when full. */
+function pushRing<T>(xs: T[], x: T, max: number): void {
+  if (xs.length >= max) xs.shift();
+  xs.push(x);
 }

@@ -4,7 +4,7 @@
 // Built on prom-client; gauges read the runtime when scraped, histograms
 // drain the runtime's bounded sample buffers.
 
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { KvStore } from '../services/kv/store.js';
 import type { Lessor } from './lessor.js';
@@ -41,10 +41,27 @@ export interface NodeStatus {
   };
   /** Leader only: each other member's acknowledged position and lag in entries. */
   readonly replication: readonly { readonly id: string; readonly voter: boolean; readonly match: number; readonly lagEntries: number; readonly sendQueueBytes: number }[];
+  /** This node's wall clock (ms since the epoch) when the status was taken. */
+  readonly now: number;
+  /** Client commands proposed on this node since it started (a counter: rates come from deltas). */
+  readonly proposalsTotal: number;
+  /** fdatasync latency of the log over the last (up to 256) syncs; null figures when none happened yet. */
+  readonly fsync: { readonly samples: number; readonly p50Ms: number | null; readonly p99Ms: number | null; readonly lastMs: number | null };
+  /** The last (up to 64) changes of this node's role, leader or term, oldest first; `at` is wall-clock ms. */
+  readonly leadershipEvents: readonly { readonly at: number; readonly term: number; readonly leader: string | null; readonly role: string }[];
+  /** Fault injection (QUORUMLOG_FAULT_INJECTION=1) only: the node drops every peer frame (the dashboard's partition button). */
+  readonly partitioned: boolean;
+}
+
+/** The q-quantile (0..1) of some samples, nearest rank; null when there are none. */
+export function quantile(samples: readonly number[], q: number): number | null {
+  if (samples.length === 0) return null;
+  const sorted = [...samples].sort((x, y) => x - y);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
 }
 
 /** The node's status as JSON-ready data. */
-export function nodeStatus(runtime: NodeRuntime, transport: Transport, config: NodeConfig): NodeStatus {
+export function nodeStatus(runtime: NodeRuntime, transport: Transport, config: NodeConfig, partitioned = false): NodeStatus {
   const core = runtime.core;
   const role = core.role;
   const last = core.log.lastIndex();
@@ -64,6 +81,16 @@ export function nodeStatus(runtime: NodeRuntime, transport: Transport, config: N
       dirIds: Object.fromEntries((cfg.config.dirIds ?? []).map((r) => [r.node, r.dirId])),
     },
     replication,
+    now: Date.now(),
+    proposalsTotal: runtime.metrics.proposalsTotal,
+    fsync: {
+      samples: runtime.metrics.fsyncRecentMs.length,
+      p50Ms: quantile(runtime.metrics.fsyncRecentMs, 0.5),
+      p99Ms: quantile(runtime.metrics.fsyncRecentMs, 0.99),
+      lastMs: runtime.metrics.fsyncRecentMs.at(-1) ?? null,
+    },
+    leadershipEvents: runtime.leadershipEvents.map((e) => ({ ...e })),
+    partitioned,
   };
 }
 
@@ -147,12 +174,16 @@ export function nodeRegistry(runtime: NodeRuntime, transport: Transport, config:
   return registry;
 }
 
-/** Serves /metrics, /healthz and /status; resolves once listening. */
+/** Answers a request the metrics server does not know itself (the dashboard); returns false to leave it to the 404. */
+export type ExtraHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+/** Serves /metrics, /healthz and /status (and what `extra` handles); resolves once listening. */
 export async function startMetricsServer(
-  host: string, port: number, registry: Registry, status: () => NodeStatus,
+  host: string, port: number, registry: Registry, status: () => NodeStatus, extra?: ExtraHandler,
 ): Promise<Server> {
   const server = createServer((req, res) => {
     const url = req.url ?? '/';
+    if (extra !== undefined && extra(req, res)) return;
     if (url === '/metrics') {
       registry.metrics().then((text) => {
         res.writeHead(200, { 'content-type': registry.contentType });
@@ -175,7 +206,7 @@ export async function startMetricsServer(
       res.end(JSON.stringify(status()) + '\n');
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' });
-      res.end('not found: try /metrics, /healthz or /status\n');
+      res.end('not found: try /dashboard, /metrics, /healthz or /status\n');
     }
   });
   await new Promise<void>((resolve, reject) => {

@@ -18,7 +18,7 @@ import { MembersStateMachine } from '../services/members/state-machine.js';
 import { NodeFileSystem } from '../storage/fs.js';
 import { TcpTransport } from '../transport/tcp.js';
 import { Prng } from '../util/prng.js';
-import { claimDataDir, type Address, type NodeConfig } from './config.js';
+import { claimDataDir, formatAddress, type Address, type NodeConfig } from './config.js';
 import { startClientApi, type ClientApi } from './client-api.js';
 import { startAutoCompaction } from './auto-compaction.js';
 import { takeBackup } from './backup.js';
@@ -26,6 +26,7 @@ import { RuntimeKvBackend } from './kv-backend.js';
 import { MembershipManager } from './membership.js';
 import { startNodeLeases } from './lease-forward.js';
 import { nodeRegistry, nodeStatus, registerLeaseMetrics, startMetricsServer } from './metrics.js';
+import { dashboardHandler } from '../dashboard/server.js';
 import { RuntimeMetadataBackend } from './metadata/runtime-backend.js';
 import { registerQueueMetrics } from './queue/metrics.js';
 import { startQueueRuntime } from './queue/runtime-backend.js';
@@ -127,7 +128,20 @@ export async function startNode(config: NodeConfig, opts: {
   });
   let etcd: ClientApi | null = null;
   let metrics: Server | null = null;
-  const status = () => nodeStatus(runtime, transport, config);
+  // Fault injection (set by `quorumlog cluster` only): the dashboard's partition button.
+  const faultInjection = process.env['QUORUMLOG_FAULT_INJECTION'] === '1';
+  const status = () => nodeStatus(runtime, transport, config, transport.partitioned);
+  const dashboard = dashboardHandler({
+    self: config.nodeId, mode: config.mode,
+    members: () => config.members.map((m) => ({ id: m.id, role: m.role, metrics: formatAddress(m.metrics) })),
+    controlUrl: process.env['QUORUMLOG_CLUSTER_CONTROL'] || null,
+    setPartitioned: faultInjection
+      ? (on) => {
+        logger.warn({ partitioned: on }, on ? 'fault injection: partitioned from every peer' : 'fault injection: partition healed');
+        transport.setPartitioned(on);
+      }
+      : null,
+  });
   try {
     etcd = await startClientApi(backend, {
       host: listen(self.client).host, port: self.client.port, logger: logger.child({ component: 'etcd-api' }),
@@ -139,7 +153,7 @@ export async function startNode(config: NodeConfig, opts: {
     const registry = nodeRegistry(runtime, transport, config, etcd);
     registerQueueMetrics(registry, { machine: queues, liveness: queue.liveness, ...(etcd.queue !== null ? { service: etcd.queue } : {}) });
     registerLeaseMetrics(registry, { store: sm.store, lessor: leases.lessor });
-    metrics = await startMetricsServer(listen(self.metrics).host, self.metrics.port, registry, status);
+    metrics = await startMetricsServer(listen(self.metrics).host, self.metrics.port, registry, status, dashboard.handle);
   } catch (e) {
     leases.stop();
     queue.stop();
@@ -159,6 +173,7 @@ export async function startNode(config: NodeConfig, opts: {
         queue.stop();
         membership.close();
         await etcd?.close();
+        dashboard.aggregator.close();
         await new Promise<void>((resolve) => {
           if (metrics === null) resolve();
           else metrics.close(() => resolve());

@@ -385,3 +385,25 @@ test('removePeer forgets a peer: sends refused, its connections closed, its hand
   a.transport.setPeer(b.id, b.transport.address!);
   await waitFor(() => a.received.length === 2, 'b heard again after setPeer', 5000);
 });
+
+test('setPartitioned (fault injection) drops frames both ways until healed', async (t) => {
+  const { nodes } = await startCluster(['a', 'b']);
+  t.after(closeAll(nodes));
+  const [a, b] = nodes as [TestNode, TestNode];
+  a.transport.send(b.id, { kind: 'raft', message: hb(a.id, b.id, 1) });
+  await waitFor(() => b.received.length === 1, 'first frame');
+  a.transport.setPartitioned(true);
+  assert.equal(a.transport.partitioned, true);
+  assert.equal(a.transport.send(b.id, { kind: 'raft', message: hb(a.id, b.id, 2) }), true, 'a partition loses frames silently');
+  b.transport.send(a.id, { kind: 'raft', message: hb(b.id, a.id, 3) });
+  await sleep(200);
+  assert.deepEqual(seqs(b, a.id), [1]);
+  assert.equal(a.received.length, 0);
+  assert.equal(a.transport.stats().peers['b']?.droppedFrames, 1);
+  a.transport.setPartitioned(false);
+  a.transport.send(b.id, { kind: 'raft', message: hb(a.id, b.id, 4) });
+  b.transport.send(a.id, { kind: 'raft', message: hb(b.id, a.id, 5) });
+  await waitFor(() => seqs(b, a.id).length === 2 && a.received.length === 1, 'frames after healing');
+  assert.deepEqual(seqs(b, a.id), [1, 4]);
+  assert.deepEqual(seqs(a, b.id), [5]);
+});

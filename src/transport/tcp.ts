@@ -192,6 +192,8 @@ export class TcpTransport implements Transport {
     malformedFrames: 0, refusedHandshakes: 0, framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, unknownPeerFrames: 0,
   };
   private handler: ((from: NodeId, frame: PeerFrame) => void) | null = null;
+  /** Fault injection (the dashboard's partition button): while true, every frame to and from peers is dropped. */
+  private partitionedNow = false;
   private server: net.Server | null = null;
   private closed = false;
   private boundAddress: HostPort | null = null;
@@ -285,6 +287,20 @@ export class TcpTransport implements Transport {
     this.handler = handler;
   }
 
+  /**
+   * Fault injection only: cuts this node off (true) or heals it (false).
+   * While cut off, send() drops every frame silently (as a lost network
+   * would: it reports success) and frames that arrive are not delivered;
+   * connections stay up, so healing takes effect at once.
+   */
+  setPartitioned(on: boolean): void {
+    this.partitionedNow = on;
+  }
+
+  get partitioned(): boolean {
+    return this.partitionedNow;
+  }
+
   async start(): Promise<void> {
     if (this.server !== null || this.closed) throw new Error('TcpTransport.start() called twice or after close()');
     const t = this.opts.tls;
@@ -350,6 +366,10 @@ export class TcpTransport implements Transport {
     if (this.closed) {
       p.droppedFrames++;
       return false;
+    }
+    if (this.partitionedNow) {
+      p.droppedFrames++;
+      return true;
     }
     let kind: FrameKindCode;
     let payload: Uint8Array;
@@ -679,7 +699,7 @@ export class TcpTransport implements Transport {
   private deliver(from: NodeId, frame: PeerFrame): void {
     this.counters.framesReceived++;
     const handler = this.handler;
-    if (handler === null) return;
+    if (handler === null || this.partitionedNow) return;
     try {
       handler(from, frame);
     } catch (err) {

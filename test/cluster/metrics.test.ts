@@ -79,3 +79,32 @@ test('batching, metrics, malformed peer frames and a restart from snapshots', { 
     await c.close();
   }
 });
+
+test('/status carries what the dashboard draws; a node outside `quorumlog cluster` has no controls and no fault injection', { timeout: 60_000 }, async () => {
+  const c = await TestCluster.start({ nodes: 3, mode: 'pull' });
+  try {
+    const leader = await c.waitForLeader();
+    const client = new EtcdTestClient(leader.endpoint, 10_000);
+    try {
+      for (let i = 0; i < 5; i++) await client.put(`d/${i}`, 'v');
+    } finally {
+      client.close();
+    }
+    const s = await c.waitFor(leader, (x) => x.proposalsTotal >= 5, 10_000, 'proposals counted');
+    assert.ok(s.fsync.samples > 0 && s.fsync.p50Ms !== null && s.fsync.p99Ms !== null && (s.fsync.p99Ms ?? 0) >= (s.fsync.p50Ms ?? 0), JSON.stringify(s.fsync));
+    assert.ok(Math.abs(s.now - Date.now()) < 5000);
+    const last = s.leadershipEvents.at(-1);
+    assert.equal(last?.role, 'leader');
+    assert.equal(last?.leader, leader.id);
+    assert.equal(last?.term, s.term);
+    assert.equal(s.partitioned, false);
+    assert.equal(s.replication.length, 2, 'the leader reports lag per member in pull mode too');
+    const base = `http://${formatAddress(leader.member.metrics)}`;
+    assert.equal((await fetch(`${base}/dashboard`)).status, 200);
+    assert.equal((await fetch(`${base}/debug/partition`, { method: 'POST' })).status, 404);
+    assert.equal((await fetch(`${base}/dashboard/control/kill?node=${leader.id}`, { method: 'POST' })).status, 404);
+    assert.equal((await c.waitForLeader()).id, leader.id);
+  } finally {
+    await c.close();
+  }
+});

@@ -159,10 +159,15 @@ export class MembershipManager {
     runtime.onChannel(MEMBERSHIP_CHANNEL, (from, payload) => this.onFrame(from, payload));
     runtime.setAutoPromote((n) => this.registry.get(n)?.promoteWhenCaughtUp === true);
     this.unsubscribe.push(registry.onChange(() => this.syncPeers()));
-    this.unsubscribe.push(runtime.onConfigurationChange(() => this.syncPeers()));
-    this.unsubscribe.push(runtime.onLeadershipChange(() => this.maybePublish()));
-    this.probeTimer = setInterval(() => this.probeRemoval(), 1000);
-    this.probeTimer.unref();
+    this.unsubscribe.push(runtime.onConfigurationChange(() => {
+      this.syncPeers();
+      this.armProbe();
+    }));
+    this.unsubscribe.push(runtime.onLeadershipChange(() => {
+      this.maybePublish();
+      this.armProbe();
+    }));
+    this.armProbe();
     this.syncPeers();
   }
 
@@ -170,6 +175,7 @@ export class MembershipManager {
   close(): void {
     this.closed = true;
     if (this.probeTimer !== null) clearInterval(this.probeTimer);
+    this.probeTimer = null;
     for (const t of this.departing.values()) clearTimeout(t);
     this.departing.clear();
     for (const u of this.unsubscribe) u();
@@ -422,6 +428,22 @@ export class MembershipManager {
   // ---- removal probe --------------------------------------------------------------
 
   /** While leaderless, a node that was a member asks whether it has been removed (see the file comment). */
+  /**
+   * The removal probe runs once a second only while this node knows no
+   * leader (the only time it can be a removed member that nobody tells): an
+   * idle node with a leader keeps no timer for it (idle CPU is benchmarked).
+   */
+  private armProbe(): void {
+    const want = !this.closed && !this.runtime.removed && this.runtime.core.leaderId() === null;
+    if (want && this.probeTimer === null) {
+      this.probeTimer = setInterval(() => this.probeRemoval(), 1000);
+      this.probeTimer.unref();
+    } else if (!want && this.probeTimer !== null) {
+      clearInterval(this.probeTimer);
+      this.probeTimer = null;
+    }
+  }
+
   private probeRemoval(): void {
     if (this.closed || this.runtime.removed || this.runtime.core.leaderId() !== null) return;
     const cfg = this.runtime.configuration();

@@ -45,7 +45,8 @@ export const CLI_PATH = join(dirname(fileURLToPath(import.meta.url)), 'quorumlog
  * basePort + i, peer ports basePort + 100 + i, metrics basePort + 200 + i.
  */
 export function prepareCluster(o: ClusterOptions): ClusterLayout {
-  if (!Number.isInteger(o.nodes) || o.nodes < 1 || o.nodes + (o.observers ?? 0) > 99) throw new ConfigFileError('--nodes', `${o.nodes} must be 1-99`);
+  if (!Number.isInteger(o.observers ?? 0) || (o.observers ?? 0) < 0) throw new ConfigFileError('--observers', `${o.observers} must be a whole number`);
+  if (!Number.isInteger(o.nodes) || o.nodes < 1 || o.nodes + (o.observers ?? 0) > 99) throw new ConfigFileError('--nodes', `${o.nodes} must be 1-99 (with the observers)`);
   if (!Number.isInteger(o.basePort) || o.basePort < 1 || o.basePort + 299 > 65535) {
     throw new ConfigFileError('--base-port', `${o.basePort} leaves no room for ${o.nodes} nodes (ports base .. base+299 are used)`);
   }

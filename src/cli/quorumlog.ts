@@ -46,14 +46,16 @@ export function program(out: (line: string) => void = console.log): Command {
   cmd
     .command('cluster')
     .description('start a local cluster of N nodes (separate processes on 127.0.0.1) and keep it in the foreground; Ctrl-C stops it')
-    .option('--nodes <n>', 'how many nodes', '3')
+    .option('--nodes <n>', 'how many voters', '3')
+    .option('--observers <n>', 'how many non-voting observers (o1, o2, ...) besides them', '0')
     .addOption(new Option('--mode <mode>', 'replication mode').choices(['push', 'pull']).default('push'))
     .option('--data-dir <dir>', 'where configs, data and logs go', './quorumlog-data')
     .option('--base-port <port>', 'client ports are base..base+N-1, peers base+100.., metrics base+200..', '2379')
     .option('--control-port <port>', 'port on 127.0.0.1 of the control server behind the dashboard\'s buttons (0: any free port)', '0')
-    .action(async (o: { nodes: string; mode: 'push' | 'pull'; dataDir: string; basePort: string; controlPort: string }) => {
+    .action(async (o: { nodes: string; observers: string; mode: 'push' | 'pull'; dataDir: string; basePort: string; controlPort: string }) => {
       process.exitCode = await runCluster({
-        nodes: Number(o.nodes), mode: o.mode, dataDir: o.dataDir, basePort: Number(o.basePort), controlPort: Number(o.controlPort),
+        nodes: Number(o.nodes), observers: Number(o.observers), mode: o.mode, dataDir: o.dataDir, basePort: Number(o.basePort),
+        controlPort: Number(o.controlPort),
       }, out);
     });
   cmd

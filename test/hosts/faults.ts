@@ -114,14 +114,37 @@ function memberCli(args: readonly string[], endpoints: readonly string[]): Promi
   });
 }
 
-/** Retries a member verb until it succeeds or `ms` passes (a change may be refused while another commits, or while the network drops packets). */
+/** How `node` stands in the cluster's member list (asked through `endpoints`): absent, a learner, a voter; null when no endpoint answered. */
+async function memberStanding(node: string, endpoints: readonly string[]): Promise<'absent' | 'learner' | 'voter' | null> {
+  const r = await memberCli(['list', '--json'], endpoints);
+  if (r.code !== 0) return null;
+  try {
+    const m = (JSON.parse(r.out) as { name: string; isLearner: boolean }[]).find((x) => x.name === node);
+    return m === undefined ? 'absent' : m.isLearner ? 'learner' : 'voter';
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Retries a member verb on `node` until the cluster is where the verb takes
+ * it, or `ms` passes. A change may be refused while the previous one
+ * commits, or a promotion until the node has caught up; and with packets
+ * dropped, a change can commit after its client gave up, so a retry may be
+ * told it was done already ("member not found", "can only promote a learner
+ * member", "already exists"): the member list decides, not the exit code.
+ */
 async function memberUntil(args: readonly string[], endpoints: readonly string[], ms: number): Promise<string> {
+  const [verb, node] = args as [string, string];
+  const goal = verb === 'remove' ? 'absent' : verb === 'promote' ? 'voter' : 'learner';
   const deadline = performance.now() + ms;
   let last = '';
   while (performance.now() < deadline) {
     const r = await memberCli(args, endpoints);
     if (r.code === 0) return r.out;
     last = r.out;
+    const standing = await memberStanding(node, endpoints);
+    if (standing === goal) return `${last} (the member list shows ${node} ${goal}: an earlier attempt took)`;
     await sleep(300);
   }
   throw new Error(`quorumlog member ${args.join(' ')}: still failing after ${ms / 1000} s: ${last}`);

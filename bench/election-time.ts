@@ -16,6 +16,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { instantHost, ReadyLoop } from '../src/node/ready-loop.js';
 import { RaftNode } from '../src/core/node.js';
 import type { ReplicationMode } from '../src/core/config.js';
 import { nodeId, type NodeId } from '../src/protocol/ids.js';
@@ -72,6 +73,8 @@ export function coreTimeoutRange(loMs: number, hiMs: number): { min: number; max
 interface DriverNode {
   readonly id: NodeId;
   readonly core: RaftNode;
+  /** Its Ready driver: persistence is instant, so both message lists leave at once. */
+  loop: ReadyLoop | null;
   /** Ticks happen at k + phase ms, k integer: the nodes' clocks are not in step. */
   readonly phase: number;
   /** Boot time; before it, the node neither ticks nor receives. */
@@ -170,7 +173,16 @@ class Cluster {
       });
       // Servers boot at different moments within one minimum timeout, so the
       // first election has a clear winner even with no randomization.
-      this.nodes.push({ id, core, phase: this.rng.float(), bootMs: this.rng.float() * spec.rangeLoMs, alive: true });
+      const node: DriverNode = { id, core, loop: null, phase: this.rng.float(), bootMs: this.rng.float() * spec.rangeLoMs, alive: true };
+      node.loop = new ReadyLoop(core, instantHost((m) => this.send(m), {
+        onReady: (r) => {
+          if (this.armed && this.newLeaderAt === null && r.softState.role === 'leader') {
+            this.newLeaderAt = this.now;
+            this.newLeader = node;
+          }
+        },
+      }));
+      this.nodes.push(node);
     }
     this.order = [...this.nodes].sort((a, b) => a.phase - b.phase);
   }
@@ -225,19 +237,9 @@ class Cluster {
     this.drain(to);
   }
 
-  /** Takes every Ready: persistence is instant, so both message lists leave at once. */
+  /** Takes every Ready through the node's driver (persistence is instant). */
   private drain(node: DriverNode): void {
-    const core = node.core;
-    while (core.hasReady()) {
-      const r = core.ready();
-      for (const m of r.messages) this.send(m);
-      for (const m of r.persistedMessages) this.send(m);
-      if (this.armed && this.newLeaderAt === null && r.softState.role === 'leader') {
-        this.newLeaderAt = this.now;
-        this.newLeader = node;
-      }
-      core.advance(r);
-    }
+    node.loop?.run();
   }
 
   private send(m: Message): void {

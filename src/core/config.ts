@@ -54,6 +54,12 @@ export interface RaftConfig {
   /** Push mode: the most AppendEntries in flight to one follower. */
   readonly maxInflightMessages: number;
   /**
+   * The most Readies handed out (advance()d) whose persistence the runtime
+   * has not yet acknowledged (persisted()): beyond it hasReady() is false
+   * until the oldest is durable (ready.ts, asynchronous persistence).
+   */
+  readonly maxInflightReadies: number;
+  /**
    * Back pressure: the leader refuses proposals (BackpressureError) while its
    * log holds more than this many bytes of uncommitted entries. A proposal
    * is always accepted when nothing is uncommitted.
@@ -93,6 +99,7 @@ export const DEFAULTS = {
   fetchRetryTicks: 3,
   maxMessageBytes: 1 << 20,
   maxInflightMessages: 64,
+  maxInflightReadies: 64,
   maxUncommittedBytes: 32 << 20,
   snapshotChunkBytes: 256 << 10,
   catchUpMaxLagEntries: 100,
@@ -134,7 +141,7 @@ export function makeConfig(input: RaftConfigInput): RaftConfig {
   }
   if (config.fetchRetryTicks < 1) problems.push('fetchRetryTicks must be >= 1');
   if (config.directoryId !== undefined && !isDirId(config.directoryId)) problems.push('directoryId must be an integer in [1, 2^48)');
-  if (config.maxMessageBytes < 1 || config.snapshotChunkBytes < 1 || config.maxInflightMessages < 1 ||
+  if (config.maxMessageBytes < 1 || config.snapshotChunkBytes < 1 || config.maxInflightMessages < 1 || config.maxInflightReadies < 1 ||
     config.maxUncommittedBytes < 1 || config.catchUpMaxLagEntries < 0) {
     problems.push('byte and window limits must be positive');
   }

@@ -14,7 +14,8 @@ import { assert, AssertionError } from '../util/assert.js';
  * - entries are consecutive from `snapshot.index + 1`, terms never decrease,
  *   and the first entry's term is at least `snapshot.term`;
  * - snapshot.index <= applied <= commit <= lastIndex();
- * - snapshot.index <= stable <= lastIndex();
+ * - snapshot.index <= stable <= lastIndex(), and applied <= stable (only
+ *   durable entries are applied);
  * - unstableFrom in [stable + 1, lastIndex() + 1]: entries from there on have
  *   not yet been handed to the runtime to persist;
  * - `configs` lists exactly the configuration entries after the snapshot, in
@@ -236,14 +237,25 @@ export class RaftLog {
     if (this.term(index) === term && index > this.stable) this.stable = index;
   }
 
-  /** Committed entries not yet applied, at most `maxBytes` (at least one). */
+  /**
+   * The last index that may be applied: committed and durable here. (A
+   * follower may learn of a commit before its own copy is durable; it
+   * applies the entry once it is, so a snapshot never covers an entry this
+   * node could still lose.)
+   */
+  appliableTo(): LogIndex {
+    return Math.min(this.commit, this.stable);
+  }
+
+  /** Committed, durable entries not yet applied, at most `maxBytes` (at least one). */
   nextCommitted(maxBytes: number): Entry[] {
-    if (this.applied >= this.commit) return [];
-    return this.slice(this.applied + 1, this.commit + 1, maxBytes);
+    const upTo = this.appliableTo();
+    if (this.applied >= upTo) return [];
+    return this.slice(this.applied + 1, upTo + 1, maxBytes);
   }
 
   appliedTo(index: LogIndex): void {
-    assert(index >= this.applied && index <= this.commit, () => `applied ${index} outside [${this.applied}, ${this.commit}]`);
+    assert(index >= this.applied && index <= this.appliableTo(), () => `applied ${index} outside [${this.applied}, ${this.appliableTo()}]`);
     this.applied = index;
   }
 
@@ -316,6 +328,7 @@ export class RaftLog {
       fail(`positions out of order: snapshot ${s.index} applied ${this.applied} commit ${this.commit} last ${last}`);
     }
     if (!(s.index <= this.stable && this.stable <= last)) fail(`stable ${this.stable} outside [${s.index}, ${last}]`);
+    if (this.applied > this.stable) fail(`applied ${this.applied} beyond the durable ${this.stable}`);
     if (!(this.unstableFrom >= this.stable + 1 && this.unstableFrom <= last + 1)) {
       fail(`unstableFrom ${this.unstableFrom} outside [${this.stable + 1}, ${last + 1}]`);
     }

@@ -2,7 +2,9 @@
 //   tick()  — one logical clock step;   step(m) — a message from a peer;
 //   propose(data), proposeConfigChange(change), readIndex(ctx), transferLeadership(to),
 //   compact(i) — local requests;
-//   ready() — what the runtime must do now;  advance(r) — the runtime did it.
+//   ready() — what the runtime must do now;  advance(r) — the runtime took it;
+//   persisted(r) — what r asked to persist is durable (asynchronous storage
+//   writes: several Readies may be in flight, acknowledged in order).
 // No I/O, timers, clocks, randomness or Promises: the runtime (src/node) and
 // the simulator (test/sim) drive it. The term rules common to every message
 // live here; per-message handling lives in election.ts and replication/*.
@@ -95,8 +97,18 @@ export class RaftNode {
   readonly snapshotChunks: SnapshotChunk[] = [];
   /** A received snapshot that has replaced the log prefix and must be persisted and restored. */
   snapshotToInstall: SnapshotMeta | null = null;
-  private lastHardState: HardState;
+  /** The hard state last handed out in a Ready (to persist, maybe not yet durable). */
+  private emittedHardState: HardState;
+  /** The hard state the runtime has acknowledged durable (persisted()). Never ahead of emittedHardState. */
+  private durableHardState: HardState;
   private readyInProgress = false;
+  /**
+   * Readies advance()d whose persistence is not yet acknowledged, oldest
+   * first. Invariant: at most config.maxInflightReadies; persisted() takes
+   * them in this order; while one carries a snapshot, it is the last.
+   */
+  private readonly inflight: Ready[] = [];
+  private nextReadySeq = 1;
 
   constructor(input: RaftConfigInput, persisted: PersistedState = EMPTY_STATE) {
     this.config = makeConfig(input);
@@ -104,7 +116,8 @@ export class RaftNode {
     this.dirId = this.config.directoryId;
     this.term = persisted.hardState.term;
     this.vote = persisted.hardState.vote;
-    this.lastHardState = persisted.hardState;
+    this.emittedHardState = persisted.hardState;
+    this.durableHardState = persisted.hardState;
     this.log = new RaftLog(persisted.snapshot ?? { index: 0, term: 0 }, persisted.entries, persisted.hardState.commit,
       { voters: this.config.voters, observers: this.config.observers });
     if (this.config.plantedBug === 'termFromLogOnRestart') this.term = this.log.lastTerm(); // read here only
@@ -250,18 +263,39 @@ export class RaftNode {
 
   // ---- outputs ------------------------------------------------------------
 
-  /** True when ready() has something for the runtime. */
+  /**
+   * True when ready() has something for the runtime and may be called: not
+   * while maxInflightReadies await persisted(), nor while a Ready that
+   * installs a snapshot does (the state machine must be restored from it
+   * before anything after it is applied).
+   */
   hasReady(): boolean {
+    if (this.readyReason() !== null) return false;
     if (this.role.kind === 'leader' && this.role.replicationDue) return true;
     return this.outNow.length > 0 || this.outAfterPersist.length > 0 || this.readStates.length > 0 ||
       this.readsAborted.length > 0 || this.snapshotChunks.length > 0 || this.snapshotToInstall !== null ||
-      this.log.unstableFrom <= this.log.lastIndex() || this.log.applied < this.log.commit ||
+      this.log.unstableFrom <= this.log.lastIndex() || this.log.applied < this.log.appliableTo() ||
       this.hardStateChanged();
+  }
+
+  /** Readies handed out whose persistence is not yet acknowledged. */
+  inflightReadies(): number {
+    return this.inflight.length;
+  }
+
+  /** Why ready() may not be called now, or null. */
+  private readyReason(): string | null {
+    if (this.inflight.length >= this.config.maxInflightReadies) return `${this.inflight.length} Readies await persisted()`;
+    const newest = this.inflight[this.inflight.length - 1];
+    if (newest !== undefined && newest.snapshot !== null) return 'a snapshot install awaits persisted()';
+    return null;
   }
 
   /** Collects what the runtime must do now (see ready.ts for the contract). */
   ready(): Ready {
     this.checkNotInReady('ready');
+    const blocked = this.readyReason();
+    if (blocked !== null) throw new ApiMisuseError(`ready() while ${blocked}`);
     if (this.role.kind === 'leader' && this.role.replicationDue) {
       this.role.replicationDue = false;
       if (this.config.replication === 'push') push.broadcast(this, this.role);
@@ -277,7 +311,9 @@ export class RaftNode {
       persistedMessages = persistedMessages.filter((m) => !early.includes(m));
       messages = messages.concat(early);
     }
+    if (hardState !== null) this.emittedHardState = hardState;
     const r: Ready = {
+      seq: this.nextReadySeq++,
       hardState,
       entries: this.log.takeUnstable(),
       snapshot: this.snapshotToInstall,
@@ -298,20 +334,48 @@ export class RaftNode {
     return r;
   }
 
-  /** The runtime has done everything `r` asked. */
+  /**
+   * The runtime has taken `r`: sent its `messages`, queued its persistence
+   * (in order after the Readies before it), applied its `committed` entries
+   * and noted its reads. The core may be driven again (and ready() called
+   * again) before `r` is durable; persisted(r) says when it is.
+   */
   advance(r: Ready): void {
     if (!this.readyInProgress) throw new ApiMisuseError('advance() without a ready()');
     this.readyInProgress = false;
-    if (r.hardState !== null) this.lastHardState = r.hardState;
-    const last = r.entries[r.entries.length - 1];
-    if (last !== undefined) this.log.stableTo(last.index, last.term);
+    this.inflight.push(r);
     const applied = r.committed[r.committed.length - 1];
     if (applied !== undefined && applied.index > this.log.applied) this.log.appliedTo(applied.index);
-    if (this.role.kind === 'leader') {
-      // The leader's own entries count toward commit only now that they are durable.
-      if (last !== undefined) transitions.onLeaderProgress(this, this.role);
-    }
+    if (this.config.plantedBug === 'countOwnBeforeDurable') this.markDurable(r); // read here only
     this.afterInput();
+  }
+
+  /**
+   * What `r` asked to persist (snapshot chunks, snapshot, entries, hard
+   * state) is durable, and so is everything the Readies before it asked:
+   * acknowledgements arrive in the order the Readies were handed out. Only
+   * now does a leader count the entries toward commit, and only now does the
+   * runtime send r.persistedMessages (the contract, ready.ts).
+   */
+  persisted(r: Ready): void {
+    this.checkNotInReady('persisted');
+    const oldest = this.inflight[0];
+    if (oldest !== r) {
+      throw new ApiMisuseError(oldest === undefined ? `persisted(${r.seq}) with no Ready in flight` : `persisted(${r.seq}) before persisted(${oldest.seq})`);
+    }
+    this.inflight.shift();
+    if (r.hardState !== null) this.durableHardState = r.hardState;
+    this.markDurable(r);
+    this.afterInput();
+  }
+
+  /** r's entries are durable: the log's stable index moves (if they are still the log's), and a leader counts them. */
+  private markDurable(r: Ready): void {
+    const last = r.entries[r.entries.length - 1];
+    if (last === undefined) return;
+    // A later Ready may have cut them already (a conflict): then the term no longer matches and nothing moves.
+    this.log.stableTo(last.index, last.term);
+    if (this.role.kind === 'leader') transitions.onLeaderProgress(this, this.role);
   }
 
   /**
@@ -399,9 +463,9 @@ export class RaftNode {
     return timers.ticksUntilDue(this);
   }
 
-  /** The hard state as the runtime last persisted it. */
+  /** The hard state as the runtime last acknowledged it durable (persisted()). */
   persistedHardState(): HardState {
-    return this.lastHardState;
+    return this.durableHardState;
   }
 
   /**
@@ -410,7 +474,8 @@ export class RaftNode {
    */
   checkInvariants(tailEntries = Infinity): void {
     this.log.checkInvariants(tailEntries);
-    assert(this.term >= this.lastHardState.term, 'term went backwards');
+    assert(this.term >= this.emittedHardState.term && this.emittedHardState.term >= this.durableHardState.term, 'term went backwards');
+    if (this.inflight.length > this.config.maxInflightReadies) assert(false, `${this.inflight.length} Readies in flight`);
     const role = this.role;
     if (role.kind === 'leader') {
       if (this.vote !== this.id) assert(false, `leader ${this.id} of term ${this.term} did not vote for itself`);
@@ -451,11 +516,11 @@ export class RaftNode {
 
   /**
    * Queues a message. A leader's replication traffic may leave before
-   * persisting, once its term is durable (a single voter wins its election
+   * persisting, once its term is durable (acknowledged by persisted()) (a single voter wins its election
    * in the same step that raised its term, before any ready()).
    */
   send(m: Message): void {
-    if (this.role.kind === 'leader' && this.lastHardState.term === this.term) this.outNow.push(m);
+    if (this.role.kind === 'leader' && this.durableHardState.term === this.term) this.outNow.push(m);
     else this.outAfterPersist.push(m);
   }
 
@@ -511,7 +576,7 @@ export class RaftNode {
   }
 
   private hardStateChanged(): boolean {
-    const h = this.lastHardState;
+    const h = this.emittedHardState;
     return h.term !== this.term || h.vote !== this.vote || h.commit !== this.log.commit;
   }
 

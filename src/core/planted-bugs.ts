@@ -1,7 +1,7 @@
 // Deliberate bugs that the simulator's checker tests switch on, one at a time,
 // to prove that each safety invariant can fail when its rule is broken. A
-// production configuration never sets one; each is read at exactly one place
-// in the core, named in its comment.
+// production configuration never sets one; each is read at exactly one place,
+// named in its comment (in the core, but for the Ready driver's own rule).
 
 /** The bugs that can be planted, each breaking one safety rule. */
 export type PlantedBug =
@@ -44,7 +44,16 @@ export type PlantedBug =
   /** Describe a snapshot with the latest configuration in the log instead of the one in force at its index. node.ts snapshotMeta() */
   | 'snapshotLatestConfig'
   /** A (pre-)candidate whose election neither wins nor loses never tries again (no timeout while campaigning). node.ts tick() */
-  | 'candidateNeverRetries';
+  | 'candidateNeverRetries'
+  /** A leader counts its own entries toward commit once handed to the runtime (advance()), before they are durable (persisted()). node.ts advance() */
+  | 'countOwnBeforeDurable'
+  /**
+   * Group commit acknowledges every Ready in flight when an fdatasync ends,
+   * including those written after it began (not covered by it). The Ready
+   * driver, src/node/ready-loop.ts onSynced(): the one planted bug read
+   * outside src/core, since the rule it breaks is the driver's.
+   */
+  | 'ackUnsyncedReadies';
 
 /** Every planted bug, for tools that take one by name (the simulator's CLI); the Record makes the compiler check the list is complete. */
 const ALL: Record<PlantedBug, true> = {
@@ -52,5 +61,6 @@ const ALL: Record<PlantedBug, true> = {
   skipPrevLogCheck: true, countObserverTowardCommit: true, ackBeforePersist: true, commitBeyondMatch: true, overstateTicksUntilDue: true,
   concurrentConfigChanges: true, keepTruncatedConfig: true, configBeforeAppend: true, countRemovedVoter: true, wipedNodeVotes: true,
   readBeforeTermCommit: true, termFromLogOnRestart: true, observerCampaigns: true, snapshotLatestConfig: true, candidateNeverRetries: true,
+  countOwnBeforeDurable: true, ackUnsyncedReadies: true,
 };
 export const PLANTED_BUGS: readonly PlantedBug[] = Object.keys(ALL) as PlantedBug[];

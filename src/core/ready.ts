@@ -1,23 +1,40 @@
 // What the core asks the runtime to do, and the persistence contract.
 //
-// The persistence contract (checked by the simulator on every send):
-//  1. `messages` may be sent at once, in parallel with persisting: they are
+// Persistence is asynchronous (etcd's raft calls it asynchronous storage
+// writes): the runtime takes a Ready, hands its state to a storage writer and
+// calls advance() at once; ready() may then be called again while earlier
+// Readies are still being made durable, up to config.maxInflightReadies. The
+// writer acknowledges each Ready with persisted(r), in the order they were
+// handed out, once what it asked for is durable. The contract (the simulator
+// checks it on every send and after every crash):
+//  1. `messages` may be sent at once, before anything is durable: they are
 //     the leader's replication traffic (AppendEntries, heartbeats, snapshot
-//     chunks, fetch answers, BeginQuorumEpoch, TimeoutNow), sent only once the
-//     leader's term is durable. A leader counts its own entries toward commit
-//     only once they are durable (advance()).
-//  2. `snapshotChunks`, then `snapshot`, then `entries`, then `hardState` are
-//     made durable, in that order (entries before the hard state, so that a
-//     persisted commit index never points past the durable log).
-//  3. Only then may `persistedMessages` be sent: every vote, every
-//     acknowledgement (AppendEntries answers, fetches, which acknowledge the
-//     entries before their offset, snapshot answers) and every message a
-//     non-leader sends. A granted vote is therefore never forgotten by a
-//     restart, and no entry is acknowledged before it is durable.
-//  4. `committed` entries are applied in order after `snapshot` is restored;
-//     a read in `readStates` is served once the applied index reaches it.
-//  5. Then advance(ready) is called; no other core call may come between
-//     ready() and advance().
+//     chunks, fetch answers, BeginQuorumEpoch, TimeoutNow), emitted only once
+//     the leader's term is durable (acknowledged).
+//  2. Each Ready's `snapshotChunks`, then `snapshot`, then `entries`, then
+//     `hardState` are made durable in that order, and after everything the
+//     Readies before it asked for: one writer, first in first out. So a
+//     truncation (entries starting at or below the stored end) never
+//     overtakes an earlier append, and a durable commit index never points
+//     past the durable log.
+//  3. persisted(r) is called once all of that is durable; only then may
+//     `persistedMessages` be sent: every vote, every acknowledgement
+//     (AppendEntries answers, fetches, which acknowledge the entries before
+//     their offset, snapshot answers) and every message a non-leader sends.
+//     A granted vote is therefore never forgotten by a restart, and no entry
+//     is acknowledged before it is durable. A leader counts its own entries
+//     toward commit only at persisted().
+//  4. `committed` entries are applied in order, when the Ready is taken: the
+//     core hands out only entries that are committed and already durable
+//     here. A Ready with a `snapshot` is the last handed out until its
+//     persisted(): the runtime restores the state machine from the snapshot
+//     then, before anything after it applies. A read in `readStates` is
+//     served once the applied index reaches it.
+//  5. advance(ready) is called after taking it; no other core call may come
+//     between ready() and advance(). A runtime that persists synchronously
+//     calls persisted(ready) right after advance(ready).
+// src/node/ready-loop.ts is the one driver that does all this, for the
+// runtime, the simulator, the scenario harness and the benchmarks.
 
 import type { Configuration, Entry, HardState, SnapshotMeta } from '../protocol/entry.js';
 import type { LogIndex, NodeId, Term } from '../protocol/ids.js';
@@ -68,6 +85,8 @@ export interface DirIdConflict {
 
 /** One batch of work for the runtime; see the contract at the top of this file. */
 export interface Ready {
+  /** 1, 2, 3, … in the order ready() handed them out: persisted() must follow it. */
+  readonly seq: number;
   readonly hardState: HardState | null;
   /** Entries to append durably; a first index at or below the stored end means: cut the stored suffix from there first. */
   readonly entries: readonly Entry[];

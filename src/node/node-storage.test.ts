@@ -33,7 +33,7 @@ function entries(from: number, to: number): Entry[] {
 
 function ready(over: Partial<Ready>): Ready {
   return {
-    hardState: null, entries: [], snapshot: null, snapshotChunks: [], messages: [], persistedMessages: [], committed: [],
+    seq: 1, hardState: null, entries: [], snapshot: null, snapshotChunks: [], messages: [], persistedMessages: [], committed: [],
     readStates: [], readsAborted: [], softState: { role: 'follower', term: 1, leader: null } as Ready['softState'], ...over,
   };
 }

@@ -6,10 +6,16 @@
 // interrupted (snapshot durable, log not yet compacted), as the simulator's
 // durable disk does.
 //
-// The stores are synchronous (see src/storage/fs.ts): a persist blocks the
-// event loop for the length of an fsync. Requests that arrive meanwhile wait
-// in the kernel's socket buffers and are batched into the next round, which
-// is what gives group commit its batches.
+// Persistence is split for the Ready driver (src/node/ready-loop.ts):
+// write(r) puts a Ready's entries in the log files (the page cache, not yet
+// durable) and holds its hard state; sync(done) fdatasyncs the log off the
+// event loop (DurableLogStore.syncAsync: libuv's thread pool), and only then
+// saves the hard state held for the Readies it covers, so that a durable
+// commit index never points past the durable log. Writes go on while a sync
+// runs; the next sync covers them (group commit). What stays synchronous on
+// the event loop, being rare: installing a received snapshot, truncating the
+// log (a conflict), rolling to a new segment (every segmentBytes), and saving
+// a changed term or vote (an election); see docs/STORAGE.md.
 
 import type { PersistedState } from '../core/node.js';
 import type { Ready } from '../core/ready.js';
@@ -39,9 +45,12 @@ export class NodeStorage {
   private receiving: SnapshotReceiver | null = null;
   private savedHardState: HardState | null = null;
   private pendingHardState: HardState | null = null;
+  /** The newest hard state written (write()) and not yet covered by a sync: saved when one ends. */
+  private unsyncedHardState: HardState | null = null;
   private commitSavedAt = -Infinity;
   private readonly commitSaveIntervalMs: number;
   private reader: SnapshotReader | null = null;
+  private closed = false;
   private readonly now: () => number;
 
   constructor(fs: FileSystem, dir: string, opts: { segmentBytes?: number; now?: () => number; commitSaveIntervalMs?: number } = {}) {
@@ -84,11 +93,29 @@ export class NodeStorage {
   }
 
   /**
-   * Makes a ready's state durable in the contract's order. Returns the
-   * snapshot that was installed (its bytes must now be restored into the
-   * state machine) or null.
+   * Makes a ready's state durable in the contract's order, at once (write()
+   * then a blocking sync; tools and tests). Returns the snapshot that was
+   * installed (its bytes must now be restored into the state machine) or null.
    */
   persist(r: Ready): { installed: StoredSnapshotInfo | null; timing: PersistTiming } {
+    const { installed } = this.write(r);
+    let logSyncMs: number | null = null;
+    if (r.entries.length > 0) {
+      const t0 = this.now();
+      this.log.sync();
+      logSyncMs = this.now() - t0;
+    }
+    this.saveUnsyncedHardState();
+    return { installed, timing: { logSyncMs, entriesWritten: r.entries.length } };
+  }
+
+  /**
+   * Writes a Ready's state after everything written before, in the
+   * contract's order: snapshot chunks, a received snapshot (durable when this
+   * returns), entries (written, not synced), and the hard state (held until
+   * a sync covers the entries before it). Returns the snapshot installed.
+   */
+  write(r: Ready): { installed: StoredSnapshotInfo | null } {
     for (const c of r.snapshotChunks) {
       if (this.receiving === null || !sameMeta(this.receiving.meta, c.snapshot)) {
         this.receiving?.close();
@@ -99,19 +126,49 @@ export class NodeStorage {
     }
     let installed: StoredSnapshotInfo | null = null;
     if (r.snapshot !== null) installed = this.installReceived(r.snapshot);
-    let logSyncMs: number | null = null;
     if (r.entries.length > 0) {
       const first = r.entries[0] as Entry;
       const snapIndex = this.snapshots.latest()?.index ?? 0;
       // Entries inside the snapshot are covered by it already.
       const from = Math.max(0, snapIndex + 1 - first.index);
       if (from < r.entries.length) this.log.append(from === 0 ? r.entries : r.entries.slice(from));
-      const t0 = this.now();
-      this.log.sync();
-      logSyncMs = this.now() - t0;
     }
-    if (r.hardState !== null) this.saveHardState(r.hardState);
-    return { installed, timing: { logSyncMs, entriesWritten: r.entries.length } };
+    if (r.hardState !== null) this.unsyncedHardState = r.hardState;
+    return { installed };
+  }
+
+  /**
+   * Makes everything written so far durable without blocking on the log's
+   * fdatasync, then saves the hard state written before this call, and calls
+   * `done(null)`; or `done(err)` on a failure (the node must stop).
+   */
+  sync(done: (err: unknown) => void): void {
+    const hard = this.unsyncedHardState;
+    this.unsyncedHardState = null;
+    this.log.syncAsync((err) => {
+      if (err !== null && err !== undefined) {
+        done(err);
+        return;
+      }
+      if (this.closed) {
+        // Closed while the fdatasync ran: a restarted node may own the directory now; save nothing more.
+        done(new Error('the node storage was closed during a sync'));
+        return;
+      }
+      try {
+        if (hard !== null) this.saveHardState(hard);
+      } catch (e) {
+        done(e);
+        return;
+      }
+      done(null);
+    });
+  }
+
+  private saveUnsyncedHardState(): void {
+    const hard = this.unsyncedHardState;
+    this.unsyncedHardState = null;
+    if (hard !== null) this.saveHardState(hard);
   }
 
   /**
@@ -225,7 +282,12 @@ export class NodeStorage {
   };
 
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     try {
+      // A clean stop makes everything written durable, then the hard state held for it.
+      this.log.sync();
+      this.saveUnsyncedHardState();
       this.flushHardState();
     } catch {
       // closing after a storage failure: nothing more can be saved

@@ -1,9 +1,12 @@
 // The runtime that drives one node's consensus core in real time: a timer
-// ticks it, the transport feeds it messages, and each round takes the core's
-// Ready, sends, persists (src/node/node-storage.ts), sends what had to wait
-// for the disk, applies committed entries to the state machine, answers
-// clients and calls advance(). Everything runs on the event loop, one round
-// at a time; no core call ever comes between ready() and advance().
+// ticks it, the transport feeds it messages, and each round runs the Ready
+// driver (src/node/ready-loop.ts): send, write (src/node/node-storage.ts),
+// apply committed entries to the state machine, answer clients, advance().
+// The log's fdatasync runs off the event loop (group commit); when it ends,
+// the driver sends what had to wait for the disk and acknowledges the Readies
+// it covered (persisted()), and the runtime schedules another round. So while
+// one fsync runs, this thread keeps reading requests, proposing, sending and
+// committing.
 //
 // Ticks are replayed, not polled: before the core sees anything (a frame, a
 // round, the timer) it gets one tick() per tickMs that has passed, and the
@@ -50,6 +53,7 @@ import { BATCH_HEADER_BYTES, BATCH_ITEM_OVERHEAD_BYTES, decodeBatch, encodeBatch
 import { LeaderChangedError, NoLeaderError, NodeStoppedError, RequestTimeoutError, TooManyRequestsError } from './errors.js';
 import { decodeForward, encodeForward, FORWARD_CHANNEL, type ForwardMessage, type ForwardRefusal } from './forward.js';
 import type { NodeStorage } from './node-storage.js';
+import { ReadyLoop } from './ready-loop.js';
 
 /** The replicated state machine the log feeds. Must be deterministic. */
 export interface StateMachine {
@@ -149,6 +153,7 @@ export class NodeRuntime {
   private readonly sm: StateMachine;
   private readonly storage: NodeStorage;
   private readonly transport: Transport;
+  private readonly loop: ReadyLoop;
 
   private queue: QueuedCommand[] = [];
   private queueBytes = 0;
@@ -225,6 +230,32 @@ export class NodeRuntime {
     this.lastSnapshotIndex = this.applied;
     this.core = new RaftNode({ ...opts.raft, snapshotReader: this.storage.coreSnapshotReader }, persisted);
     this.id = this.core.id;
+    this.loop = new ReadyLoop(this.core, {
+      send: (m) => this.sendRaft(m),
+      flushSends: () => this.transport.flush(),
+      write: (r) => {
+        this.metrics.roundsTotal++;
+        this.storage.write(r);
+      },
+      sync: (done) => {
+        const t0 = performance.now();
+        this.storage.sync((err) => {
+          if (err === null || err === undefined) {
+            const ms = performance.now() - t0;
+            pushBounded(this.metrics.fsyncMs, ms);
+            pushRing(this.metrics.fsyncRecentMs, ms, 256);
+          }
+          done(err);
+        });
+      },
+      apply: (entries) => this.apply(entries),
+      readState: (rs) => this.onReadState(rs.ctx, rs.index),
+      readAborted: (ctx) => this.onReadAborted(ctx),
+      restoreSnapshot: (meta) => this.restoreSnapshot(meta),
+      afterCoreCall: () => this.resolveReads(),
+      onPersisted: () => this.schedule(),
+      onFatal: (e) => this.fatal(e),
+    });
     this.log.info({ term: persisted.hardState.term, commit: persisted.hardState.commit, snapshot: persisted.snapshot,
       lastIndex: this.core.log.lastIndex() }, 'recovered from disk');
   }
@@ -242,6 +273,7 @@ export class NodeRuntime {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.loop.stop();
     if (this.timer !== null) clearTimeout(this.timer);
     this.failAll(new NodeStoppedError());
     await this.transport.close();
@@ -570,7 +602,7 @@ export class NodeRuntime {
       this.flushProposals();
       this.flushReads();
       this.maybeAutoPromote();
-      for (let i = 0; i < 16 && this.core.hasReady(); i++) this.handleReady();
+      this.loop.run(16);
       this.noteConfiguration(); // before a snapshot may compact away the configuration before the one in force
       this.maybeSnapshot();
       this.noteLeadership();
@@ -579,26 +611,6 @@ export class NodeRuntime {
     } catch (e) {
       this.fatal(e);
     }
-  }
-
-  private handleReady(): void {
-    const r = this.core.ready();
-    this.metrics.roundsTotal++;
-    for (const m of r.messages) this.sendRaft(m);
-    // Out to the sockets before the fsync blocks this thread: the followers persist while the leader does.
-    if (r.messages.length > 0) this.transport.flush();
-    const { installed, timing } = this.storage.persist(r);
-    if (timing.logSyncMs !== null) {
-      pushBounded(this.metrics.fsyncMs, timing.logSyncMs);
-      pushRing(this.metrics.fsyncRecentMs, timing.logSyncMs, 256);
-    }
-    for (const m of r.persistedMessages) this.sendRaft(m);
-    if (installed !== null && r.snapshot !== null) this.restoreSnapshot(r.snapshot);
-    this.apply(r.committed);
-    for (const rs of r.readStates) this.onReadState(rs.ctx, rs.index);
-    for (const ctx of r.readsAborted) this.onReadAborted(ctx);
-    this.core.advance(r);
-    this.resolveReads();
   }
 
   private sendRaft(m: Message): void {
@@ -1086,6 +1098,7 @@ export class NodeRuntime {
   private fatal(e: unknown): void {
     this.log.fatal({ err: e }, 'stopping: the node cannot go on safely (storage failure or a broken invariant)');
     this.stopped = true;
+    this.loop.stop();
     if (this.timer !== null) clearTimeout(this.timer);
     this.failAll(new NodeStoppedError({ cause: e }));
     void this.transport.close();

@@ -2,7 +2,10 @@
 // the simulator can put a fault-injecting file layer in their place (lost
 // unsynced writes, torn writes, failed fsyncs) and run the real store code.
 // Synchronous on purpose: the stores are deterministic state machines over
-// files; a runtime that must not block its event loop runs them in a worker.
+// files. The one slow call on the write path, fdatasync, also has an
+// asynchronous form (FileHandle.syncAsync, libuv's thread pool on the real
+// file system) that the log's group commit uses, so that the Raft thread
+// never waits for the disk on the hot path (DurableLogStore.syncAsync).
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -19,6 +22,12 @@ export interface FileHandle {
   truncate(length: number): void;
   /** fdatasync: everything written before is durable. Throws on failure (never retry). */
   sync(): void;
+  /**
+   * The same fdatasync without blocking the caller: everything written
+   * before the call is durable when `done(null)` runs. Optional: a file
+   * system without it is synced with sync() (done is then called at once).
+   */
+  syncAsync?(done: (err: Error | null) => void): void;
   close(): void;
 }
 
@@ -111,6 +120,10 @@ class NodeFileHandle implements FileHandle {
 
   sync(): void {
     fs.fdatasyncSync(this.fd);
+  }
+
+  syncAsync(done: (err: Error | null) => void): void {
+    fs.fdatasync(this.fd, done);
   }
 
   close(): void {

@@ -5,10 +5,11 @@
 // (test/sim's SimDisk) that survives crash() and feeds restart(), and a tiny
 // state machine: the list of applied payloads, snapshotted as JSON.
 //
-// Every core call is followed by draining ready() per the contract in
-// src/core/ready.ts: `messages` are queued at once, the disk is written, then
-// `persistedMessages` are queued, the snapshot is restored, `committed`
-// entries applied in order, then advance(); checkInvariants() runs after each.
+// Every core call is followed by draining ready() through the production
+// Ready driver (src/node/ready-loop.ts) with a disk that syncs at once:
+// `messages` are queued, the disk is written, `committed` entries applied in
+// order, advance(), then the sync ends: `persistedMessages` are queued, a
+// snapshot restored, persisted(); checkInvariants() runs after each.
 
 import { RaftNode } from '../../src/core/node.js';
 import type { RaftConfigInput } from '../../src/core/config.js';
@@ -19,6 +20,7 @@ import { nodeId, type NodeId } from '../../src/protocol/ids.js';
 import type { Message } from '../../src/protocol/messages.js';
 import { Prng } from '../../src/util/prng.js';
 import { SimDisk } from '../sim/disk.js';
+import { ReadyLoop } from '../../src/node/ready-loop.js';
 
 /** The two replication modes; most scenarios run in both. */
 export type Mode = 'push' | 'pull';
@@ -67,6 +69,8 @@ export class TestNode {
   softState: SoftState | null = null;
   readonly random: Prng;
   core: RaftNode | null = null;
+  /** The Ready driver of `core`. */
+  loop: ReadyLoop | null = null;
   /** The state machine: data payloads applied, in log order (no-ops leave no trace). */
   applied: string[] = [];
   appliedIndex = 0;
@@ -142,7 +146,10 @@ export class Cluster {
 
   /** Loses everything but the disk. Messages already sent stay in flight. */
   crash(id: string): void {
-    this.node(id).core = null;
+    const n = this.node(id);
+    n.loop?.stop();
+    n.loop = null;
+    n.core = null;
   }
 
   /**
@@ -183,10 +190,53 @@ export class Cluster {
         return { data: s.data.subarray(position, end), done: end >= s.data.byteLength };
       },
     }, n.disk.load());
+    n.loop = this.newLoop(n, n.core);
     this.restoreStateMachine(n);
     n.readStates = [];
     n.readsAborted = [];
     n.core.checkInvariants();
+  }
+
+  /** The node's Ready driver: the harness's network, the node's memory disk (synced at once), its list state machine. */
+  private newLoop(n: TestNode, core: RaftNode): ReadyLoop {
+    return new ReadyLoop(core, {
+      onReady: (r) => {
+        n.softState = r.softState;
+      },
+      send: (m) => this.send([m]),
+      flushSends: () => undefined,
+      write: (r) => {
+        if (n.crashBeforePersist) {
+          n.crashBeforePersist = false;
+          this.crash(n.id);
+          return;
+        }
+        n.disk.write(r, Infinity);
+      },
+      sync: (done) => {
+        n.disk.sync();
+        done(null);
+      },
+      apply: (entries) => {
+        for (const e of entries) {
+          if (e.index <= n.appliedIndex) continue;
+          if (e.index !== n.appliedIndex + 1) throw new Error(`${n.id} applies ${e.index} after ${n.appliedIndex}`);
+          n.appliedIndex = e.index;
+          if (e.type === 'data') n.applied.push(dec.decode(e.data));
+        }
+      },
+      readState: (rs) => {
+        n.readStates.push(rs);
+      },
+      readAborted: (ctx) => {
+        n.readsAborted.push(ctx);
+      },
+      restoreSnapshot: () => this.restoreStateMachine(n),
+      afterCoreCall: () => core.checkInvariants(),
+      onFatal: (e) => {
+        throw e;
+      },
+    });
   }
 
   private restoreStateMachine(n: TestNode): void {
@@ -285,31 +335,9 @@ export class Cluster {
 
   /** Processes every Ready of `n` in contract order (see the file header). */
   private drain(n: TestNode): void {
-    for (let guard = 0; n.core !== null && n.core.hasReady(); guard++) {
-      if (guard > 1000) throw new Error(`${n.id}: ready() never runs dry`);
-      const core = n.core;
-      const r = core.ready();
-      n.softState = r.softState;
-      this.send(r.messages);
-      if (n.crashBeforePersist) {
-        n.crashBeforePersist = false;
-        n.core = null;
-        return;
-      }
-      n.disk.persist(r, Infinity);
-      this.send(r.persistedMessages);
-      if (r.snapshot !== null) this.restoreStateMachine(n);
-      for (const e of r.committed) {
-        if (e.index <= n.appliedIndex) continue;
-        if (e.index !== n.appliedIndex + 1) throw new Error(`${n.id} applies ${e.index} after ${n.appliedIndex}`);
-        n.appliedIndex = e.index;
-        if (e.type === 'data') n.applied.push(dec.decode(e.data));
-      }
-      n.readStates.push(...r.readStates);
-      n.readsAborted.push(...r.readsAborted);
-      core.advance(r);
-      core.checkInvariants();
-    }
+    const loop = n.loop;
+    if (loop === null) return;
+    if (loop.run(1000) >= 1000 && n.core?.hasReady() === true) throw new Error(`${n.id}: ready() never runs dry`);
   }
 
   private send(ms: readonly Message[]): void {

@@ -1,10 +1,14 @@
-// A node's simulated disk: exactly what survives a crash. The simulator writes
-// a Ready's parts here in the order the persistence contract names, and a
-// crash may stop it part-way: whatever was not written is lost.
+// A node's simulated disk: exactly what survives a crash. The Ready driver
+// (src/node/ready-loop.ts) writes a Ready's parts here in the order the
+// persistence contract names (write), and makes them durable later (sync),
+// while later Readies are written. A crash loses what no sync covered: all of
+// it, or (with a random source) a random prefix of it, in write order, as a
+// page cache flushed part-way would leave it.
 
 import type { Entry, HardState, SnapshotMeta } from '../../src/protocol/entry.js';
 import type { PersistedState } from '../../src/core/node.js';
 import type { Ready, SnapshotChunk } from '../../src/core/ready.js';
+import type { Prng } from '../../src/util/prng.js';
 
 /** A durable snapshot: its identity and bytes. */
 export interface StoredSnapshot {
@@ -63,7 +67,15 @@ export interface NodeDisk {
   readonly snapshot: StoredSnapshot | null;
   /** The term at `index` as durably stored (the snapshot's at its index), or undefined. */
   term(index: number): number | undefined;
-  /** Writes `r`'s durable parts in contract order, stopping after `budget` steps; true when all were written. */
+  /**
+   * Writes `r`'s parts in contract order after everything written before,
+   * stopping after `budget` steps (a crash part-way); true when all were
+   * written. Not durable until sync().
+   */
+  write(r: Ready, budget: number): boolean;
+  /** Makes everything written so far durable (hard states after the entries written before them). Throws FsyncFailedError on a failed sync. */
+  sync(): void;
+  /** write(r, budget) then, if all was written, sync(). */
   persist(r: Ready, budget: number): boolean;
   /** Makes `s` the current snapshot (durably) and drops the log it covers. */
   installSnapshot(s: StoredSnapshot): void;
@@ -75,6 +87,14 @@ export interface NodeDisk {
 
 export class SimDisk implements NodeDisk {
   hardState: HardState = { term: 0, vote: null, commit: 0 };
+  /** Written, not yet synced: each applies one step to the durable state, in order. */
+  private pending: (() => void)[] = [];
+  private readonly rng: Prng | null;
+
+  /** With `rng`, a crash keeps a random prefix of the unsynced writes; without, none. */
+  constructor(rng: Prng | null = null) {
+    this.rng = rng;
+  }
   snapshot: StoredSnapshot | null = null;
   /** Entries after the snapshot, consecutive. */
   entries: Entry[] = [];
@@ -97,29 +117,47 @@ export class SimDisk implements NodeDisk {
   }
 
   /**
-   * Writes the durable parts of `r` in contract order. `budget` is how many
-   * steps may complete before a crash (Infinity: all). Returns true when
-   * everything was written.
+   * Writes the parts of `r` in contract order, not yet durable. `budget` is
+   * how many steps may complete before a crash (Infinity: all). Returns true
+   * when everything was written. A received snapshot is installed durably
+   * at once (with everything written before it), as NodeStorage does.
    */
-  persist(r: Ready, budget: number): boolean {
+  write(r: Ready, budget: number): boolean {
     let steps = budget;
     for (const c of r.snapshotChunks) {
       if (steps-- <= 0) return false;
-      this.incoming.add(c);
+      this.pending.push(() => this.incoming.add(c));
     }
     if (r.snapshot !== null) {
       if (steps-- <= 0) return false;
-      this.installSnapshot(this.incoming.take(r.snapshot));
+      const meta = r.snapshot;
+      this.pending.push(() => this.installSnapshot(this.incoming.take(meta)));
+      this.sync();
     }
     for (const e of r.entries) {
       if (steps-- <= 0) return false;
-      this.writeEntry(e);
+      this.pending.push(() => this.writeEntry(e));
     }
     if (r.hardState !== null) {
       if (steps-- <= 0) return false;
-      this.hardState = r.hardState;
+      const h = r.hardState;
+      this.pending.push(() => {
+        this.hardState = h;
+      });
     }
     return true;
+  }
+
+  sync(): void {
+    const ops = this.pending;
+    this.pending = [];
+    for (const op of ops) op();
+  }
+
+  persist(r: Ready, budget: number): boolean {
+    const all = this.write(r, budget);
+    if (all) this.sync();
+    return all;
   }
 
   /** Makes `s` the current snapshot and drops the log it covers. */
@@ -138,8 +176,12 @@ export class SimDisk implements NodeDisk {
   }
 
   crash(): void {
-    // Every write above is durable when it returns; only the partial snapshot
-    // receive is kept (it is resumable by design).
+    // What a sync covered is durable; of the rest, a prefix may have reached
+    // the disk. The partial snapshot receive is kept (it is resumable by design).
+    const keep = this.rng === null ? 0 : this.rng.int(0, this.pending.length + 1);
+    const ops = this.pending.slice(0, keep);
+    this.pending = [];
+    for (const op of ops) op();
   }
 
   /** What a restarting node reads back. */

@@ -43,6 +43,8 @@ export class DurableSimDisk implements NodeDisk {
   private state: DurableStateStore | null = null;
   private snapshots: DurableSnapshotStore | null = null;
   private hard: HardState = { term: 0, vote: null, commit: 0 };
+  /** The newest hard state written and not yet synced. */
+  private unsyncedHard: HardState | null = null;
   private snap: StoredSnapshot | null = null;
   /** Chunks of a snapshot being received (the receive itself is not persisted here). */
   private readonly incoming = new SnapshotAssembler();
@@ -71,8 +73,27 @@ export class DurableSimDisk implements NodeDisk {
     return this.log?.term(index);
   }
 
+  write(r: Ready, budget: number): boolean {
+    return this.guard(() => this.writeSteps(r, budget));
+  }
+
+  sync(): void {
+    this.guard(() => {
+      const { log, state } = this.open();
+      log.sync();
+      const h = this.unsyncedHard;
+      this.unsyncedHard = null;
+      if (h !== null) {
+        state.save(h);
+        this.hard = h;
+      }
+    });
+  }
+
   persist(r: Ready, budget: number): boolean {
-    return this.guard(() => this.persistSteps(r, budget));
+    const all = this.write(r, budget);
+    if (all) this.sync();
+    return all;
   }
 
   /**
@@ -91,7 +112,7 @@ export class DurableSimDisk implements NodeDisk {
     }
   }
 
-  private persistSteps(r: Ready, budget: number): boolean {
+  private writeSteps(r: Ready, budget: number): boolean {
     const log = this.open().log;
     let steps = budget;
     for (const c of r.snapshotChunks) {
@@ -110,12 +131,10 @@ export class DurableSimDisk implements NodeDisk {
       if (from < n) log.append(r.entries.slice(from, n));
       steps -= r.entries.length;
       if (steps < 0) return false; // appended, not synced: the crash decides what survives
-      log.sync();
     }
     if (r.hardState !== null) {
       if (steps-- <= 0) return false;
-      this.open().state.save(r.hardState);
-      this.hard = r.hardState;
+      this.unsyncedHard = r.hardState; // saved by the next sync, after the entries before it
     }
     return true;
   }
@@ -147,6 +166,7 @@ export class DurableSimDisk implements NodeDisk {
     this.state = null;
     this.snapshots = null;
     this.incoming.clear();
+    this.unsyncedHard = null;
     if (!this.syncFailed && this.rng.chance(this.opts.killRate)) this.fs.killProcess();
     else this.fs.crash();
     this.syncFailed = false;

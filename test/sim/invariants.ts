@@ -58,7 +58,10 @@ export class Violation extends Error {
 }
 
 interface NodeWatch {
+  /** The term in memory after the last core call (never goes back while the node runs). */
   term: number;
+  /** The term the node has acknowledged durable (persisted()): a restart must not come back below it. */
+  durableTerm: number;
   commit: number;
   applied: number;
   wasLeader: boolean;
@@ -78,6 +81,8 @@ export class Checker {
   /** index -> state machine digest after applying it. */
   private readonly stateAt = new Map<number, number>();
   private readonly watch = new Map<NodeId, NodeWatch>();
+  /** The term at an acknowledged AppendEntries answer's matchIndex when the answer was made. */
+  private readonly ackTerms = new WeakMap<Message, number | undefined>();
   /**
    * The disks of wiped directories, by "node/dirId", as they were when lost:
    * what a leader learnt from them before the loss (or from their packets
@@ -111,10 +116,14 @@ export class Checker {
     const core = node.core;
     if (core === null) return;
     const w = this.watch.get(node.id);
-    if (w !== undefined && core.term < w.term) {
-      throw new Violation('monotonic', `${node.id} restarted in term ${core.term} after term ${w.term}`);
+    // (A term raised in memory but never made durable may be forgotten: the node never spoke in it.)
+    const durable = Math.max(w?.durableTerm ?? 0, node.disk.hardState.term);
+    if (core.term < durable) {
+      throw new Violation('monotonic', `${node.id} restarted in term ${core.term} after term ${durable} was durable`);
     }
-    this.watch.set(node.id, { term: core.term, commit: core.log.commit, applied: core.log.applied, wasLeader: false });
+    this.watch.set(node.id, {
+      term: core.term, durableTerm: core.persistedHardState().term, commit: core.log.commit, applied: core.log.applied, wasLeader: false,
+    });
     // What recovery read back must still carry the configuration (a store that keeps only index and term loses it).
     const snap = node.disk.snapshot;
     if (snap !== null) this.checkSnapshotConfig(node, snap.meta.index, 'recovered');
@@ -123,6 +132,13 @@ export class Checker {
   onReady(node: SimNode, r: Ready): void {
     const core = node.core;
     if (core === null) return;
+    // What each acknowledgement promises, as the log stood when it was made (it leaves only once the Ready is durable).
+    for (const m of r.persistedMessages) {
+      if (m.type === 'appendResponse' && m.success) this.ackTerms.set(m, core.log.term(m.matchIndex));
+      if (m.type === 'vote' && !core.log.configuration().config.voters.includes(m.to)) {
+        throw new Violation('observerCounted', `${node.id} asked ${m.to}, not a voter of the configuration in its log, for a vote`);
+      }
+    }
     for (const e of r.entries) {
       const key = e.index * TERM_BITS + e.term;
       const digest = entryDigest(e);
@@ -216,9 +232,7 @@ export class Checker {
     }
     switch (m.type) {
       case 'vote':
-        if (node.core !== null && !node.core.log.configuration().config.voters.includes(m.to)) {
-          throw new Violation('observerCounted', `${node.id} asked ${m.to}, not a voter of the configuration in its log, for a vote`);
-        }
+        // Checked as the request is made (onReady): it may leave after the configuration changed.
         return;
       case 'voteResponse':
         if (!m.granted) return;
@@ -230,13 +244,17 @@ export class Checker {
         // Any node may grant a vote (docs/MEMBERSHIP.md); what must hold is that
         // candidates count only their voters' votes, which electionSafety and
         // leaderCompleteness check by their consequences.
-        if (!m.preVote && (disk.hardState.term !== m.term || disk.hardState.vote !== m.to)) {
+        // (The disk may have moved to a later term since: a vote of a past term can no longer be taken back.)
+        if (!m.preVote && (disk.hardState.term < m.term || (disk.hardState.term === m.term && disk.hardState.vote !== m.to))) {
           throw new Violation('persistenceContract', `${node.id} granted its term-${m.term} vote to ${m.to} ` +
             `but its disk says term ${disk.hardState.term} vote ${disk.hardState.vote}`);
         }
         return;
       case 'appendResponse':
-        if (m.success) this.checkDurable(node, m.matchIndex, node.core?.log.term(m.matchIndex), `acknowledged ${m.matchIndex}`);
+        if (m.success) {
+          const term = this.ackTerms.has(m) ? this.ackTerms.get(m) : node.core?.log.term(m.matchIndex);
+          this.checkDurable(node, m.matchIndex, term, `acknowledged ${m.matchIndex}`);
+        }
         return;
       case 'fetch':
         this.checkDurable(node, m.fetchOffset - 1, m.lastFetchedTerm, `fetched from ${m.fetchOffset}`);
@@ -246,10 +264,20 @@ export class Checker {
     }
   }
 
+  /**
+   * What an acknowledgement promises, (index, term), is on disk as it leaves.
+   * Unless the node has since cut that entry from its log (a conflict with a
+   * newer leader, written after the Ready that made the acknowledgement):
+   * then the acknowledgement is one Raft allows a network to deliver late
+   * (it was true when made, in the order of this node's writes), and what
+   * it may still cause is checked where it matters, by durableMajority.
+   */
   private checkDurable(node: SimNode, index: number, term: number | undefined, what: string): void {
     const disk = node.disk;
     const snap = disk.snapshot?.meta.index ?? 0;
     if (index <= snap) return;
+    const core = node.core;
+    if (core !== null && term !== undefined && index > core.log.snapshot.index && core.log.term(index) !== term) return;
     if (term === undefined || disk.term(index) !== term) {
       throw new Violation('persistenceContract', `${node.id} ${what} but its disk has term ${disk.term(index)} at ${index}, not ${term}`);
     }
@@ -346,6 +374,7 @@ export class Checker {
       if (core.log.commit > this.committedIndex) this.committedIndex = core.log.commit;
     }
     w.term = core.term;
+    w.durableTerm = core.persistedHardState().term;
     w.commit = core.log.commit;
     w.applied = core.log.applied;
     core.checkInvariants(64);

@@ -37,6 +37,16 @@ export interface SimOptions {
   readonly restartMaxMs: number;
   /** Probability that a crash lands in the middle of persisting a Ready. */
   readonly crashMidPersistRate: number;
+  /**
+   * An fsync ends uniformly within [0, syncDelayMaxMs] virtual ms after it
+   * began (its data is durable from the start: the least a real one
+   * guarantees); meanwhile the node goes on, writing later Readies (the
+   * Ready driver's pipelining) that only the next sync covers. 0: every
+   * sync ends in the same instant, as a separate event.
+   */
+  readonly syncDelayMaxMs: number;
+  /** The core's bound on Readies in flight (RaftConfig.maxInflightReadies). */
+  readonly maxInflightReadies: number;
   /** Mean ms between snapshots+compactions on some node (0: never). */
   readonly compactEveryMs: number;
   /** Snapshot padding so that transfers take several chunks. */
@@ -122,6 +132,8 @@ export function optionsFromSeed(
     segmentBytes: 4096,
     diskSyncFailureRate: 0,
     wipeRate: 0,
+    syncDelayMaxMs: 0,
+    maxInflightReadies: 64,
     ...(force.plantedBug === undefined ? {} : { plantedBug: force.plantedBug }),
   };
   // After healing: a few election rounds (split votes included), plus the
@@ -138,5 +150,8 @@ export function optionsFromSeed(
   const membershipEveryMs = r.pick([0, 100, 300, 1000]);
   // Drawn last, for the same reason.
   const wipeRate = r.pick([0, 0, 0.1, 0.3]);
-  return { ...opts, durableDisk, segmentBytes, diskSyncFailureRate, maxUncommittedBytes, spares, membershipEveryMs, wipeRate, livenessBoundTicks: 12 * opts.electionTimeoutMaxTicks + Math.ceil(opts.restartMaxMs / opts.tickMs) };
+  // Drawn last, for the same reason (asynchronous persistence, issue 16).
+  const syncDelayMaxMs = r.pick([0, 0.5, 2, 8]);
+  const maxInflightReadies = r.pick([1, 4, 64]);
+  return { ...opts, syncDelayMaxMs, maxInflightReadies, durableDisk, segmentBytes, diskSyncFailureRate, maxUncommittedBytes, spares, membershipEveryMs, wipeRate, livenessBoundTicks: 12 * opts.electionTimeoutMaxTicks + Math.ceil(opts.restartMaxMs / opts.tickMs) };
 }

@@ -1,5 +1,5 @@
 // A checker that cannot fail proves nothing. For each safety rule, switch on a
-// deliberate bug in the core (src/core/planted-bugs.ts) and require the
+// deliberate bug in the core or the Ready driver (src/core/planted-bugs.ts) and require the
 // simulator to report that rule's violation within a bounded number of seeds.
 // The seeds are the same fixed range every run, so this test is deterministic.
 
@@ -40,6 +40,10 @@ const CASES: readonly Case[] = [
   { bug: 'observerCampaigns', modes: ['push', 'pull'], rules: ['observerCounted'] },
   { bug: 'snapshotLatestConfig', modes: ['push', 'pull'], rules: ['snapshotConfig'] },
   { bug: 'candidateNeverRetries', modes: ['push', 'pull'], rules: ['liveness'] },
+  // Asynchronous persistence (issue 16): a leader counting its own entries before they are durable, and group commit
+  // acknowledging Readies that its fsync did not cover.
+  { bug: 'countOwnBeforeDurable', modes: ['push', 'pull'], rules: ['durableMajority'] },
+  { bug: 'ackUnsyncedReadies', modes: ['push', 'pull'], rules: ['persistenceContract', 'durableMajority'] },
   { bug: 'wipedNodeVotes', modes: ['push', 'pull'], rules: ['staleNotCounted', 'durableMajority', 'leaderCompleteness', 'stateMachineSafety'] },
 ];
 

@@ -3,6 +3,9 @@
 // partitions), faulty clocks (skewed tick rates) and crashes that lose what
 // was not yet durable (including crashes in the middle of persisting). One
 // seed fixes the whole run. The checker (invariants.ts) runs after every event.
+// Each node runs the production Ready driver (src/node/ready-loop.ts) with
+// persistence pipelined: a sync ends a random while after it began, and the
+// node meanwhile writes later Readies; crashes land between and inside them.
 // Membership changes (docs/MEMBERSHIP.md) come from the workload: the leader
 // is asked, at random times, to add, promote, demote or remove one member;
 // spare nodes outside the bootstrap configuration are there to be added.
@@ -12,10 +15,9 @@
 // observer, promote once caught up.
 
 import {
-  ConfigChangeInProgressError, InvalidConfigChangeError, LeaderNotReadyError, LeaderTransferInProgressError, NotCaughtUpError,
+  BackpressureError, NotLeaderError, ConfigChangeInProgressError, InvalidConfigChangeError, LeaderNotReadyError, LeaderTransferInProgressError, NotCaughtUpError,
 } from '../../src/core/errors.js';
 import { RaftNode } from '../../src/core/node.js';
-import type { Ready } from '../../src/core/ready.js';
 import { recordedDirId, type ConfigChange, type Configuration, type Entry } from '../../src/protocol/entry.js';
 import { nodeId, type NodeId } from '../../src/protocol/ids.js';
 import type { Message } from '../../src/protocol/messages.js';
@@ -28,6 +30,7 @@ import { EventHeap } from './heap.js';
 import { Checker, Violation } from './invariants.js';
 import type { SimOptions } from './options.js';
 import { DigestStateMachine } from './state-machine.js';
+import { ReadyLoop } from '../../src/node/ready-loop.js';
 import type { SimApp, SimWorkload } from './workload.js';
 
 type SimEvent =
@@ -44,7 +47,8 @@ type SimEvent =
   | { kind: 'membership' }
   | { kind: 'repair' }
   | { kind: 'faultsEnd' }
-  | { kind: 'livenessProbe' };
+  | { kind: 'livenessProbe' }
+  | { kind: 'synced'; node: NodeId; incarnation: number; done: (err: unknown) => void };
 
 type EventBody = SimEvent;
 
@@ -58,6 +62,8 @@ export interface SimNode {
   readonly random: Prng;
   readonly tickPeriodMs: number;
   core: RaftNode | null;
+  /** The Ready driver of the running core (a restart makes a new one). */
+  loop: ReadyLoop | null;
   sm: DigestStateMachine;
   /** The workload's state machine (SimOptions.workload), or null. */
   app: SimApp | null;
@@ -138,7 +144,7 @@ export class Simulator {
         disk: this.newDisk(),
         dirId: this.newDirId(),
         random: this.rng.fork(),
-        tickPeriodMs: opts.tickMs * (1 + skew), core: null, sm: new DigestStateMachine(), app: null, incarnation: 0,
+        tickPeriodMs: opts.tickMs * (1 + skew), core: null, loop: null, sm: new DigestStateMachine(), app: null, incarnation: 0,
         crashDuringPersist: false, reads: new Map(), quietTicks: 0,
       };
       this.nodes.set(id, node);
@@ -159,7 +165,7 @@ export class Simulator {
     const o = this.opts;
     return o.durableDisk
       ? new DurableSimDisk(this.rng.fork(), { segmentBytes: o.segmentBytes, syncFailureProbability: o.diskSyncFailureRate, killRate: 0.5 })
-      : new SimDisk();
+      : new SimDisk(this.rng.fork());
   }
 
   /** A fresh directory id in [2^16, 2^47), from a stream of its own (so that the run's other draws stay as they were). */
@@ -217,7 +223,7 @@ export class Simulator {
       electionTimeoutMinTicks: o.electionTimeoutMinTicks, electionTimeoutMaxTicks: o.electionTimeoutMaxTicks,
       heartbeatIntervalTicks: o.heartbeatIntervalTicks, fetchMaxWaitTicks: o.fetchMaxWaitTicks,
       maxMessageBytes: o.maxMessageBytes, maxInflightMessages: o.maxInflightMessages, maxUncommittedBytes: o.maxUncommittedBytes,
-      snapshotChunkBytes: o.snapshotChunkBytes, preVote: o.preVote, checkQuorum: o.checkQuorum,
+      snapshotChunkBytes: o.snapshotChunkBytes, preVote: o.preVote, checkQuorum: o.checkQuorum, maxInflightReadies: o.maxInflightReadies,
       snapshotReader: (meta, position, maxBytes) => {
         const s = node.disk.snapshot;
         if (s === null || s.meta.index !== meta.index || s.meta.term !== meta.term) return undefined;
@@ -228,6 +234,7 @@ export class Simulator {
     }, persisted);
     node.sm = node.disk.snapshot === null ? new DigestStateMachine() : DigestStateMachine.restore(node.disk.snapshot.data);
     node.app = this.workload?.create(node.id, this.appBytes(node.disk.snapshot?.data ?? null)) ?? null;
+    node.loop = this.newLoop(node, node.core);
     node.reads.clear();
     node.quietTicks = 0;
     this.checker.onStart(node);
@@ -235,6 +242,8 @@ export class Simulator {
   }
 
   private crash(node: SimNode): void {
+    node.loop?.stop();
+    node.loop = null;
     node.core = null;
     node.crashDuringPersist = false;
     node.disk.crash();
@@ -347,6 +356,13 @@ export class Simulator {
         this.livenessMarker = `liveness-${this.opts.seed}`;
         this.schedule(0, { kind: 'livenessProbe' });
         break;
+      case 'synced': {
+        const node = this.nodes.get(ev.node) as SimNode;
+        if (node.core === null || node.incarnation !== ev.incarnation) return;
+        ev.done(null);
+        this.drain(node);
+        break;
+      }
       case 'livenessProbe': {
         if (this.livenessMarker === null || this.livenessMet) return;
         if (this.now - this.livenessStart > this.opts.livenessBoundTicks * this.opts.tickMs) {
@@ -364,55 +380,87 @@ export class Simulator {
     this.checker.afterEvent();
   }
 
-  /** Processes every Ready a node has, following the persistence contract. */
-  private drain(node: SimNode): void {
-    for (let guard = 0; node.core !== null && node.core.hasReady(); guard++) {
-      if (guard > 1000) throw new Violation('coreAssertion', `${node.id}: ready() never runs dry`);
-      const core = node.core;
-      const r: Ready = core.ready();
-      this.checker.onReady(node, r);
-      if (r.softState.dirIdConflict !== null && this.wiped?.id === node.id && !this.wiped.conflictSeen) {
-        this.wiped.conflictSeen = true;
-        this.wipeStats.conflictsReported++;
-      }
-      for (const m of r.messages) {
+  /**
+   * The node's Ready driver, over its disk: write now (a crash may land part-way),
+   * sync now but acknowledge a random while later (the node goes on meanwhile).
+   */
+  private newLoop(node: SimNode, core: RaftNode): ReadyLoop {
+    const incarnation = node.incarnation;
+    return new ReadyLoop(core, {
+      onReady: (r) => {
+        this.checker.onReady(node, r);
+        if (r.softState.dirIdConflict !== null && this.wiped?.id === node.id && !this.wiped.conflictSeen) {
+          this.wiped.conflictSeen = true;
+          this.wipeStats.conflictsReported++;
+        }
+      },
+      send: (m) => {
         this.checker.onSend(node, m);
         this.send(m);
-      }
-      const steps = r.snapshotChunks.length + (r.snapshot ? 1 : 0) + r.entries.length + (r.hardState ? 1 : 0);
-      try {
-        if (node.crashDuringPersist) {
-          node.disk.persist(r, this.rng.int(0, steps + 1));
+      },
+      flushSends: () => undefined,
+      write: (r) => {
+        const steps = r.snapshotChunks.length + (r.snapshot ? 1 : 0) + r.entries.length + (r.hardState ? 1 : 0);
+        try {
+          if (node.crashDuringPersist) {
+            node.disk.write(r, this.rng.int(0, steps + 1));
+            this.crash(node);
+            return;
+          }
+          node.disk.write(r, Infinity);
+        } catch (e) {
+          // An fsync failed (a snapshot install syncs at once): the node stops (never retry as if the data were safe).
+          if (!(e instanceof FsyncFailedError)) throw e;
+          this.crash(node);
+        }
+      },
+      sync: (done) => {
+        try {
+          node.disk.sync();
+        } catch (e) {
+          if (!(e instanceof FsyncFailedError)) throw e;
           this.crash(node);
           return;
         }
-        node.disk.persist(r, Infinity);
-      } catch (e) {
-        // An fsync failed: the node stops (never retry as if the data were safe).
-        if (!(e instanceof FsyncFailedError)) throw e;
-        this.crash(node);
-        return;
-      }
-      for (const m of r.persistedMessages) {
-        this.checker.onSend(node, m);
-        this.send(m);
-      }
-      if (r.snapshot !== null) {
-        node.sm = DigestStateMachine.restore((node.disk.snapshot as { data: Uint8Array }).data);
-        node.app = this.workload?.create(node.id, this.appBytes((node.disk.snapshot as { data: Uint8Array }).data)) ?? null;
-        this.checker.onSnapshotRestored(node, r.snapshot.index);
-      }
-      for (const e of r.committed) this.apply(node, e);
-      for (const rs of r.readStates) {
+        this.schedule(this.rng.float() * this.opts.syncDelayMaxMs, { kind: 'synced', node: node.id, incarnation, done });
+      },
+      apply: (entries) => {
+        for (const e of entries) this.apply(node, e);
+      },
+      readState: (rs) => {
         const knownAtStart = node.reads.get(rs.ctx);
         if (knownAtStart !== undefined) this.checker.onReadState(node, rs.index, knownAtStart);
         node.reads.delete(rs.ctx);
-      }
-      for (const ctx of r.readsAborted) node.reads.delete(ctx);
-      core.advance(r);
-      this.checker.afterAdvance(node);
+      },
+      readAborted: (ctx) => {
+        node.reads.delete(ctx);
+      },
+      restoreSnapshot: (meta) => {
+        const snap = node.disk.snapshot as { data: Uint8Array };
+        node.sm = DigestStateMachine.restore(snap.data);
+        node.app = this.workload?.create(node.id, this.appBytes(snap.data)) ?? null;
+        this.checker.onSnapshotRestored(node, meta.index);
+      },
+      afterCoreCall: () => this.checker.afterAdvance(node),
+      onFatal: (e) => {
+        throw e;
+      },
+    });
+  }
+
+  /** Runs the node's Ready driver until the core has nothing more (or the node crashed). */
+  private drain(node: SimNode): void {
+    const loop = node.loop;
+    if (loop === null) return;
+    if (loop.run(1000) >= 1000 && node.core?.hasReady() === true) {
+      throw new Violation('coreAssertion', `${node.id}: ready() never runs dry`);
     }
-    if (node.core !== null) node.quietTicks = node.core.ticksUntilDue() - 1;
+    if (node.core === null) return;
+    // Also when no Ready could be taken (maxInflightReadies reached, or a
+    // snapshot install in flight): the input may have moved the commit index,
+    // and the checker must see it under the configuration of that moment.
+    this.checker.afterAdvance(node);
+    node.quietTicks = node.core.ticksUntilDue() - 1;
   }
 
   private apply(node: SimNode, e: Entry): void {
@@ -478,7 +526,9 @@ export class Simulator {
     if (target === null || core == null || core.role.kind !== 'leader') return false;
     try {
       core.propose([typeof payload === 'string' ? encode(payload) : payload]);
-    } catch {
+    } catch (e) {
+      // Only the refusals a client may get; anything else (a core assertion) is a finding.
+      if (!(e instanceof NotLeaderError || e instanceof LeaderTransferInProgressError || e instanceof BackpressureError)) throw e;
       return false;
     }
     this.drain(target);
@@ -493,7 +543,8 @@ export class Simulator {
     target.reads.set(ctx, this.checker.committedIndex);
     try {
       core.readIndex(ctx);
-    } catch {
+    } catch (e) {
+      if (!(e instanceof NotLeaderError)) throw e;
       target.reads.delete(ctx);
       return;
     }

@@ -10,6 +10,11 @@
 // - sync() fdatasyncs every file written since the last sync (normally just
 //   the active segment: one fdatasync for every append since: group commit),
 //   then fsyncs the directory if a file was created there since.
+//   syncAsync(done) does the same with the fdatasyncs off the calling thread
+//   (FileHandle.syncAsync): appends may go on meanwhile, and are covered by
+//   the next sync, not this one. A segment dropped by a truncation while its
+//   sync runs no longer matters (its failure is ignored); the directory fsync
+//   (after a roll only) stays synchronous.
 // - Rolling: when the active segment has reached segmentBytes, the next entry
 //   goes to a new segment named by its index. Before the new file is created,
 //   the old segment (and the directory) are synced. Hence every segment but
@@ -87,6 +92,8 @@ export interface DurableLogOptions {
 
 interface Segment {
   readonly file: string;
+  /** Set when the segment is removed (its file gone, its handle closed). */
+  dropped: boolean;
   readonly first: LogIndex;
   readonly handle: FileHandle;
   /** File offset of each record; entry `first + k` is at offsets[k]. */
@@ -182,7 +189,7 @@ export class DurableLogStore implements LogStore {
     const segs: Segment[] = [];
     try {
       for (const s of a.segments) {
-        segs.push({ file: s.file, first: s.firstIndex, handle: fs.open(s.file, { create: false }), offsets: s.offsets, terms: s.terms, end: s.end });
+        segs.push({ file: s.file, first: s.firstIndex, handle: fs.open(s.file, { create: false }), offsets: s.offsets, terms: s.terms, end: s.end, dropped: false });
       }
     } catch (e) {
       for (const s of segs) s.handle.close();
@@ -322,6 +329,57 @@ export class DurableLogStore implements LogStore {
     this.mutate(() => this.flush());
   }
 
+  /**
+   * Group commit without blocking: fdatasyncs every segment written since
+   * the last sync, off the calling thread, and calls `done(null)` once every
+   * append made before this call is durable, or `done(err)` (the store is
+   * then failed, as after a failed sync()). Appends may continue meanwhile.
+   */
+  syncAsync(done: (err: unknown) => void): void {
+    try {
+      this.check();
+    } catch (e) {
+      done(e);
+      return;
+    }
+    const segs = [...this.dirty];
+    this.dirty.clear();
+    let left = segs.length;
+    let failure: unknown = null;
+    const finish = (): void => {
+      if (failure === null && this.failed === null && this.dirDirty) {
+        try {
+          this.mutate(() => this.syncDir());
+        } catch (e) {
+          failure = e;
+        }
+      }
+      if (failure !== null && this.failed === null) this.failed = failure;
+      done(failure ?? this.failed);
+    };
+    if (left === 0) {
+      finish();
+      return;
+    }
+    for (const s of segs) {
+      const after = (err: Error | null): void => {
+        if (err !== null && !s.dropped && failure === null) failure = new FsyncFailedError(s.handle.path, { cause: err });
+        if (--left === 0) finish();
+      };
+      if (s.handle.syncAsync !== undefined) {
+        s.handle.syncAsync(after);
+      } else {
+        let err: Error | null = null;
+        try {
+          s.handle.sync();
+        } catch (e) {
+          err = e instanceof Error ? e : new Error(String(e));
+        }
+        after(err);
+      }
+    }
+  }
+
   /** Releases the file handles. Does not sync: unsynced appends may be lost. Allowed after a failure. */
   close(): void {
     if (this.closed) return;
@@ -382,12 +440,16 @@ export class DurableLogStore implements LogStore {
 
   /** Starts a new segment at `first`, after making everything before it durable. */
   private roll(first: LogIndex): Segment {
+    // The segment being closed is synced here even if a syncAsync covering
+    // it is still running: the rule is that it is durable before the next exists.
+    const prev = this.segs[this.segs.length - 1];
+    if (prev !== undefined) this.dirty.add(prev);
     this.flush();
     const file = joinPath(this.dir, segmentFileName(first));
     const handle = this.fs.open(file, { create: true });
     if (handle.size() > 0) handle.truncate(0);
     handle.write(encodeSegmentHeader(first), 0);
-    const seg: Segment = { file, first, handle, offsets: [], terms: [], end: SEGMENT_HEADER_BYTES };
+    const seg: Segment = { file, first, handle, offsets: [], terms: [], end: SEGMENT_HEADER_BYTES, dropped: false };
     this.segs.push(seg);
     this.dirty.add(seg);
     this.dirDirty = true;
@@ -395,6 +457,7 @@ export class DurableLogStore implements LogStore {
   }
 
   private dropSegment(s: Segment): void {
+    s.dropped = true;
     this.dirty.delete(s);
     s.handle.close();
     this.fs.remove(s.file);

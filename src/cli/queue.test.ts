@@ -76,7 +76,7 @@ describe('quorumlog queue', () => {
     assert.equal(r.code, 1);
     assert.match(r.lines[0] ?? '', /^error: queue: queue nope does not exist/);
     assert.equal((await run('nack', 'someone', '1', '--discard')).code, 1);
-    await assert.rejects(run('declare', 'x', '--delivery-limit', 'many'));
+    await assert.rejects(run('declare', 'x', '--delivery-limit', 'many'), { code: 'commander.invalidArgument', message: /--delivery-limit must be an integer/ });
   });
 
   it('formats a stats table', () => {

@@ -80,5 +80,5 @@ test('unknown peers are refused; a closed node neither sends nor receives', asyn
   assert.equal(got.length, 0);
   assert.equal(b.send(ids[0], { kind: 'raft', message: hb(ids[1], ids[0], 1) }), false);
   assert.equal(a.address, null);
-  await assert.rejects(b.start());
+  await assert.rejects(b.start(), { message: /called twice or after close/ });
 });

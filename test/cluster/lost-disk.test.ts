@@ -16,6 +16,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
 import { runMember } from '../../src/cli/member.js';
 import { formatAddress } from '../../src/server/config.js';
 import { EtcdTestClient } from './etcd-client.js';
@@ -68,10 +69,24 @@ for (const mode of ['push', 'pull'] as const) {
       // It does not count: with the third voter down, the leader and the wiped node commit nothing.
       await other.kill9();
       const cur = await c.waitForLeader(20_000, [other.id]).catch(() => null);
-      const probe = client(cur ?? leader, 1500);
-      await assert.rejects(probe.put('must/not/commit', 'x'), 'a write committed with a wiped node counted');
-      const st = await wiped.status();
-      assert.notEqual(st?.role, 'leader', 'the wiped node leads');
+      const before = await c.waitFor(leader, () => true, 5000, `${leader.id}'s status`);
+      // The deadline is past the server's own request timeout (5 s), so the answer is the server's, not the client giving up:
+      // a write that cannot commit times out on the server (its outcome unknown, as in etcd), or finds no leader.
+      const probe = client(cur ?? leader, 15_000);
+      await assert.rejects(probe.put('must/not/commit', 'x'), (e: { code?: number; details?: string }) => {
+        assert.equal(e.code, grpc.status.UNAVAILABLE, `a write with a wiped node counted failed with ${e.code} ${e.details}`);
+        assert.match(e.details ?? '', /^etcdserver: (request timed out|no leader)$/);
+        return true;
+      }, 'a write committed with a wiped node counted');
+      // Nothing committed while the third voter was down: the commit point stayed, and neither node applied the write.
+      // (Its outcome is unknown, as for any timed-out etcd write: the entry may commit once the third voter is back.)
+      const st = await c.waitFor(wiped, () => true, 5000, `${wiped.id}'s status`);
+      assert.notEqual(st.role, 'leader', 'the wiped node leads');
+      const now0 = await c.waitFor(leader, () => true, 5000, `${leader.id}'s status`);
+      assert.equal(now0.commitIndex, before.commitIndex, `${leader.id} committed with a wiped node counted`);
+      for (const n of [leader, wiped]) {
+        assert.equal(await client(n, 5000).get('must/not/commit', { serializable: true }), null, `${n.id} applied a write that needed the wiped node`);
+      }
       other.start();
       const back = await c.waitForLeader(20_000);
       await until('writes again with the third voter back', async () => (await client(back).put('after/heal', 'ok')) > 0 ? true : null);

@@ -104,14 +104,14 @@ async function startCluster(mode: 'push' | 'pull'): Promise<RunningCluster> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Writes for `ms` through every node (4 writers each), so the proposals chart has a curve. */
-async function writeFor(base: number, ms: number): Promise<number> {
+/** Writes through every node (4 writers each) for `ms`, and after that until `stop` says so, so the proposals chart has a curve. */
+async function writeFor(base: number, ms: number, stop: { done: boolean } = { done: true }): Promise<number> {
   const clients = [0, 1, 2].map((i) => new EtcdTestClient(`127.0.0.1:${base + i}`, 10_000));
   const end = Date.now() + ms;
   let done = 0;
   try {
     await Promise.all(clients.flatMap((c, i) => [0, 1, 2, 3].map(async (w) => {
-      while (Date.now() < end) {
+      while (Date.now() < end || !stop.done) {
         await c.put(`dash/${i}/${w}/${done}`, 'x'.repeat(64));
         done++;
         await sleep(5);
@@ -158,10 +158,18 @@ for (const mode of ['push', 'pull'] as const) {
     await waitPage(page, 'a leader on the page', async () => (await leaderOnPage(page)) !== '');
     assert.equal(await page.$eval('#mode', (e) => e.textContent), mode);
     assert.equal(await page.locator('section.node').count(), 3);
-    // Some writes, so the proposals chart has a curve.
-    const written = await writeFor(cluster.base, 4000);
+    // Some writes, so the proposals chart has a curve; they go on until the page shows a rate above zero (which it must,
+    // within 30 s), since the rate is of the last sample and drops back once the writes stop.
+    const writing = { done: false };
+    const writes = writeFor(cluster.base, 4000, writing);
+    writes.catch(() => undefined); // awaited below; a failure must not go unhandled while the page is watched
+    try {
+      await waitPage(page, 'a proposal rate on the page', async () => /now [1-9]/.test(await page.$eval('#rate-now', (e) => e.textContent ?? '')));
+    } finally {
+      writing.done = true;
+    }
+    const written = await writes;
     assert.ok(written > 0);
-    await waitPage(page, 'a proposal rate on the page', async () => /now [1-9]/.test(await page.$eval('#rate-now', (e) => e.textContent ?? '')), 5000).catch(() => undefined);
     await sleep(600);
     const leader = await leaderOnPage(page);
     assert.equal(await roleOf(page, leader), 'leader');

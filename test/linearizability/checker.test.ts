@@ -213,8 +213,10 @@ describe('budget', () => {
     const t0 = performance.now();
     const r2 = checkLinearizable(history, { timeBudgetMs: 50 });
     const elapsedMs = performance.now() - t0;
+    // The answer is the check: without its budget this search ends in about half a second with timedOut false.
+    // The time only catches a budget read far too rarely; its bound is wide (200 x the budget) for a busy shared machine.
     assert.equal(r2.timedOut, true);
-    assert.ok(elapsedMs < 1_000, `took ${elapsedMs} ms`);
+    assert.ok(elapsedMs < 10_000, `took ${elapsedMs} ms`);
   });
 });
 
@@ -396,6 +398,10 @@ describe('HistoryRecorder', () => {
   });
 });
 
+// These large histories check that the search stays polynomial. Their time limit is the checker's own default budget
+// (10 s, some 20 x what they take on an idle machine): a search that runs past it answers timedOut, and the assertions
+// on `ok` and `timedOut` fail. Tighter wall-clock limits would measure how busy a shared machine is; the times are
+// printed as diagnostics.
 describe('performance', () => {
   /** A deterministic pseudo-random tape (splitmix32). */
   function tape(seed: number, length: number): number[] {
@@ -415,14 +421,14 @@ describe('performance', () => {
     return h;
   }
 
-  test('2,000 ops, 8 clients, 3 keys check in well under 2 s', (t) => {
+  test('2,000 ops, 8 clients, 3 keys check within the default time budget', (t) => {
     const ops = history(1, 2_000, 8, 3, 0);
     const t0 = performance.now();
     const r = checkLinearizable(ops);
     const elapsedMs = performance.now() - t0;
     t.diagnostic(`2,000 ops, 8 clients, 3 keys: accepted in ${elapsedMs.toFixed(1)} ms`);
+    assert.equal(r.timedOut, false);
     assert.equal(r.ok, true, r.failure?.explanation);
-    assert.ok(elapsedMs < 2_000, `took ${elapsedMs} ms`);
 
     // Rejecting takes an exhaustive search of everything before the bad read.
     const bad = corruptRead(ops, ops.findIndex((o) => o.op.kind === 'get' && o.output !== null && o.call > ops[ops.length - 1]!.call * 0.9));
@@ -430,9 +436,8 @@ describe('performance', () => {
     const r2 = checkLinearizable(bad);
     const rejectMs = performance.now() - t1;
     t.diagnostic(`same history with one stale read late in it: rejected in ${rejectMs.toFixed(1)} ms`);
-    assert.equal(r2.ok, false);
     assert.equal(r2.timedOut, false);
-    assert.ok(rejectMs < 2_000, `took ${rejectMs} ms`);
+    assert.equal(r2.ok, false);
 
     const withUnknowns = history(1, 2_000, 8, 3, 0.05);
     const t2 = performance.now();
@@ -440,18 +445,18 @@ describe('performance', () => {
     const unknownMs = performance.now() - t2;
     const unknownCount = withUnknowns.filter((o) => o.output === null).length;
     t.diagnostic(`2,000 ops, 8 clients, 3 keys, ${unknownCount} with unknown outcome: accepted in ${unknownMs.toFixed(1)} ms`);
+    assert.equal(r3.timedOut, false);
     assert.equal(r3.ok, true, r3.failure?.explanation);
-    assert.ok(unknownMs < 2_000, `took ${unknownMs} ms`);
   });
 
-  test('3,000 ops on one key, 10 clients', (t) => {
+  test('3,000 ops on one key, 10 clients, within the default time budget', (t) => {
     const ops = history(2, 3_000, 10, 1, 0.1);
     const t0 = performance.now();
     const r = checkLinearizable(ops);
     const elapsedMs = performance.now() - t0;
     const unknownCount = ops.filter((o) => o.output === null).length;
     t.diagnostic(`3,000 ops, 10 clients, 1 key, ${unknownCount} with unknown outcome: accepted in ${elapsedMs.toFixed(1)} ms`);
+    assert.equal(r.timedOut, false);
     assert.equal(r.ok, true, r.failure?.explanation);
-    assert.ok(elapsedMs < 2_000, `took ${elapsedMs} ms`);
   });
 });

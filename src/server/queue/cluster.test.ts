@@ -3,10 +3,10 @@
 // restarted nodes install them), in both replication modes: while the leader
 // is stopped and restarted again and again, a publisher publishes and a
 // consumer consumes through the typed client. Afterwards: every confirmed
-// message was delivered at least once or dead-lettered; first deliveries came
-// in message-id order; no delivery count passed the limit; the replicas hold
-// byte-identical queue state; and the consumers of a node that stays down
-// are released by the leader's liveness rule.
+// message was delivered at least once or is itself in the dead-letter queue;
+// first deliveries came in message-id order; no delivery count passed the
+// limit; the replicas hold byte-identical queue state; and the consumers of
+// a node that stays down are released by the leader's liveness rule.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -145,6 +145,9 @@ for (const mode of ['push', 'pull'] as const) {
       await client.declare('orders.dead');
       await client.declare('orders', { deliveryLimit: 4, deadLetterQueue: 'orders.dead' });
 
+      // Dead-lettered on purpose by the consumer (nack with discard), so that the dead-letter check below always has one to find.
+      const discarded = 'discarded-on-purpose';
+      await client.publish('orders', discarded);
       const confirmed = new Set<string>();
       const delivered = new Map<string, number>();
       const firstIds: number[] = [];
@@ -177,7 +180,8 @@ for (const mode of ['push', 'pull'] as const) {
               delivered.set(body, (delivered.get(body) ?? 0) + 1);
               maxCount = Math.max(maxCount, d.deliveryCount);
               if (d.deliveryCount === 1) firstIds.push(d.messageId);
-              await d.ack().catch(() => undefined); // a lost ack only means a redelivery
+              if (body === discarded) await d.nack({ discard: true }).catch(() => undefined); // lost: redelivered, discarded again
+              else await d.ack().catch(() => undefined); // a lost ack only means a redelivery
             }
           } catch {
             // the stream failed (node stopped, consumer released): consume again
@@ -210,9 +214,30 @@ for (const mode of ['push', 'pull'] as const) {
       const snapshots = nodes.reduce((n, x) => n + (x.running?.runtime.metrics.snapshotsInstalled ?? 0) + (x.running?.runtime.metrics.snapshotsTaken ?? 0), 0);
       t.diagnostic(`${confirmed.size} confirmed, ${delivered.size} delivered, ${redelivered} more than once, ${firstIds.length} first deliveries; snapshots taken or installed since the last restarts: ${snapshots}`);
       assert.ok(confirmed.size > 20, `only ${confirmed.size} messages confirmed`);
+      // A confirmed message that was never delivered must be in the dead-letter queue itself: read that queue's
+      // messages and match their bodies against the missing ones (a count of dead-lettered messages says nothing of which).
       const dead = (await client.stats('orders.dead'))[0];
+      assert.ok(dead !== undefined, 'orders.dead has no stats');
+      const deadBodies: string[] = [];
+      if (dead.enqueued > 0) {
+        const dc = await client.consume('orders.dead', { prefetch: 50 });
+        const reading = (async () => {
+          for await (const d of dc) {
+            assert.equal(d.deadLetter?.queue, 'orders', 'a message in orders.dead that was not dead-lettered from orders');
+            deadBodies.push(Buffer.from(d.body).toString('utf8'));
+            await d.ack();
+          }
+        })();
+        await waitFor(() => deadBodies.length >= dead.enqueued, `the ${dead.enqueued} dead-lettered messages (${deadBodies.length} read)`, 10_000);
+        dc.cancel();
+        await reading;
+      }
+      const deadSet = new Set(deadBodies);
+      assert.ok(deadSet.has(discarded), `the message discarded on purpose is not in orders.dead (${deadBodies.length} there)`);
       const missing = [...confirmed].filter((b) => !delivered.has(b));
-      assert.ok(missing.length <= (dead?.enqueued ?? 0), `confirmed but neither delivered nor dead-lettered: ${missing.slice(0, 5).join(', ')}`);
+      const unexplained = missing.filter((b) => !deadSet.has(b));
+      t.diagnostic(`${missing.length} confirmed messages never delivered, all of them among the ${deadBodies.length} dead-lettered`);
+      assert.deepEqual(unexplained.slice(0, 10), [], `${unexplained.length} confirmed messages neither delivered nor dead-lettered`);
       for (let i = 1; i < firstIds.length; i++) assert.ok((firstIds[i] as number) > (firstIds[i - 1] as number), `first deliveries out of order at ${i}`);
       assert.ok(maxCount <= 4, `a message was delivered ${maxCount} times; the limit is 4`);
 

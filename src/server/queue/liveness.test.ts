@@ -120,6 +120,6 @@ describe('queue liveness', () => {
     live.stop();
     const stopped = new QueueLiveness(new FakeHost('n9', backend), backend.machine, { peers: [], downAfterMs: 500, logger });
     stopped.stop();
-    await assert.rejects(stopped.whenReady());
+    await assert.rejects(stopped.whenReady(), { message: 'the queue service stopped' });
   });
 });

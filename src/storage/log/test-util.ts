@@ -29,11 +29,15 @@ export function entries(from: number, count: number, term: number, size = 16): E
   return Array.from({ length: count }, (_, k) => entry(from + k, term, size));
 }
 
-/** The real file system, with switches to make fsyncs fail. */
+/** The real file system, with switches to make fsyncs fail, and counts of the fsyncs and writes made. */
 export class FailingFileSystem implements FileSystem {
   private readonly inner = new NodeFileSystem();
   failFileSync = false;
   failDirSync = false;
+  /** File fdatasyncs that succeeded. */
+  fileSyncs = 0;
+  /** Directory fsyncs that succeeded. */
+  dirSyncs = 0;
 
   open(file: string, opts: { create: boolean }): FileHandle {
     const h = this.inner.open(file, opts);
@@ -46,6 +50,7 @@ export class FailingFileSystem implements FileSystem {
       sync: () => {
         if (this.failFileSync) throw new Error('EIO: injected fdatasync failure');
         h.sync();
+        this.fileSyncs++;
       },
       close: () => h.close(),
     };
@@ -58,5 +63,6 @@ export class FailingFileSystem implements FileSystem {
   syncDir(dir: string): void {
     if (this.failDirSync) throw new Error('EIO: injected directory fsync failure');
     this.inner.syncDir(dir);
+    this.dirSyncs++;
   }
 }

@@ -42,7 +42,7 @@ const CASES: readonly Case[] = [
   { bug: 'candidateNeverRetries', modes: ['push', 'pull'], rules: ['liveness'] },
   // Asynchronous persistence (issue 16): a leader counting its own entries before they are durable, and group commit
   // acknowledging Readies that its fsync did not cover.
-  { bug: 'countOwnBeforeDurable', modes: ['push', 'pull'], rules: ['durableMajority'] },
+  { bug: 'countOwnBeforeDurable', modes: ['push', 'pull'], rules: ['durableMajority', 'leaderCompleteness', 'stateMachineSafety'] },
   { bug: 'ackUnsyncedReadies', modes: ['push', 'pull'], rules: ['persistenceContract', 'durableMajority'] },
   { bug: 'wipedNodeVotes', modes: ['push', 'pull'], rules: ['staleNotCounted', 'durableMajority', 'leaderCompleteness', 'stateMachineSafety'] },
 ];

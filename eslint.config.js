@@ -1,10 +1,12 @@
 // Lint configuration. The block for src/core is the purity rule: the consensus
 // core must stay deterministic, so it may not reach I/O, timers, clocks,
-// randomness or Promises. The simulator depends on that.
+// randomness or Promises. The simulator depends on that. The last block keeps
+// everything above src/node off the core (NodeRuntime's narrow face).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 const impure = 'src/core must stay pure and deterministic (no I/O, timers, clocks, randomness, Promises)';
+const narrow = 'outside src/node, read a node through NodeRuntime.status() and its typed methods, never its core (issue 16)';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'docs/**', '.build/**'] },
@@ -50,6 +52,21 @@ export default tseslint.config(
         { selector: 'AwaitExpression', message: impure },
         { selector: 'ImportExpression', message: impure },
       ],
+    },
+  },
+  {
+    // The narrow face (issue 16): above src/node, code sees a node through
+    // NodeRuntime's status() and typed methods, never through its core, so
+    // that a change to the core's roles stays inside src/node.
+    files: ['src/**/*.ts'],
+    ignores: ['src/core/**', 'src/node/**', '**/*.test.ts'],
+    rules: {
+      'no-restricted-syntax': ['error',
+        { selector: "MemberExpression[property.name='core'], MemberExpression[property.value='core']", message: narrow },
+      ],
+      'no-restricted-imports': ['error', {
+        patterns: [{ group: ['**/core/node.js', '**/core/roles.js', '**/core/log.js'], message: narrow }],
+      }],
     },
   },
 );

@@ -161,7 +161,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     image: () => m.image,
     subscribe: (listener) => m.subscribe(listener),
     lag(): BrokerLag {
-      const leaderCommitIndex = node.runtime.core.log.commit;
+      const leaderCommitIndex = node.runtime.commitIndex;
       const appliedIndex = node.runtime.appliedIndex;
       return { leaderCommitIndex, appliedIndex, entries: Math.max(0, leaderCommitIndex - appliedIndex), offset: m.image.offset };
     },

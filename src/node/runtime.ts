@@ -65,6 +65,43 @@ export interface StateMachine {
   restore(data: Uint8Array): void;
 }
 
+/** One member's replication progress as the leader sees it (a copy). */
+export interface MemberProgress {
+  readonly id: NodeId;
+  /** Counted in quorums. */
+  readonly voter: boolean;
+  /** In the configuration (false: a pull-mode fetcher that is not a member). */
+  readonly member: boolean;
+  /** The highest index known durable on the member and matching the leader's log. */
+  readonly match: LogIndex;
+  /** Push: the next index to send. */
+  readonly next: LogIndex;
+}
+
+/** A node's consensus state, copied out of the core: all that src/server, src/broker and the dashboard see of it. */
+export interface RuntimeStatus {
+  readonly id: NodeId;
+  readonly role: RoleKind;
+  readonly term: Term;
+  readonly leader: NodeId | null;
+  readonly commitIndex: LogIndex;
+  readonly appliedIndex: LogIndex;
+  readonly lastIndex: LogIndex;
+  /** The last index durable on this node (the rest is still being synced). */
+  readonly stableIndex: LogIndex;
+  readonly dirId: number | null;
+  /** A voter of the configuration in force (else a learner/observer). */
+  readonly isVoter: boolean;
+  /** The configuration in force, the index of its entry, and whether that entry is committed. */
+  readonly configuration: { readonly index: LogIndex; readonly committed: boolean; readonly config: Configuration };
+  /** On the leader: every member's progress; empty elsewhere. */
+  readonly progress: readonly MemberProgress[];
+  /** Readies handed to the storage writer and not yet durable. */
+  readonly inflightReadies: number;
+  readonly electionsStarted: number;
+  readonly leadersElected: number;
+}
+
 /** Counters and gauges for /metrics and `quorumlog status`. */
 export interface RuntimeMetrics {
   proposalsTotal: number;
@@ -283,6 +320,51 @@ export class NodeRuntime {
   /** The index up to which the state machine has applied. */
   get appliedIndex(): LogIndex {
     return this.applied;
+  }
+
+  // ---- the narrow face: what everything above src/node may know of the core ----
+  // Servers, brokers, metrics and the dashboard read these (a lint rule keeps
+  // them off `core`), so a change to the core's roles stays inside src/node.
+
+  /** True while this node leads. */
+  isLeader(): boolean {
+    return this.core.role.kind === 'leader';
+  }
+
+  /** The leader this node knows of (itself when it leads), or null. */
+  leaderId(): NodeId | null {
+    return this.core.leaderId();
+  }
+
+  /** The current term. */
+  get term(): Term {
+    return this.core.term;
+  }
+
+  /** The highest index known committed. */
+  get commitIndex(): LogIndex {
+    return this.core.log.commit;
+  }
+
+  /** The term of the entry at `index` in this node's log (the snapshot's at its index), or undefined. */
+  termAt(index: LogIndex): Term | undefined {
+    return this.core.log.term(index);
+  }
+
+  /** A copy of the node's consensus state, taken now (for status pages and metrics; not for hot paths). */
+  status(): RuntimeStatus {
+    const core = this.core;
+    const role = core.role;
+    const cfg = core.configuration();
+    return {
+      id: this.id, role: role.kind, term: core.term, leader: core.leaderId(), commitIndex: core.log.commit,
+      appliedIndex: this.applied, lastIndex: core.log.lastIndex(), stableIndex: core.log.stable, dirId: core.dirId ?? null,
+      isVoter: core.isVoter, configuration: { index: cfg.index, committed: cfg.committed, config: cfg.config },
+      progress: role.kind === 'leader'
+        ? [...role.progress.values()].map((p) => ({ id: p.id, voter: p.isVoter, member: p.member, match: p.match, next: p.next }))
+        : [],
+      inflightReadies: core.inflightReadies(), electionsStarted: core.stats.electionsStarted, leadersElected: core.stats.leadersElected,
+    };
   }
 
   /**

@@ -136,7 +136,7 @@ export function decodeBackup(bytes: Uint8Array): Backup {
 export async function takeBackup(runtime: NodeRuntime, services: ServiceStateMachine, clusterId: string): Promise<Uint8Array> {
   await runtime.readBarrier();
   const index = runtime.appliedIndex;
-  const term = runtime.core.log.term(index);
+  const term = runtime.termAt(index);
   if (term === undefined) throw new Error(`the term of applied index ${index} is unknown`);
   const snapshot = services.snapshot();
   return encodeBackup({ header: { clusterId, nodeId: runtime.id, index, term, takenAt: new Date().toISOString() }, services: snapshot });

@@ -54,20 +54,20 @@ export class RuntimeKvBackend implements KvBackend {
   }
 
   header(): HeaderInfo {
-    return { clusterId: this.clusterId, memberId: this.memberId, raftTerm: this.runtime.core.term };
+    return { clusterId: this.clusterId, memberId: this.memberId, raftTerm: this.runtime.term };
   }
 
   status(): StatusInfo {
-    const core = this.runtime.core;
-    const leader = core.leaderId();
+    const s = this.runtime.status();
+    const leader = s.leader;
     return {
       version: SERVER_VERSION,
       dbSizeBytes: this.store.sizeBytes(),
       leader: leader === null ? 0n : idFromName(this.config.clusterId, leader),
-      raftIndex: core.log.commit,
-      raftTerm: core.term,
-      raftAppliedIndex: this.runtime.appliedIndex,
-      isLearner: !core.isVoter,
+      raftIndex: s.commitIndex,
+      raftTerm: s.term,
+      raftAppliedIndex: s.appliedIndex,
+      isLearner: !s.isVoter,
       errors: this.runtime.removed ? ['the member has been permanently removed from the cluster'] : [],
     };
   }
@@ -77,12 +77,11 @@ export class RuntimeKvBackend implements KvBackend {
   }
 
   async moveLeader(target: bigint): Promise<void> {
-    const core = this.runtime.core;
-    if (core.role.kind !== 'leader') throw new EtcdRequestError(ETCD_STATUS.notLeader);
+    if (!this.runtime.isLeader()) throw new EtcdRequestError(ETCD_STATUS.notLeader);
     const name = this.manager?.nodeIdOf(target) ?? [...this.memberIds].find(([, id]) => id === target)?.[0];
     if (name === undefined) throw new EtcdRequestError(ETCD_STATUS.badLeaderTransferee);
     const to = nodeId(name);
-    if (to === core.id) return;
+    if (to === this.runtime.id) return;
     try {
       this.runtime.transferLeadership(to);
     } catch (e) {
@@ -92,7 +91,7 @@ export class RuntimeKvBackend implements KvBackend {
     // The core gives a transfer up after an election timeout; wait a little longer for the new leader to be known here.
     const deadline = performance.now() + this.config.electionTimeoutMaxTicks * this.config.tickMs * 2;
     while (performance.now() < deadline) {
-      if (this.runtime.core.leaderId() === to) return;
+      if (this.runtime.leaderId() === to) return;
       await new Promise((r) => setTimeout(r, 10));
     }
     throw new EtcdRequestError(ETCD_STATUS.leaderTransferTimeout);

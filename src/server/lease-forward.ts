@@ -359,7 +359,7 @@ export function startNodeLeases(runtime: NodeRuntime, store: KvStore, o: {
   const lessor = new Lessor({
     leases: store,
     now: () => performance.now(),
-    leadership: () => ({ leader: runtime.core.role.kind === 'leader', term: runtime.core.term }),
+    leadership: () => ({ leader: runtime.isLeader(), term: runtime.term }),
     barrier: () => runtime.readBarrier(),
     proposeExpire: (id, term) => runtime.submit(encodeCommand({ type: 'leaseExpire', request: { id, term } })),
     proposeEpoch: (term) => runtime.submit(encodeCommand({ type: 'leaseEpoch', request: { term } })),
@@ -367,7 +367,7 @@ export function startNodeLeases(runtime: NodeRuntime, store: KvStore, o: {
   });
   const keeper = new LeaseService({
     id: runtime.id,
-    leaderId: () => runtime.core.leaderId(),
+    leaderId: () => runtime.leaderId(),
     onChannel: (channel, handler) => runtime.onChannel(channel, handler),
     sendChannel: (to, channel, payload) => runtime.sendChannel(to, channel, payload),
   }, lessor, {

@@ -267,7 +267,7 @@ export class MembershipManager {
     if (this.published || this.publishing || this.closed || this.runtime.removed) return;
     const mine = this.registry.get(this.config.nodeId);
     const self = this.config.members.find((m) => m.id === this.config.nodeId);
-    if (mine === undefined || self === undefined || this.runtime.core.leaderId() === null) return;
+    if (mine === undefined || self === undefined || this.runtime.leaderId() === null) return;
     const clients = [formatAddress(self.client)];
     if (mine.clients.length === clients.length && mine.clients.every((c, i) => c === clients[i])) {
       this.published = true;
@@ -325,7 +325,7 @@ export class MembershipManager {
     const deadline = performance.now() + this.config.requestTimeoutMs;
     for (;;) {
       if (this.closed) throw new NoLeaderError();
-      const leader = this.runtime.core.leaderId();
+      const leader = this.runtime.leaderId();
       try {
         if (leader === this.selfId) return await this.execute(op, args);
         if (leader !== null) return await this.forward(leader, op, args, deadline);
@@ -434,7 +434,7 @@ export class MembershipManager {
    * idle node with a leader keeps no timer for it (idle CPU is benchmarked).
    */
   private armProbe(): void {
-    const want = !this.closed && !this.runtime.removed && this.runtime.core.leaderId() === null;
+    const want = !this.closed && !this.runtime.removed && this.runtime.leaderId() === null;
     if (want && this.probeTimer === null) {
       this.probeTimer = setInterval(() => this.probeRemoval(), 1000);
       this.probeTimer.unref();
@@ -445,7 +445,7 @@ export class MembershipManager {
   }
 
   private probeRemoval(): void {
-    if (this.closed || this.runtime.removed || this.runtime.core.leaderId() !== null) return;
+    if (this.closed || this.runtime.removed || this.runtime.leaderId() !== null) return;
     const cfg = this.runtime.configuration();
     const listed = cfg.config.voters.includes(this.selfId) || cfg.config.observers.includes(this.selfId);
     const wasMember = (cfg.index > 0 && listed) || this.config.members.some((m) => m.id === this.config.nodeId && m.role === 'voter');
@@ -469,7 +469,7 @@ export class MembershipManager {
     switch (f.t) {
       case 'req': {
         const reply = (r: Frame): void => void this.send(from, r);
-        if (this.runtime.core.leaderId() !== this.selfId) {
+        if (this.runtime.leaderId() !== this.selfId) {
           reply({ t: 'res', id: f.id, ok: false, code: ETCD_STATUS.notLeader.code, message: ETCD_STATUS.notLeader.message });
           return;
         }

@@ -62,21 +62,18 @@ export function quantile(samples: readonly number[], q: number): number | null {
 
 /** The node's status as JSON-ready data. */
 export function nodeStatus(runtime: NodeRuntime, transport: Transport, config: NodeConfig, partitioned = false): NodeStatus {
-  const core = runtime.core;
-  const role = core.role;
-  const last = core.log.lastIndex();
-  const cfg = core.configuration();
+  const s = runtime.status();
+  const last = s.lastIndex;
+  const cfg = s.configuration;
   const peers = transport.stats().peers;
-  const replication = role.kind === 'leader'
-    ? [...role.progress.values()].map((p) => ({
-      id: p.id, voter: p.isVoter, match: p.match, lagEntries: Math.max(0, last - p.match),
-      sendQueueBytes: peers[p.id]?.queuedBytes ?? 0,
-    }))
-    : [];
+  const replication = s.progress.map((p) => ({
+    id: p.id, voter: p.voter, match: p.match, lagEntries: Math.max(0, last - p.match),
+    sendQueueBytes: peers[p.id]?.queuedBytes ?? 0,
+  }));
   return {
-    id: runtime.id, pid: process.pid, mode: config.mode, role: role.kind, term: core.term, leader: core.leaderId(),
-    commitIndex: core.log.commit, appliedIndex: runtime.appliedIndex, lastIndex: last, removed: runtime.removed,
-    dirId: core.dirId ?? null, lostDisk: runtime.lostDisk, configuration: {
+    id: runtime.id, pid: process.pid, mode: config.mode, role: s.role, term: s.term, leader: s.leader,
+    commitIndex: s.commitIndex, appliedIndex: s.appliedIndex, lastIndex: last, removed: runtime.removed,
+    dirId: s.dirId, lostDisk: runtime.lostDisk, configuration: {
       index: cfg.index, committed: cfg.committed, voters: [...cfg.config.voters], observers: [...cfg.config.observers],
       dirIds: Object.fromEntries((cfg.config.dirIds ?? []).map((r) => [r.node, r.dirId])),
     },
@@ -100,20 +97,20 @@ export function nodeRegistry(runtime: NodeRuntime, transport: Transport, config:
   registry.setDefaultLabels({ node: config.nodeId });
   // The event-loop delay monitor samples every 100 ms (prom-client's default 10 ms wakes an idle node 100 times a second).
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
-  const core = runtime.core;
   const m = runtime.metrics;
   const gauge = (name: string, help: string, read: () => number): void => {
     new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
   };
-  gauge('quorumlog_term', 'Current Raft term.', () => core.term);
-  gauge('quorumlog_commit_index', 'Highest log index known committed.', () => core.log.commit);
+  gauge('quorumlog_term', 'Current Raft term.', () => runtime.term);
+  gauge('quorumlog_commit_index', 'Highest log index known committed.', () => runtime.commitIndex);
   gauge('quorumlog_applied_index', 'Highest log index applied to the state machine.', () => runtime.appliedIndex);
-  gauge('quorumlog_last_index', 'Last index in the local log.', () => core.log.lastIndex());
-  gauge('quorumlog_is_leader', '1 on the leader, else 0.', () => (core.role.kind === 'leader' ? 1 : 0));
+  gauge('quorumlog_last_index', 'Last index in the local log.', () => runtime.status().lastIndex);
+  gauge('quorumlog_is_leader', '1 on the leader, else 0.', () => (runtime.isLeader() ? 1 : 0));
   new Gauge({
     name: 'quorumlog_role', help: 'The node\'s role (1 for the current one).', labelNames: ['role'], registers: [registry],
     collect() {
-      for (const r of ['follower', 'observer', 'preCandidate', 'candidate', 'leader']) this.set({ role: r }, core.role.kind === r ? 1 : 0);
+      const role = runtime.status().role;
+      for (const r of ['follower', 'observer', 'preCandidate', 'candidate', 'leader']) this.set({ role: r }, role === r ? 1 : 0);
     },
   });
   const counter = (name: string, help: string, read: () => number): void => {

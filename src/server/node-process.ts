@@ -123,7 +123,7 @@ export async function startNode(config: NodeConfig, opts: {
   const backend = new RuntimeKvBackend(runtime, sm, config, leases.keeper, membership);
   backend.backup = () => takeBackup(runtime, services, config.clusterId);
   const stopCompaction = startAutoCompaction(backend, {
-    retentionRevisions: config.historyRetentionRevisions, isLeader: () => runtime.core.role.kind === 'leader',
+    retentionRevisions: config.historyRetentionRevisions, isLeader: () => runtime.isLeader(),
     logger: logger.child({ component: 'auto-compaction' }),
   });
   let etcd: ClientApi | null = null;

@@ -16,7 +16,7 @@ export class RuntimeMetadataBackend implements MetadataBackend {
   constructor(private readonly runtime: NodeRuntime, readonly machine: MetadataStateMachine) {}
 
   async write(record: MetadataRecord): Promise<AcceptedRecord> {
-    if (this.runtime.core.role.kind !== 'leader') await this.runtime.readBarrier();
+    if (!this.runtime.isLeader()) await this.runtime.readBarrier();
     const rec = prepareRecord(this.machine.image, record);
     const result = (await this.runtime.submit(metadataCommand(rec))) as MetadataApplyResult | { type: 'error'; error: string; message: string };
     if (result.type === 'error') throw new MetadataUnavailableError(`the metadata service is not running here: ${result.message}`);

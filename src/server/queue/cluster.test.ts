@@ -55,7 +55,7 @@ class QNode {
     return `127.0.0.1:${this.queuePort}`;
   }
   get isLeader(): boolean {
-    return this.running?.runtime.core.role.kind === 'leader';
+    return this.running?.runtime.isLeader() === true;
   }
 
   async start(): Promise<void> {

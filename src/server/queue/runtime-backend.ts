@@ -47,7 +47,7 @@ export class RuntimeQueueBackend implements QueueBackend {
   }
 
   isLeader(): boolean {
-    return this.runtime.core.role.kind === 'leader';
+    return this.runtime.isLeader();
   }
 
   whenReady(): Promise<void> {
@@ -59,7 +59,7 @@ export class RuntimeQueueBackend implements QueueBackend {
 export function runtimeLivenessHost(runtime: NodeRuntime, backend: QueueBackend): LivenessHost {
   return {
     nodeId: runtime.id,
-    isLeader: () => runtime.core.role.kind === 'leader',
+    isLeader: () => runtime.isLeader(),
     appliedIndex: () => runtime.appliedIndex,
     write: (cmd) => backend.write(cmd),
     onChannel: (channel, handler) => runtime.onChannel(channel, (from, payload) => handler(from, payload)),

@@ -191,6 +191,8 @@ export class NodeRuntime {
   private readonly storage: NodeStorage;
   private readonly transport: Transport;
   private readonly loop: ReadyLoop;
+  /** Entries were written since the last sync began (for the fsync latency metrics). */
+  private entriesUnsynced = false;
 
   private queue: QueuedCommand[] = [];
   private queueBytes = 0;
@@ -272,12 +274,16 @@ export class NodeRuntime {
       flushSends: () => this.transport.flush(),
       write: (r) => {
         this.metrics.roundsTotal++;
+        if (r.entries.length > 0) this.entriesUnsynced = true;
         this.storage.write(r);
       },
       sync: (done) => {
         const t0 = performance.now();
+        // Only a sync that had entries to flush is an fdatasync worth timing (the others end at once).
+        const timed = this.entriesUnsynced;
+        this.entriesUnsynced = false;
         this.storage.sync((err) => {
-          if (err === null || err === undefined) {
+          if (timed && (err === null || err === undefined)) {
             const ms = performance.now() - t0;
             pushBounded(this.metrics.fsyncMs, ms);
             pushRing(this.metrics.fsyncRecentMs, ms, 256);

@@ -108,6 +108,8 @@ export class RaftNode {
    * them in this order; while one carries a snapshot, it is the last.
    */
   private readonly inflight: Ready[] = [];
+  /** The newest Ready in flight installs a snapshot (then it is the only one that can be). */
+  private inflightSnapshot = false;
   private nextReadySeq = 1;
 
   constructor(input: RaftConfigInput, persisted: PersistedState = EMPTY_STATE) {
@@ -270,7 +272,8 @@ export class RaftNode {
    * before anything after it is applied).
    */
   hasReady(): boolean {
-    if (this.readyReason() !== null) return false;
+    const inflight = this.inflight.length;
+    if (inflight >= this.config.maxInflightReadies || (inflight > 0 && this.inflightSnapshot)) return false;
     if (this.role.kind === 'leader' && this.role.replicationDue) return true;
     return this.outNow.length > 0 || this.outAfterPersist.length > 0 || this.readStates.length > 0 ||
       this.readsAborted.length > 0 || this.snapshotChunks.length > 0 || this.snapshotToInstall !== null ||
@@ -286,8 +289,7 @@ export class RaftNode {
   /** Why ready() may not be called now, or null. */
   private readyReason(): string | null {
     if (this.inflight.length >= this.config.maxInflightReadies) return `${this.inflight.length} Readies await persisted()`;
-    const newest = this.inflight[this.inflight.length - 1];
-    if (newest !== undefined && newest.snapshot !== null) return 'a snapshot install awaits persisted()';
+    if (this.inflight.length > 0 && this.inflightSnapshot) return 'a snapshot install awaits persisted()';
     return null;
   }
 
@@ -344,10 +346,11 @@ export class RaftNode {
     if (!this.readyInProgress) throw new ApiMisuseError('advance() without a ready()');
     this.readyInProgress = false;
     this.inflight.push(r);
+    this.inflightSnapshot = r.snapshot !== null;
     const applied = r.committed[r.committed.length - 1];
     if (applied !== undefined && applied.index > this.log.applied) this.log.appliedTo(applied.index);
-    if (this.config.plantedBug === 'countOwnBeforeDurable') this.markDurable(r); // read here only
-    this.afterInput();
+    // Nothing else moved (the log, the commit and the roles are as ready() left them): no afterInput() needed.
+    if (this.config.plantedBug === 'countOwnBeforeDurable' && this.markDurable(r)) this.afterInput(); // read here only
   }
 
   /**
@@ -364,18 +367,22 @@ export class RaftNode {
       throw new ApiMisuseError(oldest === undefined ? `persisted(${r.seq}) with no Ready in flight` : `persisted(${r.seq}) before persisted(${oldest.seq})`);
     }
     this.inflight.shift();
+    if (this.inflight.length === 0) this.inflightSnapshot = false;
     if (r.hardState !== null) this.durableHardState = r.hardState;
-    this.markDurable(r);
-    this.afterInput();
+    if (this.markDurable(r)) this.afterInput();
   }
 
-  /** r's entries are durable: the log's stable index moves (if they are still the log's), and a leader counts them. */
-  private markDurable(r: Ready): void {
+  /**
+   * r's entries are durable: the log's stable index moves (if they are still
+   * the log's), and a leader counts them. True when r had entries.
+   */
+  private markDurable(r: Ready): boolean {
     const last = r.entries[r.entries.length - 1];
-    if (last === undefined) return;
+    if (last === undefined) return false;
     // A later Ready may have cut them already (a conflict): then the term no longer matches and nothing moves.
     this.log.stableTo(last.index, last.term);
     if (this.role.kind === 'leader') transitions.onLeaderProgress(this, this.role);
+    return true;
   }
 
   /**

@@ -296,7 +296,10 @@ export class NodeRuntime {
       readAborted: (ctx) => this.onReadAborted(ctx),
       restoreSnapshot: (meta) => this.restoreSnapshot(meta),
       afterCoreCall: () => this.resolveReads(),
-      onPersisted: () => this.schedule(),
+      onPersisted: () => {
+        // A round only if the acknowledgement gave the core something to do (a commit, a message).
+        if (this.core.hasReady()) this.schedule();
+      },
       onFatal: (e) => this.fatal(e),
     });
     this.log.info({ term: persisted.hardState.term, commit: persisted.hardState.commit, snapshot: persisted.snapshot,
@@ -631,6 +634,10 @@ export class NodeRuntime {
     this.heardAt.set(from, performance.now());
     if (frame.kind === 'raft') {
       this.stepMessage(from, frame.message);
+      // A round only if the message gave the core something to do (most acknowledgements that
+      // do not yet make a quorum give it nothing), or client work waits for one.
+      if (this.core.hasReady() || this.hasQueuedWork()) this.schedule();
+      return;
     } else if (frame.channel === FORWARD_CHANNEL) {
       let m: ForwardMessage;
       try {

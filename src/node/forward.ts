@@ -11,8 +11,8 @@
 // read locally once it has applied up to the index the leader answers.
 
 
-/** The transport channel of forwarding frames. */
-export const FORWARD_CHANNEL = 1;
+/** The transport channel of forwarding frames (numbered in src/node/channels.ts). */
+export { FORWARD_CHANNEL } from './channels.js';
 
 /** Why the leader refused a forwarded request. */
 export type ForwardRefusal = 'notLeader' | 'backpressure' | 'transfer';

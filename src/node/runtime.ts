@@ -51,7 +51,8 @@ import type { Message } from '../protocol/messages.js';
 import type { PeerFrame, Transport } from '../transport/types.js';
 import { BATCH_HEADER_BYTES, BATCH_ITEM_OVERHEAD_BYTES, decodeBatch, encodeBatch } from './batch.js';
 import { LeaderChangedError, NoLeaderError, NodeStoppedError, RequestTimeoutError, TooManyRequestsError } from './errors.js';
-import { decodeForward, encodeForward, FORWARD_CHANNEL, type ForwardMessage, type ForwardRefusal } from './forward.js';
+import { CHANNEL_MAX, FORWARD_CHANNEL, isServiceChannel, RUNTIME_CHANNEL_MAX } from './channels.js';
+import { decodeForward, encodeForward, type ForwardMessage, type ForwardRefusal } from './forward.js';
 import type { NodeStorage } from './node-storage.js';
 import { ReadyLoop } from './ready-loop.js';
 
@@ -405,12 +406,13 @@ export class NodeRuntime {
 
   /**
    * Lets a service above the runtime talk to its peers on its own transport
-   * channel (leases forward keep-alives to the leader this way). Channel 1 is
-   * the runtime's own forwarding; a channel can have one handler. The
+   * channel (leases forward keep-alives to the leader this way). Channels are
+   * numbered in src/node/channels.ts; those up to RUNTIME_CHANNEL_MAX are the
+   * runtime's own (forwarding); a channel can have one handler. The
    * handler gets untrusted bytes from `from` and must not throw on them.
    */
   onChannel(channel: number, handler: (from: NodeId, payload: Uint8Array) => void): void {
-    if (!Number.isInteger(channel) || channel <= FORWARD_CHANNEL || channel > 0xffff) throw new RangeError(`channel ${channel} is reserved or out of range (2..65535)`);
+    if (!isServiceChannel(channel)) throw new RangeError(`channel ${channel} is reserved or out of range (${RUNTIME_CHANNEL_MAX + 1}..${CHANNEL_MAX})`);
     if (this.channels.has(channel)) throw new Error(`channel ${channel} already has a handler`);
     this.channels.set(channel, handler);
   }

@@ -9,6 +9,7 @@
 // replaced and the commands were not applied (LeaderChangedError).
 // A forwarded read asks the leader for a ReadIndex; the follower serves the
 // read locally once it has applied up to the index the leader answers.
+// This file is the wire format; src/node/forwarding.ts sends and handles it.
 
 
 /** The transport channel of forwarding frames (numbered in src/node/channels.ts). */

@@ -9,10 +9,11 @@
 // replaced and the commands were not applied (LeaderChangedError).
 // A forwarded read asks the leader for a ReadIndex; the follower serves the
 // read locally once it has applied up to the index the leader answers.
+// This file is the wire format; src/node/forwarding.ts sends and handles it.
 
 
-/** The transport channel of forwarding frames. */
-export const FORWARD_CHANNEL = 1;
+/** The transport channel of forwarding frames (numbered in src/node/channels.ts). */
+export { FORWARD_CHANNEL } from './channels.js';
 
 /** Why the leader refused a forwarded request. */
 export type ForwardRefusal = 'notLeader' | 'backpressure' | 'transfer';

@@ -22,6 +22,7 @@
 
 import type { Logger } from 'pino';
 import type { NodeId } from '../protocol/ids.js';
+import { LEASE_CHANNEL } from '../node/channels.js';
 import { LeaderChangedError, NoLeaderError, NodeStoppedError, RequestTimeoutError, TooManyRequestsError } from '../node/errors.js';
 import type { NodeRuntime } from '../node/runtime.js';
 import { ByteReader, ByteWriter, encodeCommand, KvCodecError } from '../services/kv/codec.js';
@@ -30,8 +31,8 @@ import { assertNever } from '../util/assert.js';
 import type { LeaseKeeper, LeaseTimeToLive } from './etcd/backend.js';
 import { Lessor, LessorNotLeaderError } from './lessor.js';
 
-/** The runtime's transport channel for lease frames (reserved for leases in src/node/runtime.ts). */
-export const LEASE_CHANNEL = 2;
+/** The runtime's transport channel for lease frames (numbered in src/node/channels.ts). */
+export { LEASE_CHANNEL };
 const FRAME_VERSION = 1;
 
 /** A frame on the lease channel. */

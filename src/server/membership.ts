@@ -8,7 +8,7 @@
 //   transport a minute later (DEPARTED_PEER_GRACE_MS: a removed member must
 //   still reach us to learn of its removal).
 // - Operations (add, remove, promote, update) run on the leader: a follower
-//   forwards them on the runtime's membership channel (4) and waits for the
+//   forwards them on the runtime's membership channel (MEMBERSHIP_CHANNEL) and waits for the
 //   answer, retrying while there is no leader, up to the request timeout
 //   (etcd forwards member changes to its leader too). Add writes the
 //   registry record first, then proposes addObserver; remove proposes the
@@ -32,6 +32,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { NotLeaderError } from '../core/errors.js';
+import { MEMBERSHIP_CHANNEL } from '../node/channels.js';
 import { NoLeaderError, RequestTimeoutError } from '../node/errors.js';
 import type { NodeRuntime } from '../node/runtime.js';
 import { nodeId, type NodeId } from '../protocol/ids.js';
@@ -42,8 +43,8 @@ import { formatAddress, parseAddress, type NodeConfig } from './config.js';
 import { ETCD_STATUS, EtcdRequestError, etcdStatusOf, type EtcdStatus } from './etcd/errors.js';
 import { idFromName } from './ids.js';
 
-/** The runtime's transport channel for membership frames. */
-export const MEMBERSHIP_CHANNEL = 4;
+/** The runtime's transport channel for membership frames (numbered in src/node/channels.ts). */
+export { MEMBERSHIP_CHANNEL };
 /**
  * How long a peer that neither the config file nor the registry lists any
  * more stays known to the transport: long enough for a removed member to

@@ -32,11 +32,12 @@
 // are the log's, so replicas never disagree.
 
 import type { Logger } from 'pino';
+import { QUEUE_CHANNEL } from '../../node/channels.js';
 import type { QueueStateMachine } from '../../services/queue/state-machine.js';
 import type { QueueCommand, QueueResult } from '../../services/queue/types.js';
 
-/** The transport channel of the queue service (reserved in src/node/runtime.ts's list: leases 2, queues 3, metadata 4). */
-export const QUEUE_CHANNEL = 3;
+/** The transport channel of the queue service (numbered in src/node/channels.ts). */
+export { QUEUE_CHANNEL };
 
 const FRAME_VERSION = 1;
 const FRAME_ALIVE = 1;

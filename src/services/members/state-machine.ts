@@ -3,7 +3,7 @@
 // member is reached. A record, keyed by node id, holds the peer address
 // (Raft traffic), the client address(es) (the etcd API), an optional display
 // name, and `promoteWhenCaughtUp`: the leader promotes that observer as soon
-// as the core accepts it (src/node/runtime.ts). The static members of the
+// as the core accepts it (src/node/membership-watch.ts). The static members of the
 // config file are the starting point; a record adds a member or overrides
 // its addresses (docs/MEMBERSHIP.md).
 //

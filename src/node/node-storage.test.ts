@@ -109,3 +109,38 @@ test('a configuration prefix that does not decode is refused as corruption', () 
     again.close();
   });
 });
+
+test('abandon() saves nothing more: neither the hard state held for the next sync nor a commit index held back by the lazy save', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'quorumlog-node-storage-'));
+  try {
+    let now = 0;
+    const s = new NodeStorage(new NodeFileSystem(), dir, { now: () => now, commitSaveIntervalMs: 1000 });
+    s.recover();
+    assert.deepEqual(s.durableHardState, { term: 0, vote: null, commit: 0 });
+    const a = nodeId('a');
+    s.write(ready({ entries: entries(1, 3), hardState: { term: 1, vote: a, commit: 0 } }));
+    // The log's fdatasync runs in the thread pool: the hard state is saved when it ends.
+    assert.equal(await new Promise((resolve) => s.sync(resolve)), null);
+    assert.deepEqual(s.durableHardState, { term: 1, vote: a, commit: 0 });
+    // A commit-only change within the interval (on the injected clock) is held back.
+    now = 10;
+    s.persist(ready({ hardState: { term: 1, vote: a, commit: 2 } }));
+    assert.deepEqual(s.durableHardState, { term: 1, vote: a, commit: 0 });
+    // Written, not yet synced: held for the next sync.
+    s.write(ready({ hardState: { term: 2, vote: null, commit: 2 } }));
+    s.abandon();
+    const again = new NodeStorage(new NodeFileSystem(), dir, { now: () => now, commitSaveIntervalMs: 1000 });
+    assert.deepEqual(again.recover().hardState, { term: 1, vote: a, commit: 0 });
+    assert.equal(again.currentSnapshot(), null);
+    // close(), unlike abandon(), saves what was held back.
+    again.persist(ready({ hardState: { term: 1, vote: a, commit: 3 } }));
+    again.persist(ready({ hardState: { term: 1, vote: a, commit: 4 } }));
+    assert.deepEqual(again.durableHardState, { term: 1, vote: a, commit: 3 });
+    again.close();
+    const third = new NodeStorage(new NodeFileSystem(), dir);
+    assert.deepEqual(third.recover().hardState, { term: 1, vote: a, commit: 4 });
+    third.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -3,8 +3,13 @@
 // the core's persistence contract (src/core/ready.ts) demands:
 // snapshot chunks → snapshot → entries (one fdatasync: group commit) → hard
 // state. Recovery at start-up finishes a snapshot install that a crash
-// interrupted (snapshot durable, log not yet compacted), as the simulator's
-// durable disk does.
+// interrupted (snapshot durable, log not yet compacted).
+//
+// The simulator runs this class itself on its faulty file system
+// (test/sim/durable-disk.ts), crashing it between and inside persists:
+// hence the injectable clock (`now`: the simulator's virtual one, so that the
+// lazy commit save is deterministic there), abandon() (a crash that flushes
+// nothing) and durableHardState (what the checker takes as durable).
 //
 // Persistence is split for the Ready driver (src/node/ready-loop.ts):
 // write(r) puts a Ready's entries in the log files (the page cache, not yet
@@ -53,6 +58,12 @@ export class NodeStorage {
   private closed = false;
   private readonly now: () => number;
 
+  /**
+   * Opens (creating if need be) the stores under `dir`. `now` is the clock in
+   * milliseconds for the lazy commit save and the sync timings
+   * (performance.now by default); `commitSaveIntervalMs` (default 1000) is
+   * how long a change of the commit index alone may wait to be saved.
+   */
   constructor(fs: FileSystem, dir: string, opts: { segmentBytes?: number; now?: () => number; commitSaveIntervalMs?: number } = {}) {
     this.commitSaveIntervalMs = opts.commitSaveIntervalMs ?? 1000;
     const layout = dataDirLayout(dir);
@@ -70,12 +81,7 @@ export class NodeStorage {
   recover(): PersistedState {
     const hardState = this.state.load();
     this.savedHardState = hardState;
-    const latest = this.snapshots.latest();
-    let snap: SnapshotMeta | null = null;
-    if (latest !== null) {
-      const config = this.snapshotConfiguration({ index: latest.index, term: latest.term });
-      snap = { index: latest.index, term: latest.term, ...(config !== undefined ? { config } : {}) };
-    }
+    const snap = this.currentSnapshot();
     if (snap !== null && this.log.term(snap.index) !== snap.term && this.log.firstIndex() <= snap.index + 1) {
       // The snapshot became durable but the crash came before the log was
       // cut to it (or the log disagrees with it): the snapshot wins.
@@ -90,6 +96,28 @@ export class NodeStorage {
       lo += batch.length;
     }
     return { hardState, snapshot: snap, entries };
+  }
+
+  /**
+   * The current (latest durable) snapshot's id, with the configuration its
+   * body records (none: the bootstrap one), or null when there is none.
+   */
+  currentSnapshot(): SnapshotMeta | null {
+    const latest = this.snapshots.latest();
+    if (latest === null) return null;
+    const config = this.snapshotConfiguration({ index: latest.index, term: latest.term });
+    return { index: latest.index, term: latest.term, ...(config !== undefined ? { config } : {}) };
+  }
+
+  /**
+   * The hard state as the state file holds it: the one recover() read, or the
+   * last one saved since. Null before recover(). It may lag the hard states
+   * written: a hard state is saved only after the sync that covers the
+   * entries before it, and a change of the commit index alone is saved
+   * lazily (saveHardState). The simulator's checker reads it.
+   */
+  get durableHardState(): HardState | null {
+    return this.savedHardState;
   }
 
   /**
@@ -294,6 +322,30 @@ export class NodeStorage {
     }
     this.closeReader();
     this.receiving?.close();
+    this.receiving = null;
+    this.log.close();
+  }
+
+  /**
+   * Lets go of the file handles without making anything more durable: no
+   * sync, no hard state saved (neither the one held for the next sync nor a
+   * lazily held commit index), no checkpoint of a snapshot being received
+   * (its receiver is dropped, not closed, since closing it checkpoints).
+   * What was written and not synced is then whatever the file system keeps.
+   * For a process that must stop as if killed; the simulator calls it when a
+   * node crashes, before its faulty file system decides what survives. The
+   * storage is unusable afterwards; a restart opens a new NodeStorage.
+   */
+  abandon(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.unsyncedHardState = null;
+    this.pendingHardState = null;
+    try {
+      this.closeReader();
+    } catch {
+      this.reader = null; // a handle already stale
+    }
     this.receiving = null;
     this.log.close();
   }

@@ -58,7 +58,7 @@ export class SnapshotAssembler {
 /**
  * What the simulator and the checker need of a node's disk. Two kinds: the
  * in-memory SimDisk below, and DurableSimDisk (durable-disk.ts), which runs
- * the real durable stores on a fault-injecting file system.
+ * the production NodeStorage on a fault-injecting file system.
  */
 export interface NodeDisk {
   /** The hard state as durably stored. */
@@ -67,6 +67,14 @@ export interface NodeDisk {
   readonly snapshot: StoredSnapshot | null;
   /** The term at `index` as durably stored (the snapshot's at its index), or undefined. */
   term(index: number): number | undefined;
+  /**
+   * The core's snapshot reader: up to `maxBytes` of the current snapshot
+   * `meta` from `position`, as this disk sends it to followers (undefined when
+   * `meta` is not the current one).
+   */
+  readSnapshotChunk(meta: SnapshotMeta, position: number, maxBytes: number): { data: Uint8Array; done: boolean } | undefined;
+  /** Called before each of the node's ticks: timer work of the runtime's (throws FsyncFailedError on a failed sync). */
+  tick?(): void;
   /**
    * Writes `r`'s parts in contract order after everything written before,
    * stopping after `budget` steps (a crash part-way); true when all were
@@ -114,6 +122,13 @@ export class SimDisk implements NodeDisk {
     const s = this.snapshot?.meta;
     if (index === (s?.index ?? 0)) return s?.term ?? 0;
     return this.entries[index - this.firstIndex()]?.term;
+  }
+
+  readSnapshotChunk(meta: SnapshotMeta, position: number, maxBytes: number): { data: Uint8Array; done: boolean } | undefined {
+    const s = this.snapshot;
+    if (s === null || s.meta.index !== meta.index || s.meta.term !== meta.term) return undefined;
+    const end = Math.min(s.data.byteLength, position + maxBytes);
+    return { data: s.data.subarray(position, end), done: end >= s.data.byteLength };
   }
 
   /**

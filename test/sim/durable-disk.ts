@@ -1,30 +1,33 @@
-// A node disk for the simulator made of the real durable stores (segmented
-// log, term/vote file, snapshot store) on a FaultyFileSystem: simulated
-// crashes lose unsynced writes, tear the last one, undo unsynced renames, and
-// fsyncs fail. So the Raft simulator exercises the real durable-log code, and
-// its invariants (acknowledged entries durable on a majority, votes never
-// forgotten) hold against real recovery, not only against the memory disk.
+// A node disk for the simulator that is the production storage itself: a
+// NodeStorage (src/node/node-storage.ts) on a FaultyFileSystem. So what the
+// simulator crash-tests is the real path from a Ready to the disk —
+// NodeStorage.write (snapshot chunks through the snapshot receiver, a
+// received snapshot's install, entries appended to the segmented log, the
+// hard state held for the next sync), NodeStorage.sync (the log's fdatasync,
+// then the held hard state, with the lazy save of a commit-only change),
+// saveSnapshot/compactTo (the simulator's own compactions, with the "QLCF"
+// configuration prefix), readSnapshot, the core's snapshot reader (what a
+// leader sends), and recover() at every restart. This file only adapts it to
+// the simulator's NodeDisk: cutting a Ready short for a crash part-way,
+// turning a failed sync into a thrown FsyncFailedError, and crashing.
 //
-// The snapshot store keeps only a snapshot's index and term, so this disk
-// writes the rest of its id, the configuration in force at its index
-// (docs/MEMBERSHIP.md), at the front of the stored body and reads it back at
-// recovery: what a runtime must do too, in some form.
+// A crash flushes nothing (NodeStorage.abandon()); the faulty file system
+// then decides what survives: unsynced writes lost, kept or torn (sometimes
+// zero-filling the sector), unsynced renames undone, or, as a process kill,
+// the page cache kept. The node's clock for the lazy commit save is the
+// simulator's virtual one, so a seed still fixes the whole run.
 //
 // An fsync failure stops the node (FsyncFailedError propagates; the simulator
 // crashes the node and restarts it later): it is never retried as if the data
-// were safe.
+// were safe, and the crash after it is a reboot (see guard()).
 
 import type { PersistedState } from '../../src/core/node.js';
 import type { Ready } from '../../src/core/ready.js';
-import { decodeConfiguration, encodeConfiguration } from '../../src/codec/configuration.js';
-import type { Entry, HardState, SnapshotMeta } from '../../src/protocol/entry.js';
+import type { HardState, SnapshotMeta } from '../../src/protocol/entry.js';
+import { NodeStorage } from '../../src/node/node-storage.js';
 import { FsyncFailedError } from '../../src/storage/errors.js';
-import type { FileSystem } from '../../src/storage/fs.js';
-import { DurableLogStore } from '../../src/storage/log/durable-log.js';
-import { DurableSnapshotStore } from '../../src/storage/snapshot/durable-snapshot-store.js';
-import { DurableStateStore } from '../../src/storage/state/durable-state-store.js';
-import { Prng } from '../../src/util/prng.js';
-import { SnapshotAssembler, type NodeDisk, type StoredSnapshot } from './disk.js';
+import type { Prng } from '../../src/util/prng.js';
+import type { NodeDisk, StoredSnapshot } from './disk.js';
 import { FaultyFileSystem } from './faulty-fs.js';
 
 /** Knobs for the durable disk's faults. */
@@ -33,25 +36,30 @@ export interface DurableDiskOptions {
   readonly syncFailureProbability: number;
   /** Probability that a crash is a process kill (page cache kept) rather than a power loss. */
   readonly killRate: number;
+  /** The simulator's virtual clock, in ms: NodeStorage's `now` (the lazy commit save). */
+  readonly now: () => number;
+  /** NodeStorage's commitSaveIntervalMs (its default, 1000, when absent). */
+  readonly commitSaveIntervalMs?: number;
 }
+
+/** Where the node's data directory lives on its file system. */
+const DATA_DIR = '/node';
+
+/** How often (virtual ms) the disk does what the runtime's once-a-second timer does: save a commit index held back. */
+const FLUSH_EVERY_MS = 1000;
 
 export class DurableSimDisk implements NodeDisk {
   readonly fs: FaultyFileSystem;
   private readonly rng: Prng;
   private readonly opts: DurableDiskOptions;
-  private log: DurableLogStore | null = null;
-  private state: DurableStateStore | null = null;
-  private snapshots: DurableSnapshotStore | null = null;
-  private hard: HardState = { term: 0, vote: null, commit: 0 };
-  /** The newest hard state written and not yet synced. */
-  private unsyncedHard: HardState | null = null;
+  /** The running node's storage; replaced (recovered) at every crash. */
+  private storage: NodeStorage | null = null;
   private snap: StoredSnapshot | null = null;
-  /** Chunks of a snapshot being received (the receive itself is not persisted here). */
-  private readonly incoming = new SnapshotAssembler();
   /** An fsync failed since the last crash: the next crash must be a reboot. */
   private syncFailed = false;
   /** What recovery found after the last crash, for the next load(). */
   private recovered: PersistedState | null = null;
+  private flushedAt = 0;
 
   constructor(rng: Prng, opts: DurableDiskOptions) {
     this.rng = rng;
@@ -59,8 +67,9 @@ export class DurableSimDisk implements NodeDisk {
     this.fs = new FaultyFileSystem(rng.fork(), { syncFailureProbability: opts.syncFailureProbability, syncDirFailureProbability: opts.syncFailureProbability });
   }
 
+  /** What the state file holds (the lazily saved commit index included). */
   get hardState(): HardState {
-    return this.hard;
+    return this.storage?.durableHardState ?? ZERO_HARD_STATE;
   }
 
   get snapshot(): StoredSnapshot | null {
@@ -70,23 +79,36 @@ export class DurableSimDisk implements NodeDisk {
   term(index: number): number | undefined {
     if (this.snap !== null && index === this.snap.meta.index) return this.snap.meta.term;
     if (index === 0) return 0;
-    return this.log?.term(index);
+    return this.storage?.log.term(index);
+  }
+
+  readSnapshotChunk(meta: SnapshotMeta, position: number, maxBytes: number): { data: Uint8Array; done: boolean } | undefined {
+    // What a leader in production sends: the stored body, configuration prefix included.
+    return this.storage?.coreSnapshotReader(meta, position, maxBytes);
   }
 
   write(r: Ready, budget: number): boolean {
-    return this.guard(() => this.writeSteps(r, budget));
+    return this.guard(() => {
+      const storage = this.open();
+      const all = budget >= readySteps(r);
+      const w = all ? r : cutReady(r, budget);
+      storage.write(w);
+      if (w.snapshot !== null) this.readSnapshotBack(); // installed, durable
+      return all;
+    });
   }
 
   sync(): void {
     this.guard(() => {
-      const { log, state } = this.open();
-      log.sync();
-      const h = this.unsyncedHard;
-      this.unsyncedHard = null;
-      if (h !== null) {
-        state.save(h);
-        this.hard = h;
-      }
+      let called = false;
+      let failure: unknown = null;
+      this.open().sync((err) => {
+        called = true;
+        failure = err;
+      });
+      // The faulty file system's handles have no syncAsync: the log syncs inline, so done has run.
+      if (!called) throw new Error('NodeStorage.sync did not end at once on the faulty file system');
+      if (failure !== null && failure !== undefined) throw failure;
     });
   }
 
@@ -94,6 +116,24 @@ export class DurableSimDisk implements NodeDisk {
     const all = this.write(r, budget);
     if (all) this.sync();
     return all;
+  }
+
+  /** The runtime's once-a-second timer: saves a commit index the lazy save held back. */
+  tick(): void {
+    const storage = this.storage;
+    if (storage === null || this.opts.now() - this.flushedAt < FLUSH_EVERY_MS) return;
+    this.flushedAt = this.opts.now();
+    this.guard(() => storage.flushHardState());
+  }
+
+  installSnapshot(s: StoredSnapshot): void {
+    this.guard(() => {
+      const storage = this.open();
+      storage.saveSnapshot(s.meta, s.data);
+      // Only after the snapshot is durable may the log it covers go.
+      storage.compactTo(s.meta);
+      this.readSnapshotBack();
+    });
   }
 
   /**
@@ -112,61 +152,9 @@ export class DurableSimDisk implements NodeDisk {
     }
   }
 
-  private writeSteps(r: Ready, budget: number): boolean {
-    const log = this.open().log;
-    let steps = budget;
-    for (const c of r.snapshotChunks) {
-      if (steps-- <= 0) return false;
-      this.incoming.add(c);
-    }
-    if (r.snapshot !== null) {
-      if (steps-- <= 0) return false;
-      this.installSteps(this.incoming.take(r.snapshot));
-    }
-    if (r.entries.length > 0) {
-      const n = Math.min(r.entries.length, Math.max(0, steps));
-      const first = r.entries[0] as Entry;
-      // Entries inside the snapshot are already covered by it.
-      const from = this.snap === null ? 0 : Math.max(0, this.snap.meta.index + 1 - first.index);
-      if (from < n) log.append(r.entries.slice(from, n));
-      steps -= r.entries.length;
-      if (steps < 0) return false; // appended, not synced: the crash decides what survives
-    }
-    if (r.hardState !== null) {
-      if (steps-- <= 0) return false;
-      this.unsyncedHard = r.hardState; // saved by the next sync, after the entries before it
-    }
-    return true;
-  }
-
-  installSnapshot(s: StoredSnapshot): void {
-    this.guard(() => this.installSteps(s));
-  }
-
-  private installSteps(s: StoredSnapshot): void {
-    const { log, snapshots } = this.open();
-    const w = snapshots.beginWrite(s.meta);
-    w.write(encodeConfigPrefix(s.meta));
-    w.write(s.data);
-    w.commit();
-    this.snap = s;
-    // Only after the snapshot is durable may the log it covers go.
-    log.compactPrefix(s.meta.index, s.meta.term);
-    log.sync();
-    snapshots.removeOlder();
-  }
-
   crash(): void {
-    try {
-      this.log?.close();
-    } catch {
-      // handles may already be stale
-    }
-    this.log = null;
-    this.state = null;
-    this.snapshots = null;
-    this.incoming.clear();
-    this.unsyncedHard = null;
+    const before = this.storage?.durableHardState ?? null;
+    this.dropStorage();
     if (!this.syncFailed && this.rng.chance(this.opts.killRate)) this.fs.killProcess();
     else this.fs.crash();
     this.syncFailed = false;
@@ -176,14 +164,18 @@ export class DurableSimDisk implements NodeDisk {
     for (let attempt = 0; ; attempt++) {
       try {
         this.recovered = this.recover();
-        return;
+        break;
       } catch (e) {
         if (!(e instanceof FsyncFailedError) || attempt > 20) throw e;
-        this.log = null;
-        this.state = null;
-        this.snapshots = null;
+        this.dropStorage();
         this.fs.crash();
       }
+    }
+    const after = this.hardState;
+    if (before !== null && (after.term < before.term || (after.term === before.term && before.vote !== null && after.vote !== before.vote) ||
+      (after.term === before.term && after.commit < before.commit))) {
+      throw new Error(`the durable hard state went back across a crash: {term ${before.term}, vote ${before.vote}, commit ${before.commit}} ` +
+        `saved, {term ${after.term}, vote ${after.vote}, commit ${after.commit}} recovered`);
     }
   }
 
@@ -193,65 +185,57 @@ export class DurableSimDisk implements NodeDisk {
     return r;
   }
 
+  /** Opens a NodeStorage on the directory (its stores run their own recovery) and runs its recover(). */
   private recover(): PersistedState {
-    const { log, state, snapshots } = this.open();
-    this.hard = state.load();
-    const latest = snapshots.latest();
+    this.dropStorage();
     this.snap = null;
-    if (latest !== null) {
-      const reader = snapshots.open(latest);
-      if (reader === undefined) throw new Error('the latest snapshot vanished');
-      try {
-        this.snap = decodeConfigPrefix({ index: latest.index, term: latest.term }, reader.read(0, latest.sizeBytes));
-      } finally {
-        reader.close();
-      }
-    }
-    const snap = this.snap?.meta;
-    if (snap !== undefined && log.term(snap.index) !== snap.term && log.firstIndex() <= snap.index + 1) {
-      // A snapshot install (or compaction) that crashed after the snapshot was
-      // durable but before the log caught up: finish it, as a runtime must.
-      log.compactPrefix(snap.index, snap.term);
-      log.sync();
-    }
-    const after = Math.max(log.firstIndex(), (this.snap?.meta.index ?? 0) + 1);
-    const entries = after <= log.lastIndex() ? readAll(log, after) : [];
-    return { hardState: this.hard, snapshot: this.snap?.meta ?? null, entries };
+    const storage = this.open();
+    const persisted = storage.recover();
+    this.flushedAt = this.opts.now();
+    this.readSnapshotBack();
+    return persisted;
   }
 
-  /** Opens the stores (running their recovery) if the last crash closed them. */
-  private open(): { log: DurableLogStore; state: DurableStateStore; snapshots: DurableSnapshotStore } {
-    const fs: FileSystem = this.fs;
-    this.snapshots ??= new DurableSnapshotStore(fs, '/node/snapshots');
-    this.state ??= new DurableStateStore(fs, '/node/state');
-    this.log ??= DurableLogStore.open(fs, '/node/log', { segmentBytes: this.opts.segmentBytes });
-    return { log: this.log, state: this.state, snapshots: this.snapshots };
+  /** Lets go of the storage as a crash would: nothing more is synced or saved. */
+  private dropStorage(): void {
+    this.storage?.abandon();
+    this.storage = null;
+  }
+
+  /** The current snapshot as the disk holds it: its id and configuration from the stored body, its state machine bytes. */
+  private readSnapshotBack(): void {
+    const storage = this.open();
+    const meta = storage.currentSnapshot();
+    this.snap = meta === null ? null : { meta, data: storage.readSnapshot(meta) };
+  }
+
+  private open(): NodeStorage {
+    this.storage ??= new NodeStorage(this.fs, DATA_DIR, {
+      segmentBytes: this.opts.segmentBytes,
+      now: this.opts.now,
+      ...(this.opts.commitSaveIntervalMs === undefined ? {} : { commitSaveIntervalMs: this.opts.commitSaveIntervalMs }),
+    });
+    return this.storage;
   }
 }
 
-function readAll(log: DurableLogStore, from: number): Entry[] {
-  const out: Entry[] = [];
-  for (let lo = from; lo <= log.lastIndex();) {
-    const batch = log.read(lo, log.lastIndex() + 1, 1 << 24);
-    out.push(...batch);
-    lo += batch.length;
+const ZERO_HARD_STATE: HardState = { term: 0, vote: null, commit: 0 };
+
+/** A Ready's parts, as the simulator counts steps: each snapshot chunk, the snapshot, each entry, the hard state. */
+function readySteps(r: Ready): number {
+  return r.snapshotChunks.length + (r.snapshot !== null ? 1 : 0) + r.entries.length + (r.hardState !== null ? 1 : 0);
+}
+
+/** `r` with only its first `budget` parts (in contract order; fewer than all, so never its hard state): what a crash part-way has written. */
+function cutReady(r: Ready, budget: number): Ready {
+  let left = Math.max(0, budget);
+  const snapshotChunks = r.snapshotChunks.slice(0, left);
+  left -= snapshotChunks.length;
+  let snapshot = null;
+  if (r.snapshot !== null && left > 0) {
+    snapshot = r.snapshot;
+    left--;
   }
-  return out;
-}
-
-/** The snapshot's configuration, written before its body: u32 length (0: none) and the encoded configuration. */
-function encodeConfigPrefix(meta: SnapshotMeta): Uint8Array {
-  const config = meta.config === undefined ? new Uint8Array(0) : encodeConfiguration(meta.config);
-  const out = new Uint8Array(4 + config.byteLength);
-  new DataView(out.buffer).setUint32(0, config.byteLength);
-  out.set(config, 4);
-  return out;
-}
-
-/** Splits a stored body into the snapshot's id (with its configuration) and the state machine's bytes. */
-function decodeConfigPrefix(meta: SnapshotMeta, stored: Uint8Array): StoredSnapshot {
-  const length = new DataView(stored.buffer, stored.byteOffset, stored.byteLength).getUint32(0);
-  const data = stored.slice(4 + length);
-  if (length === 0) return { meta, data };
-  return { meta: { ...meta, config: decodeConfiguration(stored.subarray(4, 4 + length)) }, data };
+  const entries = r.entries.slice(0, left);
+  return { ...r, snapshotChunks, snapshot, entries, hardState: null };
 }

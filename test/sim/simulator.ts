@@ -164,7 +164,9 @@ export class Simulator {
   private newDisk(): NodeDisk {
     const o = this.opts;
     return o.durableDisk
-      ? new DurableSimDisk(this.rng.fork(), { segmentBytes: o.segmentBytes, syncFailureProbability: o.diskSyncFailureRate, killRate: 0.5 })
+      ? new DurableSimDisk(this.rng.fork(), {
+        segmentBytes: o.segmentBytes, syncFailureProbability: o.diskSyncFailureRate, killRate: 0.5, now: () => this.now,
+      })
       : new SimDisk(this.rng.fork());
   }
 
@@ -224,12 +226,7 @@ export class Simulator {
       heartbeatIntervalTicks: o.heartbeatIntervalTicks, fetchMaxWaitTicks: o.fetchMaxWaitTicks,
       maxMessageBytes: o.maxMessageBytes, maxInflightMessages: o.maxInflightMessages, maxUncommittedBytes: o.maxUncommittedBytes,
       snapshotChunkBytes: o.snapshotChunkBytes, preVote: o.preVote, checkQuorum: o.checkQuorum, maxInflightReadies: o.maxInflightReadies,
-      snapshotReader: (meta, position, maxBytes) => {
-        const s = node.disk.snapshot;
-        if (s === null || s.meta.index !== meta.index || s.meta.term !== meta.term) return undefined;
-        const end = Math.min(s.data.byteLength, position + maxBytes);
-        return { data: s.data.subarray(position, end), done: end >= s.data.byteLength };
-      },
+      snapshotReader: (meta, position, maxBytes) => node.disk.readSnapshotChunk(meta, position, maxBytes),
       ...(o.plantedBug === undefined ? {} : { plantedBug: o.plantedBug }),
     }, persisted);
     node.sm = node.disk.snapshot === null ? new DigestStateMachine() : DigestStateMachine.restore(node.disk.snapshot.data);
@@ -257,6 +254,13 @@ export class Simulator {
       case 'tick': {
         const node = this.nodes.get(ev.node) as SimNode;
         if (node.core === null || node.incarnation !== ev.incarnation) return;
+        try {
+          node.disk.tick?.();
+        } catch (e) {
+          if (!(e instanceof FsyncFailedError)) throw e;
+          this.crash(node); // its restart schedules the next incarnation's ticks
+          break;
+        }
         const promised = node.quietTicks;
         const before = promised > 0 ? tickSignature(node.core) : '';
         node.core.tick();

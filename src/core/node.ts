@@ -272,8 +272,7 @@ export class RaftNode {
    * before anything after it is applied).
    */
   hasReady(): boolean {
-    const inflight = this.inflight.length;
-    if (inflight >= this.config.maxInflightReadies || (inflight > 0 && this.inflightSnapshot)) return false;
+    if (this.readyBlocked()) return false;
     if (this.role.kind === 'leader' && this.role.replicationDue) return true;
     return this.outNow.length > 0 || this.outAfterPersist.length > 0 || this.readStates.length > 0 ||
       this.readsAborted.length > 0 || this.snapshotChunks.length > 0 || this.snapshotToInstall !== null ||
@@ -286,18 +285,19 @@ export class RaftNode {
     return this.inflight.length;
   }
 
-  /** Why ready() may not be called now, or null. */
-  private readyReason(): string | null {
-    if (this.inflight.length >= this.config.maxInflightReadies) return `${this.inflight.length} Readies await persisted()`;
-    if (this.inflight.length > 0 && this.inflightSnapshot) return 'a snapshot install awaits persisted()';
-    return null;
+  /** True when ready() may not be called now: the in-flight bound is reached, or a snapshot install awaits persisted(). */
+  private readyBlocked(): boolean {
+    const inflight = this.inflight.length;
+    return inflight >= this.config.maxInflightReadies || (inflight > 0 && this.inflightSnapshot);
   }
+
 
   /** Collects what the runtime must do now (see ready.ts for the contract). */
   ready(): Ready {
     this.checkNotInReady('ready');
-    const blocked = this.readyReason();
-    if (blocked !== null) throw new ApiMisuseError(`ready() while ${blocked}`);
+    if (this.readyBlocked()) {
+      throw new ApiMisuseError(`ready() while ${this.inflight.length} Readies await persisted()${this.inflightSnapshot ? ', one of them a snapshot install' : ''}`);
+    }
     if (this.role.kind === 'leader' && this.role.replicationDue) {
       this.role.replicationDue = false;
       if (this.config.replication === 'push') push.broadcast(this, this.role);

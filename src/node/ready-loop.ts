@@ -89,10 +89,6 @@ export class ReadyLoop {
   private syncing = 0;
   private running = false;
   private stopped = false;
-  /** Readies taken since this loop began (for metrics). */
-  readiesTotal = 0;
-  /** Syncs begun (group commits) since this loop began. */
-  syncsTotal = 0;
 
   constructor(core: RaftNode, host: ReadyHost, opts: ReadyLoopOptions = {}) {
     this.core = core;
@@ -100,23 +96,9 @@ export class ReadyLoop {
     this.ackUnsynced = opts.ackUnsyncedReadies ?? core.config.plantedBug === 'ackUnsyncedReadies';
   }
 
-  /** Readies written whose sync has not yet ended. */
-  get inflight(): number {
-    return this.written.length;
-  }
-
-  /** True while a sync runs. */
-  get isSyncing(): boolean {
-    return this.syncing > 0;
-  }
-
   /** Stops the loop: nothing more is sent or acknowledged (a crash, a storage failure, a shutdown). */
   stop(): void {
     this.stopped = true;
-  }
-
-  get isStopped(): boolean {
-    return this.stopped;
   }
 
   /**
@@ -140,7 +122,6 @@ export class ReadyLoop {
 
   private take(r: Ready): void {
     const { core, host } = this;
-    this.readiesTotal++;
     host.onReady?.(r);
     for (const m of r.messages) host.send(m);
     // Out to the network before the write: followers persist while the leader does.
@@ -161,7 +142,6 @@ export class ReadyLoop {
     if (this.stopped || this.syncing > 0 || this.written.length === 0) return;
     const covered = this.written.length;
     this.syncing = covered;
-    this.syncsTotal++;
     this.host.sync((err) => this.onSynced(covered, err));
   }
 

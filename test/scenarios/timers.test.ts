@@ -5,7 +5,8 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, MODES } from './harness.js';
+import type { RaftNode } from '../../src/core/node.js';
+import { Cluster, MODES, type Mode } from './harness.js';
 
 for (const mode of MODES) {
   describe(`ticksUntilDue [${mode}]`, () => {
@@ -44,23 +45,25 @@ for (const mode of MODES) {
       assert.ok(c.queue.length > sent, 'the due tick sent (a heartbeat, or a parked fetch answered)');
     });
 
+    /** A 3-voter cluster with observer o1, a leader elected and every message delivered. */
+    const settledObserver = (m: Mode): { c: Cluster; observer: RaftNode } => {
+      const c = new Cluster({ mode: m, voters: 3, observers: 1 });
+      c.runUntil(() => c.leader() !== null, 60, 'a leader');
+      c.deliverAll();
+      const observer = c.core('o1');
+      assert.equal(observer.role.kind, 'observer');
+      return { c, observer };
+    };
+
     // An observer's timers differ by mode, so each mode has its own case (none returns early and shows as passed).
     if (mode === 'push') {
       test('a push observer never needs a tick; the runtime caps its sleep itself', () => {
-        const c = new Cluster({ mode, voters: 3, observers: 1 });
-        c.runUntil(() => c.leader() !== null, 60, 'a leader');
-        c.deliverAll();
-        const observer = c.core('o1');
-        assert.equal(observer.role.kind, 'observer');
+        const { observer } = settledObserver(mode);
         assert.equal(observer.ticksUntilDue(), Infinity);
       });
     } else {
       test('a pull observer fetches, so it may sleep no longer than its election timeout; the promised ticks send nothing', () => {
-        const c = new Cluster({ mode, voters: 3, observers: 1 });
-        c.runUntil(() => c.leader() !== null, 60, 'a leader');
-        c.deliverAll();
-        const observer = c.core('o1');
-        assert.equal(observer.role.kind, 'observer');
+        const { c, observer } = settledObserver(mode);
         const due = observer.ticksUntilDue();
         assert.ok(due >= 1 && due <= observer.electionTimeoutTicks, `due in ${due} ticks, at most ${observer.electionTimeoutTicks}`);
         const sent = c.queue.length;

@@ -83,8 +83,6 @@ export interface NodeDisk {
   write(r: Ready, budget: number): boolean;
   /** Makes everything written so far durable (hard states after the entries written before them). Throws FsyncFailedError on a failed sync. */
   sync(): void;
-  /** write(r, budget) then, if all was written, sync(). */
-  persist(r: Ready, budget: number): boolean;
   /** Makes `s` the current snapshot (durably) and drops the log it covers. */
   installSnapshot(s: StoredSnapshot): void;
   /** The machine stopped: whatever was not durable may be lost. */
@@ -167,12 +165,6 @@ export class SimDisk implements NodeDisk {
     const ops = this.pending;
     this.pending = [];
     for (const op of ops) op();
-  }
-
-  persist(r: Ready, budget: number): boolean {
-    const all = this.write(r, budget);
-    if (all) this.sync();
-    return all;
   }
 
   /** Makes `s` the current snapshot and drops the log it covers. */

@@ -112,12 +112,6 @@ export class DurableSimDisk implements NodeDisk {
     });
   }
 
-  persist(r: Ready, budget: number): boolean {
-    const all = this.write(r, budget);
-    if (all) this.sync();
-    return all;
-  }
-
   /** The runtime's once-a-second timer: saves a commit index the lazy save held back. */
   tick(): void {
     const storage = this.storage;

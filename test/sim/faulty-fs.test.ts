@@ -228,7 +228,7 @@ test('writes after a failed sync are made durable by a later sync, on top of the
     const h = fs.open('/d/f', { create: false });
     h.write(pattern(10, 2), 10);
     fs.failNextSync();
-    assert.throws(() => h.sync());
+    assert.throws(() => h.sync(), (e: unknown) => e instanceof FaultyFsError && e.code === 'EIO' && e.syscall === 'fsync');
     h.write(pattern(10, 3), 20);
     h.sync();
     fs.crash();

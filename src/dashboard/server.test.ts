@@ -116,6 +116,7 @@ test('with fault injection, POST /debug/partition and /debug/heal switch the par
   assert.equal((await fetch(`${url}/debug/partition`, { method: 'POST' })).status, 200);
   assert.equal((await fetch(`${url}/debug/heal`, { method: 'POST' })).status, 200);
   assert.equal((await fetch(`${url}/debug/heal`)).status, 405);
+  assert.equal((await post(`${url}/debug/partition`, 'https://evil.example')).status, 403, 'a cross-site form post cannot cut a node off');
   assert.deepEqual(calls, [true, false]);
 });
 

@@ -443,7 +443,12 @@ export function dashboardHandler(o: DashboardHandlerOptions): {
       }
       if (path === '/debug/partition' || path === '/debug/heal') {
         if (o.setPartitioned === null) return false; // 404: fault injection is off
-        if (req.method !== 'POST') send(res, 405, 'text/plain', 'POST only\n');
+        if (controlOrigin(req.headers.origin, req.headers.host, []) === null) {
+          // The cluster's control server sends these with no Origin; a browser page never needs to.
+          refusedControls++;
+          o.logger?.warn({ origin: req.headers.origin, path }, 'refused a fault-injection request from a web page');
+          send(res, 403, 'text/plain', `refused: a fault-injection request from ${req.headers.origin ?? '?'}\n`);
+        } else if (req.method !== 'POST') send(res, 405, 'text/plain', 'POST only\n');
         else {
           o.setPartitioned(path === '/debug/partition');
           send(res, 200, 'application/json', JSON.stringify({ partitioned: path === '/debug/partition' }) + '\n');

@@ -28,7 +28,7 @@ export default tseslint.config(
     // The dashboard page runs in the browser.
     files: ['src/dashboard/page/**/*.js'],
     languageOptions: {
-      globals: { document: 'readonly', window: 'readonly', EventSource: 'readonly', fetch: 'readonly', Element: 'readonly' },
+      globals: { document: 'readonly', window: 'readonly', EventSource: 'readonly', fetch: 'readonly', Element: 'readonly', AbortSignal: 'readonly' },
     },
   },
   {

@@ -1,9 +1,21 @@
 // The dashboard (docs/DASHBOARD.md), served by every node on its metrics
 // port: GET /dashboard (the page), its static files, GET /dashboard/events
-// (server-sent events: one JSON snapshot of the whole cluster per poll), and,
-// in a cluster started by `quorumlog cluster`, POST /dashboard/control/<action>
-// proxied to that command's control server. With fault injection enabled the
-// node also answers POST /debug/partition and /debug/heal.
+// (server-sent events: one JSON snapshot of the whole cluster per poll),
+// GET /dashboard/history (this node's leaders by term, history.ts, which the
+// other members' dashboards merge), and, in a cluster started by `quorumlog
+// cluster`, POST /dashboard/control/<action> proxied to that command's control
+// server. With fault injection enabled the node also answers POST
+// /debug/partition and /debug/heal.
+//
+// Following the cluster (docs/DASHBOARD.md): when the node serving the page
+// dies, the page navigates to another member's own dashboard (same tab) rather
+// than reading the other members across origins, so that no stream needs
+// CORS and the address bar names the node serving the page. The one
+// cross-origin request is a control aimed at the serving node itself, sent
+// through another member (page-logic.ts, controlRoute): the control route
+// answers it with CORS headers for the members' own origins only, and
+// refuses a control request from any other origin (a page elsewhere on the
+// web could otherwise kill the user's nodes by posting a form).
 //
 // Cost: the aggregator polls the members' /status only while at least one
 // events stream is open. With nobody watching it holds no timer, no socket
@@ -13,7 +25,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
 import type { NodeStatus } from '../server/metrics.js';
+import { LeaderHistory, LeaderHistoryFormatError, leaderTermsFromEvents, parseLeaderTerms, type LeaderTerm } from './history.js';
 
 /** A member the dashboard watches: its id and its metrics address (host:port). */
 export interface WatchedMember {
@@ -31,8 +45,18 @@ export interface MemberView {
   readonly role: string;
   /** From the cluster's control server, when there is one: running, killed, paused, exited. */
   readonly process: string | null;
+  /** Whether the member's own page has controls, as its /dashboard/history last said; null when not known. */
+  readonly controls: boolean | null;
   readonly status: NodeStatus | null;
 }
+
+/**
+ * The control server behind the buttons, as the serving node sees it:
+ * 'none' when the node was not started by `quorumlog cluster` (no
+ * QUORUMLOG_CLUSTER_CONTROL), 'answering', or 'silent' when it was but that
+ * command does not answer (it is stopping, or was stopped).
+ */
+export type ControlServerState = 'none' | 'answering' | 'silent';
 
 /** What /dashboard/events sends, once per poll. */
 export interface DashboardSnapshot {
@@ -41,8 +65,10 @@ export interface DashboardSnapshot {
   /** The node serving the page. */
   readonly servedBy: string;
   readonly mode: 'push' | 'pull';
-  /** True when the page may show the kill/pause/restart/partition buttons. */
+  /** True when the page may show the kill/pause/restart/partition buttons (the control server answered this poll). */
   readonly controls: boolean;
+  /** Why there are buttons or not (the page says it when there are none). */
+  readonly controlServer: ControlServerState;
   /** The leader with the highest term that some member reports being, or null. */
   readonly leader: string | null;
   readonly term: number;
@@ -51,6 +77,16 @@ export interface DashboardSnapshot {
   readonly proposalsPerSecond: readonly { readonly at: number; readonly perSecond: number }[];
   /** Role, leader and term changes the members report, merged, oldest first (the last ten minutes). */
   readonly events: readonly { readonly at: number; readonly node: string; readonly term: number; readonly leader: string | null; readonly role: string }[];
+  /** Leaders by term, merged from every member's history (history.ts), ascending by term; those of the last ten minutes. */
+  readonly leaderTerms: readonly LeaderTerm[];
+}
+
+/** What GET /dashboard/history answers. */
+export interface HistoryReply {
+  readonly node: string;
+  /** Whether this node's page has controls (it was started by `quorumlog cluster`). */
+  readonly controls: boolean;
+  readonly leaderTerms: readonly LeaderTerm[];
 }
 
 export interface DashboardOptions {
@@ -63,6 +99,11 @@ export interface DashboardOptions {
   readonly historyMs?: number;
   /** Fetches one member's status (tests replace it); null when it does not answer. */
   readonly fetchStatus?: (m: WatchedMember, timeoutMs: number) => Promise<NodeStatus | null>;
+  /** Fetches one member's GET /dashboard/history, unchecked (tests replace it); null when it does not answer. */
+  readonly fetchHistory?: (m: WatchedMember, timeoutMs: number) => Promise<unknown>;
+  /** This node's leader history (the node feeds it its own role and leader changes); the aggregator merges the members' into it. */
+  readonly history: LeaderHistory;
+  readonly logger?: Logger;
 }
 
 async function httpStatus(m: WatchedMember, timeoutMs: number): Promise<NodeStatus | null> {
@@ -73,6 +114,25 @@ async function httpStatus(m: WatchedMember, timeoutMs: number): Promise<NodeStat
   } catch {
     return null;
   }
+}
+
+async function httpHistory(m: WatchedMember, timeoutMs: number): Promise<unknown> {
+  try {
+    const res = await fetch(`http://${m.metrics}/dashboard/history`, { signal: AbortSignal.timeout(timeoutMs) });
+    if (!res.ok) return null;
+    return await res.json() as unknown;
+  } catch {
+    return null;
+  }
+}
+
+/** Checks a GET /dashboard/history reply; throws LeaderHistoryFormatError. */
+export function parseHistoryReply(value: unknown, where: string): HistoryReply {
+  const o = value as { node?: unknown; controls?: unknown; leaderTerms?: unknown } | null;
+  if (typeof o !== 'object' || o === null || typeof o.node !== 'string' || typeof o.controls !== 'boolean') {
+    throw new LeaderHistoryFormatError(where, 'not an object with node, controls and leaderTerms');
+  }
+  return { node: o.node, controls: o.controls, leaderTerms: parseLeaderTerms(o.leaderTerms, where) };
 }
 
 /** Polls the members while someone watches, and pushes snapshots to every open events stream. */
@@ -86,13 +146,20 @@ export class DashboardAggregator {
   private readonly lastTotals = new Map<string, { total: number; at: number }>();
   private readonly rates: { at: number; perSecond: number }[] = [];
   private readonly events = new Map<string, DashboardSnapshot['events'][number]>();
+  private readonly fetchHistory: (m: WatchedMember, timeoutMs: number) => Promise<unknown>;
+  /** For each member, the (pid, term) its history was last read at: read again when either changes. */
+  private readonly historyReadAt = new Map<string, string>();
+  private readonly peerControls = new Map<string, boolean>();
   /** Polls done (tests read it). */
   polls = 0;
+  /** Members' histories that were malformed and ignored. */
+  badHistories = 0;
 
   constructor(private readonly o: DashboardOptions) {
     this.pollMs = o.pollMs ?? 500;
     this.historyMs = o.historyMs ?? 5 * 60_000;
     this.fetchStatus = o.fetchStatus ?? httpStatus;
+    this.fetchHistory = o.fetchHistory ?? httpHistory;
   }
 
   /** True while a poll is scheduled or running (only while some events stream is open). */
@@ -154,6 +221,7 @@ export class DashboardAggregator {
       Promise.all(members.map((m) => this.fetchStatus(m, timeout))),
       this.processStates(timeout),
     ]);
+    await this.mergeHistories(members, statuses, timeout);
     const now = Date.now();
     let leader: string | null = null;
     let term = 0;
@@ -171,7 +239,10 @@ export class DashboardAggregator {
         this.lastTotals.set(m.id, { total: s.proposalsTotal, at: s.now });
         for (const e of s.leadershipEvents) this.events.set(`${m.id}@${e.at}@${e.term}@${e.role}`, { ...e, node: m.id });
       }
-      return { id: m.id, configuredRole: m.role, metrics: m.metrics, role: s === null ? 'down' : s.role, process: processes?.[m.id] ?? null, status: s };
+      return {
+        id: m.id, configuredRole: m.role, metrics: m.metrics, role: s === null ? 'down' : s.role, process: processes?.[m.id] ?? null,
+        controls: m.id === this.o.self ? processes !== null : this.peerControls.get(m.id) ?? null, status: s,
+      };
     });
     for (const v of views) {
       if (v.status?.role === 'leader' && v.status.term === term) leader = v.id;
@@ -181,10 +252,45 @@ export class DashboardAggregator {
     const eventHorizon = now - 2 * this.historyMs;
     for (const [k, e] of this.events) if (e.at < eventHorizon) this.events.delete(k);
     const events = [...this.events.values()].sort((a, b) => a.at - b.at);
+    const controlServer: ControlServerState = this.o.controlUrl === null ? 'none' : processes === null ? 'silent' : 'answering';
     return {
-      at: now, servedBy: this.o.self, mode: this.o.mode, controls: this.o.controlUrl !== null, leader, term,
+      at: now, servedBy: this.o.self, mode: this.o.mode, controls: controlServer === 'answering', controlServer, leader, term,
       members: views, proposalsPerSecond: [...this.rates], events,
+      leaderTerms: this.o.history.list().filter((t) => t.at >= eventHorizon),
     };
+  }
+
+  /**
+   * Merges into this node's history the leaders each answering member's
+   * status names, and that member's whole history (GET /dashboard/history)
+   * when it is new to this aggregator or its pid or term moved since it was
+   * last read: a steady cluster costs no extra request, a restarted member or
+   * a new term one each.
+   */
+  private async mergeHistories(members: readonly WatchedMember[], statuses: readonly (NodeStatus | null)[], timeoutMs: number): Promise<void> {
+    const stale: WatchedMember[] = [];
+    members.forEach((m, i) => {
+      const s = statuses[i] ?? null;
+      if (s === null) return;
+      this.o.history.add(leaderTermsFromEvents(s.leadershipEvents), m.id);
+      const key = `${s.pid}/${s.term}`;
+      if (m.id !== this.o.self && this.historyReadAt.get(m.id) !== key) stale.push(m);
+    });
+    const replies = await Promise.all(stale.map((m) => this.fetchHistory(m, timeoutMs)));
+    stale.forEach((m, i) => {
+      const raw = replies[i];
+      if (raw === null || raw === undefined) return; // no answer: read again next poll
+      const s = statuses[members.indexOf(m)];
+      if (s !== null && s !== undefined) this.historyReadAt.set(m.id, `${s.pid}/${s.term}`);
+      try {
+        const reply = parseHistoryReply(raw, `${m.id}'s /dashboard/history`);
+        this.peerControls.set(m.id, reply.controls);
+        this.o.history.add(reply.leaderTerms, m.id);
+      } catch (e) {
+        this.badHistories++;
+        this.o.logger?.warn({ err: e, member: m.id }, 'ignored a malformed leader history from a member');
+      }
+    });
   }
 
   private async processStates(timeoutMs: number): Promise<Record<string, string> | null> {
@@ -224,12 +330,35 @@ export interface DashboardHandlerOptions extends DashboardOptions {
   readonly setPartitioned: ((on: boolean) => void) | null;
 }
 
+/** The page's logic module, compiled by tsc beside this one (page-logic.ts), served as /dashboard/page-logic.js. */
+function pageLogicFile(): string {
+  const file = fileURLToPath(new URL('./page-logic.js', import.meta.url));
+  if (!existsSync(file)) throw new Error(`${file} not found: the dashboard runs from the compiled build (npx tsc -p tsconfig.json)`);
+  return file;
+}
+
+/**
+ * Whether a control request may act, from its Origin header: none (not a
+ * browser), this node's own origin (the page it served), or a member's
+ * dashboard origin (a page on another member routing a control aimed at
+ * its own node through this one). Returns the origin to allow with CORS
+ * headers, '' for no header, or null to refuse.
+ */
+export function controlOrigin(origin: string | undefined, host: string | undefined, members: readonly WatchedMember[]): string | null {
+  if (origin === undefined) return '';
+  if (host !== undefined && origin === `http://${host}`) return '';
+  return members.some((m) => origin === `http://${m.metrics}`) ? origin : null;
+}
+
 /** The dashboard's routes for the metrics server, and the aggregator behind them. */
 export function dashboardHandler(o: DashboardHandlerOptions): {
   readonly aggregator: DashboardAggregator;
+  /** Control requests refused for their origin (neither this node's page nor a member's). */
+  readonly refusedControls: number;
   handle(req: IncomingMessage, res: ServerResponse): boolean;
 } {
   const aggregator = new DashboardAggregator(o);
+  let refusedControls = 0;
   const cache = new Map<string, Buffer>();
   const file = (name: string): Buffer => {
     let b = cache.get(name);
@@ -245,6 +374,9 @@ export function dashboardHandler(o: DashboardHandlerOptions): {
   };
   return {
     aggregator,
+    get refusedControls(): number {
+      return refusedControls;
+    },
     handle(req, res): boolean {
       const url = new URL(req.url ?? '/', 'http://x');
       const path = url.pathname;
@@ -261,6 +393,24 @@ export function dashboardHandler(o: DashboardHandlerOptions): {
         aggregator.addClient(req, res);
         return true;
       }
+      if (path === '/dashboard/history' && req.method === 'GET') {
+        const reply: HistoryReply = { node: o.self, controls: o.controlUrl !== null, leaderTerms: o.history.list() };
+        send(res, 200, 'application/json', JSON.stringify(reply) + '\n');
+        return true;
+      }
+      if (path === '/dashboard/page-logic.js') {
+        let body: Buffer;
+        try {
+          body = cache.get('page-logic.js') ?? readFileSync(pageLogicFile());
+          cache.set('page-logic.js', body);
+        } catch (e) {
+          o.logger?.error({ err: e }, 'cannot serve the dashboard page\'s logic module');
+          send(res, 500, 'text/plain', `${String(e)}\n`);
+          return true;
+        }
+        send(res, 200, 'text/javascript; charset=utf-8', body);
+        return true;
+      }
       const name = path.startsWith('/dashboard/') ? path.slice('/dashboard/'.length) : '';
       const type = PAGE_FILES[name];
       if (type !== undefined) {
@@ -270,8 +420,19 @@ export function dashboardHandler(o: DashboardHandlerOptions): {
       if (path.startsWith('/dashboard/control/')) {
         const action = path.slice('/dashboard/control/'.length);
         const node = url.searchParams.get('node') ?? '';
+        const allow = controlOrigin(req.headers.origin, req.headers.host, o.members());
+        if (allow === null) {
+          refusedControls++;
+          o.logger?.warn({ origin: req.headers.origin, action, node }, 'refused a dashboard control from a page that no member serves');
+          send(res, 403, 'text/plain', `refused: a control request from ${req.headers.origin ?? '?'}, which is not a member's dashboard\n`);
+          return true;
+        }
+        if (allow !== '') {
+          res.setHeader('access-control-allow-origin', allow);
+          res.setHeader('vary', 'origin');
+        }
         if (req.method !== 'POST') send(res, 405, 'text/plain', 'POST only\n');
-        else if (o.controlUrl === null) send(res, 404, 'text/plain', 'no controls: this node was not started by `quorumlog cluster`\n');
+        else if (o.controlUrl === null) send(res, 404, 'text/plain', `no controls: ${o.self} was not started by \`quorumlog cluster\`\n`);
         else if (!(CONTROL_ACTIONS as readonly string[]).includes(action)) send(res, 404, 'text/plain', `unknown action ${action}\n`);
         else {
           fetch(`${o.controlUrl}/${action}?node=${encodeURIComponent(node)}`, { method: 'POST', signal: AbortSignal.timeout(15_000) })
@@ -282,7 +443,12 @@ export function dashboardHandler(o: DashboardHandlerOptions): {
       }
       if (path === '/debug/partition' || path === '/debug/heal') {
         if (o.setPartitioned === null) return false; // 404: fault injection is off
-        if (req.method !== 'POST') send(res, 405, 'text/plain', 'POST only\n');
+        if (controlOrigin(req.headers.origin, req.headers.host, []) === null) {
+          // The cluster's control server sends these with no Origin; a browser page never needs to.
+          refusedControls++;
+          o.logger?.warn({ origin: req.headers.origin, path }, 'refused a fault-injection request from a web page');
+          send(res, 403, 'text/plain', `refused: a fault-injection request from ${req.headers.origin ?? '?'}\n`);
+        } else if (req.method !== 'POST') send(res, 405, 'text/plain', 'POST only\n');
         else {
           o.setPartitioned(path === '/debug/partition');
           send(res, 200, 'application/json', JSON.stringify({ partitioned: path === '/debug/partition' }) + '\n');

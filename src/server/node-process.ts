@@ -4,6 +4,7 @@
 // metrics port. `quorumlog start` calls this; so do in-process tests.
 
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { randomInt } from 'node:crypto';
 import { pino, type Logger } from 'pino';
@@ -27,6 +28,7 @@ import { MembershipManager } from './membership.js';
 import { startNodeLeases } from './lease-forward.js';
 import { nodeRegistry, nodeStatus, registerLeaseMetrics, startMetricsServer } from './metrics.js';
 import { dashboardHandler } from '../dashboard/server.js';
+import { LEADER_HISTORY_FILE, LeaderHistory, leaderTermsFromEvents } from '../dashboard/history.js';
 import { RuntimeMetadataBackend } from './metadata/runtime-backend.js';
 import { registerQueueMetrics } from './queue/metrics.js';
 import { startQueueRuntime } from './queue/runtime-backend.js';
@@ -131,10 +133,16 @@ export async function startNode(config: NodeConfig, opts: {
   // Fault injection (set by `quorumlog cluster` only): the dashboard's partition button.
   const faultInjection = process.env['QUORUMLOG_FAULT_INJECTION'] === '1';
   const status = () => nodeStatus(runtime, transport, config, transport.partitioned);
+  // The leaders this node sees, by term, kept in its data directory for the dashboards' elections timeline (src/dashboard/history.ts).
+  const leaderHistory = new LeaderHistory(join(config.dataDir, LEADER_HISTORY_FILE), logger.child({ component: 'dashboard' }));
+  const noteLeaders = (): void => { leaderHistory.add(leaderTermsFromEvents(runtime.leadershipEvents.slice(-1))); };
+  noteLeaders();
+  const stopNotingLeaders = runtime.onLeadershipChange(noteLeaders);
   const dashboard = dashboardHandler({
     self: config.nodeId, mode: config.mode,
     members: () => config.members.map((m) => ({ id: m.id, role: m.role, metrics: formatAddress(m.metrics) })),
     controlUrl: process.env['QUORUMLOG_CLUSTER_CONTROL'] || null,
+    history: leaderHistory, logger: logger.child({ component: 'dashboard' }),
     setPartitioned: faultInjection
       ? (on) => {
         logger.warn({ partitioned: on }, on ? 'fault injection: partitioned from every peer' : 'fault injection: partition healed');
@@ -155,6 +163,7 @@ export async function startNode(config: NodeConfig, opts: {
     registerLeaseMetrics(registry, { store: sm.store, lessor: leases.lessor });
     metrics = await startMetricsServer(listen(self.metrics).host, self.metrics.port, registry, status, dashboard.handle);
   } catch (e) {
+    stopNotingLeaders();
     leases.stop();
     queue.stop();
     membership.close();
@@ -173,7 +182,9 @@ export async function startNode(config: NodeConfig, opts: {
         queue.stop();
         membership.close();
         await etcd?.close();
+        stopNotingLeaders();
         dashboard.aggregator.close();
+        await leaderHistory.flushed();
         await new Promise<void>((resolve) => {
           if (metrics === null) resolve();
           else metrics.close(() => resolve());

@@ -2,11 +2,22 @@
 // framework, no download. It listens to /dashboard/events (server-sent
 // events: one cluster snapshot about every 500 ms) and redraws the cards, the
 // cluster drawing (SVG), the proposals chart and the elections timeline.
+// When the node serving it stops answering, it moves (same tab) to another
+// member's dashboard; its decisions are in page-logic.js (compiled from
+// src/dashboard/page-logic.ts, where they are tested).
 //
 // DOM contract (tests and docs rely on it):
-//   <section class="node" data-node="n1" data-role="leader|follower|candidate|preCandidate|observer|down">
+//   <section class="node" data-node="n1" data-role="leader|follower|candidate|preCandidate|observer|down" data-pid="123">
 //   #leader (text and data-leader: the leader's id, empty when none), #mode (push|pull)
+//   #served-by (the node serving the page), #switch-note (data-from: the node it left, when it switched)
 //   <button data-action="kill|pause|resume|restart|partition|heal" data-node="n1"> only when controls exist
+//   #control-note[data-controls="answering|silent|none"]: why there are no buttons, when there are none
+//   #control-result: the last control's outcome
+//   #timeline[data-leader-terms="1:n3,2:n1"][data-leader-changes="2"]: the leaders by term it draws, and its count
+
+import {
+  STREAM_LOST_AFTER_MS, controlRoute, dashboardUrl, decodeCarry, leaderBars, leaderChangesSince, streamLost, switchCandidates,
+} from '/dashboard/page-logic.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const WINDOW_MS = 5 * 60_000;
@@ -62,7 +73,35 @@ function renderHeader(snap) {
     other.dataset.members = links.map((a) => a.textContent).join(',');
     other.replaceChildren(el('small', {}, 'also on: '), ...links.flatMap((a, i) => (i === 0 ? [a] : [el('small', {}, ' '), a])));
   }
-  $('control-note').textContent = snap.controls ? '(local cluster: buttons act on the real processes)' : '';
+  renderControlNote(snap);
+}
+
+/** Says whether the buttons act on real processes, or why there are none and where to find them. */
+function renderControlNote(snap) {
+  const note = $('control-note');
+  const withControls = snap.members.filter((m) => m.id !== snap.servedBy && m.controls === true);
+  const where = withControls.length === 0
+    ? 'run the cluster with `npm run cluster` (or `quorumlog cluster`) and open a page it prints'
+    : `open the page of a node it started: ${withControls.map((m) => m.id).join(', ')} (links above)`;
+  let text;
+  switch (snap.controlServer) {
+    case 'answering':
+      text = '(local cluster: buttons act on the real processes)';
+      break;
+    case 'none':
+      text = `No buttons: ${snap.servedBy} was not started by \`quorumlog cluster\` (for instance, it was restarted by hand), `
+        + `so it has no control server to send kill, pause or restart to. For buttons, ${where}; `
+        + `restarting ${snap.servedBy} from there brings its own buttons back.`;
+      break;
+    case 'silent':
+      text = `No buttons: the \`quorumlog cluster\` that started ${snap.servedBy} does not answer (stopping, or stopped). `
+        + 'They come back when it does.';
+      break;
+    default:
+      text = '';
+  }
+  if (note.textContent !== text) note.textContent = text;
+  note.dataset.controls = snap.controlServer;
 }
 
 function card(snap, m, lag) {
@@ -70,6 +109,7 @@ function card(snap, m, lag) {
   const sec = el('section', { class: 'node', 'data-node': m.id, 'data-role': m.role });
   if (m.process !== null) sec.dataset.process = m.process;
   sec.dataset.partitioned = String(s?.partitioned === true);
+  if (s !== null) sec.dataset.pid = String(s.pid);
   const h = el('h3');
   h.append(el('span', {}, m.id));
   let roleText = m.role;
@@ -254,32 +294,31 @@ function renderTimeline(snap) {
     children.push(svg('line', { class: 'axis', x1: left, y1: yy, x2: W - 6, y2: yy }));
   });
   for (let m = 0; m <= 5; m++) children.push(svg('text', { x: x(now - m * 60_000), y: H - 4, 'text-anchor': 'middle', 'font-size': 10, class: 'muted' }, m === 0 ? 'now' : `-${m} min`));
-  // Leadership bars: from each "became leader" to the node's next change.
-  const byNode = new Map(ids.map((id) => [id, []]));
-  for (const e of snap.events) byNode.get(e.node)?.push(e);
-  ids.forEach((id, i) => {
-    const yy = top + 8 + i * rowH + rowH / 2;
-    const evs = byNode.get(id);
-    evs.forEach((e, k) => {
-      const next = evs[k + 1];
-      const end = next === undefined ? (snap.members[i].role === 'leader' ? now : e.at) : next.at;
-      if (e.role === 'leader' && end >= now - WINDOW_MS) {
-        const x1 = Math.max(left, x(e.at));
-        children.push(svg('rect', { x: x1, y: yy - 5, width: Math.max(3, x(end) - x1), height: 10, rx: 3, fill: ROLE_COLOR.leader, opacity: 0.85 }));
-        const nearEnd = x1 > W - 90;
-        children.push(svg('text', { x: nearEnd ? W - 4 : x1 + 3, y: yy - 8, 'text-anchor': nearEnd ? 'end' : 'start', 'font-size': 10, fill: ROLE_COLOR.leader }, `leader t${e.term}`));
-      }
-      if (e.at < now - WINDOW_MS) return;
-      if (e.role === 'candidate' || e.role === 'preCandidate') {
-        children.push(svg('circle', { cx: x(e.at), cy: yy, r: 4, fill: ROLE_COLOR[e.role] }, undefined));
-      }
-    });
-  });
-  const changes = snap.events.filter((e) => e.role === 'leader' && e.at >= now - WINDOW_MS);
-  const lastChange = changes[changes.length - 1];
+  // Leadership bars, from the leaders by term that every member keeps (they survive a node's restart): a term's bar
+  // runs from its leader's first report to the first sign of a later term.
+  const row = new Map(ids.map((id, i) => [id, top + 8 + i * rowH + rowH / 2]));
+  for (const b of leaderBars(snap.leaderTerms, snap.events, now)) {
+    const yy = row.get(b.leader);
+    if (yy === undefined || b.to < now - WINDOW_MS) continue;
+    const x1 = Math.max(left, x(b.from));
+    children.push(svg('rect', { x: x1, y: yy - 5, width: Math.max(3, x(b.to) - x1), height: 10, rx: 3, fill: ROLE_COLOR.leader, opacity: 0.85 }));
+    const nearEnd = x1 > W - 90;
+    children.push(svg('text', { x: nearEnd ? W - 4 : x1 + 3, y: yy - 8, 'text-anchor': nearEnd ? 'end' : 'start', 'font-size': 10, fill: ROLE_COLOR.leader }, `leader t${b.term}`));
+  }
+  for (const e of snap.events) {
+    const yy = row.get(e.node);
+    if (yy === undefined || e.at < now - WINDOW_MS) continue;
+    if (e.role === 'candidate' || e.role === 'preCandidate') children.push(svg('circle', { cx: x(e.at), cy: yy, r: 4, fill: ROLE_COLOR[e.role] }));
+  }
+  const since = now - WINDOW_MS;
+  const inWindow = snap.leaderTerms.filter((t) => t.at >= since);
+  const count = leaderChangesSince(snap.leaderTerms, since);
+  const last = inWindow[inWindow.length - 1];
   children.push(svg('text', { x: W - 6, y: 10, 'text-anchor': 'end', 'font-size': 10, class: 'muted' },
-    `${changes.length} leader change(s)${lastChange === undefined ? '' : `; last: ${lastChange.node} in term ${lastChange.term} at ${fmtTime(lastChange.at)}`} · ● election`));
+    `${count} leader change(s)${last === undefined ? '' : `; last: ${last.leader} in term ${last.term} at ${fmtTime(last.at)}`} · ● election`));
   g.replaceChildren(...children);
+  g.dataset.leaderTerms = inWindow.map((t) => `${t.term}:${t.leader}`).join(',');
+  g.dataset.leaderChanges = String(count);
 }
 
 function renderEventList(snap) {
@@ -293,6 +332,7 @@ function renderEventList(snap) {
 }
 
 function render(snap) {
+  lastSnap = snap;
   renderHeader(snap);
   renderNodes(snap);
   renderDrawing(snap);
@@ -302,22 +342,101 @@ function render(snap) {
   document.body.dataset.updated = String(snap.at);
 }
 
+// ---- Following the cluster: controls that do not cut their own relay, and moving to another member when this one dies.
+
+/** The last snapshot (null before the first). */
+let lastSnap = null;
+/** When the last snapshot arrived (page load counts as one, so a page gets its full grace period). */
+let lastMessageAt = Date.now();
+/** Controls sent and not yet answered: the page waits for them (bounded) before it moves. */
+const inFlight = new Set();
+let switching = false;
+/** The events stream is connected (false from an error until it reconnects). */
+let streamOpen = false;
+
+/** Shows a control's outcome; it also travels to the next member if the page moves. */
+function showResult(text) {
+  $('control-result').textContent = text;
+}
+
 document.addEventListener('click', (ev) => {
   const b = ev.target instanceof Element ? ev.target.closest('button[data-action]') : null;
   if (b === null) return;
   const action = b.getAttribute('data-action');
   const node = b.getAttribute('data-node');
-  const out = $('control-result');
-  out.textContent = `${action} ${node}…`;
-  fetch(`/dashboard/control/${action}?node=${encodeURIComponent(node)}`, { method: 'POST' })
-    .then(async (r) => { out.textContent = `${action} ${node}: ${r.ok ? 'done' : `failed (${r.status}) ${await r.text()}`}`; })
-    .catch((e) => { out.textContent = `${action} ${node}: ${e}`; });
+  const route = lastSnap === null ? { kind: 'self' } : controlRoute(node, lastSnap.servedBy, lastSnap.members, streamOpen);
+  const base = route.kind === 'via' ? `http://${route.member.metrics}` : '';
+  const why = node === lastSnap?.servedBy ? `${node} serves this page` : `${lastSnap?.servedBy} does not answer`;
+  const through = route.kind === 'via' ? ` (through ${route.member.id}, since ${why})` : '';
+  showResult(`${action} ${node}${through}…`);
+  const sent = fetch(`${base}/dashboard/control/${action}?node=${encodeURIComponent(node)}`, { method: 'POST', mode: 'cors' })
+    .then(async (r) => { showResult(`${action} ${node}: ${r.ok ? 'done' : `failed (${r.status}) ${await r.text()}`}${through}`); })
+    .catch(() => {
+      // No reply at all: the node relaying it is gone (it may be the target, when no other member was up), before or
+      // after it passed the control on. It may have worked; it is not called a failure, and the cards tell.
+      const relay = route.kind === 'via' ? route.member.id : lastSnap?.servedBy ?? 'the node serving this page';
+      showResult(`${action} ${node}: no reply from ${relay}, which relays it (gone or restarting); it may or may not have happened — the cards show which`);
+    })
+    .finally(() => inFlight.delete(sent));
+  inFlight.add(sent);
 });
 
+/** Moves the page (this tab) to the first other member that answers; retries later when none does. */
+async function switchMember() {
+  if (switching || lastSnap === null) return;
+  switching = true;
+  const from = lastSnap.servedBy;
+  const tried = [];
+  try {
+    // A control on its way finishes first (its relay is another member), so its outcome goes with the page.
+    await Promise.race([Promise.allSettled([...inFlight]), new Promise((r) => setTimeout(r, 5000))]);
+    for (const m of switchCandidates(lastSnap.members, from)) {
+      if (!streamLost(lastMessageAt, Date.now())) return; // this node is back
+      tried.push(m.id);
+      // An opaque (no-cors) request: it resolves only if the member's server answers; a dead or paused one fails or times out.
+      const answers = await fetch(`http://${m.metrics}/dashboard/dashboard.css`, { mode: 'no-cors', cache: 'no-store', signal: AbortSignal.timeout(1500) })
+        .then(() => true, () => false);
+      if (!answers) continue;
+      if (!streamLost(lastMessageAt, Date.now())) return;
+      const note = $('control-result').textContent;
+      window.location.assign(dashboardUrl(m, { from, at: Date.now(), note: note === '' ? null : note }));
+      return;
+    }
+    const c = $('connection');
+    c.dataset.state = 'lost';
+    c.textContent = `${from} stopped answering; no other member answers either (tried ${tried.join(', ') || 'none'}); retrying…`;
+  } finally {
+    switching = false;
+  }
+}
+
+setInterval(() => {
+  if (streamLost(lastMessageAt, Date.now())) void switchMember();
+}, 500);
+
+/** After a switch: say where the page came from, and show the last control's outcome it carried. */
+function showCarried() {
+  const carried = decodeCarry(window.location.hash);
+  if (carried === null) return;
+  const n = $('switch-note');
+  n.dataset.from = carried.from;
+  n.textContent = `moved here: ${carried.from} stopped answering at ${fmtTime(carried.at)}`;
+  if (carried.note !== null) showResult(carried.note);
+  window.history.replaceState(null, '', window.location.pathname); // a reload should not repeat the note
+}
+showCarried();
+
 const events = new EventSource('/dashboard/events');
-events.onopen = () => { const c = $('connection'); c.dataset.state = 'live'; c.textContent = 'live'; };
-events.onerror = () => { const c = $('connection'); c.dataset.state = 'lost'; c.textContent = 'reconnecting…'; };
+events.onopen = () => { streamOpen = true; const c = $('connection'); c.dataset.state = 'live'; c.textContent = 'live'; };
+events.onerror = () => {
+  streamOpen = false;
+  const c = $('connection');
+  c.dataset.state = 'lost';
+  c.textContent = `reconnecting… (moving to another member after ${Math.round(STREAM_LOST_AFTER_MS / 1000)} s)`;
+};
 events.onmessage = (ev) => {
+  lastMessageAt = Date.now();
+  streamOpen = true;
   const c = $('connection');
   c.dataset.state = 'live';
   c.textContent = 'live';

@@ -8,7 +8,8 @@
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, Option } from 'commander';
-import { runCluster } from './cluster.js';
+import { runCluster, runClusterRestart } from './cluster.js';
+import { CLUSTER_DEFAULTS } from '../../scripts/cluster-ports.mjs';
 import { runStart, type StartFlags } from './start.js';
 import { NODE_DEFAULTS } from '../server/config.js';
 import { runStatus } from './status.js';
@@ -43,20 +44,32 @@ export function program(out: (line: string) => void = console.log): Command {
       }
       process.exitCode = report.problems.length === 0 ? 0 : 1;
     });
-  cmd
+  const cluster = cmd
     .command('cluster')
-    .description('start a local cluster of N nodes (separate processes on 127.0.0.1) and keep it in the foreground; Ctrl-C stops it')
-    .option('--nodes <n>', 'how many voters', '3')
-    .option('--observers <n>', 'how many non-voting observers (o1, o2, ...) besides them', '0')
+    .description('start a local cluster of N nodes (separate processes on 127.0.0.1) and keep it in the foreground; Ctrl-C stops it. '
+      + 'Refuses (exit 1) when one of its ports is taken or the data directory already runs, naming the port and what holds it')
+    .option('--nodes <n>', 'how many voters', String(CLUSTER_DEFAULTS.nodes))
+    .option('--observers <n>', 'how many non-voting observers (o1, o2, ...) besides them', String(CLUSTER_DEFAULTS.observers))
     .addOption(new Option('--mode <mode>', 'replication mode').choices(['push', 'pull']).default('push'))
-    .option('--data-dir <dir>', 'where configs, data and logs go', './quorumlog-data')
-    .option('--base-port <port>', 'client ports are base..base+N-1, peers base+100.., metrics base+200..', '2379')
-    .option('--control-port <port>', 'port on 127.0.0.1 of the control server behind the dashboard\'s buttons (0: any free port)', '0')
+    .option('--data-dir <dir>', 'where configs, data and logs go', CLUSTER_DEFAULTS.dataDir)
+    .option('--base-port <port>', 'client ports are base..base+N-1, peers base+100.., metrics base+200..', String(CLUSTER_DEFAULTS.basePort))
+    .option('--control-port <port>', 'port on 127.0.0.1 of the control server behind the dashboard\'s buttons (0: any free port)', String(CLUSTER_DEFAULTS.controlPort))
     .action(async (o: { nodes: string; observers: string; mode: 'push' | 'pull'; dataDir: string; basePort: string; controlPort: string }) => {
       process.exitCode = await runCluster({
         nodes: Number(o.nodes), observers: Number(o.observers), mode: o.mode, dataDir: o.dataDir, basePort: Number(o.basePort),
         controlPort: Number(o.controlPort),
-      }, out);
+      }, out, (line) => console.error(line));
+    });
+  // `cluster restart n1 --data-dir D`: D is restart's own option, not the cluster's (commander needs the parents' options positional for that).
+  cmd.enablePositionalOptions();
+  cluster.enablePositionalOptions();
+  cluster
+    .command('restart')
+    .description('restart one node of a running `quorumlog cluster` through it (its log stays in node.log and Ctrl-C of the cluster stops it); waits until the node answers and has caught up with the leader')
+    .argument('<node>', 'the node\'s id, e.g. n1')
+    .option('--data-dir <dir>', 'the running cluster\'s data directory', CLUSTER_DEFAULTS.dataDir)
+    .action(async (node: string, o: { dataDir: string }) => {
+      process.exitCode = await runClusterRestart(o.dataDir, node, out, (line) => console.error(line));
     });
   cmd
     .command('start')
@@ -86,7 +99,7 @@ export function program(out: (line: string) => void = console.log): Command {
     .option('--client-tls-ca <file>')
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']))
     .action(async (o: StartFlags) => {
-      process.exitCode = await runStart(o, (line) => console.error(line));
+      process.exitCode = await runStart(o, (line) => console.error(line), out);
     });
   cmd
     .command('status')

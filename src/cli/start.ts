@@ -1,11 +1,15 @@
 // `quorumlog start`: runs one node in the foreground, from a config file
 // and/or flags (flags override the file). Configuration problems are one
 // line naming the setting, before anything starts (exit 2). SIGINT/SIGTERM
-// stop the node cleanly; a storage failure stops it with exit code 1.
+// stop the node cleanly; a storage failure stops it with exit code 1. The
+// config of a node of a running `quorumlog cluster` is handed to that
+// cluster's supervisor instead (src/cli/cluster.ts handToSupervisor), so
+// that the node logs to its node.log and stops with the cluster.
 
 import { readFileSync } from 'node:fs';
 import { ConfigFileError, parseConfig } from '../server/config.js';
 import { startNode } from '../server/node-process.js';
+import { handToSupervisor } from './cluster.js';
 
 /** Flags of `quorumlog start` (all optional when --config names a complete file). */
 export interface StartFlags {
@@ -94,8 +98,8 @@ export function rawConfigFrom(flags: StartFlags): Record<string, unknown> {
   return raw;
 }
 
-/** Runs one node until a signal; resolves with the exit code. */
-export async function runStart(flags: StartFlags, err: (line: string) => void): Promise<number> {
+/** Runs one node until a signal (or hands it to its cluster's supervisor); resolves with the exit code. */
+export async function runStart(flags: StartFlags, err: (line: string) => void, out: (line: string) => void = err): Promise<number> {
   let config;
   try {
     config = parseConfig(rawConfigFrom(flags));
@@ -105,6 +109,12 @@ export async function runStart(flags: StartFlags, err: (line: string) => void): 
       return 2;
     }
     throw e;
+  }
+  // A supervisor's own children carry its control URL; anyone else starting one of its nodes is handed to it.
+  if (flags.config !== undefined && !process.env['QUORUMLOG_CLUSTER_CONTROL']) {
+    const others = Object.entries(flags).filter(([k, v]) => k !== 'config' && v !== undefined).map(([k]) => flagName(k));
+    const handed = await handToSupervisor(flags.config, config, others, out, err);
+    if (handed !== null) return handed;
   }
   let fatal: ((code: number) => void) | null = null;
   const exited = new Promise<number>((res) => { fatal = res; });

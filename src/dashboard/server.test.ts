@@ -18,11 +18,11 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 function fakeStatus(id: string, role: string, proposalsTotal: number, now: number): NodeStatus {
   return {
-    id, pid: 1, mode: 'push', role, term: 3, leader: 'n1', commitIndex: 10, appliedIndex: 10, lastIndex: 10, removed: false, dirId: null, lostDisk: null,
+    id, clusterId: 'c', pid: 1, mode: 'push', role, term: 3, leader: 'n1', commitIndex: 10, appliedIndex: 10, lastIndex: 10, removed: false, dirId: null, lostDisk: null,
     configuration: { index: 1, committed: true, voters: ['n1', 'n2', 'n3'], observers: [], dirIds: {} },
     replication: role === 'leader' ? [{ id: 'n2', voter: true, match: 8, lagEntries: 2, sendQueueBytes: 0 }] : [],
     now, proposalsTotal, fsync: { samples: 0, p50Ms: null, p99Ms: null, lastMs: null },
-    leadershipEvents: role === 'leader' ? [{ at: EVENT_AT, term: 3, leader: 'n1', role: 'leader' }] : [], partitioned: false,
+    leadershipEvents: role === 'leader' ? [{ at: EVENT_AT, term: 3, leader: 'n1', role: 'leader' }] : [], partitioned: false, supervisor: null,
   };
 }
 

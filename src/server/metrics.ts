@@ -16,6 +16,8 @@ import type { NodeConfig } from './config.js';
 /** What `quorumlog status` shows for one node. */
 export interface NodeStatus {
   readonly id: string;
+  /** The cluster this node belongs to (its config's clusterId): `quorumlog cluster` counts only its own cluster's nodes. */
+  readonly clusterId: string;
   /** The node's process id (to kill -9 it in a tour). */
   readonly pid: number;
   readonly mode: 'push' | 'pull';
@@ -51,6 +53,14 @@ export interface NodeStatus {
   readonly leadershipEvents: readonly { readonly at: number; readonly term: number; readonly leader: string | null; readonly role: string }[];
   /** Fault injection (QUORUMLOG_FAULT_INJECTION=1) only: the node drops every peer frame (the dashboard's partition button). */
   readonly partitioned: boolean;
+  /** The `quorumlog cluster` that started this node (its pid and data directory), or null for a node started otherwise. */
+  readonly supervisor: NodeSupervisor | null;
+}
+
+/** The `quorumlog cluster` process that started a node, as the node learnt it from its environment. */
+export interface NodeSupervisor {
+  readonly pid: number;
+  readonly dataDir: string;
 }
 
 /** The q-quantile (0..1) of some samples, nearest rank; null when there are none. */
@@ -61,7 +71,7 @@ export function quantile(samples: readonly number[], q: number): number | null {
 }
 
 /** The node's status as JSON-ready data. */
-export function nodeStatus(runtime: NodeRuntime, transport: Transport, config: NodeConfig, partitioned = false): NodeStatus {
+export function nodeStatus(runtime: NodeRuntime, transport: Transport, config: NodeConfig, partitioned = false, supervisor: NodeSupervisor | null = null): NodeStatus {
   const s = runtime.status();
   const last = s.lastIndex;
   const cfg = s.configuration;
@@ -71,7 +81,7 @@ export function nodeStatus(runtime: NodeRuntime, transport: Transport, config: N
     sendQueueBytes: peers[p.id]?.queuedBytes ?? 0,
   }));
   return {
-    id: runtime.id, pid: process.pid, mode: config.mode, role: s.role, term: s.term, leader: s.leader,
+    id: runtime.id, clusterId: config.clusterId, pid: process.pid, mode: config.mode, role: s.role, term: s.term, leader: s.leader,
     commitIndex: s.commitIndex, appliedIndex: s.appliedIndex, lastIndex: last, removed: runtime.removed,
     dirId: s.dirId, lostDisk: runtime.lostDisk, configuration: {
       index: cfg.index, committed: cfg.committed, voters: [...cfg.config.voters], observers: [...cfg.config.observers],
@@ -88,6 +98,7 @@ export function nodeStatus(runtime: NodeRuntime, transport: Transport, config: N
     },
     leadershipEvents: runtime.leadershipEvents.map((e) => ({ ...e })),
     partitioned,
+    supervisor,
   };
 }
 

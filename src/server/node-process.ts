@@ -17,7 +17,7 @@ import { attachQueue } from '../services/queue/state-machine.js';
 import { MetadataStateMachine } from '../services/metadata/state-machine.js';
 import { MembersStateMachine } from '../services/members/state-machine.js';
 import { NodeFileSystem } from '../storage/fs.js';
-import { TcpTransport } from '../transport/tcp.js';
+import { TcpTransport, TransportListenError } from '../transport/tcp.js';
 import { Prng } from '../util/prng.js';
 import { claimDataDir, formatAddress, type Address, type NodeConfig } from './config.js';
 import { startClientApi, type ClientApi } from './client-api.js';
@@ -26,12 +26,66 @@ import { takeBackup } from './backup.js';
 import { RuntimeKvBackend } from './kv-backend.js';
 import { MembershipManager } from './membership.js';
 import { startNodeLeases } from './lease-forward.js';
-import { nodeRegistry, nodeStatus, registerLeaseMetrics, startMetricsServer } from './metrics.js';
+import { nodeRegistry, nodeStatus, registerLeaseMetrics, startMetricsServer, type NodeSupervisor } from './metrics.js';
 import { dashboardHandler } from '../dashboard/server.js';
 import { LEADER_HISTORY_FILE, LeaderHistory, leaderTermsFromEvents } from '../dashboard/history.js';
 import { RuntimeMetadataBackend } from './metadata/runtime-backend.js';
 import { registerQueueMetrics } from './queue/metrics.js';
 import { startQueueRuntime } from './queue/runtime-backend.js';
+
+/** Which of a node's three listeners an address belongs to. */
+export type ListenerKind = 'peer' | 'client' | 'metrics';
+
+/**
+ * A listener of the node could not listen on its address. The message names
+ * host:port and which port it is, and says "address in use" for EADDRINUSE
+ * (whatever library reported it: net, or grpc-js, whose error carries only text).
+ */
+export class ListenError extends Error {
+  override readonly name = 'ListenError';
+  /** The errno code (EADDRINUSE, EACCES, EADDRNOTAVAIL, ...) when one was found, else null. */
+  readonly code: string | null;
+
+  constructor(readonly listener: ListenerKind, readonly address: Address, cause: unknown) {
+    const text = cause instanceof Error ? cause.message : String(cause);
+    const errno = (cause as { code?: unknown } | null)?.code;
+    const code = typeof errno === 'string' ? errno : (/\b(EADDRINUSE|EACCES|EADDRNOTAVAIL)\b/.exec(text)?.[1] ?? null);
+    super(`cannot listen on ${formatAddress(address)} (${listener} port): ${listenReason(code, text)}`, { cause });
+    this.code = code;
+  }
+}
+
+function listenReason(code: string | null, text: string): string {
+  switch (code) {
+    case 'EADDRINUSE': return 'address in use (EADDRINUSE): another process listens on it (another quorumlog node or cluster?)';
+    case 'EACCES': return 'permission denied (EACCES): ports below 1024 need privileges';
+    case 'EADDRNOTAVAIL': return 'address not available (EADDRNOTAVAIL): this machine has no such address';
+    default: return text;
+  }
+}
+
+/** Runs `listen` and turns its failure into a {@link ListenError} naming the listener. */
+async function listening<T>(listener: ListenerKind, address: Address, listen: () => Promise<T>): Promise<T> {
+  try {
+    return await listen();
+  } catch (e) {
+    if (e instanceof TransportListenError) throw new ListenError(listener, { host: e.host, port: e.port }, e.cause);
+    const errno = (e as { code?: unknown } | null)?.code;
+    // net's errors carry a code; grpc-js's bind failure only text ("No address added out of total 1 resolved errors: [listen EADDRINUSE: ...]").
+    if (typeof errno === 'string' && errno.startsWith('E') || (e instanceof Error && e.message.startsWith('No address added'))) throw new ListenError(listener, address, e);
+    throw e;
+  }
+}
+
+/**
+ * The `quorumlog cluster` that started this process, from the environment it
+ * sets for its children (QUORUMLOG_SUPERVISOR_PID, QUORUMLOG_CLUSTER_DIR), or null.
+ */
+export function supervisorFromEnv(env: NodeJS.ProcessEnv = process.env): NodeSupervisor | null {
+  const pid = Number(env['QUORUMLOG_SUPERVISOR_PID']);
+  const dataDir = env['QUORUMLOG_CLUSTER_DIR'];
+  return Number.isInteger(pid) && pid > 0 && dataDir !== undefined && dataDir !== '' ? { pid, dataDir } : null;
+}
 
 /** A running node and how to stop it. */
 export interface RunningNode {
@@ -115,7 +169,14 @@ export async function startNode(config: NodeConfig, opts: {
   const membership = new MembershipManager(runtime, members, transport, config, logger.child({ component: 'membership' }));
   // Leases: the lessor decides expiry while this node leads; followers forward keep-alives on the lease channel.
   const leases = startNodeLeases(runtime, sm.store, { ...config, logger: logger.child({ component: 'lessor' }) });
-  await runtime.start();
+  try {
+    await listening('peer', listen(self.peer), () => runtime.start());
+  } catch (e) {
+    leases.stop();
+    membership.close();
+    await runtime.stop();
+    throw e;
+  }
   // Queues: started after the runtime, since a node releases its previous consumers through the log at once.
   const queue = startQueueRuntime(runtime, queues, {
     peers: config.members.filter((m) => m.role === 'voter').map((m) => m.id),
@@ -132,7 +193,8 @@ export async function startNode(config: NodeConfig, opts: {
   let metrics: Server | null = null;
   // Fault injection (set by `quorumlog cluster` only): the dashboard's partition button.
   const faultInjection = process.env['QUORUMLOG_FAULT_INJECTION'] === '1';
-  const status = () => nodeStatus(runtime, transport, config, transport.partitioned);
+  const supervisor = supervisorFromEnv();
+  const status = () => nodeStatus(runtime, transport, config, transport.partitioned, supervisor);
   // The leaders this node sees, by term, kept in its data directory for the dashboards' elections timeline (src/dashboard/history.ts).
   const leaderHistory = new LeaderHistory(join(config.dataDir, LEADER_HISTORY_FILE), logger.child({ component: 'dashboard' }));
   const noteLeaders = (): void => { leaderHistory.add(leaderTermsFromEvents(runtime.leadershipEvents.slice(-1))); };
@@ -151,17 +213,17 @@ export async function startNode(config: NodeConfig, opts: {
       : null,
   });
   try {
-    etcd = await startClientApi(backend, {
+    etcd = await listening('client', listen(self.client), () => startClientApi(backend, {
       host: listen(self.client).host, port: self.client.port, logger: logger.child({ component: 'etcd-api' }),
       ...(config.clientTls !== null ? { tls: readPem(config.clientTls) } : {}),
       status,
       queue: queue.backend,
       metadata: new RuntimeMetadataBackend(runtime, metadata),
-    });
+    }));
     const registry = nodeRegistry(runtime, transport, config, etcd);
     registerQueueMetrics(registry, { machine: queues, liveness: queue.liveness, ...(etcd.queue !== null ? { service: etcd.queue } : {}) });
     registerLeaseMetrics(registry, { store: sm.store, lessor: leases.lessor });
-    metrics = await startMetricsServer(listen(self.metrics).host, self.metrics.port, registry, status, dashboard.handle);
+    metrics = await listening('metrics', listen(self.metrics), () => startMetricsServer(listen(self.metrics).host, self.metrics.port, registry, status, dashboard.handle));
   } catch (e) {
     stopNotingLeaders();
     leases.stop();

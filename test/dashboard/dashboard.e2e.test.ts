@@ -316,9 +316,9 @@ test('dashboard in a real browser: a node without controls says why its buttons 
   // One node's dashboard, started by hand (no QUORUMLOG_CLUSTER_CONTROL), in a cluster whose other members have
   // controls (their /dashboard/history says so), as after a restart with the printed command.
   const status = (id: string): NodeStatus => ({
-    id, pid: 4242, mode: 'push', role: id === 'n1' ? 'leader' : 'follower', term: 2, leader: 'n1', commitIndex: 5, appliedIndex: 5, lastIndex: 5,
+    id, clusterId: 'c', pid: 4242, mode: 'push', role: id === 'n1' ? 'leader' : 'follower', term: 2, leader: 'n1', commitIndex: 5, appliedIndex: 5, lastIndex: 5,
     removed: false, dirId: null, lostDisk: null, configuration: { index: 1, committed: true, voters: ['n1', 'n2', 'n3'], observers: [], dirIds: {} },
-    replication: [], now: Date.now(), proposalsTotal: 0, fsync: { samples: 0, p50Ms: null, p99Ms: null, lastMs: null }, leadershipEvents: [], partitioned: false,
+    replication: [], now: Date.now(), proposalsTotal: 0, fsync: { samples: 0, p50Ms: null, p99Ms: null, lastMs: null }, leadershipEvents: [], partitioned: false, supervisor: null,
   });
   const h = dashboardHandler({
     self: 'n2', mode: 'push', controlUrl: null, setPartitioned: null, history: new LeaderHistory(null, null),

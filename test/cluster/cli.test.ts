@@ -1,5 +1,5 @@
 // The `quorumlog` command as a user runs it: `cluster` prints the endpoints,
-// the leader and how to restart each node, and stops every node on SIGINT;
+// the leader and how to restart a node through it, and stops every node on SIGINT;
 // `start` refuses a bad config in one line naming the setting, before
 // anything listens; `status` prints the table.
 
@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { CLI_PATH } from '../../src/cli/cluster.js';
 
-test('quorumlog cluster prints endpoints, leader and restart commands, and SIGINT stops every node', { timeout: 60_000 }, async () => {
+test('quorumlog cluster prints endpoints, leader and the restart command, and SIGINT stops every node', { timeout: 60_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'quorumlog-cli-'));
   const base = 10_000 + Math.floor(Math.random() * 22_000); // below the ephemeral port range
   const child = spawn(process.execPath, [CLI_PATH, 'cluster', '--nodes', '3', '--mode', 'pull', '--data-dir', dir, '--base-port', String(base)]);
@@ -24,7 +24,7 @@ test('quorumlog cluster prints endpoints, leader and restart commands, and SIGIN
     const endpoints = /^endpoints: (.*)$/m.exec(out)?.[1];
     assert.equal(endpoints, [0, 1, 2].map((i) => `127.0.0.1:${base + i}`).join(','), out);
     assert.match(out, /^leader: n[123]$/m);
-    for (const id of ['n1', 'n2', 'n3']) assert.match(out, new RegExp(`^restart ${id} alone: .* start --config .*${id}/config.json$`, 'm'));
+    assert.ok(out.includes(`: ${process.execPath} ${CLI_PATH} cluster restart <id> --data-dir ${dir}\n`), out);
     const status = spawnSync(process.execPath, [CLI_PATH, 'status', '--endpoints', endpoints as string], { encoding: 'utf8', timeout: 20_000 });
     assert.equal(status.status, 0, status.stderr);
     assert.match(status.stdout, /node\s+pid\s+mode\s+role\s+term\s+leader\s+commit\s+applied/);

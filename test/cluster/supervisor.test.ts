@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { CLI_PATH } from '../../src/cli/cluster.js';
-import { clusterPorts, probePort } from '../../scripts/cluster-ports.mjs';
+import { checkClusterCanStart, clusterPorts, probePort } from '../../scripts/cluster-ports.mjs';
 import type { NodeStatus } from '../../src/server/metrics.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -134,6 +134,10 @@ test('a second cluster is refused, a node comes back through the supervisor, and
     const dup = cli('start', '--config', join(dir, victim.id, 'config.json'));
     assert.equal(dup.code, 1, dup.out);
     assert.ok(dup.out.includes(`already running under this cluster (pid ${back.pid}); to restart it: ${restart}`), dup.out);
+    // With other flags beside --config (which the supervisor could not pass on): refused, with the restart command.
+    const flagged = cli('start', '--config', join(dir, victim.id, 'config.json'), '--log-level', 'debug');
+    assert.equal(flagged.code, 2, flagged.out);
+    assert.ok(flagged.out.includes(`(--log-level would be lost): restart it through the cluster with ${restart}`), flagged.out);
     // ... and on the config of a node killed from the dashboard's control: handed to the supervisor.
     const killed = await fetch(`${sup.controlUrl}/kill?node=${victim.id}`, { method: 'POST' });
     assert.equal(killed.status, 200);
@@ -216,4 +220,23 @@ test('each listener of a node says "address in use", naming host:port, when its 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a port held by something that is not quorumlog is named as such, with a free base port to use instead', async () => {
+  const base = await freeBase();
+  const squatter: Server = createServer();
+  await new Promise<void>((r) => squatter.listen(base + 101, '127.0.0.1', () => r()));
+  try {
+    const lines = await checkClusterCanStart({ nodes: 3, observers: 0, basePort: base, controlPort: 0, dataDir: join(tmpdir(), 'quorumlog-no-such-dir') });
+    assert.ok(lines !== null);
+    assert.equal(lines[0], `cannot start the cluster: port ${base + 101} (n2 peer) on 127.0.0.1 is in use (EADDRINUSE).`);
+    assert.equal(lines[1], `It is probably held by something else, not a quorumlog node (\`ss -ltnp 'sport = :${base + 101}'\` shows what).`);
+    assert.match(lines[2] ?? '', /or start this cluster on other ports with --base-port \d+ and its own --data-dir\.$/);
+    const suggested = Number(/--base-port (\d+)/.exec(lines[2] ?? '')?.[1]);
+    assert.equal(await checkClusterCanStart({ nodes: 3, observers: 0, basePort: suggested, controlPort: 0, dataDir: join(tmpdir(), 'quorumlog-no-such-dir') }), null,
+      'the suggested base port is free');
+  } finally {
+    await new Promise<void>((r) => squatter.close(() => r()));
+  }
+  assert.equal(await checkClusterCanStart({ nodes: 3, observers: 0, basePort: base, controlPort: 0, dataDir: join(tmpdir(), 'quorumlog-no-such-dir') }), null);
 });

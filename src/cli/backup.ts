@@ -56,8 +56,12 @@ export async function runBackup(endpoints: readonly string[], outFile: string, t
   return 1;
 }
 
-/** Seeds a new node's data directory from a backup file; returns the exit code. */
-export function runRestore(backupFile: string, configFile: string, out: (line: string) => void): number {
+/**
+ * Seeds a new node's data directory from a backup file; returns the exit
+ * code. The directory is locked meanwhile (a running node's is refused).
+ * A failure is one line on `err` (default: `out`).
+ */
+export function runRestore(backupFile: string, configFile: string, out: (line: string) => void, err: (line: string) => void = out): number {
   try {
     const config = loadConfigFile(configFile);
     const r = restoreBackup(readFileSync(backupFile), config);
@@ -66,7 +70,7 @@ export function runRestore(backupFile: string, configFile: string, out: (line: s
       'Restore every node of the new cluster from the same file, then start them.');
     return 0;
   } catch (e) {
-    out(`restore: ${(e as Error).message}`);
+    err(`restore: ${(e as Error).message}`);
     return 1;
   }
 }

@@ -19,29 +19,18 @@ import { addMemberCommands } from './member.js';
 import { runTransferLeader } from './transfer-leader.js';
 import { runBackup, runRestore } from './backup.js';
 import { addClientTlsOptions, setClientTls, tlsFromFlags } from './credentials.js';
-import { checkDataDir } from '../storage/data-dir.js';
-import { NodeFileSystem } from '../storage/fs.js';
+import { runCheckData } from './check-data.js';
 
 /** Builds the command-line program; exported so that tests can run it in-process. */
-export function program(out: (line: string) => void = console.log): Command {
+export function program(out: (line: string) => void = console.log, err: (line: string) => void = console.error): Command {
   const cmd = new Command('quorumlog').description('a replicated log with Raft consensus, push or pull replication');
   cmd
     .command('check-data')
-    .description('verify a node\'s data directory (log, term/vote, snapshots) without changing it; exits 1 on any problem')
+    .description('verify a node\'s data directory (log, term/vote, snapshots) without changing it; exits 1 on any problem, or when a running node or a restore has the directory open (several checks may run at once)')
     .argument('<dir>', 'the node\'s data directory')
     .option('--json', 'print the report as JSON')
     .action((dir: string, opts: { json?: boolean }) => {
-      const report = checkDataDir(new NodeFileSystem(), dir);
-      if (opts.json === true) {
-        out(JSON.stringify(report, null, 2));
-      } else {
-        const { log } = report;
-        out(`log: ${log.entries} entries [${log.firstIndex}, ${log.lastIndex}]; snapshots: ${report.snapshots}`);
-        for (const r of report.repairs) out(`repair at start-up: ${r.file} at byte ${r.offset}: ${r.detail}`);
-        for (const p of report.problems) out(`PROBLEM: ${p.file} at byte ${p.offset}: ${p.detail}`);
-        out(report.problems.length === 0 ? 'ok: no problems found' : `${report.problems.length} problem(s) found: the node will refuse to start`);
-      }
-      process.exitCode = report.problems.length === 0 ? 0 : 1;
+      process.exitCode = runCheckData(dir, { json: opts.json === true }, out, err);
     });
   cmd
     .command('cluster')
@@ -145,7 +134,7 @@ export function program(out: (line: string) => void = console.log): Command {
     .requiredOption('--backup <file>', 'a file from `quorumlog backup` or `etcdctl snapshot save`')
     .requiredOption('--config <file>', 'the new node\'s config file (its data directory must hold no Raft data)')
     .action((o: { backup: string; config: string }) => {
-      process.exitCode = runRestore(o.backup, o.config, out);
+      process.exitCode = runRestore(o.backup, o.config, out, err);
     });
   // Every verb's --cacert/--cert/--key (where it has them) set the credentials of the channels it opens (src/cli/credentials.ts).
   cmd.hook('preAction', (_root, verb) => setClientTls(tlsFromFlags(verb.opts())));

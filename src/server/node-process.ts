@@ -99,6 +99,7 @@ async function startLockedNode(config: NodeConfig, opts: StartNodeOptions, logge
     listen: listen(self.peer),
     peers,
     logger, // the transport adds its own component binding
+    hints: { client: formatAddress(self.client), metrics: formatAddress(self.metrics) },
     ...(config.peerTls !== null ? { tls: { ...readPem(config.peerTls), verifyNodeIds: config.peerTls.verifyNodeIds } } : {}),
   });
   const storage = new NodeStorage(new NodeFileSystem(), config.dataDir);

@@ -88,9 +88,9 @@ export class DataDirLockedError extends Error {
   constructor(dir: string, holder: LockHolder, wanted: LockMode, options?: ErrorOptions) {
     const host = holder.host === hostname() ? '' : ` on host ${holder.host}`;
     const what = holder.mode === 'exclusive' ? 'has it open' : 'is reading it';
-    const remedy = wanted === 'exclusive' && holder.mode === 'exclusive'
-      ? 'stop that process first (two processes must never write one data directory)'
-      : 'wait for it to finish, or stop it';
+    const remedy = holder.mode === 'shared' ? 'wait for it to finish, or stop it'
+      : wanted === 'exclusive' ? 'stop that process first (two processes must never write one data directory)'
+        : 'stop that process first (a check reads a directory that nothing writes)';
     super(`data directory ${dir} is locked: process ${holder.pid}${host} (${holder.command}, since ${holder.since}) ${what}; ${remedy}`, options);
     this.dir = dir;
     this.holder = holder;

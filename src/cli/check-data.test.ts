@@ -2,16 +2,20 @@
 // the middle of a log segment, a corrupted term/vote file and a corrupted
 // snapshot are each reported with file and byte offset, all in one run, and
 // the command exits non-zero. Runs the real compiled CLI in a child process.
+// A directory where it cannot write its shared lock is checked without one
+// (said on stderr), but never beside a live writer.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nodeId } from '../protocol/ids.js';
 import { dataDirLayout } from '../storage/data-dir.js';
+import { LOCK_FILE_NAME, procStat } from '../storage/dir-lock.js';
+import { runCheckData } from './check-data.js';
 import { NodeFileSystem } from '../storage/fs.js';
 import { DurableLogStore } from '../storage/log/durable-log.js';
 import { DurableSnapshotStore } from '../storage/snapshot/durable-snapshot-store.js';
@@ -75,6 +79,28 @@ test('check-data reports every corruption with file and offset, and exits 1', ()
     assert.match(r.out, /PROBLEM: .*hardstate at byte \d+/);
     assert.match(r.out, /PROBLEM: .*\.snap at byte 40: body checksum mismatch/);
     assert.match(r.out, /3 problem\(s\) found/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('check-data that cannot write its lock file still refuses beside a live writer, and otherwise checks without a lock, saying so', () => {
+  const dir = makeDataDir();
+  try {
+    // A directory in the way of this process's shared lock file stands in for a read-only directory (root ignores permissions).
+    mkdirSync(join(dir, `${LOCK_FILE_NAME}.shared.${process.pid}`));
+    const out: string[] = [];
+    const err: string[] = [];
+    assert.equal(runCheckData(dir, { json: false }, (l) => out.push(l), (l) => err.push(l)), 0, err.join('\n'));
+    assert.match(err.join('\n'), /^check-data: checking without a lock \(cannot lock data directory .*\); make sure no node runs on it$/);
+    assert.equal(out.at(-1), 'ok: no problems found');
+    // A live writer (this process, as far as the lock file says) keeps it out before anything is read.
+    writeFileSync(join(dir, LOCK_FILE_NAME), JSON.stringify({ pid: process.pid, startTime: procStat(process.pid)?.startTime ?? null, host: hostname(), mode: 'exclusive', command: 'node n1 of cluster c', since: 'now' }));
+    out.length = 0;
+    err.length = 0;
+    assert.equal(runCheckData(dir, { json: false }, (l) => out.push(l), (l) => err.push(l)), 1);
+    assert.deepEqual(out, []);
+    assert.match(err.join('\n'), new RegExp(`^check-data: data directory .* is locked: process ${process.pid} \\(node n1 of cluster c, since now\\) has it open; stop that process first`));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

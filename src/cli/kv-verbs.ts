@@ -5,6 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { loadEtcdProtos } from '../server/etcd/server.js';
 import { clientCredentials } from './credentials.js';
+import { isTransportError, tryEndpoints } from './transport-errors.js';
 
 type Callback = (err: grpc.ServiceError | null, res: WireResponse) => void;
 type Unary = (req: unknown, options: grpc.CallOptions, cb: Callback) => void;
@@ -38,25 +39,26 @@ function service(name: string): grpc.ServiceClientConstructor {
   return (loadEtcdProtos()['etcdserverpb'] as grpc.GrpcObject)[name] as grpc.ServiceClientConstructor;
 }
 
-/** Calls KV.`method` on the first endpoint that answers (a definite etcd error is not retried elsewhere). */
-async function kvCall(o: KvVerbOptions, method: string, req: unknown): Promise<WireResponse> {
+/**
+ * Calls KV.`method` on the first endpoint that answers: a transport failure,
+ * or a node's UNAVAILABLE or DEADLINE_EXCEEDED answer (no leader, request
+ * timed out), moves on to the next; another answer from a node is final.
+ */
+function kvCall(o: KvVerbOptions, method: string, req: unknown): Promise<WireResponse> {
   const KV = service('KV');
-  let last: Error | null = null;
-  for (const endpoint of o.endpoints) {
+  return tryEndpoints(o.endpoints, async (endpoint) => {
     const client = new KV(endpoint, clientCredentials()) as unknown as grpc.Client & Record<string, Unary>;
     try {
       return await new Promise<WireResponse>((resolve, reject) => {
         (client[method] as Unary).call(client, req, { deadline: Date.now() + o.timeoutMs }, (err, res) => (err !== null ? reject(err) : resolve(res)));
       });
-    } catch (e) {
-      last = e as Error;
-      const code = (e as grpc.ServiceError).code;
-      if (code !== grpc.status.UNAVAILABLE && code !== grpc.status.DEADLINE_EXCEEDED) throw e;
     } finally {
       client.close();
     }
-  }
-  throw last ?? new Error('no endpoints given');
+  }, (e) => {
+    const code = (e as Partial<grpc.ServiceError>).code;
+    return code === grpc.status.UNAVAILABLE || code === grpc.status.DEADLINE_EXCEEDED;
+  });
 }
 
 export async function runPut(o: KvVerbOptions, key: string, value: string, out: (l: string) => void): Promise<number> {
@@ -65,6 +67,11 @@ export async function runPut(o: KvVerbOptions, key: string, value: string, out: 
   return 0;
 }
 
+/**
+ * Prints each matching key and its value, a line each. A key that does not
+ * exist prints nothing and exits 0, as `etcdctl get` does: absence is an
+ * answer, not an error (a failure to ask exits 2 with a line on stderr).
+ */
 export async function runGet(o: KvVerbOptions, key: string, opts: { prefix: boolean; serializable: boolean }, out: (l: string) => void): Promise<number> {
   const k = Buffer.from(key);
   const r = await kvCall(o, 'Range', { key: k, ...(opts.prefix ? { range_end: prefixEnd(k) } : {}), serializable: opts.serializable });
@@ -72,7 +79,7 @@ export async function runGet(o: KvVerbOptions, key: string, opts: { prefix: bool
     out(kv.key.toString());
     out(kv.value.toString());
   }
-  return (r.kvs ?? []).length === 0 && !opts.prefix ? 1 : 0;
+  return 0;
 }
 
 export async function runDel(o: KvVerbOptions, key: string, opts: { prefix: boolean }, out: (l: string) => void): Promise<number> {
@@ -91,7 +98,7 @@ export async function runWatch(o: KvVerbOptions, key: string, opts: { prefix: bo
   const k = Buffer.from(key);
   const stream = client.Watch();
   let seen = 0;
-  return new Promise<number>((resolve) => {
+  return new Promise<number>((resolve, reject) => {
     const finish = (code: number): void => {
       stream.cancel();
       client.close();
@@ -111,8 +118,13 @@ export async function runWatch(o: KvVerbOptions, key: string, opts: { prefix: bo
       }
     });
     stream.on('error', (err: grpc.ServiceError) => {
-      if (err.code !== grpc.status.CANCELLED) out(`watch failed: ${err.message}`);
-      resolve(err.code === grpc.status.CANCELLED ? 0 : 1);
+      client.close();
+      if (err.code === grpc.status.CANCELLED) resolve(0);
+      else if (isTransportError(err)) reject(err); // one line on stderr from the program (transport-errors.ts)
+      else {
+        out(`watch failed: ${err.details || err.message}`);
+        resolve(1);
+      }
     });
     process.once('SIGINT', () => finish(0));
     stream.write({ create_request: { key: k, ...(opts.prefix ? { range_end: prefixEnd(k) } : {}) } });

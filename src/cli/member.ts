@@ -9,6 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { loadEtcdProtos } from '../server/etcd/server.js';
 import { parseAddress, formatAddress } from '../server/config.js';
 import { addClientTlsOptions, clientCredentials } from './credentials.js';
+import { isTransportError, tryEndpoints } from './transport-errors.js';
 
 type Call = (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, res: Record<string, unknown>) => void) => void;
 
@@ -29,26 +30,19 @@ export interface MemberVerbOptions {
 
 const hex = (id: string): string => BigInt(id).toString(16);
 
-/** Calls Cluster.`method` on the first endpoint that answers (a refusal from the cluster is final). */
-async function clusterCall(o: MemberVerbOptions, method: string, req: unknown): Promise<Record<string, unknown>> {
+/** Calls Cluster.`method` on the first endpoint that answers (a transport failure moves on; a refusal from the cluster is final). */
+function clusterCall(o: MemberVerbOptions, method: string, req: unknown): Promise<Record<string, unknown>> {
   const ctor = (loadEtcdProtos()['etcdserverpb'] as grpc.GrpcObject)['Cluster'] as grpc.ServiceClientConstructor;
-  let last: Error | null = null;
-  for (const e of o.endpoints) {
+  return tryEndpoints(o.endpoints, async (e) => {
     const c = new ctor(e, clientCredentials()) as unknown as grpc.Client & Record<string, Call>;
     try {
       return await new Promise<Record<string, unknown>>((resolve, reject) => {
         (c[method] as Call).call(c, req, new grpc.Metadata(), { deadline: Date.now() + o.timeoutMs }, (err, res) => (err !== null ? reject(err) : resolve(res)));
       });
-    } catch (err) {
-      const se = err as grpc.ServiceError;
-      last = se;
-      // Only a connection failure moves on to the next endpoint; the cluster's own answers ("etcdserver: ...") are final.
-      if (!((se.code === grpc.status.UNAVAILABLE || se.code === grpc.status.DEADLINE_EXCEEDED) && !String(se.details).startsWith('etcdserver:'))) throw err;
     } finally {
       c.close();
     }
-  }
-  throw last ?? new Error('no endpoints given');
+  });
 }
 
 /** The member list as etcdctl prints it (simple format): ID, STATUS, NAME, PEER ADDRS, CLIENT ADDRS, IS LEARNER. */
@@ -119,6 +113,7 @@ export async function runMember(verb: 'list' | 'add' | 'remove' | 'promote' | 'u
       }
     }
   } catch (e) {
+    if (isTransportError(e)) throw e; // one line on stderr from the program (transport-errors.ts)
     const se = e as Partial<grpc.ServiceError>;
     out(`member ${verb}: ${typeof se.details === 'string' && se.details !== '' ? se.details : (e as Error).message}`);
     return 1;

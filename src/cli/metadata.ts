@@ -18,6 +18,7 @@ import type { MetadataImage } from '../services/metadata/image.js';
 import { MetadataRejectedError, type ConfigResource, type MetadataRecord } from '../services/metadata/types.js';
 import { assertNever } from '../util/assert.js';
 import { addClientTlsOptions, clientCredentials } from './credentials.js';
+import { isTransportError } from './transport-errors.js';
 
 /** How the verbs reach the cluster. */
 export interface MetadataVerbOptions {
@@ -101,17 +102,18 @@ export async function runMetadataWrite(o: MetadataVerbOptions, build: (client: M
 export function runMetadataFollow(o: MetadataVerbOptions, opts: { from: number; limit?: number; json: boolean }, out: (l: string) => void): Promise<number> {
   const client = new MetadataClient(o.endpoints, o.timeoutMs, clientCredentials());
   let seen = 0;
-  return new Promise<number>((resolve) => {
+  return new Promise<number>((resolve, failed) => {
     let cancel = (): void => {};
     let done = false;
     const onSigint = (): void => finish(0);
-    const finish = (code: number): void => {
+    const finish = (code: number, err: Error | null = null): void => {
       if (done) return;
       done = true;
       process.off('SIGINT', onSigint);
       cancel();
       client.close();
-      resolve(code);
+      if (err !== null) failed(err);
+      else resolve(code);
     };
     const onEvent = (e: FollowEvent): void => {
       if (opts.json) out(JSON.stringify(e.type === 'record' ? e : { type: 'image', image: e.image.toJSON() }));
@@ -120,6 +122,10 @@ export function runMetadataFollow(o: MetadataVerbOptions, opts: { from: number; 
       if (opts.limit !== undefined && ++seen >= opts.limit) finish(0);
     };
     cancel = client.follow(opts.from, onEvent, (err) => {
+      if (err !== null && isTransportError(err)) {
+        finish(1, err); // one line on stderr from the program (transport-errors.ts)
+        return;
+      }
       if (err !== null) out(`follow failed: ${err.message}`);
       finish(err === null ? 0 : 1);
     });

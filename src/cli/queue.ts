@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { QueueClient, type Delivery } from '../client/queue.js';
 import type { QueueStats } from '../services/queue/types.js';
 import { addClientTlsOptions, clientCredentials } from './credentials.js';
+import { isTransportError } from './transport-errors.js';
 
 /** Where the verbs connect. */
 export interface QueueVerbOptions {
@@ -132,6 +133,7 @@ export function addQueueCommands(program: Command, out: (line: string) => void =
     try {
       process.exitCode = await fn();
     } catch (e) {
+      if (isTransportError(e)) throw e; // one line on stderr from the program (transport-errors.ts)
       out(`error: ${(e as Error).message}`);
       process.exitCode = 1;
     }

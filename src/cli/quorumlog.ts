@@ -20,29 +20,19 @@ import { addMemberCommands } from './member.js';
 import { runTransferLeader } from './transfer-leader.js';
 import { runBackup, runRestore } from './backup.js';
 import { addClientTlsOptions, setClientTls, tlsFromFlags } from './credentials.js';
-import { checkDataDir } from '../storage/data-dir.js';
-import { NodeFileSystem } from '../storage/fs.js';
+import { runCheckData } from './check-data.js';
+import { setVerbContext, verbContext, verbErrorLine } from './transport-errors.js';
 
 /** Builds the command-line program; exported so that tests can run it in-process. */
-export function program(out: (line: string) => void = console.log): Command {
+export function program(out: (line: string) => void = console.log, err: (line: string) => void = console.error): Command {
   const cmd = new Command('quorumlog').description('a replicated log with Raft consensus, push or pull replication');
   cmd
     .command('check-data')
-    .description('verify a node\'s data directory (log, term/vote, snapshots) without changing it; exits 1 on any problem')
+    .description('verify a node\'s data directory (log, term/vote, snapshots) without changing it; exits 1 on any problem, or when a running node or a restore has the directory open (several checks may run at once)')
     .argument('<dir>', 'the node\'s data directory')
     .option('--json', 'print the report as JSON')
     .action((dir: string, opts: { json?: boolean }) => {
-      const report = checkDataDir(new NodeFileSystem(), dir);
-      if (opts.json === true) {
-        out(JSON.stringify(report, null, 2));
-      } else {
-        const { log } = report;
-        out(`log: ${log.entries} entries [${log.firstIndex}, ${log.lastIndex}]; snapshots: ${report.snapshots}`);
-        for (const r of report.repairs) out(`repair at start-up: ${r.file} at byte ${r.offset}: ${r.detail}`);
-        for (const p of report.problems) out(`PROBLEM: ${p.file} at byte ${p.offset}: ${p.detail}`);
-        out(report.problems.length === 0 ? 'ok: no problems found' : `${report.problems.length} problem(s) found: the node will refuse to start`);
-      }
-      process.exitCode = report.problems.length === 0 ? 0 : 1;
+      process.exitCode = runCheckData(dir, { json: opts.json === true }, out, err);
     });
   const cluster = cmd
     .command('cluster')
@@ -127,7 +117,7 @@ export function program(out: (line: string) => void = console.log): Command {
     .action(async (key: string, value: string, o: { endpoints: string; timeoutMs: string }) => {
       process.exitCode = await runPut(endpoints(o), key, value, out);
     });
-  clientVerb('get', 'read a key or a prefix (linearizable unless --serializable); prints key and value lines')
+  clientVerb('get', 'read a key or a prefix (linearizable unless --serializable); prints key and value lines, and nothing (exit 0) when no key matches, as etcdctl does')
     .argument('<key>').option('--prefix', 'every key starting with <key>').option('--serializable', 'answer from the node\'s local state')
     .action(async (key: string, o: { endpoints: string; timeoutMs: string; prefix?: boolean; serializable?: boolean }) => {
       process.exitCode = await runGet(endpoints(o), key, { prefix: o.prefix === true, serializable: o.serializable === true }, out);
@@ -158,10 +148,20 @@ export function program(out: (line: string) => void = console.log): Command {
     .requiredOption('--backup <file>', 'a file from `quorumlog backup` or `etcdctl snapshot save`')
     .requiredOption('--config <file>', 'the new node\'s config file (its data directory must hold no Raft data)')
     .action((o: { backup: string; config: string }) => {
-      process.exitCode = runRestore(o.backup, o.config, out);
+      process.exitCode = runRestore(o.backup, o.config, out, err);
     });
-  // Every verb's --cacert/--cert/--key (where it has them) set the credentials of the channels it opens (src/cli/credentials.ts).
-  cmd.hook('preAction', (_root, verb) => setClientTls(tlsFromFlags(verb.opts())));
+  // Every verb's --cacert/--cert/--key (where it has them) set the credentials of the channels it opens (src/cli/credentials.ts);
+  // its name and endpoints are what a transport failure's one line names (src/cli/transport-errors.ts).
+  cmd.hook('preAction', (_root, verb) => {
+    const opts = verb.opts<{ endpoints?: unknown; cacert?: unknown; cert?: unknown; key?: unknown }>();
+    const names: string[] = [];
+    for (let c: Command | null = verb; c !== null && c !== cmd; c = c.parent) names.unshift(c.name());
+    const endpoints = typeof opts.endpoints === 'string' ? opts.endpoints.split(',').map((e) => e.trim()).filter((e) => e !== '') : [];
+    setVerbContext({ verb: names.join(' '), tls: false, endpoints });
+    const tls = tlsFromFlags(opts);
+    setVerbContext({ verb: names.join(' '), tls: tls !== undefined, endpoints });
+    setClientTls(tls);
+  });
   addMemberCommands(cmd, out);
   addQueueCommands(cmd, out);
   addMetadataCommands(cmd, out);
@@ -170,11 +170,19 @@ export function program(out: (line: string) => void = console.log): Command {
 
 const invoked = process.argv[1] === undefined ? '' : pathToFileURL(realpathSync(process.argv[1])).href;
 if (import.meta.url === invoked) {
+  // grpc-js gives an IP address as the TLS server name, which Node answers with a deprecation warning (DEP0123)
+  // on every TLS verb aimed at an IP endpoint: noise for the user, who gets one line per failure. Other warnings print as usual.
+  process.removeAllListeners('warning');
+  process.on('warning', (w: Error & { code?: string }) => {
+    if (w.code !== 'DEP0123') console.error(`(node:${process.pid}) ${w.code !== undefined ? `[${w.code}] ` : ''}${w.name}: ${w.message}`);
+  });
   program().parseAsync(process.argv).then(() => {
     // gRPC channels and timers may linger; the verb's exit code is final.
     process.exit(process.exitCode ?? 0);
-  }, (err: unknown) => {
-    console.error(err instanceof Error ? err.message : err);
-    process.exit(2);
+  }, async (err: unknown) => {
+    // One line on stderr: a transport failure in a few words (no grpc-js text), else the error's own message.
+    const { line, code } = await verbErrorLine(err, verbContext());
+    console.error(line);
+    process.exit(code);
   });
 }

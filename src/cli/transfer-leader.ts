@@ -7,6 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { loadEtcdProtos } from '../server/etcd/server.js';
 import { clientCredentials } from './credentials.js';
+import { classifyTransportError, EndpointsUnreachableError, isTransportError, type TransportFailure } from './transport-errors.js';
 
 type Call = (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, res: Record<string, unknown>) => void) => void;
 
@@ -32,18 +33,22 @@ export async function runTransferLeader(endpoints: readonly string[], to: string
   try {
     let leaderEndpoint: string | null = null;
     let members: { ID: string; name: string }[] | null = null;
+    const failures: { endpoint: string; failure: TransportFailure }[] = [];
     for (const e of endpoints) {
       try {
         const s = await call(open('Maintenance', e), 'Status', {}, timeoutMs);
         const self = (s['header'] as { member_id?: string } | undefined)?.member_id;
         if (members === null) members = ((await call(open('Cluster', e), 'MemberList', {}, timeoutMs))['members'] as { ID: string; name: string }[]);
         if (self !== undefined && self === s['leader']) leaderEndpoint = e;
-      } catch {
-        // this endpoint is down; try the others
+      } catch (err) {
+        // this endpoint is down (or refused): try the others
+        const f = classifyTransportError(err);
+        if (f !== null) failures.push({ endpoint: e, failure: f });
       }
       if (leaderEndpoint !== null && members !== null) break;
     }
     if (members === null) {
+      if (failures.length === endpoints.length) throw new EndpointsUnreachableError(failures); // one line on stderr from the program
       out(`transfer-leader: no endpoint answered (${endpoints.join(', ')})`);
       return 1;
     }
@@ -60,7 +65,9 @@ export async function runTransferLeader(endpoints: readonly string[], to: string
     out(`leader is now ${to}`);
     return 0;
   } catch (e) {
-    out(`transfer-leader: ${(e as Error).message}`);
+    if (isTransportError(e)) throw e;
+    const se = e as Partial<grpc.ServiceError>;
+    out(`transfer-leader: ${typeof se.details === 'string' && se.details !== '' ? se.details : (e as Error).message}`);
     return 1;
   } finally {
     for (const c of opened) c.close();

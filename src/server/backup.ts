@@ -40,6 +40,7 @@ import { MetadataStateMachine } from '../services/metadata/state-machine.js';
 import { attachQueue } from '../services/queue/state-machine.js';
 import { dataDirLayout } from '../storage/data-dir.js';
 import { NodeFileSystem } from '../storage/fs.js';
+import { lockDataDir } from '../storage/dir-lock.js';
 import { claimDataDir, ConfigFileError, type NodeConfig } from './config.js';
 
 const MAGIC = Buffer.from('QLBK', 'latin1');
@@ -163,8 +164,10 @@ export interface RestoreResult {
 /**
  * Seeds `config.dataDir` (which must hold no Raft data) from a backup, for a
  * node of a new cluster whose bootstrap configuration is `config.members`.
- * Throws {@link BackupFormatError} for a bad backup and ConfigFileError for
- * a data directory in use, before writing anything.
+ * Throws {@link BackupFormatError} for a bad backup, DataDirLockedError for
+ * a data directory another process has open (a running node), and
+ * ConfigFileError for one that already holds data, before writing anything.
+ * The directory is locked while it is written.
  */
 export function restoreBackup(bytes: Uint8Array, config: NodeConfig): RestoreResult {
   const backup = decodeBackup(bytes);
@@ -176,6 +179,15 @@ export function restoreBackup(bytes: Uint8Array, config: NodeConfig): RestoreRes
   }
   members.restore(new MembersStateMachine().snapshot()); // the old cluster's run-time addresses do not carry over
   const state = services.snapshot();
+  const lock = lockDataDir(config.dataDir, 'exclusive', { command: `quorumlog restore (node ${config.nodeId})` });
+  try {
+    return restoreLocked(backup, state, config);
+  } finally {
+    lock.release();
+  }
+}
+
+function restoreLocked(backup: Backup, state: Uint8Array, config: NodeConfig): RestoreResult {
   const fs = new NodeFileSystem();
   const layout = dataDirLayout(config.dataDir);
   for (const dir of [layout.log, layout.state, layout.snapshots]) {

@@ -1,5 +1,5 @@
-// Starts one quorumlog node from its configuration: claims the data
-// directory, recovers the stores, connects the transport, runs the runtime
+// Starts one quorumlog node from its configuration: locks and claims the
+// data directory, recovers the stores, connects the transport, runs the runtime
 // with the key-value state machine, and serves the etcd v3 API and the
 // metrics port. `quorumlog start` calls this; so do in-process tests.
 
@@ -17,6 +17,7 @@ import { attachQueue } from '../services/queue/state-machine.js';
 import { MetadataStateMachine } from '../services/metadata/state-machine.js';
 import { MembersStateMachine } from '../services/members/state-machine.js';
 import { NodeFileSystem } from '../storage/fs.js';
+import { lockDataDir } from '../storage/dir-lock.js';
 import { TcpTransport, TransportListenError } from '../transport/tcp.js';
 import { Prng } from '../util/prng.js';
 import { claimDataDir, formatAddress, type Address, type NodeConfig } from './config.js';
@@ -100,14 +101,46 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-/** Starts a node; rejects (before anything listens) on a configuration or data directory problem. */
-export async function startNode(config: NodeConfig, opts: {
+/** Options of {@link startNode}. */
+export interface StartNodeOptions {
   logger?: Logger;
   onFatal?: (err: unknown) => void;
   /** Registers further services on the machine before the node recovers its state (an embedding application's, or a test's). */
   registerServices?: (services: ServiceStateMachine) => void;
-} = {}): Promise<RunningNode> {
+}
+
+/**
+ * Starts a node; rejects (before anything listens) on a configuration or
+ * data directory problem. The data directory is locked first, before
+ * anything in it is read (DataDirLockedError names the process that holds
+ * it), and stays locked until stop() (or the process exits).
+ */
+export async function startNode(config: NodeConfig, opts: StartNodeOptions = {}): Promise<RunningNode> {
   const logger = opts.logger ?? pino({ level: config.logLevel, base: { node: config.nodeId, cluster: config.clusterId } });
+  const lock = lockDataDir(config.dataDir, 'exclusive', { command: `node ${config.nodeId} of cluster ${config.clusterId}` });
+  for (const stale of lock.tookOver) {
+    logger.warn({ dataDir: config.dataDir, file: stale.file, stalePid: stale.holder?.pid ?? null, reason: stale.reason },
+      `took over the stale lock of ${config.dataDir}: ${stale.reason}`);
+  }
+  try {
+    const node = await startLockedNode(config, opts, logger);
+    return {
+      ...node,
+      stop: async () => {
+        try {
+          await node.stop();
+        } finally {
+          lock.release();
+        }
+      },
+    };
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+async function startLockedNode(config: NodeConfig, opts: StartNodeOptions, logger: Logger): Promise<RunningNode> {
   const directoryId = claimDataDir(config);
   const self = config.members.find((m) => m.id === config.nodeId);
   if (self === undefined) throw new Error(`node ${config.nodeId} is not in the member list`);
@@ -122,6 +155,7 @@ export async function startNode(config: NodeConfig, opts: {
     listen: listen(self.peer),
     peers,
     logger, // the transport adds its own component binding
+    hints: { client: formatAddress(self.client), metrics: formatAddress(self.metrics) },
     ...(config.peerTls !== null ? { tls: { ...readPem(config.peerTls), verifyNodeIds: config.peerTls.verifyNodeIds } } : {}),
   });
   const storage = new NodeStorage(new NodeFileSystem(), config.dataDir);

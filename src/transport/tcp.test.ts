@@ -6,7 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
+import tls from 'node:tls';
 import fc from 'fast-check';
+import * as grpc from '@grpc/grpc-js';
 import type { Entry } from '../protocol/entry.js';
 import { nodeId, type NodeId } from '../protocol/ids.js';
 import type { Message } from '../protocol/messages.js';
@@ -406,4 +408,37 @@ test('setPartitioned (fault injection) drops frames both ways until healed', asy
   await waitFor(() => seqs(b, a.id).length === 2 && a.received.length === 1, 'frames after healing');
   assert.deepEqual(seqs(b, a.id), [1, 4]);
   assert.deepEqual(seqs(a, b.id), [5]);
+});
+
+test('a gRPC client, a browser or a TLS client on the peer port: one line saying where clients go, counted, closed; peers unaffected', async (t) => {
+  const { nodes } = await startCluster(['a', 'b'], { hints: { client: '127.0.0.1:2379', metrics: '127.0.0.1:2579' } });
+  t.after(closeAll(nodes));
+  const [a, b] = nodes as [TestNode, TestNode];
+  const addr = a.transport.address as HostPort;
+  const peerPort = `${addr.host}:${addr.port}`;
+  // A real gRPC client (what etcdctl and the etcd3 client are), pointed at the peer port.
+  const client = new grpc.Client(peerPort, grpc.credentials.createInsecure());
+  const err = await new Promise<grpc.ServiceError | null>((resolve) => client.makeUnaryRequest('/etcdserverpb.KV/Range', (x: Buffer) => x, (x: Buffer) => x,
+    Buffer.alloc(0), { deadline: Date.now() + 5000 }, (e) => resolve(e)));
+  client.close();
+  assert.equal(err?.code, grpc.status.UNAVAILABLE, 'the gRPC call fails: the connection is closed');
+  await waitFor(() => warned(a, /gRPC/), 'the gRPC line');
+  const grpcLines = a.lines.filter((l) => /gRPC \(HTTP\/2\) client at 127\.0\.0\.1:\d+ connected to the peer port: this is the peer port; clients connect to 127\.0\.0\.1:2379/.test(l.msg));
+  const connections = a.transport.stats().malformedFrames;
+  assert.ok(connections >= 1);
+  assert.equal(grpcLines.length, connections, 'one line per connection, each counted as malformed input');
+  assert.ok(!a.lines.some((l) => /length \d+/.test(l.msg)), 'no "malformed frame … length" line');
+
+  const http = net.connect(addr.port, addr.host);
+  http.write('GET /dashboard HTTP/1.1\r\nHost: x\r\n\r\n');
+  await once(http, 'close');
+  assert.ok(warned(a, /an HTTP\/1 request from .* on the peer port: this is the peer port; clients connect to 127\.0\.0\.1:2379, the dashboard and metrics are on http:\/\/127\.0\.0\.1:2579\//));
+  const tlsSock = tls.connect({ host: addr.host, port: addr.port, rejectUnauthorized: false });
+  tlsSock.on('error', () => {}); // the handshake fails: expected
+  await new Promise((resolve) => tlsSock.once('close', resolve));
+  assert.ok(warned(a, /a TLS client at .* connected to the peer port, which speaks plain text/));
+  assert.equal(a.transport.stats().malformedFrames, connections + 2);
+
+  b.transport.send(a.id, { kind: 'raft', message: hb(b.id, a.id, 7) });
+  await waitFor(() => seqs(a, b.id).includes(7), 'the peer still gets through');
 });

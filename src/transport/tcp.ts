@@ -9,6 +9,9 @@
 // accepted before it. Malformed input on a connection (bad length or kind,
 // codec error, a frame out of place) is counted, logged once at warn, and
 // closes that connection only: nothing thrown from a socket callback, ever.
+// A client of another protocol on the peer port (a gRPC client, a browser,
+// TLS) is counted the same way, and logged as what it is, with the node's
+// client address (foreign-protocol.ts).
 //
 // Sending: a per-peer queue bounded in bytes (a frame that does not fit is
 // dropped and counted: Raft tolerates loss), flushed once per microtask into
@@ -25,6 +28,7 @@ import {
   decodeAppPayload, encodeAppPayload, encodeFrame, FRAME_HEADER_BYTES, FrameError, frameHeader, FrameKind,
   FrameSplitter, type FrameKindCode, type RawFrame,
 } from './frame.js';
+import { FOREIGN_SIGNATURE_BYTES, foreignProtocol, foreignProtocolMessage } from './foreign-protocol.js';
 import { checkHello, decodeAck, encodeAck, encodeHello, PROTOCOL_VERSION } from './handshake.js';
 import type { PeerFrame, PeerStats, Transport, TransportStats } from './types.js';
 
@@ -77,6 +81,11 @@ export interface TcpTransportOptions {
    * be used to impersonate another node.
    */
   readonly tls?: { readonly cert: string; readonly key: string; readonly ca: string; readonly verifyNodeIds?: boolean };
+  /**
+   * This node's client and metrics addresses (host:port), named in the log
+   * line for a client that connects to the peer port by mistake.
+   */
+  readonly hints?: { readonly client?: string; readonly metrics?: string };
   readonly logger: Logger;
 }
 
@@ -168,6 +177,8 @@ interface Inbound {
   readonly socket: net.Socket;
   readonly splitter: FrameSplitter;
   readonly remote: string;
+  /** The connection's first bytes (up to FOREIGN_SIGNATURE_BYTES), to recognise a client of another protocol. */
+  head: Uint8Array;
   peer: NodeId | null;
   timer: NodeJS.Timeout | null;
   /** Closed or closing: ignore any further data. */
@@ -602,7 +613,7 @@ export class TcpTransport implements Transport {
     }
     const c: Inbound = {
       socket: sock, splitter: new FrameSplitter(this.maxFrameBytes), remote: `${sock.remoteAddress}:${sock.remotePort}`,
-      peer: null, timer: null, done: false,
+      head: new Uint8Array(0), peer: null, timer: null, done: false,
     };
     this.inbound.add(c);
     sock.setNoDelay(true);
@@ -628,6 +639,21 @@ export class TcpTransport implements Transport {
   private onInboundData(c: Inbound, chunk: Uint8Array): void {
     if (c.done) return;
     this.counters.bytesReceived += chunk.byteLength;
+    if (c.peer === null && c.head.byteLength < FOREIGN_SIGNATURE_BYTES) {
+      const head = new Uint8Array(Math.min(FOREIGN_SIGNATURE_BYTES, c.head.byteLength + chunk.byteLength));
+      head.set(c.head, 0);
+      head.set(chunk.subarray(0, head.byteLength - c.head.byteLength), c.head.byteLength);
+      c.head = head;
+      const foreign = head.byteLength === FOREIGN_SIGNATURE_BYTES ? foreignProtocol(head) : null;
+      if (foreign !== null) {
+        // Not a peer at all: say what it is and where it belongs (not "malformed frame … length 541676112"); counted as malformed input.
+        this.counters.malformedFrames++;
+        this.log.warn({ remote: c.remote, protocol: foreign }, foreignProtocolMessage(foreign, c.remote, this.opts.hints ?? {}));
+        c.done = true;
+        c.socket.destroy();
+        return;
+      }
+    }
     let frames: RawFrame[];
     try {
       frames = c.splitter.push(chunk);

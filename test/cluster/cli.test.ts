@@ -1,15 +1,19 @@
 // The `quorumlog` command as a user runs it: `cluster` prints the endpoints,
 // the leader and how to restart a node through it, and stops every node on SIGINT;
 // `start` refuses a bad config in one line naming the setting, before
-// anything listens; `status` prints the table.
+// anything listens; `status` prints the table (an unreachable row aligned,
+// with a short reason); `get` on a missing key prints nothing and exits 0; a
+// client aimed at a peer port gets one line, and the node logs where clients
+// connect.
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { CLI_PATH } from '../../src/cli/cluster.js';
+import { until } from './harness.js';
 
 test('quorumlog cluster prints endpoints, leader and the restart command, and SIGINT stops every node', { timeout: 60_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'quorumlog-cli-'));
@@ -40,6 +44,24 @@ test('quorumlog cluster prints endpoints, leader and the restart command, and SI
     assert.equal(verb('get', 'tour/a'), 'tour/a\none\n');
     assert.equal(verb('get', 'tour/', '--prefix', '--serializable'), 'tour/a\none\ntour/b\ntwo\n');
     assert.equal(verb('del', 'tour/b'), '1\n');
+    assert.equal(verb('get', 'tour/none'), '', 'a missing key prints nothing and exits 0, as etcdctl does');
+    // A client aimed at a peer port: one line on its side; on the node's, a log line that says where clients go.
+    const wrong = spawnSync(process.execPath, [CLI_PATH, 'get', 'tour/a', '--endpoints', `127.0.0.1:${base + 100}`], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(wrong.status, 2);
+    assert.equal(wrong.stderr.trim().split('\n').length, 1, wrong.stderr);
+    assert.match(wrong.stderr, new RegExp(`^quorumlog get: cannot reach 127\\.0\\.0\\.1:${base + 100}: `));
+    const n1log = await until('the peer port\'s line', async () => {
+      const text = readFileSync(join(dir, 'n1', 'node.log'), 'utf8');
+      return text.includes('this is the peer port') ? text : null;
+    }, 10_000);
+    assert.match(n1log, new RegExp(`this is the peer port; clients connect to 127\\.0\\.0\\.1:${base}\\b`));
+    assert.doesNotMatch(n1log, /length 541676112/);
+    // status with a stopped endpoint among the others: that row says why, briefly, and the table stays aligned.
+    const withDead = spawnSync(process.execPath, [CLI_PATH, 'status', '--endpoints', `${endpoints as string},127.0.0.1:${base + 3}`], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(withDead.status, 0, withDead.stderr);
+    const rows = withDead.stdout.split('\n');
+    const roleAt = (rows[0] ?? '').indexOf('role');
+    assert.equal(rows[4]?.slice(roleAt), 'unreachable: connection refused');
     const wdeadline = Date.now() + 10_000;
     while (!watched.includes('DELETE') && Date.now() < wdeadline) await new Promise((r) => setTimeout(r, 100));
     watcher.kill('SIGINT');

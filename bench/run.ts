@@ -4,7 +4,7 @@
 // target the reports judged. Each benchmark prints its own progress lines and
 // tables and writes docs/bench/<name>.{json,md} (and plots).
 //
-//   npm run bench                 # the full run (about 20 minutes on 2 cores)
+//   npm run bench                 # the full run (about 40 minutes on 2 cores)
 //   npm run bench -- --quick      # a smoke run of every benchmark (about 3 minutes); reports go to quick-* files
 //   npm run bench -- writes idle  # only these
 //
@@ -27,6 +27,7 @@ export const SUITE = [
   { name: 'idle', script: 'idle.js', report: 'idle', what: 'CPU of idle nodes, push, pull, etcd (item 5)' },
   { name: 'backpressure', script: 'backpressure.js', report: 'backpressure', what: 'a follower stopped in bursts under load (item 6)' },
   { name: 'failover', script: 'failover.js', report: 'failover', what: 'kill -9 of the leader to the first acknowledged write, 100 trials (item 7)' },
+  { name: 'put-after-kill', script: 'put-after-kill.js', report: 'put-after-kill', what: 'a put sent right after kill -9 of the leader, gRPC and etcdctl, 50 trials (issue 17)' },
 ] as const;
 
 /** Runs one compiled benchmark script in its own process; returns its exit status. */

@@ -14,6 +14,7 @@ const bytes = fc.uint8Array({ maxLength: 64 });
 const safe = fc.nat({ max: Number.MAX_SAFE_INTEGER });
 const forward: fc.Arbitrary<ForwardMessage> = fc.oneof(
   fc.record({ type: fc.constant('propose' as const), reqId: safe, batch: bytes }),
+  fc.record({ type: fc.constant('proposeInTerm' as const), reqId: safe, term: safe, batch: bytes }),
   fc.record({ type: fc.constant('proposed' as const), reqId: safe, index: safe, term: safe }),
   fc.record({ type: fc.constant('read' as const), reqId: safe }),
   fc.record({ type: fc.constant('readIndex' as const), reqId: safe, index: safe }),

@@ -18,11 +18,26 @@ export class RequestTimeoutError extends Error {
   }
 }
 
-/** The entry holding the request was replaced by another leader's: "etcdserver: leader changed". */
+/**
+ * What is known of a request that failed because the leader changed:
+ * `notApplied`, its entry was replaced (it will never apply); `unknown`, it
+ * may have applied or may still apply (a retry may apply it twice).
+ */
+export type LeaderChangedOutcome = 'notApplied' | 'unknown';
+
+/**
+ * The leader changed while the request was in flight: "etcdserver: leader
+ * changed" (UNAVAILABLE), which clients treat as retryable. `outcome` says
+ * whether the request is known not to have applied.
+ */
 export class LeaderChangedError extends Error {
   override readonly name = 'LeaderChangedError';
-  constructor(options?: ErrorOptions) {
-    super('leadership changed before the request committed; it was not applied', options);
+  readonly outcome: LeaderChangedOutcome;
+  constructor(outcome: LeaderChangedOutcome = 'notApplied', options?: ErrorOptions) {
+    super(outcome === 'notApplied'
+      ? 'leadership changed before the request committed; it was not applied'
+      : 'the leader changed while the request was in flight and no other leader settled it in time; it may or may not have been applied', options);
+    this.outcome = outcome;
   }
 }
 

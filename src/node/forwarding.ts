@@ -3,21 +3,26 @@
 // linearizable reads to the leader and answer from their own applied state.
 //
 // Follower side: each batch of queued commands goes to the leader as one
-// 'propose' frame and waits (PendingRequests' forwarded) for the leader's
-// (index, term); then it waits for that entry to apply here like a local
-// proposal. Read barriers go as one 'read' frame; the leader's index
-// confirms them. A refusal puts them back in the queue for whoever leads
-// next (not before the next tick, or a stale leader hint would spin), except
-// backpressure, which the clients get (TooManyRequestsError).
+// 'proposeInTerm' frame (the term this node believes the leader leads in)
+// and waits (PendingRequests' forwarded) for the leader's (index, term);
+// then it waits for that entry to apply here like a local proposal. If the
+// leader dies first, the log settles the batch (src/node/requests.ts). The
+// runtime forwards only to a leader whose connection is up; otherwise the
+// commands wait in the queue. Read barriers go as one 'read' frame; the
+// leader's index confirms them. A refusal puts them back in the queue for
+// whoever leads next (not before the next tick, or a stale leader hint
+// would spin), except backpressure, which the clients get
+// (TooManyRequestsError).
 //
 // Leader side: a forwarded batch is checked (it must decode) and proposed as
-// one entry; a forwarded read becomes a ReadIndex of the core whose answer
-// (or abort) goes back to the follower.
+// one entry if this node leads in the term the follower named; a forwarded
+// read becomes a ReadIndex of the core whose answer (or abort) goes back to
+// the follower.
 
 import type { Logger } from 'pino';
 import { BackpressureError, LeaderTransferInProgressError, NotLeaderError } from '../core/errors.js';
 import type { RaftNode } from '../core/node.js';
-import type { LogIndex, NodeId } from '../protocol/ids.js';
+import type { LogIndex, NodeId, Term } from '../protocol/ids.js';
 import type { Transport } from '../transport/types.js';
 import { decodeBatch, encodeBatch } from './batch.js';
 import { FORWARD_CHANNEL } from './channels.js';
@@ -69,8 +74,12 @@ export class Forwarder {
 
   // ---- follower side ---------------------------------------------------------------
 
-  /** Sends batches of commands (from PendingRequests.packQueue) to `leader`, or puts them back while a refusal holds forwarding. */
-  forwardWrites(leader: NodeId, batches: QueuedCommand[][]): void {
+  /**
+   * Sends batches of commands (from PendingRequests.packQueue) to `leader`,
+   * to be proposed in `term` only, or puts them back while a refusal holds
+   * forwarding.
+   */
+  forwardWrites(leader: NodeId, term: Term, batches: QueuedCommand[][]): void {
     if (this.opts.now() < this.holdUntil) {
       this.requests.requeue(batches);
       return;
@@ -78,12 +87,12 @@ export class Forwarder {
     for (const b of batches) {
       const reqId = this.requests.newId();
       const batch = encodeBatch(b.map((q) => q.command));
-      if (!this.send(leader, { type: 'propose', reqId, batch })) {
+      if (!this.send(leader, { type: 'proposeInTerm', reqId, term, batch })) {
         for (const q of b) q.reject(new TooManyRequestsError('the connection to the leader is congested'));
         continue;
       }
       this.opts.metrics.forwardedWrites += b.length;
-      this.requests.forwardedAs(reqId, b);
+      this.requests.forwardedAs(reqId, b, term, batch);
     }
   }
 
@@ -94,7 +103,7 @@ export class Forwarder {
       return;
     }
     this.opts.metrics.forwardedReads += waiters.length;
-    this.requests.readAsked(reqId, waiters, false);
+    this.requests.readAsked(reqId, waiters, leader);
   }
 
   // ---- frames ----------------------------------------------------------------------
@@ -118,8 +127,11 @@ export class Forwarder {
 
   private onMessage(from: NodeId, m: ForwardMessage): void {
     switch (m.type) {
-      case 'propose': {
-        if (this.core.leaderId() !== this.core.id) {
+      case 'propose':
+      case 'proposeInTerm': {
+        // A batch is proposed only in the term its follower named (an old follower names none), so
+        // that it can only ever be in an entry of that term (see the header of requests.ts).
+        if (this.core.leaderId() !== this.core.id || (m.type === 'proposeInTerm' && m.term !== this.core.term)) {
           this.send(from, { type: 'refused', reqId: m.reqId, reason: 'notLeader' });
           return;
         }

@@ -19,18 +19,37 @@
 //   commands: queue → inLog by the index of the entry that holds them (on
 //     the leader at once; on a follower once the leader answered a forwarded
 //     batch, meanwhile in `forwarded`) → resolved with the state machine's
-//     result when that entry applies, or LeaderChangedError when the entry
-//     applied there has another term (it was replaced);
+//     result when that entry applies;
 //   reads: readQueue → asked (of the core by ctx, or of the leader by reqId)
 //     → confirmed at an index → resolved once the applied index reaches it;
+//     a read asked of a leader that is no longer ours, or whose connection
+//     closed, goes back to readQueue (a read may be asked twice);
 //   membership changes: by the index of their configuration entry, resolved
 //     when it applies.
 // A snapshot that replaces entries here fails their waiters (their outcome
 // is unknown). This file keeps the books; the runtime (src/node/runtime.ts)
 // and forwarding (src/node/forwarding.ts) decide what moves where.
+//
+// When the leader changes (docs/CLUSTER.md, "Requests during an election"):
+// a write proposed in term T, here or by the leader for us, is settled by
+// the log itself once an entry of a later term T' has applied here at index
+// j. That entry is committed, so every later leader has it, and no entry of
+// term T at an index >= j can ever commit (it would need a log that holds
+// both). So a write of term T still waiting at index >= j, or forwarded in
+// term T and never seen among the applied entries of term T, was not
+// applied and never will be: it goes back to the queue, to be proposed
+// again by whoever leads now, within its deadline (exactly once). A
+// forwarded batch is recognised among applied entries by its bytes (the
+// leader proposes them unchanged, and only in the term it was forwarded
+// in); if an equal batch applied, or a snapshot skipped entries, its
+// outcome is unknown: LeaderChangedError('unknown'). The new leader's first
+// entry settles everything, usually within an election timeout or two of
+// the old leader's death. A write whose term has had no leader here for
+// `orphanGraceMs` (this node is cut off) fails with
+// LeaderChangedError('unknown') instead of waiting out its deadline.
 
 import type { Entry } from '../protocol/entry.js';
-import type { LogIndex, Term } from '../protocol/ids.js';
+import type { LogIndex, NodeId, Term } from '../protocol/ids.js';
 import { BATCH_HEADER_BYTES, BATCH_ITEM_OVERHEAD_BYTES } from './batch.js';
 import { LeaderChangedError, NoLeaderError, RequestTimeoutError, TooManyRequestsError } from './errors.js';
 import type { RuntimeMetrics } from './runtime-metrics.js';
@@ -51,19 +70,27 @@ export interface QueuedCommand extends Waiter {
 interface InLog {
   readonly term: Term;
   /** One per command of the entry, in order; null where the command's client has already been answered (timed out). */
-  readonly waiters: readonly (Waiter | null)[];
+  readonly waiters: readonly (QueuedCommand | null)[];
 }
 
 /** A forwarded batch waiting for the leader's (index, term). */
 interface Forwarded {
   readonly waiters: readonly QueuedCommand[];
   readonly deadline: number;
+  /** The term it was forwarded in: the leader proposes it in this term or not at all. */
+  readonly term: Term;
+  /** The batch as sent: the entry's data if the leader proposed it. */
+  readonly batch: Uint8Array;
+  /** An applied entry of `term` held these very bytes, or a snapshot skipped entries: it may have applied. */
+  maybeApplied: boolean;
 }
 
 /** Read barriers asked of the core (`local`) or of the leader, under one id. */
 interface AskedRead {
   readonly waiters: Waiter[];
   readonly local: boolean;
+  /** The leader a forwarded read was asked of (null: local). */
+  readonly leader: NodeId | null;
   readonly deadline: number;
 }
 
@@ -86,6 +113,19 @@ export interface PendingRequestsOptions {
   readonly maxEntryBytes: number;
   /** Asks the event loop for a round: a command or a read barrier joined the queue. */
   readonly wake: () => void;
+  /** True when the entry at `index` is committed here with term `term` (it will apply): its waiters are never failed as orphans. */
+  readonly isCommitted: (index: LogIndex, term: Term) => boolean;
+  /** How long a write may wait for a term that has no leader here any more before it fails with LeaderChangedError('unknown'). */
+  readonly orphanGraceMs: number;
+}
+
+/** This node's view of leadership when deadlines are checked (PendingRequests.expire). */
+export interface LeadershipView {
+  readonly term: Term;
+  /** The leader this node knows of in `term` (itself when it leads), or null. */
+  readonly leader: NodeId | null;
+  /** A leader is known and frames reach it now (it is this node, or its connection is up). */
+  readonly reachable: boolean;
 }
 
 /**
@@ -110,6 +150,10 @@ export class PendingRequests {
   /** Membership changes proposed here, by the index of their configuration entry: resolved when it applies. */
   private readonly configWaiters = new Map<LogIndex, Waiter & { readonly term: Term }>();
   private nextId = 1;
+  /** The highest term of an entry applied here (or of the snapshot installed): terms below it are settled. */
+  private appliedTerm: Term = 0;
+  /** The last time (now()) this node knew a leader in each recent term, for the orphan grace. */
+  private readonly ledAt = new Map<Term, number>();
 
   constructor(opts: PendingRequestsOptions) {
     this.opts = opts;
@@ -211,14 +255,25 @@ export class PendingRequests {
     this.queueBytes = this.queue.reduce((s, q) => s + q.command.byteLength, 0);
   }
 
-  /** The commands `waiters` are in the entry at (index, term): answered when it applies. */
-  inEntry(index: LogIndex, term: Term, waiters: readonly (Waiter | null)[]): void {
+  /**
+   * The commands `waiters` are in the entry at (index, term), an index not
+   * yet applied here: answered when it applies. If a later term's entry has
+   * already applied here, that entry can never commit (see the header): the
+   * commands go back to the queue at once.
+   */
+  inEntry(index: LogIndex, term: Term, waiters: readonly QueuedCommand[]): void {
+    if (term < this.appliedTerm) {
+      this.notApplied(waiters);
+      return;
+    }
+    if (!this.ledAt.has(term)) this.ledAt.set(term, this.opts.now());
     this.inLog.set(index, { term, waiters });
   }
 
-  /** A batch went to the leader under `reqId`; it waits for the leader's (index, term). */
-  forwardedAs(reqId: number, waiters: readonly QueuedCommand[]): void {
-    this.forwarded.set(reqId, { waiters, deadline: Math.max(...waiters.map((q) => q.deadline)) });
+  /** A batch (`batch`, as sent) went to the leader under `reqId` in `term`; it waits for the leader's (index, term). */
+  forwardedAs(reqId: number, waiters: readonly QueuedCommand[], term: Term, batch: Uint8Array): void {
+    this.ledAt.set(term, this.opts.now());
+    this.forwarded.set(reqId, { waiters, deadline: Math.max(...waiters.map((q) => q.deadline)), term, batch, maybeApplied: false });
   }
 
   /** Takes the commands forwarded under `reqId` (the leader answered), or undefined. */
@@ -243,9 +298,24 @@ export class PendingRequests {
     this.readQueue = waiters.concat(this.readQueue);
   }
 
-  /** The barriers `waiters` were asked of the core (`local`) or of the leader, under `id`. */
-  readAsked(id: number, waiters: Waiter[], local: boolean): void {
-    this.readsAsked.set(id, { waiters, local, deadline: Math.max(...waiters.map((w) => w.deadline)) });
+  /** The barriers `waiters` were asked of the core (`leader` null: local) or of `leader`, under `id`. */
+  readAsked(id: number, waiters: Waiter[], leader: NodeId | null): void {
+    this.readsAsked.set(id, { waiters, local: leader === null, leader, deadline: Math.max(...waiters.map((w) => w.deadline)) });
+  }
+
+  /**
+   * Puts back in the queue every forwarded read asked of a leader other than
+   * `leader` (the leader changed), or of `lost` (its connection closed): no
+   * answer may ever come, and a read is safe to ask again.
+   */
+  reaskReads(leader: NodeId | null, lost: NodeId | null = null): void {
+    if (this.readsAsked.size === 0) return;
+    for (const [id, a] of this.readsAsked) {
+      if (a.local || (a.leader === leader && a.leader !== lost)) continue;
+      this.readsAsked.delete(id);
+      this.readQueue = a.waiters.concat(this.readQueue);
+      this.opts.wake();
+    }
   }
 
   /** The core confirmed the read `ctx` at `index`. */
@@ -308,18 +378,59 @@ export class PendingRequests {
         else cw.reject(new LeaderChangedError());
       }
     }
+    if (e.type === 'data' && this.forwarded.size > 0) {
+      for (const f of this.forwarded.values()) if (f.term === e.term && sameBytes(f.batch, e.data)) f.maybeApplied = true;
+    }
+    if (e.term > this.appliedTerm) this.termSettled(e.index, e.term);
     const w = this.inLog.get(e.index);
     if (w === undefined) return;
     this.inLog.delete(e.index);
     if (w.term !== e.term) {
-      for (const x of w.waiters) x?.reject(new LeaderChangedError());
+      this.notApplied(w.waiters); // replaced by another leader's entry: never applied
     } else {
       w.waiters.forEach((x, i) => x?.resolve(results[i]));
     }
   }
 
-  /** A snapshot up to `index` replaced the entries here: whoever waited for one of them learns nothing more. */
-  snapshotInstalled(index: LogIndex): void {
+  /**
+   * An entry of term `term`, above every term applied here before, is
+   * committed at `index`: every write of an earlier term still waiting at
+   * `index` or beyond, or forwarded and not seen among the applied entries,
+   * will never apply (see the header).
+   */
+  private termSettled(index: LogIndex, term: Term): void {
+    this.appliedTerm = term;
+    for (const [i, w] of this.inLog) {
+      if (w.term >= term || i < index) continue;
+      this.inLog.delete(i);
+      this.notApplied(w.waiters);
+    }
+    for (const [id, f] of this.forwarded) {
+      if (f.term >= term) continue;
+      this.forwarded.delete(id);
+      if (f.maybeApplied) {
+        this.opts.metrics.leaderChangedUnknown += f.waiters.length;
+        for (const q of f.waiters) q.reject(new LeaderChangedError('unknown'));
+      } else {
+        this.notApplied(f.waiters);
+      }
+    }
+    for (const t of this.ledAt.keys()) if (t < term) this.ledAt.delete(t);
+  }
+
+  /** Commands known never to apply: back to the head of the queue, to be proposed again (expired ones are dropped; expire() answers them). */
+  private notApplied(waiters: readonly (QueuedCommand | null)[]): void {
+    const again = waiters.filter((q): q is QueuedCommand => q !== null);
+    if (again.length === 0) return;
+    this.opts.metrics.reproposedWrites += again.length;
+    this.requeue([again]);
+    this.opts.wake();
+  }
+
+  /** A snapshot at (index, term) replaced the entries here: whoever waited for one of them learns nothing more. */
+  snapshotInstalled(index: LogIndex, term: Term): void {
+    // The entries it skipped are not seen: a forwarded batch may be among them.
+    for (const f of this.forwarded.values()) f.maybeApplied = true;
     for (const [i, w] of this.inLog) {
       if (i > index) continue;
       this.inLog.delete(i);
@@ -330,19 +441,26 @@ export class PendingRequests {
       this.configWaiters.delete(i);
       w.reject(new RequestTimeoutError('a membership change whose entry a snapshot replaced', 0));
     }
+    if (term > this.appliedTerm) this.termSettled(index, term);
   }
 
   // ---- time-outs and failures ----------------------------------------------------
 
   /**
-   * Fails every request whose deadline passed; their outcome is unknown to
-   * the client. While `noLeader`, requests that never reached a leader get
-   * NoLeaderError instead of RequestTimeoutError.
+   * Fails every request whose deadline passed. While no leader is reachable
+   * (`view.reachable` false), requests that never left the queue (they were
+   * never proposed, or are known not to have applied) and reads get
+   * NoLeaderError; the others RequestTimeoutError (outcome unknown). Writes
+   * of a term that has had no leader here for orphanGraceMs fail with
+   * LeaderChangedError('unknown').
    */
-  expire(noLeader: boolean): void {
+  expire(view: LeadershipView): void {
+    if (view.leader !== null) this.ledAt.set(view.term, this.opts.now());
     if (!this.hasOutstanding()) return;
     const now = this.opts.now();
     const metrics = this.opts.metrics;
+    const noLeader = !view.reachable;
+    this.expireOrphans(view, now);
     for (const [index, w] of this.configWaiters) {
       if (w.deadline > now) continue;
       this.configWaiters.delete(index);
@@ -366,7 +484,8 @@ export class PendingRequests {
       this.forwarded.delete(id);
       for (const w of f.waiters) {
         metrics.timedOut++;
-        w.reject(timeout('a forwarded write'));
+        // It reached a leader, or may have: its outcome is unknown whether or not a leader is known now.
+        w.reject(new RequestTimeoutError('a forwarded write', this.opts.requestTimeoutMs));
       }
     }
     for (const [index, w] of this.inLog) {
@@ -397,6 +516,33 @@ export class PendingRequests {
       .filter((r) => r.waiters.length > 0);
   }
 
+  /**
+   * Fails the writes of a term that has had no leader here for
+   * orphanGraceMs (this node lost its leader and no other has settled the
+   * term since: it is likely cut off), unless their entry is committed here.
+   */
+  private expireOrphans(view: LeadershipView, now: number): void {
+    const orphaned = (term: Term): boolean => {
+      if (term === view.term && view.leader !== null) return false;
+      const led = this.ledAt.get(term);
+      return led !== undefined && now - led >= this.opts.orphanGraceMs;
+    };
+    const fail = (q: Waiter): void => {
+      this.opts.metrics.leaderChangedUnknown++;
+      q.reject(new LeaderChangedError('unknown'));
+    };
+    for (const [id, f] of this.forwarded) {
+      if (!orphaned(f.term)) continue;
+      this.forwarded.delete(id);
+      f.waiters.forEach(fail);
+    }
+    for (const [index, w] of this.inLog) {
+      if (!orphaned(w.term) || this.opts.isCommitted(index, w.term)) continue;
+      this.inLog.delete(index);
+      for (const x of w.waiters) if (x !== null) fail(x);
+    }
+  }
+
   /** Fails every pending request with `err` (the node stops). */
   failAll(err: Error): void {
     for (const q of this.queue) q.reject(err);
@@ -415,4 +561,11 @@ export class PendingRequests {
     for (const w of this.configWaiters.values()) w.reject(err);
     this.configWaiters.clear();
   }
+}
+
+/** Byte equality of two arrays. */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -19,6 +19,10 @@ export interface RuntimeMetrics {
   forwardedReads: number;
   rejectedTooMany: number;
   timedOut: number;
+  /** Writes proposed again because the leader changed and their first entry can never commit (docs/CLUSTER.md). */
+  reproposedWrites: number;
+  /** Writes failed with LeaderChangedError('unknown'): the leader changed and their outcome could not be settled. */
+  leaderChangedUnknown: number;
   malformedForwardFrames: number;
   stepErrors: number;
   snapshotsTaken: number;
@@ -29,7 +33,7 @@ export interface RuntimeMetrics {
 export function newRuntimeMetrics(): RuntimeMetrics {
   return {
     proposalsTotal: 0, entriesProposedTotal: 0, batchSizes: [], fsyncMs: [], fsyncRecentMs: [], roundsTotal: 0, forwardedWrites: 0,
-    forwardedReads: 0, rejectedTooMany: 0, timedOut: 0, malformedForwardFrames: 0, stepErrors: 0,
+    forwardedReads: 0, rejectedTooMany: 0, timedOut: 0, reproposedWrites: 0, leaderChangedUnknown: 0, malformedForwardFrames: 0, stepErrors: 0,
     snapshotsTaken: 0, snapshotsInstalled: 0,
   };
 }

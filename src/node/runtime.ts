@@ -124,6 +124,12 @@ export interface RuntimeOptions {
   readonly snapshotEveryBytes?: number;
   /** Called once when the node must stop (a storage failure): the process should exit. */
   readonly onFatal?: (err: unknown) => void;
+  /**
+   * How long a write waits for a term that has no leader here any more
+   * before it fails with LeaderChangedError('unknown') (src/node/requests.ts).
+   * Default: two of the longest election timeouts.
+   */
+  readonly orphanGraceMs?: number;
 }
 
 /** One node: a RaftNode driven in real time over real storage and transport. */
@@ -133,7 +139,7 @@ export class NodeRuntime {
   readonly metrics: RuntimeMetrics = newRuntimeMetrics();
   /** The last (up to 64) changes of this node's role, leader or term, oldest first (wall-clock ms), for /status and the dashboard. */
   readonly leadershipEvents: LeadershipEvent[];
-  private readonly opts: Required<Omit<RuntimeOptions, 'onFatal'>> & Pick<RuntimeOptions, 'onFatal'>;
+  private readonly opts: Required<Omit<RuntimeOptions, 'onFatal' | 'orphanGraceMs'>> & Pick<RuntimeOptions, 'onFatal' | 'orphanGraceMs'>;
   private readonly log: Logger;
   private readonly sm: StateMachine;
   private readonly storage: NodeStorage;
@@ -184,6 +190,10 @@ export class NodeRuntime {
     this.requests = new PendingRequests({
       now, metrics: this.metrics, requestTimeoutMs: this.opts.requestTimeoutMs, maxPendingRequests: this.opts.maxPendingRequests,
       maxPendingBytes: this.opts.maxPendingBytes, maxEntryBytes: this.opts.maxEntryBytes, wake: () => this.schedule(),
+      isCommitted: (index, term) => index <= this.core.log.commit && this.core.log.term(index) === term,
+      // Two of the longest election timeouts: a term settles within one election after its leader is lost, unless
+      // this node is cut off from the majority.
+      orphanGraceMs: this.opts.orphanGraceMs ?? 2 * this.core.config.electionTimeoutMaxTicks * this.opts.tickMs,
     });
     this.forwarding = new Forwarder({
       core: this.core, transport: this.transport, log: this.log, metrics: this.metrics, requests: this.requests,
@@ -241,6 +251,7 @@ export class NodeRuntime {
   /** Starts ticking and listening. */
   async start(): Promise<void> {
     this.transport.onFrame((from, frame) => this.onFrame(from, frame));
+    this.transport.onConnectionChange((peer, up) => this.onConnectionChange(peer, up));
     await this.transport.start();
     this.lastTickAt = performance.now();
     this.armTimer();
@@ -498,8 +509,31 @@ export class NodeRuntime {
     // Deadlines are checked every few ticks while requests are outstanding.
     if (this.ticks - this.lastExpireTick >= this.ticksPerExpiry) {
       this.lastExpireTick = this.ticks;
-      this.requests.expire(this.core.leaderId() === null);
+      const leader = this.core.leaderId();
+      this.requests.expire({ term: this.core.term, leader, reachable: this.reachable(leader) });
     }
+  }
+
+  /**
+   * True when `leader` is known and takes frames now: this node, or a peer
+   * whose connection is up. Client requests are forwarded only to such a
+   * leader; otherwise they wait (bounded by their deadlines), so that a
+   * request that reaches a follower of a dead leader is not sent into a
+   * queue that nobody will read.
+   */
+  private reachable(leader: NodeId | null): boolean {
+    return leader !== null && (leader === this.id || this.transport.isConnected(leader));
+  }
+
+  /**
+   * A peer's connection came up or went down. Reads forwarded to a peer
+   * whose connection went down are asked again (no answer may come); when
+   * the leader becomes reachable, the requests held for it go now.
+   */
+  private onConnectionChange(peer: NodeId, up: boolean): void {
+    if (this.stopped) return;
+    if (!up) this.requests.reaskReads(this.core.leaderId(), peer);
+    if (this.requests.hasQueued()) this.schedule();
   }
 
   /** Arms the timer for the next tick that matters, unless it already fires by then. */
@@ -573,6 +607,7 @@ export class NodeRuntime {
     try {
       this.catchUpTicks();
       if (this.stopped) return;
+      this.requests.reaskReads(this.core.leaderId()); // reads asked of a leader that is no longer ours
       this.flushProposals();
       this.flushReads();
       this.membership.maybeAutoPromote(this.ticks);
@@ -589,17 +624,18 @@ export class NodeRuntime {
 
   /**
    * Proposes the queued commands, packed into batches, as entries (leader)
-   * or forwards them (follower). With no leader known they wait for an
-   * election (bounded by their deadlines); when the core pushes back they
-   * go back to the queue, to be retried after the next commit.
+   * or forwards them (follower). With no leader known, or a leader whose
+   * connection is down, they wait for an election or the connection
+   * (bounded by their deadlines); when the core pushes back they go back to
+   * the queue, to be retried after the next commit.
    */
   private flushProposals(): void {
     if (!this.requests.hasQueuedCommands()) return;
     const leader = this.core.leaderId();
-    if (leader === null) return;
+    if (leader === null || !this.reachable(leader)) return;
     const batches = this.requests.packQueue();
     if (leader !== this.id) {
-      this.forwarding.forwardWrites(leader, batches);
+      this.forwarding.forwardWrites(leader, this.core.term, batches);
       return;
     }
     for (const [i, b] of batches.entries()) {
@@ -623,7 +659,7 @@ export class NodeRuntime {
   private flushReads(): void {
     if (!this.requests.hasQueuedReads()) return;
     const leader = this.core.leaderId();
-    if (leader === null) return;
+    if (leader === null || !this.reachable(leader)) return;
     const waiters = this.requests.takeReads();
     const id = this.requests.newId();
     if (leader !== this.id) {
@@ -639,7 +675,7 @@ export class NodeRuntime {
       }
       throw e;
     }
-    this.requests.readAsked(id, waiters, true);
+    this.requests.readAsked(id, waiters, null);
   }
 
   private sendRaft(m: Message): void {
@@ -652,7 +688,7 @@ export class NodeRuntime {
     this.log.info({ index: meta.index, term: meta.term }, 'installed a snapshot from the leader');
     this.applied = meta.index;
     this.snapshots.snapshotInstalled(meta.index);
-    this.requests.snapshotInstalled(meta.index);
+    this.requests.snapshotInstalled(meta.index, meta.term);
   }
 
   private apply(entries: readonly Entry[]): void {

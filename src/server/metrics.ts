@@ -132,6 +132,8 @@ export function nodeRegistry(runtime: NodeRuntime, transport: Transport, config:
   counter('quorumlog_entries_proposed_total', 'Log entries proposed on this node (batches).', () => m.entriesProposedTotal);
   counter('quorumlog_forwarded_writes_total', 'Client writes forwarded to the leader.', () => m.forwardedWrites);
   counter('quorumlog_requests_timed_out_total', 'Client requests that timed out.', () => m.timedOut);
+  counter('quorumlog_writes_reproposed_total', 'Client writes proposed again after a leader change, their first entry known never to commit.', () => m.reproposedWrites);
+  counter('quorumlog_writes_leader_changed_unknown_total', 'Client writes failed with "leader changed" whose outcome is unknown.', () => m.leaderChangedUnknown);
   counter('quorumlog_requests_rejected_total', 'Client requests refused at once because a bounded queue was full.', () => m.rejectedTooMany);
   counter('quorumlog_snapshots_taken_total', 'Snapshots taken (the log compacted).', () => m.snapshotsTaken);
   counter('quorumlog_snapshots_installed_total', 'Snapshots installed from the leader.', () => m.snapshotsInstalled);

@@ -23,11 +23,18 @@ export class MemoryNetwork {
   attach(t: MemoryTransport): void {
     if (this.nodes.has(t.nodeId)) throw new Error(`node ${t.nodeId} is already attached to this MemoryNetwork`);
     this.nodes.set(t.nodeId, t);
+    this.tellOthers(t.nodeId, true);
   }
 
-  /** Detaches a closed transport. */
+  /** Detaches a closed transport (its peers see their connections to it close). */
   detach(t: MemoryTransport): void {
-    if (this.nodes.get(t.nodeId) === t) this.nodes.delete(t.nodeId);
+    if (this.nodes.get(t.nodeId) !== t) return;
+    this.nodes.delete(t.nodeId);
+    this.tellOthers(t.nodeId, false);
+  }
+
+  private tellOthers(id: NodeId, up: boolean): void {
+    for (const other of [...this.nodes.values()]) if (other.nodeId !== id) other.peerChanged(id, up);
   }
 
   /** The attached transport of `id`, if any. */
@@ -84,6 +91,7 @@ export class MemoryTransport implements Transport {
   private readonly peers: ReadonlySet<NodeId>;
   private readonly useCodec: boolean;
   private handler: ((from: NodeId, frame: PeerFrame) => void) | null = null;
+  private connectionListener: ((peer: NodeId, up: boolean) => void) | null = null;
   private state: 'new' | 'started' | 'closed' = 'new';
   private readonly counters = {
     malformedFrames: 0, refusedHandshakes: 0, framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, unknownPeerFrames: 0,
@@ -104,6 +112,27 @@ export class MemoryTransport implements Transport {
 
   onFrame(handler: (from: NodeId, frame: PeerFrame) => void): void {
     this.handler = handler;
+  }
+
+  /**
+   * True while `to` is a peer and attached (started, not closed): a stopped
+   * node is what a refused connection is over TCP. A cut link does not show
+   * here (a silent partition, which the sender cannot tell).
+   */
+  isConnected(to: NodeId): boolean {
+    return this.state === 'started' && this.peers.has(to) && this.network.node(to) !== undefined;
+  }
+
+  onConnectionChange(listener: (peer: NodeId, up: boolean) => void): void {
+    this.connectionListener = listener;
+  }
+
+  /** Called by the hub when `peer` attaches or detaches: told to the listener on a later turn, in order, as socket events would be. */
+  peerChanged(peer: NodeId, up: boolean): void {
+    if (!this.peers.has(peer)) return;
+    setImmediate(() => {
+      if (this.state === 'started') this.connectionListener?.(peer, up);
+    });
   }
 
   start(): Promise<void> {

@@ -203,6 +203,7 @@ export class TcpTransport implements Transport {
     malformedFrames: 0, refusedHandshakes: 0, framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, unknownPeerFrames: 0,
   };
   private handler: ((from: NodeId, frame: PeerFrame) => void) | null = null;
+  private connectionListener: ((peer: NodeId, up: boolean) => void) | null = null;
   /** Fault injection (the dashboard's partition button): while true, every frame to and from peers is dropped. */
   private partitionedNow = false;
   private server: net.Server | null = null;
@@ -272,6 +273,7 @@ export class TcpTransport implements Transport {
     if (p.stallTimer !== null) clearTimeout(p.stallTimer);
     p.timer = null;
     p.stallTimer = null;
+    const wasUp = this.isUp(p);
     p.state = 'closed';
     const sock = p.socket;
     p.socket = null; // onOutboundClose ignores a socket that is no longer the peer's
@@ -283,6 +285,7 @@ export class TcpTransport implements Transport {
       c.socket.destroy();
     }
     this.log.info({ peer: id }, `removed peer ${id}`);
+    if (wasUp) this.connectionChanged(id, false);
   }
 
   /** The peers this transport sends to now (constructor's and setPeer's, less removePeer's). */
@@ -298,6 +301,30 @@ export class TcpTransport implements Transport {
     this.handler = handler;
   }
 
+  isConnected(to: NodeId): boolean {
+    const p = this.outbound.get(to);
+    return p !== undefined && this.isUp(p);
+  }
+
+  onConnectionChange(listener: (peer: NodeId, up: boolean) => void): void {
+    this.connectionListener = listener;
+  }
+
+  /** A frame sent to `p` now goes out at once: its connection is past the handshake and we are not cut off. */
+  private isUp(p: Outbound): boolean {
+    return p.state === 'ready' && !this.partitionedNow && !this.closed;
+  }
+
+  private connectionChanged(peer: NodeId, up: boolean): void {
+    const l = this.connectionListener;
+    if (l === null) return;
+    try {
+      l(peer, up);
+    } catch (err) {
+      this.log.error({ err, peer }, 'the connection listener threw');
+    }
+  }
+
   /**
    * Fault injection only: cuts this node off (true) or heals it (false).
    * While cut off, send() drops every frame silently (as a lost network
@@ -305,7 +332,10 @@ export class TcpTransport implements Transport {
    * connections stay up, so healing takes effect at once.
    */
   setPartitioned(on: boolean): void {
+    if (on === this.partitionedNow) return;
+    const ready = [...this.outbound.values()].filter((p) => p.state === 'ready' && !this.closed).map((p) => p.id);
     this.partitionedNow = on;
+    for (const id of ready) this.connectionChanged(id, !on);
   }
 
   get partitioned(): boolean {
@@ -507,6 +537,7 @@ export class TcpTransport implements Transport {
       p.lastError = null;
       this.log.info({ peer: p.id }, `connected to peer ${p.id}`);
       this.flushPeer(p);
+      if (this.isUp(p)) this.connectionChanged(p.id, true);
     }
   }
 
@@ -534,6 +565,7 @@ export class TcpTransport implements Transport {
       p.lastError = 'closed by the peer before the handshake completed (does it accept our TLS certificate?)';
     }
     const reason = p.lastError ?? 'closed';
+    const wasUp = this.isUp(p);
     if (p.state === 'ready') {
       this.log.warn({ peer: p.id, reason }, `connection to peer ${p.id} lost: ${reason}; reconnecting`);
     } else if (p.failures === 0 && !reason.startsWith('refused')) {
@@ -553,6 +585,7 @@ export class TcpTransport implements Transport {
       this.dial(p);
     }, this.backoffMs(p.failures));
     p.timer.unref();
+    if (wasUp) this.connectionChanged(p.id, false);
   }
 
   /** The delay before redialing after `failures` consecutive failures: exponential, capped, jittered to [½, 1]. */

@@ -67,6 +67,20 @@ export interface Transport {
   flush(): void;
   /** Sets the single handler of every valid frame received (from = the authenticated peer of that connection). */
   onFrame(handler: (from: NodeId, frame: PeerFrame) => void): void;
+  /**
+   * True while a frame sent to `to` now goes out at once on a live
+   * connection (TCP: the outbound connection is past its handshake, and the
+   * node is not cut off by fault injection). False while it would wait in
+   * the queue for a reconnection, or `to` is not a peer. The runtime holds
+   * client requests rather than forward them to a leader it cannot reach.
+   */
+  isConnected(to: NodeId): boolean;
+  /**
+   * Sets the single listener of isConnected() changes: `up` is true when a
+   * peer becomes reachable, false when it stops being (a lost connection,
+   * a peer that closed). Called on the event loop, never re-entrantly from send().
+   */
+  onConnectionChange(listener: (peer: NodeId, up: boolean) => void): void;
   /** Listens; resolves once listening. */
   start(): Promise<void>;
   /** Closes the listener and every connection, drops queues. The transport cannot be restarted. */

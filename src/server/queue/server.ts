@@ -344,7 +344,14 @@ export function addQueueService(server: grpc.Server, backend: QueueBackend, opts
       if (queueStatusOf(err)?.code === grpc.status.UNAVAILABLE) proposeCancel(lc.id, 'the attach outcome is unknown');
       throw err;
     }
-    if (lc.ended) return; // cancelled (or removed) while the attach was in flight; `gone` proposed the cancel
+    if (lc.ended) {
+      // The stream ended while the attach was in flight. `gone` proposed a cancel then, but that cancel may have
+      // applied before the attach did (an attach held through an election is proposed again after a leader change,
+      // docs/CLUSTER.md): cancel again, so the consumer does not take deliveries that no stream reads until the
+      // reconciler notices it.
+      proposeCancel(lc.id, 'the stream ended before the attach applied');
+      return;
+    }
     lc.started = true;
     call.write({ started: { consumer_id: lc.id } });
     for (const d of lc.early.splice(0)) send(lc, d);

@@ -10,18 +10,18 @@ import { test } from 'node:test';
 import type { Entry } from '../protocol/entry.js';
 import { encodeBatch } from './batch.js';
 import { LeaderChangedError } from './errors.js';
-import { PendingRequests } from './requests.js';
+import { PendingRequests, requestIdBase } from './requests.js';
 import { newRuntimeMetrics } from './runtime-metrics.js';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
-function pending() {
+function pending(firstId?: number) {
   let now = 0;
   const metrics = newRuntimeMetrics();
   const committed = new Set<string>();
   const r = new PendingRequests({
     now: () => now, metrics, requestTimeoutMs: 10_000, maxPendingRequests: 100, maxPendingBytes: 1 << 20, maxEntryBytes: 1 << 16,
-    wake: () => undefined, isCommitted: (i, t) => committed.has(`${i}/${t}`), orphanGraceMs: 1000,
+    wake: () => undefined, isCommitted: (i, t) => committed.has(`${i}/${t}`), orphanGraceMs: 1000, ...(firstId === undefined ? {} : { firstId }),
   });
   return { r, metrics, committed, advance: (ms: number) => (now += ms) };
 }
@@ -125,4 +125,24 @@ test('a write whose term has had no leader for the orphan grace fails, unless it
   const failed: unknown = a.outcomes[0];
   assert.ok(failed instanceof LeaderChangedError && failed.outcome === 'unknown', String(failed));
   assert.deepEqual(c.outcomes, ['pending'], 'a committed entry will apply: it is not failed');
+});
+
+test('a later process of the same node never reuses a request id of an earlier one, so a late answer meant for the earlier one matches nothing', async () => {
+  // The earlier process: started at t0, handed out 3000 ids (far more than a node forwards in the 5 ms it lived).
+  const t0 = 1_796_000_000_000;
+  const earlier = pending(requestIdBase(t0)).r;
+  assert.equal(earlier.newId(), t0 * 1024);
+  let lastOfEarlier = 0;
+  for (let i = 0; i < 3000; i++) lastOfEarlier = earlier.newId();
+  // The later one, started 5 ms on, forwards a batch; a leader's answer to the earlier process's last request arrives.
+  const { r } = pending(requestIdBase(t0 + 5));
+  const { b, bytes, outcomes } = batchOf(r, ['x']);
+  const id = r.newId();
+  assert.ok(id > lastOfEarlier, `${id} must be above every id of the earlier process (${lastOfEarlier})`);
+  assert.ok(Number.isSafeInteger(requestIdBase(Date.UTC(2200, 0, 1))), 'ids stay exact doubles for a long while');
+  r.forwardedAs(id, b, 3, bytes);
+  assert.equal(r.takeForwarded(lastOfEarlier), undefined, 'the stale answer matches no request of this process');
+  await settle();
+  assert.deepEqual(outcomes, ['pending']);
+  assert.equal(r.takeForwarded(id)?.length, 1, 'its own request still waits for its own answer');
 });

@@ -117,6 +117,22 @@ export interface PendingRequestsOptions {
   readonly isCommitted: (index: LogIndex, term: Term) => boolean;
   /** How long a write may wait for a term that has no leader here any more before it fails with LeaderChangedError('unknown'). */
   readonly orphanGraceMs: number;
+  /** The first id newId() hands out (the runtime: requestIdBase(Date.now())); default 1. */
+  readonly firstId?: number;
+}
+
+/**
+ * Where a process's request ids start: its start time in milliseconds times
+ * 1024. The peer transport keeps frames queued for a peer that went away and
+ * delivers them when it comes back, possibly to a new process of that node:
+ * a leader's late answer to a forwarded request of the previous process must
+ * not match a request of the new one. Ids from this base never meet those of
+ * an earlier process of the same node unless it handed out more than 1024
+ * ids a millisecond over its whole life, and stay exact doubles (below 2^53)
+ * until the year 2248.
+ */
+export function requestIdBase(nowMs: number): number {
+  return Math.floor(nowMs) * 1024;
 }
 
 /** This node's view of leadership when deadlines are checked (PendingRequests.expire). */
@@ -133,7 +149,8 @@ export interface LeadershipView {
  * Invariants: `queueBytes` is the sum of the queued commands' lengths; every
  * waiter is in exactly one place until it is resolved or rejected, and then
  * in none; ids from newId() are never reused (forwarded writes and reads
- * share them, and the leader's refusal names only the id).
+ * share them, and the leader's refusal names only the id), nor, with the
+ * runtime's firstId (requestIdBase), met by a later process of this node.
  */
 export class PendingRequests {
   private readonly opts: PendingRequestsOptions;
@@ -157,6 +174,7 @@ export class PendingRequests {
 
   constructor(opts: PendingRequestsOptions) {
     this.opts = opts;
+    this.nextId = opts.firstId ?? 1;
   }
 
   /** A fresh id for a forwarded request or a core read context. */

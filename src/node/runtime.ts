@@ -51,7 +51,7 @@ import { LeadershipWatch, type LeadershipEvent } from './leadership-watch.js';
 import { MembershipWatch } from './membership-watch.js';
 import type { NodeStorage } from './node-storage.js';
 import { ReadyLoop } from './ready-loop.js';
-import { PendingRequests } from './requests.js';
+import { PendingRequests, requestIdBase } from './requests.js';
 import { newRuntimeMetrics, pushBounded, pushRing, type RuntimeMetrics } from './runtime-metrics.js';
 import { SnapshotPolicy } from './snapshot-policy.js';
 
@@ -194,6 +194,8 @@ export class NodeRuntime {
       // Two of the longest election timeouts: a term settles within one election after its leader is lost, unless
       // this node is cut off from the majority.
       orphanGraceMs: this.opts.orphanGraceMs ?? 2 * this.core.config.electionTimeoutMaxTicks * this.opts.tickMs,
+      // Not 1: a leader's late answer to the previous process of this node must not match a request of this one.
+      firstId: requestIdBase(Date.now()),
     });
     this.forwarding = new Forwarder({
       core: this.core, transport: this.transport, log: this.log, metrics: this.metrics, requests: this.requests,

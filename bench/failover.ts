@@ -25,8 +25,8 @@ import { parseArgs } from 'node:util';
 import { EtcdTestClient } from '../test/cluster/etcd-client.js';
 import { TestCluster } from '../test/cluster/harness.js';
 import { EtcdCluster } from './cluster/etcd.js';
-import { etcdEndpointStatus, killEtcdMember, restartEtcdMember } from './cluster/etcd-member.js';
-import { clusterTimeouts, distribution, freeEtcdBasePort, isMainModule, onInterrupt, sleep, type ClusterTimeouts, type Distribution } from './cluster/fault-util.js';
+import { killEtcdMember, restartEtcdMember, settledEtcdLeader } from './cluster/etcd-member.js';
+import { clusterTimeouts, distribution, freeEtcdBasePort, isMainModule, warmPut, onInterrupt, sleep, type ClusterTimeouts, type Distribution } from './cluster/fault-util.js';
 import { fmt, mdTable, progress, REPORT_DIR, writeReport } from './cluster/report.js';
 import { renderCdfSvg } from './svg-cdf.js';
 
@@ -102,20 +102,6 @@ async function firstAck(
   return { at: d?.at ?? null, by: d?.by ?? null, failed };
 }
 
-/** Writes through `client` until one put succeeds (the connection is up and the node serves writes). */
-async function warmPut(client: EtcdTestClient, key: string, capMs = 20_000): Promise<void> {
-  const deadline = Date.now() + capMs;
-  for (;;) {
-    try {
-      await client.put(key, 'warm');
-      return;
-    } catch (e) {
-      if (Date.now() > deadline) throw new Error(`${client.endpoint}: no write acknowledged within ${capMs} ms`, { cause: e });
-      await sleep(50);
-    }
-  }
-}
-
 async function quorumlogSeries(mode: 'push' | 'pull', o: Options, report: (line: string, force?: boolean) => void,
   track: (c: TestCluster | null) => void): Promise<{ timeouts: ClusterTimeouts; trials: FailoverTrial[] }> {
   const c = await TestCluster.start({ nodes: 3, mode });
@@ -171,23 +157,7 @@ async function etcdSeries(o: Options, report: (line: string, force?: boolean) =>
     track(e, dir);
     const cluster = e;
     for (let t = 0; t < o.etcdTrials; t++) {
-      // Settled: every member answers, agrees on the leader and has its raft index.
-      let leaderName: string | null = null;
-      const settleBy = Date.now() + 30_000;
-      while (Date.now() < settleBy) {
-        const st = etcdEndpointStatus(cluster);
-        const rows = [...st.values()];
-        const lead = rows.find((r) => r.memberId === r.leader);
-        if (st.size === cluster.members.length && lead !== undefined && rows.every((r) => r.leader === lead.leader && r.raftIndex >= lead.raftIndex)) {
-          leaderName = [...st.entries()].find(([, r]) => r === lead)?.[0] ?? null;
-          break;
-        }
-        await sleep(100);
-      }
-      if (leaderName === null) throw new Error(`etcd did not settle within 30 s; logs in ${dir}`);
-      const index = cluster.members.findIndex((m) => m.name === leaderName);
-      const leader = cluster.members[index];
-      if (leader === undefined) throw new Error(`no etcd member ${leaderName}`);
+      const { leader, index } = await settledEtcdLeader(cluster);
       const writers = cluster.members.filter((m) => m !== leader).map((m) => ({ label: m.name, client: new EtcdTestClient(m.client, o.deadlineMs) }));
       try {
         for (const w of writers) await warmPut(w.client, `warm/${w.label}`);

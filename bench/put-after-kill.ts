@@ -34,8 +34,8 @@ import { runEtcdctl } from '../src/server/etcd/test-util.js';
 import { EtcdTestClient } from '../test/cluster/etcd-client.js';
 import { TestCluster } from '../test/cluster/harness.js';
 import { EtcdCluster } from './cluster/etcd.js';
-import { etcdEndpointStatus, killEtcdMember, restartEtcdMember } from './cluster/etcd-member.js';
-import { clusterTimeouts, distribution, freeEtcdBasePort, isMainModule, onInterrupt, sleep, type ClusterTimeouts, type Distribution } from './cluster/fault-util.js';
+import { killEtcdMember, restartEtcdMember, settledEtcdLeader } from './cluster/etcd-member.js';
+import { clusterTimeouts, distribution, freeEtcdBasePort, isMainModule, warmPut, onInterrupt, sleep, type ClusterTimeouts, type Distribution } from './cluster/fault-util.js';
 import { fmt, mdTable, progress, REPORT_DIR, writeReport } from './cluster/report.js';
 import { renderCdfSvg } from './svg-cdf.js';
 
@@ -120,20 +120,6 @@ async function etcdctlPut(endpoints: readonly string[], key: string, value: stri
   if (r.code !== 0 || r.stdout.trim() !== 'OK') throw new Error(r.stderr.trim() || `etcdctl exited ${String(r.code)}`);
 }
 
-/** Writes through `client` until one put succeeds (the connection is up and the node serves writes). */
-async function warmPut(client: EtcdTestClient, key: string, capMs = 20_000): Promise<void> {
-  const deadline = Date.now() + capMs;
-  for (;;) {
-    try {
-      await client.put(key, 'warm');
-      return;
-    } catch (e) {
-      if (Date.now() > deadline) throw new Error(`${client.endpoint}: no write acknowledged within ${capMs} ms`, { cause: e });
-      await sleep(50);
-    }
-  }
-}
-
 /** Kills the leader with `kill` (which must send SIGKILL before it returns its promise) and races both writers. */
 async function trialWrites(
   kill: () => Promise<void>, client: EtcdTestClient, endpoints: readonly string[], key: string, deadlineMs: number,
@@ -195,23 +181,7 @@ async function etcdSeries(o: Options, report: (line: string, force?: boolean) =>
     track(e, dir);
     const cluster = e;
     for (let t = 0; t < o.etcdTrials; t++) {
-      // Settled: every member answers, agrees on the leader and has its raft index.
-      let leaderName: string | null = null;
-      const settleBy = Date.now() + 30_000;
-      while (Date.now() < settleBy) {
-        const st = etcdEndpointStatus(cluster);
-        const rows = [...st.values()];
-        const lead = rows.find((r) => r.memberId === r.leader);
-        if (st.size === cluster.members.length && lead !== undefined && rows.every((r) => r.leader === lead.leader && r.raftIndex >= lead.raftIndex)) {
-          leaderName = [...st.entries()].find(([, r]) => r === lead)?.[0] ?? null;
-          break;
-        }
-        await sleep(100);
-      }
-      if (leaderName === null) throw new Error(`etcd did not settle within 30 s; logs in ${dir}`);
-      const index = cluster.members.findIndex((m) => m.name === leaderName);
-      const leader = cluster.members[index];
-      if (leader === undefined) throw new Error(`no etcd member ${leaderName}`);
+      const { leader, index } = await settledEtcdLeader(cluster);
       const survivors = cluster.members.filter((m) => m !== leader);
       const via = survivors[t % survivors.length];
       if (via === undefined) throw new Error('no survivor');

@@ -50,3 +50,25 @@ export function etcdEndpointStatus(c: EtcdCluster): Map<string, { raftIndex: num
   }
   return out;
 }
+
+/**
+ * Waits until the cluster has settled (every member answers, agrees on the
+ * leader and has its raft index) and returns the leader and its index in
+ * `c.members`; throws after 30 s.
+ */
+export async function settledEtcdLeader(c: EtcdCluster): Promise<{ leader: EtcdMember; index: number }> {
+  const settleBy = Date.now() + 30_000;
+  while (Date.now() < settleBy) {
+    const st = etcdEndpointStatus(c);
+    const rows = [...st.values()];
+    const lead = rows.find((r) => r.memberId === r.leader);
+    if (st.size === c.members.length && lead !== undefined && rows.every((r) => r.leader === lead.leader && r.raftIndex >= lead.raftIndex)) {
+      const name = [...st.entries()].find(([, r]) => r === lead)?.[0];
+      const index = c.members.findIndex((m) => m.name === name);
+      const leader = c.members[index];
+      if (leader !== undefined) return { leader, index };
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`etcd did not settle within 30 s; logs in ${c.dir}`);
+}

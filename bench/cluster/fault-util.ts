@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { formatAddress } from '../../src/server/config.js';
 import { NODE_DEFAULTS } from '../../src/server/config.js';
+import type { EtcdTestClient } from '../../test/cluster/etcd-client.js';
 import type { TestCluster, TestNode } from '../../test/cluster/harness.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -147,4 +148,18 @@ export async function freePortBase(lo: number, count: number, offsets: readonly 
 /** A base port with base..base+count-1 and base+100.. free (an etcd cluster's client and peer ports). */
 export function freeEtcdBasePort(lo: number, count = 3): Promise<number> {
   return freePortBase(lo, count, [0, 100]);
+}
+
+/** One acknowledged put through `client` (retried while the cluster settles), so its connection is up before a trial. */
+export async function warmPut(client: EtcdTestClient, key: string, capMs = 20_000): Promise<void> {
+  const deadline = Date.now() + capMs;
+  for (;;) {
+    try {
+      await client.put(key, 'warm');
+      return;
+    } catch (e) {
+      if (Date.now() > deadline) throw new Error(`${client.endpoint}: no write acknowledged within ${capMs} ms`, { cause: e });
+      await sleep(50);
+    }
+  }
 }

@@ -267,7 +267,7 @@ export class RaftNode {
 
   /**
    * True when ready() has something for the runtime and may be called: not
-   * while maxInflightReadies await persisted(), nor while a Ready that
+   * while maxInflightReadies are not yet acknowledged by persisted(), nor while a Ready that
    * installs a snapshot does (the state machine must be restored from it
    * before anything after it is applied).
    */
@@ -296,7 +296,7 @@ export class RaftNode {
   ready(): Ready {
     this.checkNotInReady('ready');
     if (this.readyBlocked()) {
-      throw new ApiMisuseError(`ready() while ${this.inflight.length} Readies await persisted()${this.inflightSnapshot ? ', one of them a snapshot install' : ''}`);
+      throw new ApiMisuseError(`ready() while ${this.inflight.length} Readies are not yet acknowledged by persisted()${this.inflightSnapshot ? ', one of them a snapshot install' : ''}`);
     }
     if (this.role.kind === 'leader' && this.role.replicationDue) {
       this.role.replicationDue = false;

@@ -8,36 +8,11 @@
 // ('unknown') long before its deadline.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
-import { pino } from 'pino';
-import { nodeId, type NodeId } from '../protocol/ids.js';
-import { NodeFileSystem } from '../storage/fs.js';
-import { MemoryNetwork, MemoryTransport } from '../transport/memory.js';
-import { Prng } from '../util/prng.js';
 import { LeaderChangedError } from './errors.js';
-import { NodeStorage } from './node-storage.js';
-import { NodeRuntime, type StateMachine } from './runtime.js';
-
-/** Appends each command to a list; its result is the list's length. */
-class ListMachine implements StateMachine {
-  items: string[] = [];
-  apply(command: Uint8Array): unknown {
-    this.items.push(new TextDecoder().decode(command));
-    return this.items.length;
-  }
-  snapshot(): Uint8Array {
-    return new TextEncoder().encode(JSON.stringify(this.items));
-  }
-  restore(data: Uint8Array): void {
-    this.items = JSON.parse(new TextDecoder().decode(data)) as string[];
-  }
-}
+import { startMemoryCluster } from './memory-cluster.js';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -48,46 +23,9 @@ afterEach(async () => {
 const REQUEST_TIMEOUT_MS = 10_000;
 
 async function cluster(mode: 'push' | 'pull', orphanGraceMs: number) {
-  const ids = ['a', 'b', 'c'].map(nodeId);
-  const net = new MemoryNetwork();
-  const dir = mkdtempSync(join(tmpdir(), 'quorumlog-election-'));
-  const nodes = ids.map((id, i) => {
-    const sm = new ListMachine();
-    const runtime = new NodeRuntime({
-      raft: { id, voters: ids, replication: mode, random: new Prng(i + 21), electionTimeoutMinTicks: 10, electionTimeoutMaxTicks: 20, heartbeatIntervalTicks: 2, fetchMaxWaitTicks: 4 },
-      storage: new NodeStorage(new NodeFileSystem(), join(dir, id)),
-      transport: new MemoryTransport(net, id, ids.filter((x) => x !== id)),
-      stateMachine: sm,
-      logger: pino({ level: 'silent' }),
-      tickMs: 5,
-      requestTimeoutMs: REQUEST_TIMEOUT_MS,
-      orphanGraceMs,
-    });
-    return { id, sm, runtime };
-  });
-  await Promise.all(nodes.map((n) => n.runtime.start()));
-  cleanups.push(async () => {
-    await Promise.all(nodes.map((n) => n.runtime.stop()));
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const leader = async (exclude: NodeId[] = []) => {
-    for (let i = 0; i < 1000; i++) {
-      const l = nodes.find((n) => n.runtime.isLeader() && !exclude.includes(n.id));
-      if (l !== undefined) return l;
-      await sleep(5);
-    }
-    throw new Error('no leader');
-  };
-  /** Waits until every node in `on` has applied as far as the first of them, then returns their lists. */
-  const settled = async (on: typeof nodes) => {
-    for (let i = 0; i < 1000; i++) {
-      const target = Math.max(...on.map((n) => n.runtime.commitIndex));
-      if (on.every((n) => n.runtime.appliedIndex >= target)) break;
-      await sleep(5);
-    }
-    return on.map((n) => n.sm.items);
-  };
-  return { nodes, net, ids, leader, settled };
+  const c = await startMemoryCluster(mode, { seed: 21, requestTimeoutMs: REQUEST_TIMEOUT_MS, orphanGraceMs });
+  cleanups.push(() => c.close());
+  return c;
 }
 
 const count = (xs: readonly string[], x: string): number => xs.filter((y) => y === x).length;

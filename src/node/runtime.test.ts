@@ -11,28 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import { pino } from 'pino';
-import { nodeId, type NodeId } from '../protocol/ids.js';
+import { nodeId } from '../protocol/ids.js';
 import { NodeFileSystem } from '../storage/fs.js';
 import { MemoryNetwork, MemoryTransport } from '../transport/memory.js';
 import { Prng } from '../util/prng.js';
 import { LeaderChangedError, NoLeaderError, RequestTimeoutError, TooManyRequestsError } from './errors.js';
+import { ListMachine, startMemoryCluster } from './memory-cluster.js';
 import { NodeStorage } from './node-storage.js';
-import { NodeRuntime, type StateMachine } from './runtime.js';
-
-/** Appends each command to a list; its result is the list's length. */
-class ListMachine implements StateMachine {
-  items: string[] = [];
-  apply(command: Uint8Array): unknown {
-    this.items.push(new TextDecoder().decode(command));
-    return this.items.length;
-  }
-  snapshot(): Uint8Array {
-    return new TextEncoder().encode(JSON.stringify(this.items));
-  }
-  restore(data: Uint8Array): void {
-    this.items = JSON.parse(new TextDecoder().decode(data)) as string[];
-  }
-}
+import { NodeRuntime } from './runtime.js';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -42,37 +28,12 @@ afterEach(async () => {
 });
 
 async function cluster(mode: 'push' | 'pull', opts: { maxPendingRequests?: number; requestTimeoutMs?: number } = {}) {
-  const ids = ['a', 'b', 'c'].map(nodeId);
-  const net = new MemoryNetwork();
-  const dir = mkdtempSync(join(tmpdir(), 'quorumlog-runtime-'));
-  const nodes = ids.map((id, i) => {
-    const sm = new ListMachine();
-    const runtime = new NodeRuntime({
-      raft: { id, voters: ids, replication: mode, random: new Prng(i + 1), electionTimeoutMinTicks: 10, electionTimeoutMaxTicks: 20, heartbeatIntervalTicks: 2, fetchMaxWaitTicks: 4 },
-      storage: new NodeStorage(new NodeFileSystem(), join(dir, id)),
-      transport: new MemoryTransport(net, id, ids.filter((x) => x !== id)),
-      stateMachine: sm,
-      logger: pino({ level: 'silent' }),
-      tickMs: 5,
-      requestTimeoutMs: opts.requestTimeoutMs ?? 2000,
-      ...(opts.maxPendingRequests !== undefined ? { maxPendingRequests: opts.maxPendingRequests } : {}),
-    });
-    return { id, sm, runtime };
+  const c = await startMemoryCluster(mode, {
+    seed: 1, requestTimeoutMs: opts.requestTimeoutMs ?? 2000,
+    ...(opts.maxPendingRequests !== undefined ? { maxPendingRequests: opts.maxPendingRequests } : {}),
   });
-  await Promise.all(nodes.map((n) => n.runtime.start()));
-  cleanups.push(async () => {
-    await Promise.all(nodes.map((n) => n.runtime.stop()));
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const leader = async (exclude: NodeId[] = []) => {
-    for (let i = 0; i < 400; i++) {
-      const l = nodes.find((n) => n.runtime.core.role.kind === 'leader' && !exclude.includes(n.id));
-      if (l !== undefined) return l;
-      await sleep(5);
-    }
-    throw new Error('no leader');
-  };
-  return { nodes, net, ids, leader };
+  cleanups.push(() => c.close());
+  return c;
 }
 
 for (const mode of ['push', 'pull'] as const) {

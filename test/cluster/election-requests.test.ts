@@ -10,24 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
 import { runEtcdctl } from '../../src/server/etcd/test-util.js';
 import { EtcdTestClient } from './etcd-client.js';
-import { TestCluster, type TestNode } from './harness.js';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Retries while the cluster settles (used only outside the measured put). */
-async function retry<T>(what: string, f: () => Promise<T>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      return await f();
-    } catch (e) {
-      last = e;
-      await sleep(100);
-    }
-  }
-  throw new Error(`${what} kept failing for ${ms} ms: ${(last as Error).message}`);
-}
+import { retry, TestCluster, type TestNode } from './harness.js';
 
 /**
  * The bound on a put sent right after the kill: the client's deadline is 5 s

@@ -9,24 +9,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { EtcdTestClient } from './etcd-client.js';
-import { TestCluster, type TestNode } from './harness.js';
+import { retry, TestCluster, type TestNode } from './harness.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Retries an operation while the cluster elects (UNAVAILABLE, deadline), up to `ms`. */
-async function retry<T>(what: string, f: () => Promise<T>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      return await f();
-    } catch (e) {
-      last = e;
-      await sleep(100);
-    }
-  }
-  throw new Error(`${what} kept failing for ${ms} ms: ${(last as Error).message}`);
-}
 
 /** The value written under `key` around the kill: 2 KiB that spell out the key, so a partial or mixed-up value cannot pass. */
 function valueOf(key: string): string {

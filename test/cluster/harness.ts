@@ -227,3 +227,18 @@ export async function until<T>(what: string, fn: () => Promise<T | null>, timeou
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** Retries `f` while it throws (the cluster elects: UNAVAILABLE, deadlines), every 100 ms, up to `ms`; then throws with the last error. */
+export async function retry<T>(what: string, f: () => Promise<T>, ms = 15_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      return await f();
+    } catch (e) {
+      last = e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`${what} kept failing for ${ms} ms: ${(last as Error).message}`);
+}

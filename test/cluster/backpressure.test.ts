@@ -28,6 +28,16 @@ for (const mode of ['push', 'pull'] as const) {
     try {
       const leader = await c.waitForLeader();
       const slow = c.nodes.find((n) => n !== leader) as TestNode;
+      // Stop the follower only once the leader has its acknowledgement of a write: a follower stopped before its
+      // first answer leaves the leader probing it, one AppendEntries at a time, so nothing would queue for it.
+      const warm = new EtcdTestClient(leader.endpoint, 10_000);
+      clients.push(warm);
+      await warm.put('warm', 'up');
+      const deadline = Date.now() + 10_000;
+      while ((await metric(leader, 'quorumlog_peer_replication_lag_entries', `peer="${slow.id}"`)) > 0) {
+        assert.ok(Date.now() < deadline, `${slow.id} never caught up with ${leader.id} before it was stopped`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
       slow.pause();
       // What the stopped follower had acknowledged is at most the leader's log end now: everything appended from here on is lag.
       const lastAtPause = (await c.waitFor(leader, () => true, 5000, `${leader.id}'s status`)).lastIndex;
@@ -35,9 +45,10 @@ for (const mode of ['push', 'pull'] as const) {
       let maxQueued = 0;
       let maxLag = 0;
       let maxRss = 0;
-      for (let i = 0; i < 8; i++) clients.push(new EtcdTestClient(leader.endpoint, 20_000));
+      const loaders = Array.from({ length: 8 }, () => new EtcdTestClient(leader.endpoint, 20_000));
+      clients.push(...loaders);
       for (let round = 0; round < 12; round++) {
-        await Promise.all(clients.map((cl, i) => Promise.all(Array.from({ length: 8 }, (_, j) => cl.put(`big/${round}/${i}/${j}`, value)))));
+        await Promise.all(loaders.map((cl, i) => Promise.all(Array.from({ length: 8 }, (_, j) => cl.put(`big/${round}/${i}/${j}`, value)))));
         maxQueued = Math.max(maxQueued, await metric(leader, 'quorumlog_peer_inflight_bytes', `peer="${slow.id}"`));
         maxLag = Math.max(maxLag, await metric(leader, 'quorumlog_peer_replication_lag_entries', `peer="${slow.id}"`));
         maxRss = Math.max(maxRss, await metric(leader, 'process_resident_memory_bytes'));

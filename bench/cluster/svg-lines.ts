@@ -1,7 +1,10 @@
 // Line plots over time as a plain SVG document (no plotting library), in the
 // style of bench/svg-cdf.ts: panels in a grid, linear axes with round ticks,
 // a legend per panel, and shaded x intervals (e.g. while a process was
-// stopped). Used by the back-pressure report.
+// stopped). Used by the back-pressure report, and with a logarithmic x axis
+// and point markers by the scaling report (throughput against clients).
+
+import { assertNever } from '../../src/util/assert.js';
 
 /** One line: (x, y) points in x order; NaN y values leave a gap. */
 export interface LineSeries {
@@ -19,10 +22,19 @@ export interface LinePanel {
   readonly shadedLabel?: string;
 }
 
+/** How x maps to the page: linear with round ticks, or base-10 logarithmic with the given ticks (all > 0). */
+export type XAxis =
+  | { readonly kind: 'linear' }
+  | { readonly kind: 'log'; readonly ticks: readonly number[] };
+
 /** The whole figure. */
 export interface LineFigure {
   readonly title: string;
   readonly xLabel: string;
+  /** Default linear. */
+  readonly xAxis?: XAxis;
+  /** Draw a dot at every point (default no: time series have too many). */
+  readonly markers?: boolean;
   readonly panels: readonly LinePanel[];
   /** Panels per row (default 2). */
   readonly columns?: number;
@@ -81,19 +93,39 @@ function renderPanel(fig: LineFigure, panel: LinePanel, ox: number, oy: number, 
   const y0 = oy + M.top;
   const xs = panel.series.flatMap((s) => s.points.map((p) => p[0]));
   const ys = panel.series.flatMap((s) => s.points.map((p) => p[1])).filter((y) => Number.isFinite(y));
-  const xTicks = ticks(Math.min(0, ...xs), Math.max(1, ...xs));
+  const axis: XAxis = fig.xAxis ?? { kind: 'linear' };
+  let xTicks: number[];
+  let fx: (v: number) => number; // x in axis units: itself, or its log10
+  switch (axis.kind) {
+    case 'linear':
+      xTicks = ticks(Math.min(0, ...xs), Math.max(1, ...xs));
+      fx = (v) => v;
+      break;
+    case 'log': {
+      const positive = [...axis.ticks, ...xs].filter((v) => v > 0);
+      xTicks = [...axis.ticks].filter((v) => v > 0).sort((a, b) => a - b);
+      if (xTicks.length === 0) xTicks = [Math.min(...positive), Math.max(...positive)];
+      fx = (v) => Math.log10(v);
+      break;
+    }
+    default:
+      return assertNever(axis);
+  }
   const yTicks = ticks(Math.min(0, ...ys), Math.max(1, ...ys));
-  const xMin = xTicks[0] as number;
-  const xMax = xTicks[xTicks.length - 1] as number;
+  // The x domain in data units (a log axis also stretches to points beyond its ticks), then in axis units.
+  const xLo = Math.min(xTicks[0] as number, ...(axis.kind === 'log' ? xs.filter((v) => v > 0) : []));
+  const xHi = Math.max(xTicks[xTicks.length - 1] as number, ...(axis.kind === 'log' ? xs : []));
+  const xMin = fx(xLo);
+  const xMax = fx(xHi);
   const yMin = yTicks[0] as number;
   const yMax = yTicks[yTicks.length - 1] as number;
-  const sx = (v: number): number => x0 + ((v - xMin) / (xMax - xMin || 1)) * pw;
+  const sx = (v: number): number => x0 + ((fx(v) - xMin) / (xMax - xMin || 1)) * pw;
   const sy = (v: number): number => y0 + (1 - (v - yMin) / (yMax - yMin || 1)) * ph;
   const out: string[] = ['<g>'];
   out.push(`<text x="${num(x0 + pw / 2)}" y="${oy + 20}" text-anchor="middle" font-size="13" font-weight="bold">${esc(panel.title)}</text>`);
   for (const [a, b] of panel.shaded ?? []) {
-    const left = sx(Math.max(a, xMin));
-    const right = sx(Math.min(b, xMax));
+    const left = sx(Math.max(a, xLo));
+    const right = sx(Math.min(b, xHi));
     if (right > left) out.push(`<rect x="${num(left)}" y="${y0}" width="${num(Math.max(0.5, right - left))}" height="${ph}" fill="#e8e8e8"/>`);
   }
   for (const v of xTicks) {
@@ -123,6 +155,11 @@ function renderPanel(fig: LineFigure, panel: LinePanel, ox: number, oy: number, 
       pen = true;
     }
     if (d !== '') out.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="1.8" clip-path="url(#clip-l${index})"/>`);
+    if (fig.markers === true) {
+      for (const [x, y] of s.points) {
+        if (Number.isFinite(y)) out.push(`<circle cx="${num(sx(x))}" cy="${num(sy(y))}" r="3.2" fill="${color}"/>`);
+      }
+    }
   });
   // Legend under the axis label.
   const items = [...panel.series.map((s, j) => ({ text: s.label, color: COLORS[j % COLORS.length] as string, band: false })),

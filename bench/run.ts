@@ -4,7 +4,7 @@
 // target the reports judged. Each benchmark prints its own progress lines and
 // tables and writes docs/bench/<name>.{json,md} (and plots).
 //
-//   npm run bench                 # the full run (about 40 minutes on 2 cores)
+//   npm run bench                 # the full run (about 45 minutes on 2 cores)
 //   npm run bench -- --quick      # a smoke run of every benchmark (about 3 minutes); reports go to quick-* files
 //   npm run bench -- writes idle  # only these
 //
@@ -28,6 +28,7 @@ export const SUITE = [
   { name: 'backpressure', script: 'backpressure.js', report: 'backpressure', what: 'a follower stopped in bursts under load (item 6)' },
   { name: 'failover', script: 'failover.js', report: 'failover', what: 'kill -9 of the leader to the first acknowledged write, 100 trials (item 7)' },
   { name: 'put-after-kill', script: 'put-after-kill.js', report: 'put-after-kill', what: 'a put sent right after kill -9 of the leader, gRPC and etcdctl, 50 trials (issue 17)' },
+  { name: 'scaling', script: 'scaling.js', report: 'scaling', what: 'puts at 1/16/64/128/512 clients and gets at 128: leader main-thread CPU per put, its one-core ceiling, CPU per put over the members, push, pull, etcd (issue 18 item 4)' },
 ] as const;
 
 /** Runs one compiled benchmark script in its own process; returns its exit status. */

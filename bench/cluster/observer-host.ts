@@ -16,10 +16,11 @@ import { fileURLToPath } from 'node:url';
 import { parseConfig, type NodeConfig } from '../../src/server/config.js';
 import { startNode, type RunningNode } from '../../src/server/node-process.js';
 
-/** Reads an observer's config file, forcing logLevel 'warn' (K nodes share one stdout). */
+/** Reads an observer's config file, forcing logLevel 'warn' (K nodes share one stdout) and no protocol workers. */
 export function observerConfig(path: string): NodeConfig {
   const raw = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-  const config = parseConfig({ ...raw, logLevel: 'warn' });
+  // Many observers share this process: each serves its client port on this thread rather than forking a worker.
+  const config = parseConfig({ ...raw, logLevel: 'warn', protocolWorkers: 0 });
   const self = config.members.find((m) => m.id === config.nodeId);
   if (self?.role !== 'observer') throw new Error(`${path}: node ${config.nodeId} is not an observer in its member list`);
   return config;

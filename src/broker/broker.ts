@@ -105,7 +105,8 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
   if (self === undefined) throw new BrokerConfigError(`node ${o.config.nodeId} is not in the member list`);
   if (self.role !== 'observer') throw new BrokerConfigError(`a broker runs as an observer, but member ${self.id} is a ${self.role}; the controllers are the voters`);
   let machine: MetadataStateMachine | null = null;
-  const node = await startNode(o.config, {
+  // An embedded node serves its client port on the application's own thread: a library forks no processes of its own.
+  const node = await startNode({ ...o.config, protocolWorkers: 0 }, {
     ...(o.logger !== undefined ? { logger: o.logger } : {}),
     ...(o.onFatal !== undefined ? { onFatal: o.onFatal } : {}),
     registerServices: (services) => {

@@ -35,7 +35,8 @@ export interface Controller {
 
 /** Starts a controller node (a voter in `config`); its client port serves the metadata API like any node's. */
 export async function startController(config: NodeConfig, o: { logger?: Logger; onFatal?: (err: unknown) => void } = {}): Promise<Controller> {
-  const node = await startNode(config, {
+  // An embedded node serves its client port on the application's own thread: a library forks no processes of its own.
+  const node = await startNode({ ...config, protocolWorkers: 0 }, {
     ...(o.logger !== undefined ? { logger: o.logger } : {}),
     ...(o.onFatal !== undefined ? { onFatal: o.onFatal } : {}),
   });

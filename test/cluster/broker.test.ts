@@ -36,6 +36,8 @@ interface Cluster {
 
 async function startControllers(mode: 'push' | 'pull', brokers: number): Promise<Cluster> {
   const cluster = await TestCluster.start({ nodes: 3, mode, observers: brokers, extra: { logLevel: 'warn', snapshotEveryEntries: 20 } });
+  // Every controller answers its status once its client port is open (the metrics port opens after it).
+  for (const n of cluster.nodes.filter((n) => n.member.role === 'voter')) await cluster.waitFor(n, () => true, 30_000, `${n.id} serving`);
   return { cluster, layout: cluster.layout, client: new MetadataClient(cluster.endpoints, 5000) };
 }
 

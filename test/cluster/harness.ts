@@ -183,11 +183,20 @@ export class TestCluster {
     return this.nodes.filter((n) => n.member.role === 'voter').map((n) => n.endpoint);
   }
 
-  /** Waits until exactly one running node says it leads (and the others that answer agree, members removed from the cluster aside); returns it. */
+  /**
+   * Waits until exactly one running node says it leads (and the others that answer agree, members removed from the
+   * cluster aside), and every running node answers (so serves its client port); returns the leader.
+   */
   async waitForLeader(timeoutMs = 20_000, exclude: readonly string[] = []): Promise<TestNode> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const statuses = await Promise.all(this.nodes.map(async (n) => ({ n, s: await n.status() })));
+      // Every running node serves first: a node takes part in elections before its client port opens (its protocol
+      // worker starts alongside), and /status answers only once it is open; tests use any node's endpoint next.
+      if (statuses.some((x) => x.s === null && x.n.running && !x.n.paused)) {
+        await sleep(50);
+        continue;
+      }
       const leaders = statuses.filter((x) => x.s?.role === 'leader' && !exclude.includes(x.n.id));
       if (leaders.length === 1) {
         const l = leaders[0] as { n: TestNode; s: NodeStatus };

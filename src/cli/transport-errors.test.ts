@@ -54,7 +54,7 @@ const listen = (s: net.Server): Promise<string> => new Promise((resolve) => s.li
 
 /** A minimal status, as a one-node leader reports it. */
 const fakeStatus = (): NodeStatus => ({
-  id: 'n1', clusterId: 'test-cluster', supervisor: null, pid: 4242, mode: 'push', role: 'leader', term: 3, leader: 'n1', commitIndex: 17, appliedIndex: 17, lastIndex: 17, removed: false,
+  id: 'n1', clusterId: 'test-cluster', supervisor: null, protocolWorkers: null, pid: 4242, mode: 'push', role: 'leader', term: 3, leader: 'n1', commitIndex: 17, appliedIndex: 17, lastIndex: 17, removed: false,
   dirId: 1, lostDisk: null, configuration: { index: 1, committed: true, voters: ['n1'], observers: [], dirIds: {} }, replication: [], now: 0,
   proposalsTotal: 0, fsync: { samples: 0, p50Ms: null, p99Ms: null, lastMs: null }, leadershipEvents: [], partitioned: false,
 });

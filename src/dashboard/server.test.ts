@@ -22,7 +22,7 @@ function fakeStatus(id: string, role: string, proposalsTotal: number, now: numbe
     configuration: { index: 1, committed: true, voters: ['n1', 'n2', 'n3'], observers: [], dirIds: {} },
     replication: role === 'leader' ? [{ id: 'n2', voter: true, match: 8, lagEntries: 2, sendQueueBytes: 0 }] : [],
     now, proposalsTotal, fsync: { samples: 0, p50Ms: null, p99Ms: null, lastMs: null },
-    leadershipEvents: role === 'leader' ? [{ at: EVENT_AT, term: 3, leader: 'n1', role: 'leader' }] : [], partitioned: false, supervisor: null,
+    leadershipEvents: role === 'leader' ? [{ at: EVENT_AT, term: 3, leader: 'n1', role: 'leader' }] : [], partitioned: false, supervisor: null, protocolWorkers: null,
   };
 }
 

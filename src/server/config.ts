@@ -63,6 +63,12 @@ export interface NodeConfig {
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   readonly peerTls: TlsConfig | null;
   readonly clientTls: TlsConfig | null;
+  /**
+   * Client-protocol worker processes (src/server/protocol-workers): they
+   * share the client port and do its TLS, HTTP/2, gRPC and protobuf work off
+   * the Raft thread. 0 serves the client port on the Raft thread itself.
+   */
+  readonly protocolWorkers: number;
 }
 
 /**
@@ -87,6 +93,7 @@ export const NODE_DEFAULTS = {
   logLevel: 'info',
   peerTls: null,
   clientTls: null,
+  protocolWorkers: 1,
 } as const;
 
 /** A configuration problem, naming the setting: `config: members[1].peer: "x" is not host:port`. */
@@ -101,7 +108,7 @@ export class ConfigFileError extends Error {
 
 const KEYS = new Set(['clusterId', 'nodeId', 'mode', 'dataDir', 'members', 'listenHost', 'tickMs', 'electionTimeoutMinTicks',
   'electionTimeoutMaxTicks', 'heartbeatIntervalTicks', 'fetchMaxWaitTicks', 'requestTimeoutMs', 'snapshotEveryEntries', 'snapshotEveryBytes', 'historyRetentionRevisions',
-  'logLevel', 'peerTls', 'clientTls']);
+  'logLevel', 'peerTls', 'clientTls', 'protocolWorkers']);
 const MEMBER_KEYS = new Set(['id', 'role', 'peer', 'client', 'metrics']);
 const TLS_KEYS = new Set(['cert', 'key', 'ca']);
 const PEER_TLS_KEYS = new Set(['cert', 'key', 'ca', 'verifyNodeIds']);
@@ -168,6 +175,7 @@ export function parseConfig(raw: unknown): NodeConfig {
     logLevel: oneOf(o['logLevel'] ?? NODE_DEFAULTS.logLevel, 'logLevel', ['debug', 'info', 'warn', 'error'] as const),
     peerTls: tls(o['peerTls'], 'peerTls', true),
     clientTls: tls(o['clientTls'], 'clientTls', false),
+    protocolWorkers: int('protocolWorkers', NODE_DEFAULTS.protocolWorkers, 0),
   };
   if (cfg.electionTimeoutMaxTicks <= cfg.electionTimeoutMinTicks) {
     throw new ConfigFileError('electionTimeoutMaxTicks', `${cfg.electionTimeoutMaxTicks} must exceed electionTimeoutMinTicks (${cfg.electionTimeoutMinTicks})`);

@@ -9,6 +9,7 @@
 
 import type { NodeRuntime } from '../node/runtime.js';
 import { encodeCommand } from '../services/kv/codec.js';
+import { encodeServiceCommand } from '../services/machine.js';
 import type { KvStateMachine } from '../services/kv/state-machine.js';
 import type { KvStore } from '../services/kv/store.js';
 import type { KvCommand, KvResult } from '../services/kv/types.js';
@@ -47,6 +48,12 @@ export class RuntimeKvBackend implements KvBackend {
 
   async write(cmd: KvCommand): Promise<KvResult> {
     return (await this.runtime.submit(encodeCommand(cmd))) as KvResult;
+  }
+
+  /** A write already encoded as a KV command (by a protocol worker): the same as write(), without decoding it here. */
+  async submitEncoded(command: Uint8Array): Promise<KvResult> {
+    // Only key-value commands: the check encodeServiceCommand makes (a worker cannot reach the other services this way).
+    return (await this.runtime.submit(encodeServiceCommand('kv', command))) as KvResult;
   }
 
   readBarrier(): Promise<void> {

@@ -11,6 +11,7 @@ import type { Lessor } from './lessor.js';
 import type { NodeRuntime } from '../node/runtime.js';
 import type { Transport } from '../transport/types.js';
 import type { ClientApi } from './client-api.js';
+import type { ProtocolWorkers } from './protocol-workers/host.js';
 import type { NodeConfig } from './config.js';
 
 /** What `quorumlog status` shows for one node. */
@@ -55,6 +56,8 @@ export interface NodeStatus {
   readonly partitioned: boolean;
   /** The `quorumlog cluster` that started this node (its pid and data directory), or null for a node started otherwise. */
   readonly supervisor: NodeSupervisor | null;
+  /** The client-protocol worker processes (docs/ARCHITECTURE.md#threads-and-processes), or null when the Raft thread serves clients itself. */
+  readonly protocolWorkers: { readonly alive: number; readonly restarts: number; readonly pids: readonly number[] } | null;
 }
 
 /** The `quorumlog cluster` process that started a node, as the node learnt it from its environment. */
@@ -71,7 +74,8 @@ export function quantile(samples: readonly number[], q: number): number | null {
 }
 
 /** The node's status as JSON-ready data. */
-export function nodeStatus(runtime: NodeRuntime, transport: Transport, config: NodeConfig, partitioned = false, supervisor: NodeSupervisor | null = null): NodeStatus {
+export function nodeStatus(runtime: NodeRuntime, transport: Transport, config: NodeConfig, partitioned = false, supervisor: NodeSupervisor | null = null,
+  workers: ProtocolWorkers | null = null): NodeStatus {
   const s = runtime.status();
   const last = s.lastIndex;
   const cfg = s.configuration;
@@ -99,6 +103,7 @@ export function nodeStatus(runtime: NodeRuntime, transport: Transport, config: N
     leadershipEvents: runtime.leadershipEvents.map((e) => ({ ...e })),
     partitioned,
     supervisor,
+    protocolWorkers: workers === null ? null : { alive: workers.stats().alive, restarts: workers.stats().restarts, pids: workers.pids() },
   };
 }
 
@@ -146,6 +151,16 @@ export function nodeRegistry(runtime: NodeRuntime, transport: Transport, config:
     counter('quorumlog_client_errors_total', 'etcd API requests answered with an etcd error.', () => client.stats.etcdErrors);
     counter('quorumlog_client_internal_errors_total', 'etcd API requests that failed inside the server (INTERNAL).', () => client.stats.internalErrors);
     gauge('quorumlog_client_watch_streams', 'Open etcd Watch streams.', () => client.watchStreams());
+    const workers = client.workers;
+    if (workers !== null) {
+      gauge('quorumlog_protocol_workers_alive', 'Client-protocol worker processes serving now.', () => workers.stats().alive);
+      counter('quorumlog_protocol_worker_restarts_total', 'Client-protocol workers that died and were replaced.', () => workers.stats().restarts);
+      counter('quorumlog_protocol_worker_batches_total', 'Batches of hot requests the Raft thread took from the workers.', () => workers.stats().batches);
+      counter('quorumlog_protocol_worker_requests_total', 'Hot requests (Put, Range, DeleteRange, Txn) the Raft thread took from the workers.', () => workers.stats().requests);
+      counter('quorumlog_protocol_worker_orphaned_answers_total', 'Answers dropped because their worker had died (the client saw its connection drop).', () => workers.stats().orphanedAnswers);
+      counter('quorumlog_protocol_worker_proxied_total', 'Calls the workers passed to the Raft process\'s gRPC server (everything but the hot methods).', () => workers.stats().proxied);
+      gauge('quorumlog_client_connections', 'Client connections open on the workers.', () => workers.stats().connections);
+    }
   }
   new Histogram({
     name: 'quorumlog_batch_commands', help: 'Client commands per proposed log entry.', registers: [registry],

@@ -22,6 +22,7 @@ import { TcpTransport, TransportListenError } from '../transport/tcp.js';
 import { Prng } from '../util/prng.js';
 import { claimDataDir, formatAddress, type Address, type NodeConfig } from './config.js';
 import { startClientApi, type ClientApi } from './client-api.js';
+import { PreforkedWorkers } from './protocol-workers/host.js';
 import { startAutoCompaction } from './auto-compaction.js';
 import { takeBackup } from './backup.js';
 import { RuntimeKvBackend } from './kv-backend.js';
@@ -122,8 +123,11 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
     logger.warn({ dataDir: config.dataDir, file: stale.file, stalePid: stale.holder?.pid ?? null, reason: stale.reason },
       `took over the stale lock of ${config.dataDir}: ${stale.reason}`);
   }
+  // The protocol workers load their code while the node recovers (their client port opens as soon as the node serves).
+  const preforked = config.protocolWorkers > 0 ? new PreforkedWorkers(config.protocolWorkers) : null;
   try {
-    const node = await startLockedNode(config, opts, logger);
+    const node = await startLockedNode(config, opts, logger, preforked);
+    preforked?.cancel();
     return {
       ...node,
       stop: async () => {
@@ -135,12 +139,13 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
       },
     };
   } catch (e) {
+    preforked?.cancel();
     lock.release();
     throw e;
   }
 }
 
-async function startLockedNode(config: NodeConfig, opts: StartNodeOptions, logger: Logger): Promise<RunningNode> {
+async function startLockedNode(config: NodeConfig, opts: StartNodeOptions, logger: Logger, preforked: PreforkedWorkers | null): Promise<RunningNode> {
   const directoryId = claimDataDir(config);
   const self = config.members.find((m) => m.id === config.nodeId);
   if (self === undefined) throw new Error(`node ${config.nodeId} is not in the member list`);
@@ -228,7 +233,7 @@ async function startLockedNode(config: NodeConfig, opts: StartNodeOptions, logge
   // Fault injection (set by `quorumlog cluster` only): the dashboard's partition button.
   const faultInjection = process.env['QUORUMLOG_FAULT_INJECTION'] === '1';
   const supervisor = supervisorFromEnv();
-  const status = () => nodeStatus(runtime, transport, config, transport.partitioned, supervisor);
+  const status = () => nodeStatus(runtime, transport, config, transport.partitioned, supervisor, etcd?.workers ?? null);
   // The leaders this node sees, by term, kept in its data directory for the dashboards' elections timeline (src/dashboard/history.ts).
   const leaderHistory = new LeaderHistory(join(config.dataDir, LEADER_HISTORY_FILE), logger.child({ component: 'dashboard' }));
   const noteLeaders = (): void => { leaderHistory.add(leaderTermsFromEvents(runtime.leadershipEvents.slice(-1))); };
@@ -251,6 +256,8 @@ async function startLockedNode(config: NodeConfig, opts: StartNodeOptions, logge
       host: listen(self.client).host, port: self.client.port, logger: logger.child({ component: 'etcd-api' }),
       ...(config.clientTls !== null ? { tls: readPem(config.clientTls) } : {}),
       status,
+      protocolWorkers: config.protocolWorkers, nodeId: config.nodeId, logLevel: config.logLevel,
+      ...(preforked !== null ? { preforked } : {}),
       queue: queue.backend,
       metadata: new RuntimeMetadataBackend(runtime, metadata),
     }));

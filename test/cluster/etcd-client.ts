@@ -55,6 +55,14 @@ export class EtcdTestClient {
     return Number(r.count ?? 0);
   }
 
+  /** Every key under a prefix with its value (one linearizable Range unless serializable). */
+  async getPrefix(prefix: string, opts: { serializable?: boolean } = {}): Promise<Map<string, string>> {
+    const end = Buffer.from(prefix);
+    end[end.length - 1] = (end[end.length - 1] as number) + 1;
+    const r = await this.call('Range', { key: Buffer.from(prefix), range_end: end, serializable: opts.serializable === true });
+    return new Map((r.kvs ?? []).map((kv) => [kv.key.toString(), kv.value.toString()]));
+  }
+
   /** Compare-and-swap with Txn: set `value` if the key's value is `expected` (null: the key is absent). */
   async cas(key: string, expected: string | null, value: string): Promise<boolean> {
     const compare = expected === null

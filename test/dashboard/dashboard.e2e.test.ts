@@ -318,7 +318,7 @@ test('dashboard in a real browser: a node without controls says why its buttons 
   const status = (id: string): NodeStatus => ({
     id, clusterId: 'c', pid: 4242, mode: 'push', role: id === 'n1' ? 'leader' : 'follower', term: 2, leader: 'n1', commitIndex: 5, appliedIndex: 5, lastIndex: 5,
     removed: false, dirId: null, lostDisk: null, configuration: { index: 1, committed: true, voters: ['n1', 'n2', 'n3'], observers: [], dirIds: {} },
-    replication: [], now: Date.now(), proposalsTotal: 0, fsync: { samples: 0, p50Ms: null, p99Ms: null, lastMs: null }, leadershipEvents: [], partitioned: false, supervisor: null,
+    replication: [], now: Date.now(), proposalsTotal: 0, fsync: { samples: 0, p50Ms: null, p99Ms: null, lastMs: null }, leadershipEvents: [], partitioned: false, supervisor: null, protocolWorkers: null,
   });
   const h = dashboardHandler({
     self: 'n2', mode: 'push', controlUrl: null, setPartitioned: null, history: new LeaderHistory(null, null),

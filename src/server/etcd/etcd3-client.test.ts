@@ -6,12 +6,12 @@ import assert from 'node:assert/strict';
 import { Etcd3, type IKeyValue, type Watcher } from 'etcd3';
 import { startTestServer, waitFor, type TestServer } from './test-util.js';
 
-describe('etcd API server with the etcd3 client', () => {
+for (const protocolWorkers of [0, 1]) describe(`etcd API server with the etcd3 client${protocolWorkers > 0 ? ' (through a protocol worker process)' : ''}`, () => {
   let srv: TestServer;
   let client: Etcd3;
 
   before(async () => {
-    srv = await startTestServer();
+    srv = await startTestServer({ protocolWorkers });
     client = new Etcd3({ hosts: srv.address });
   });
 

@@ -16,7 +16,7 @@ interface Run {
   stderr: string;
 }
 
-describe('etcd API server with etcdctl', () => {
+for (const protocolWorkers of [0, 1]) describe(`etcd API server with etcdctl${protocolWorkers > 0 ? ' (through a protocol worker process)' : ''}`, () => {
   let srv: TestServer;
 
   const etcdctl = (args: string[], input?: string): Promise<Run> => runEtcdctl([srv.address], args, input !== undefined ? { input } : {});
@@ -30,7 +30,7 @@ describe('etcd API server with etcdctl', () => {
   before(async () => {
     const probe = spawnSync('etcdctl', ['version'], { env: { ...process.env, ETCDCTL_API: '3' } });
     if (probe.error || probe.status !== 0) throw new Error(INSTALL_HINT);
-    srv = await startTestServer();
+    srv = await startTestServer({ protocolWorkers });
   });
 
   after(async () => {

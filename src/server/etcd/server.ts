@@ -12,9 +12,6 @@
 // malformed requests get INVALID_ARGUMENT; anything unexpected is logged and
 // answered INTERNAL. No request can crash the node.
 
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from 'pino';
@@ -39,6 +36,7 @@ import {
 } from './convert.js';
 import { ETCD_STATUS, EtcdRequestError, etcdStatusOf, KV_ERROR_STATUS, MalformedRequestError, NotServedError, serviceError } from './errors.js';
 import { leaseHandlers } from './lease.js';
+import { etcdProtoDir } from './proto-dir.js';
 import { evaluateReadOnlyTxn, isReadOnlyTxn } from './readonly-txn.js';
 import { WatchSession, type WireWatchRequest, type WireWatchResponse } from './watch.js';
 
@@ -89,21 +87,7 @@ const MEMBERSHIP_UNIMPLEMENTED = 'etcdserver: this server cannot change membersh
 /** Methods a removed member still answers (so that operators can see why it refuses the rest). */
 const SERVED_WHEN_REMOVED = new Set(['Status', 'Alarm']);
 
-/**
- * The folder holding our etcd protos: proto/etcd under the package root (the
- * first folder above this module with a package.json), so it is found from
- * src/ (ts runners), dist/ and any other build output folder alike.
- */
-export function etcdProtoDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = join(dir, 'proto', 'etcd');
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(candidate, 'rpc.proto'))) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`proto/etcd/rpc.proto not found above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
-}
+export { etcdProtoDir };
 
 let cachedDefinition: grpc.GrpcObject | undefined;
 

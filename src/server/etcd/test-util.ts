@@ -1,5 +1,6 @@
 // Helpers for the etcd API server's tests: a server on 127.0.0.1 (any free
-// port) over a LocalKvBackend, a raw grpc-js client for etcd's services built
+// port) over a LocalKvBackend, served on this thread or (protocolWorkers) by
+// protocol worker processes as on a node, a raw grpc-js client for etcd's services built
 // from our protos, and small waiting helpers. Not used in production.
 
 import { spawn } from 'node:child_process';
@@ -7,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import type { KvBackend } from './backend.js';
 import { LocalKvBackend } from './local-backend.js';
+import { startWorkerFront } from '../client-api.js';
 import { createEtcdServer, loadEtcdProtos, type EtcdApi, type EtcdServerOptions } from './server.js';
 
 /** A running server for one test. */
@@ -21,7 +23,7 @@ export interface TestServer {
 
 /** Starts an etcd API server over `backend` (default: a fresh LocalKvBackend) on 127.0.0.1, any free port. */
 export async function startTestServer(
-  opts: Partial<Omit<EtcdServerOptions, 'logger'>> & { backend?: KvBackend } = {},
+  opts: Partial<Omit<EtcdServerOptions, 'logger'>> & { backend?: KvBackend; protocolWorkers?: number } = {},
 ): Promise<TestServer> {
   const backend = opts.backend ?? new LocalKvBackend();
   const logger = pino({ level: process.env['ETCD_TEST_LOG'] ?? 'silent' });
@@ -31,6 +33,17 @@ export async function startTestServer(
     ...(opts.progressNotifyIntervalMs !== undefined ? { progressNotifyIntervalMs: opts.progressNotifyIntervalMs } : {}),
   };
   const api = createEtcdServer(backend, serverOpts);
+  if ((opts.protocolWorkers ?? 0) > 0) {
+    // The node's arrangement: protocol workers own the port, the grpc-js server behind them on a Unix socket.
+    const front = await startWorkerFront(api.server, backend, api.stats, { host: '127.0.0.1', port: 0, count: opts.protocolWorkers ?? 1, logger });
+    return {
+      api, backend, port: front.port, address: `127.0.0.1:${front.port}`,
+      close: async () => {
+        await front.close();
+        await api.close();
+      },
+    };
+  }
   const port = await api.start('127.0.0.1', 0);
   return { api, backend, port, address: `127.0.0.1:${port}`, close: () => api.close() };
 }

@@ -5,7 +5,7 @@
 
 import type { Entry } from '../protocol/entry.js';
 import type { LogIndex } from '../protocol/ids.js';
-import { BatchFormatError, decodeBatch } from './batch.js';
+import { BATCH_HEADER_BYTES, BATCH_ITEM_OVERHEAD_BYTES, BatchFormatError, batchCount, commandLengthAt } from './batch.js';
 import type { StateMachine } from './runtime.js';
 
 /**
@@ -14,16 +14,27 @@ import type { StateMachine } from './runtime.js';
  * state machine commands). A data entry whose batch does not parse (only a bug
  * or corruption can commit one) applies nothing: `onMalformed` hears of it,
  * and every replica skips it alike, so the state machines stay equal.
+ * Commands go to the state machine's applyAt when it has one (no view of the
+ * command is made), else to apply with a view.
  */
 export function applyEntry(sm: StateMachine, e: Entry, onMalformed: (err: BatchFormatError, index: LogIndex) => void): unknown[] {
   if (e.type !== 'data') return [];
-  let commands: Uint8Array[];
+  const data = e.data;
+  let count: number;
   try {
-    commands = decodeBatch(e.data);
+    count = batchCount(data);
   } catch (err) {
     if (!(err instanceof BatchFormatError)) throw err;
     onMalformed(err, e.index);
     return [];
   }
-  return commands.map((c) => sm.apply(c, e.index));
+  const results = new Array<unknown>(count);
+  let pos = BATCH_HEADER_BYTES;
+  for (let i = 0; i < count; i++) {
+    const start = pos + BATCH_ITEM_OVERHEAD_BYTES;
+    const end = start + commandLengthAt(data, pos);
+    results[i] = sm.applyAt !== undefined ? sm.applyAt(data, start, end, e.index) : sm.apply(data.subarray(start, end), e.index);
+    pos = end;
+  }
+  return results;
 }

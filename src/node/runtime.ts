@@ -60,8 +60,15 @@ export type { RuntimeMetrics } from './runtime-metrics.js';
 
 /** The replicated state machine the log feeds. Must be deterministic. */
 export interface StateMachine {
-  /** Applies one committed command; the result goes back to whoever proposed it. */
+  /** Applies one committed command (a view into the entry's bytes: copy what you keep); the result goes back to whoever proposed it. */
   apply(command: Uint8Array, index: LogIndex): unknown;
+  /**
+   * Optional: applies the command held in data[start, end) exactly as
+   * apply(data.subarray(start, end), index) would, without that view (the
+   * commit path calls it for every command of an entry). Like apply, it must
+   * copy whatever of those bytes it keeps.
+   */
+  applyAt?(data: Uint8Array, start: number, end: number, index: LogIndex): unknown;
   /** The whole state, for a snapshot at the last applied index. */
   snapshot(): Uint8Array;
   /** Replaces the state with a snapshot's. */

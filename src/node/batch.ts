@@ -30,23 +30,42 @@ export function encodeBatch(commands: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** Unpacks an entry payload; the commands are views into `data`. Throws {@link BatchFormatError}. */
-export function decodeBatch(data: Uint8Array): Uint8Array[] {
+/**
+ * Checks a whole entry payload and returns how many commands it holds; command i's bytes follow its u32 length,
+ * the first at BATCH_HEADER_BYTES. Throws {@link BatchFormatError}.
+ */
+export function batchCount(data: Uint8Array): number {
   if (data.byteLength < BATCH_HEADER_BYTES) throw new BatchFormatError(`batch of ${data.byteLength} bytes has no header`);
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const count = view.getUint32(0, true);
   if (count > (data.byteLength - BATCH_HEADER_BYTES) / BATCH_ITEM_OVERHEAD_BYTES) {
     throw new BatchFormatError(`batch claims ${count} commands in ${data.byteLength} bytes`);
   }
-  const out: Uint8Array[] = [];
   let pos = BATCH_HEADER_BYTES;
   for (let i = 0; i < count; i++) {
     if (pos + 4 > data.byteLength) throw new BatchFormatError(`command ${i} header at byte ${pos} is cut off`);
     const len = view.getUint32(pos, true);
     if (pos + 4 + len > data.byteLength) throw new BatchFormatError(`command ${i} of ${len} bytes at byte ${pos} overruns the batch`);
-    out.push(data.subarray(pos + 4, pos + 4 + len));
     pos += 4 + len;
   }
   if (pos !== data.byteLength) throw new BatchFormatError(`${data.byteLength - pos} trailing bytes after ${count} commands`);
+  return count;
+}
+
+/** The length of the command whose u32 length prefix is at `pos` of a batch batchCount() accepted. */
+export function commandLengthAt(data: Uint8Array, pos: number): number {
+  return ((data[pos] as number) | ((data[pos + 1] as number) << 8) | ((data[pos + 2] as number) << 16)) + (data[pos + 3] as number) * 0x1000000;
+}
+
+/** Unpacks an entry payload; the commands are views into `data`. Throws {@link BatchFormatError}. */
+export function decodeBatch(data: Uint8Array): Uint8Array[] {
+  const count = batchCount(data);
+  const out: Uint8Array[] = [];
+  let pos = BATCH_HEADER_BYTES;
+  for (let i = 0; i < count; i++) {
+    const len = commandLengthAt(data, pos);
+    out.push(data.subarray(pos + 4, pos + 4 + len));
+    pos += 4 + len;
+  }
   return out;
 }

@@ -43,7 +43,8 @@ import type { ConfigChange, Configuration, Entry, SnapshotMeta } from '../protoc
 import type { LogIndex, NodeId, Term } from '../protocol/ids.js';
 import type { Message } from '../protocol/messages.js';
 import type { PeerFrame, Transport } from '../transport/types.js';
-import { decodeBatch, encodeBatch } from './batch.js';
+import { applyEntry } from './apply.js';
+import { encodeBatch } from './batch.js';
 import { CHANNEL_MAX, FORWARD_CHANNEL, isServiceChannel, RUNTIME_CHANNEL_MAX } from './channels.js';
 import { NodeStoppedError } from './errors.js';
 import { Forwarder } from './forwarding.js';
@@ -59,8 +60,15 @@ export type { RuntimeMetrics } from './runtime-metrics.js';
 
 /** The replicated state machine the log feeds. Must be deterministic. */
 export interface StateMachine {
-  /** Applies one committed command; the result goes back to whoever proposed it. */
+  /** Applies one committed command (a view into the entry's bytes: copy what you keep); the result goes back to whoever proposed it. */
   apply(command: Uint8Array, index: LogIndex): unknown;
+  /**
+   * Optional: applies the command held in data[start, end) exactly as
+   * apply(data.subarray(start, end), index) would, without that view (the
+   * commit path calls it for every command of an entry). Like apply, it must
+   * copy whatever of those bytes it keeps.
+   */
+  applyAt?(data: Uint8Array, start: number, end: number, index: LogIndex): unknown;
   /** The whole state, for a snapshot at the last applied index. */
   snapshot(): Uint8Array;
   /** Replaces the state with a snapshot's. */
@@ -696,25 +704,18 @@ export class NodeRuntime {
   private apply(entries: readonly Entry[]): void {
     for (const e of entries) {
       if (e.index <= this.applied) continue;
-      let results: unknown[] = [];
-      if (e.type === 'data') {
-        let commands: Uint8Array[];
-        try {
-          commands = decodeBatch(e.data);
-        } catch (err) {
-          // Only a bug or corruption can put a bad batch in a committed entry;
-          // every replica skips it alike, so the state machines stay equal.
-          this.log.error({ index: e.index, err }, 'skipped a committed entry whose batch does not parse');
-          commands = [];
-        }
-        results = commands.map((c) => this.sm.apply(c, e.index));
-      }
-      // 'noop' and 'config' entries are not state machine commands; a config entry ends a membership change.
+      // 'noop' and 'config' entries have no commands (no results); a config entry ends a membership change.
+      const results = applyEntry(this.sm, e, this.onMalformedBatch);
       this.applied = e.index;
       this.snapshots.entryApplied(e.data.byteLength);
       this.requests.entryApplied(e, results);
     }
   }
+
+  /** A committed entry's batch did not parse: skipped alike on every replica (see applyEntry). */
+  private readonly onMalformedBatch = (err: Error, index: LogIndex): void => {
+    this.log.error({ index, err }, 'skipped a committed entry whose batch does not parse');
+  };
 
   private fatal(e: unknown): void {
     this.log.fatal({ err: e }, 'stopping: the node cannot go on safely (storage failure or a broken invariant)');

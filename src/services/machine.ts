@@ -25,8 +25,10 @@ import { ByteReader, ByteWriter } from './kv/codec.js';
 
 /** One service's replicated state machine. Must be deterministic. */
 export interface ServiceMachine {
-  /** Applies one committed command (the bytes after the tag); the result goes back to the proposer. */
+  /** Applies one committed command (the bytes after the tag; a view into the log entry: copy what you keep); the result goes back to the proposer. */
   apply(command: Uint8Array, index: LogIndex): unknown;
+  /** Optional: apply(data.subarray(start, end), index) without the view (the key-value service has it: its commit path). */
+  applyAt?(data: Uint8Array, start: number, end: number, index: LogIndex): unknown;
   /** The whole state as bytes. */
   snapshot(): Uint8Array;
   /** Replaces the state with a snapshot's. */
@@ -79,6 +81,8 @@ export function encodeServiceCommand(service: ServiceName, payload: Uint8Array):
 export class ServiceStateMachine {
   private readonly byName = new Map<ServiceName, Registered>();
   private readonly byTag = new Map<number, Registered>();
+  /** The key-value service, once registered (looked up for most commands). */
+  private kv: ServiceMachine | null = null;
 
   /**
    * Adds a service; call before the runtime starts, while the machine is
@@ -90,6 +94,7 @@ export class ServiceStateMachine {
     const r: Registered = { name, tag, machine, empty: machine.snapshot() };
     this.byName.set(name, r);
     this.byTag.set(tag, r);
+    if (name === 'kv') this.kv = machine;
     return this;
   }
 
@@ -99,13 +104,18 @@ export class ServiceStateMachine {
   }
 
   apply(command: Uint8Array, index: LogIndex): unknown {
-    const first = command[0] ?? 0;
+    return this.applyAt(command, 0, command.byteLength, index);
+  }
+
+  /** Routes the command in data[start, end); only other services' commands get a view (of the bytes after the tag). */
+  applyAt(data: Uint8Array, start: number, end: number, index: LogIndex): unknown {
+    const first = start < end ? (data[start] as number) : 0;
     if (first >= KV_FIRST && first <= KV_LAST) {
-      const kv = this.byName.get('kv');
-      if (kv !== undefined) return kv.machine.apply(command, index);
+      const kv = this.kv;
+      if (kv !== null) return kv.applyAt !== undefined ? kv.applyAt(data, start, end, index) : kv.apply(data.subarray(start, end), index);
     } else {
       const r = this.byTag.get(first);
-      if (r !== undefined) return r.machine.apply(command.subarray(1), index);
+      if (r !== undefined) return r.machine.apply(data.subarray(start + 1, end), index);
     }
     const unknown: UnknownServiceResult = {
       type: 'error', error: 'unknownService', message: `no service for command tag 0x${first.toString(16).padStart(2, '0')} on this node`,

@@ -61,8 +61,13 @@ const COMPARE_TARGETS: readonly Compare['target'][] = ['version', 'create', 'mod
 
 /** An append-only byte buffer that grows by doubling. Invariant: length <= buf.length. */
 export class ByteWriter {
-  private buf = new Uint8Array(64);
+  private buf: Uint8Array;
   private length = 0;
+
+  /** `initialBytes`: the capacity to start with; when the writer ends exactly full, finish() hands its buffer over uncopied. */
+  constructor(initialBytes = 64) {
+    this.buf = new Uint8Array(Math.max(1, initialBytes));
+  }
 
   private reserve(n: number): void {
     if (this.length + n <= this.buf.length) return;
@@ -117,42 +122,57 @@ export class ByteWriter {
     this.length += value.length;
   }
 
-  /** A copy of what was written. */
+  /** What was written: the writer's own buffer when it is exactly full (write nothing after), else a copy. */
   finish(): Uint8Array {
+    if (this.length === this.buf.length) return this.buf;
     return this.buf.slice(0, this.length);
   }
 }
 
-/** Reads what ByteWriter wrote, rejecting non-canonical or truncated input with KvCodecError. Invariant: 0 <= offset <= data.length. */
+/**
+ * Reads what ByteWriter wrote, rejecting non-canonical or truncated input with KvCodecError. It reads
+ * data[start, end); offsets (position, errors) count from `start`. With `views`, bytes() and raw() return views
+ * into `data` instead of copies: for a caller that copies whatever it keeps (the state machine's apply path).
+ * Invariant: start <= offset <= end <= data.length.
+ */
 export class ByteReader {
-  private offset = 0;
-  constructor(private readonly data: Uint8Array) {}
+  private offset: number;
+  private readonly start: number;
+  private readonly limit: number;
+  private readonly views: boolean;
+  constructor(private readonly data: Uint8Array, start = 0, end = data.length, views = false) {
+    if (!(Number.isSafeInteger(start) && Number.isSafeInteger(end) && 0 <= start && start <= end && end <= data.length)) {
+      throw new RangeError(`ByteReader over [${start}, ${end}) of ${data.length} bytes`);
+    }
+    this.offset = start;
+    this.start = start;
+    this.limit = end;
+    this.views = views;
+  }
 
   /** Where the next read starts. */
   get position(): number {
-    return this.offset;
+    return this.offset - this.start;
   }
 
   /** Bytes not yet read. */
   get remaining(): number {
-    return this.data.length - this.offset;
+    return this.limit - this.offset;
   }
 
   /** Throws KvCodecError at the current offset. */
   fail(message: string): never {
-    throw new KvCodecError(message, this.offset);
+    throw new KvCodecError(message, this.offset - this.start);
   }
 
   u8(): number {
-    const b = this.data[this.offset];
-    if (b === undefined) this.fail('truncated');
-    this.offset++;
-    return b;
+    if (this.offset >= this.limit) this.fail('truncated');
+    return this.data[this.offset++] as number;
   }
 
   /** A byte that must be one of `names`' indexes. */
   enumOf<T>(names: readonly T[], what: string): T {
-    const at = this.offset;
+    const at = this.position;
     const name = names[this.u8()];
     if (name === undefined) throw new KvCodecError(`unknown ${what}`, at);
     return name;
@@ -160,7 +180,7 @@ export class ByteReader {
 
   /** A flags byte with no bits outside `allowed`. */
   flags(allowed: number): number {
-    const at = this.offset;
+    const at = this.position;
     const f = this.u8();
     if ((f & ~allowed) !== 0) throw new KvCodecError(`undefined flag bits 0x${f.toString(16)}`, at);
     return f;
@@ -168,7 +188,7 @@ export class ByteReader {
 
   /** An unsigned LEB128 varint of at most maxBytes bytes, canonical (no overlong form). */
   private varint(maxBytes: number): bigint {
-    const at = this.offset;
+    const at = this.position;
     let value = 0n;
     for (let i = 0; i < maxBytes; i++) {
       const b = this.u8();
@@ -190,7 +210,7 @@ export class ByteReader {
       const b = this.u8();
       value += (b & 0x7f) * scale;
       if ((b & 0x80) === 0) {
-        if (b === 0 && i > 0) throw new KvCodecError('overlong varint', at);
+        if (b === 0 && i > 0) throw new KvCodecError('overlong varint', at - this.start);
         return value;
       }
       scale *= 0x80;
@@ -201,7 +221,7 @@ export class ByteReader {
 
   /** A count that cannot exceed the bytes left (each counted item takes at least `minItemBytes`). */
   count(minItemBytes = 1): number {
-    const at = this.offset;
+    const at = this.position;
     const small = this.smallVarint();
     const n = small ?? Number(this.varint(5));
     if (n * minItemBytes > this.remaining) throw new KvCodecError(`count ${n} exceeds the bytes left`, at);
@@ -209,7 +229,7 @@ export class ByteReader {
   }
 
   int(): number {
-    const at = this.offset;
+    const at = this.position;
     const small = this.smallVarint();
     if (small !== null) return small % 2 === 0 ? small / 2 : -(small + 1) / 2;
     const z = this.varint(8);
@@ -220,20 +240,22 @@ export class ByteReader {
     return Number(v);
   }
 
-  /** A length-prefixed byte string, copied. */
+  /** A length-prefixed byte string: a copy, or a view with `views`. */
   bytes(): Uint8Array {
     const n = this.count();
-    const out = this.data.slice(this.offset, this.offset + n);
-    this.offset += n;
-    return out;
+    return this.take(n);
   }
 
-  /** Exactly `n` raw bytes, copied. */
+  /** Exactly `n` raw bytes: a copy, or a view with `views`. */
   raw(n: number): Uint8Array {
     if (n > this.remaining) this.fail('truncated');
-    const out = this.data.slice(this.offset, this.offset + n);
+    return this.take(n);
+  }
+
+  private take(n: number): Uint8Array {
+    const from = this.offset;
     this.offset += n;
-    return out;
+    return this.views ? this.data.subarray(from, from + n) : this.data.slice(from, from + n);
   }
 
   /** Throws unless every byte was read. */
@@ -343,8 +365,21 @@ export function encodeCommand(cmd: KvCommand): Uint8Array {
   }
 }
 
+/** Bytes of count(value) for a non-negative safe integer. */
+function countBytes(value: number): number {
+  let n = 1;
+  for (let v = value; v >= 0x80; v = Math.floor(v / 0x80)) n++;
+  return n;
+}
+
+/** The exact size of a put command, so that its writer never grows and finish() does not copy (an estimate is enough for correctness). */
+function putCommandBytes(r: PutRequest): number {
+  const lease = Math.abs(r.lease) <= 2 ** 52 ? countBytes(r.lease >= 0 ? r.lease * 2 : -r.lease * 2 - 1) : 8;
+  return 2 + countBytes(r.key.length) + r.key.length + countBytes(r.value.length) + r.value.length + lease + 1;
+}
+
 function encode(cmd: KvCommand): Uint8Array {
-  const w = new ByteWriter();
+  const w = new ByteWriter(cmd.type === 'put' ? putCommandBytes(cmd.request) : 64);
   w.u8(COMMAND_FORMAT_VERSION);
   switch (cmd.type) {
     case 'put': w.u8(COMMAND_TAGS.put); writePut(w, cmd.request); break;
@@ -483,6 +518,20 @@ export function decodeCommand(bytes: Uint8Array): KvCommand {
   } catch (err) {
     if (err instanceof KvCodecError) throw err;
     // Defence in depth: nothing else should escape, but a bug must not crash a replica with a foreign error type.
+    throw new KvCodecError('malformed command', -1, { cause: err });
+  }
+}
+
+/**
+ * Decodes the command in bytes[start, end) as decodeCommand does (same checks, same errors, offsets counted from
+ * `start`), except that its byte strings are views into `bytes`, not copies. For the state machine's apply path:
+ * KvStore.apply copies exactly the bytes it keeps, so a committed entry's bytes are copied once, not twice.
+ */
+export function decodeCommandView(bytes: Uint8Array, start = 0, end = bytes.length): KvCommand {
+  try {
+    return decode(new ByteReader(bytes, start, end, true));
+  } catch (err) {
+    if (err instanceof KvCodecError) throw err;
     throw new KvCodecError('malformed command', -1, { cause: err });
   }
 }

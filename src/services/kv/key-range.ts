@@ -9,8 +9,17 @@ export interface KeySpan {
   readonly hi: string | null;
 }
 
+/** Keys up to this long get their id from a loop of String.fromCharCode (a flat string, no Buffer object made). */
+const SHORT_ID_BYTES = 12;
+
 /** The id of a key: its bytes as a latin1 string (bytewise order = string order). */
 export function idOf(bytes: Uint8Array): string {
+  if (bytes.byteLength <= SHORT_ID_BYTES) {
+    // V8 keeps concatenations shorter than 13 characters flat: no rope to flatten when the id is hashed or compared.
+    let id = '';
+    for (let i = 0; i < bytes.byteLength; i++) id += String.fromCharCode(bytes[i] as number);
+    return id;
+  }
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
 }
 

@@ -4,7 +4,7 @@
 // machine the runtime feeds must be.
 
 import type { LogIndex } from '../../protocol/ids.js';
-import { decodeCommand } from './codec.js';
+import { decodeCommandView } from './codec.js';
 import { KvStore } from './store.js';
 import type { KvResult } from './types.js';
 
@@ -13,10 +13,18 @@ export class KvStateMachine {
   readonly store = new KvStore();
 
   /** Applies one command. A command that does not decode (only a bug could log one) fails alike on every replica. */
-  apply(command: Uint8Array, _index: LogIndex): KvResult {
+  apply(command: Uint8Array, index: LogIndex): KvResult {
+    return this.applyAt(command, 0, command.byteLength, index);
+  }
+
+  /**
+   * Applies the command in data[start, end). It is decoded into views of those bytes, not copies: the store
+   * copies exactly what it keeps (KvStore.apply), so a committed value is copied once.
+   */
+  applyAt(data: Uint8Array, start: number, end: number, _index: LogIndex): KvResult {
     let cmd;
     try {
-      cmd = decodeCommand(command);
+      cmd = decodeCommandView(data, start, end);
     } catch (e) {
       return { type: 'error', error: 'emptyKey', message: `malformed command: ${(e as Error).message}`, revision: this.store.revision };
     }

@@ -94,6 +94,9 @@ function kvError(code: KvErrorCode): KvError {
 
 const EMPTY = new Uint8Array(0);
 
+/** The response of every put that returns no previous value (shared: responses are read-only). */
+const NO_PREV_KV: PutResponse = Object.freeze({ prevKv: null });
+
 /**
  * One write of one key. Invariants: kv.modRevision is the write's revision;
  * a tombstone has version 0, createRevision 0, lease 0 and an empty value;
@@ -103,6 +106,8 @@ interface Entry {
   readonly sub: number;
   readonly tombstone: boolean;
   readonly kv: KeyValue;
+  /** The key it is a write of (the entry is in record.history); the change log holds entries, so one object serves both. */
+  readonly record: KeyRecord;
 }
 
 /**
@@ -128,12 +133,6 @@ interface LeaseRecord {
   readonly keys: Set<string>;
 }
 
-/** One write in the global change log (what watchers replay). */
-interface Change {
-  readonly record: KeyRecord;
-  readonly entry: Entry;
-}
-
 /**
  * The whole replicated state. Invariants (checked by checkState):
  * 1 <= revision; 0 <= compactRevision <= revision; index sorted by id strictly
@@ -148,7 +147,8 @@ class MvccState {
   compactRevision = 0;
   index = new SortedIndex<KeyRecord>();
   readonly byId = new Map<string, KeyRecord>();
-  changes: Change[] = [];
+  /** The change log (what watchers replay): kept writes, each also in its record's history. */
+  changes: Entry[] = [];
   bytesHeld = 0;
   /** Granted leases by id (never iterated for a result without sorting). */
   readonly leases = new Map<number, LeaseRecord>();
@@ -160,8 +160,8 @@ function entryBytes(record: KeyRecord, entry: Entry): number {
   return record.key.length + entry.kv.value.length + ENTRY_OVERHEAD_BYTES;
 }
 
-function changeRevision(c: Change): number {
-  return c.entry.kv.modRevision;
+function changeRevision(c: Entry): number {
+  return c.kv.modRevision;
 }
 
 /** The index of the latest write of `history` at or below `revision`, or -1. O(log h). */
@@ -183,12 +183,12 @@ function liveAt(record: KeyRecord, revision: number): KeyValue | null {
 }
 
 /** First change at or after `revision` in the change log. O(log C). */
-function firstChangeAt(changes: readonly Change[], revision: number): number {
+function firstChangeAt(changes: readonly Entry[], revision: number): number {
   let lo = 0;
   let hi = changes.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (changeRevision(changes[mid] as Change) < revision) lo = mid + 1;
+    if (changeRevision(changes[mid] as Entry) < revision) lo = mid + 1;
     else hi = mid;
   }
   return lo;
@@ -292,12 +292,15 @@ interface TxnPlan {
   readonly nested: readonly (TxnPlan | undefined)[];
 }
 
-/** The writes of one apply: they all get `revision`, ordered by `sub`. */
+/**
+ * The writes of one apply: they all get `revision`, ordered by `sub`; `sub` is also how many there were so far.
+ * They go to the histories and the change log as they are made (nothing after the first write can fail); `events`
+ * collects them for the listeners, only when there are listeners (null otherwise).
+ */
 interface WriteBatch {
   readonly revision: number;
   sub: number;
-  readonly events: KvEvent[];
-  readonly changes: Change[];
+  events: KvEvent[] | null;
 }
 
 /**
@@ -320,7 +323,7 @@ export class KvStore {
     return this.s.compactRevision;
   }
 
-  /** Applies one committed command. Deterministic. Never throws for a decodable command: etcd-level failures come back as {type:'error'} (no revision is used). Listener exceptions are rethrown after the state is updated and every listener ran. */
+  /** Applies one committed command. Deterministic. Never throws for a decodable command: etcd-level failures come back as {type:'error'} (no revision is used). Listener exceptions are rethrown after the state is updated and every listener ran. Copies every byte it keeps: `cmd`'s byte strings may be views into a log entry (decodeCommandView). */
   apply(cmd: KvCommand): KvResult {
     switch (cmd.type) {
       case 'put': return this.applyPut(cmd.request);
@@ -427,10 +430,10 @@ export class KvStore {
     const changes = this.s.changes;
     let i = firstChangeAt(changes, fromRevision);
     while (i < changes.length) {
-      const revision = changeRevision(changes[i] as Change);
+      const revision = changeRevision(changes[i] as Entry);
       const ofRevision: KvEvent[] = [];
-      for (; i < changes.length && changeRevision(changes[i] as Change) === revision; i++) {
-        const c = changes[i] as Change;
+      for (; i < changes.length && changeRevision(changes[i] as Entry) === revision; i++) {
+        const c = changes[i] as Entry;
         if (spanContains(span, c.record.id)) ofRevision.push(eventOf(c, prevKv));
       }
       if (ofRevision.length === 0) continue;
@@ -516,10 +519,10 @@ export class KvStore {
           const kv: KeyValue = tombstone
             ? { key, createRevision: 0, modRevision, version: 0, value: EMPTY, lease: 0 }
             : { key, modRevision, createRevision: r.int(), version: r.int(), value: r.bytes(), lease: r.int() };
-          const entry: Entry = { sub, tombstone, kv };
+          const entry: Entry = { sub, tombstone, kv, record };
           record.history.push(entry);
           next.bytesHeld += entryBytes(record, entry);
-          if (modRevision > next.compactRevision) next.changes.push({ record, entry });
+          if (modRevision > next.compactRevision) next.changes.push(entry);
         }
         records.push(record);
         next.byId.set(record.id, record);
@@ -553,7 +556,7 @@ export class KvStore {
       if (err instanceof KvCodecError) throw new KvSnapshotError(`malformed snapshot: ${err.message}`, err.offset, { cause: err });
       throw err;
     }
-    next.changes.sort((a, b) => changeRevision(a) - changeRevision(b) || a.entry.sub - b.entry.sub);
+    next.changes.sort((a, b) => changeRevision(a) - changeRevision(b) || a.sub - b.sub);
     const problem = checkState(next);
     if (problem !== null) throw new KvSnapshotError(`inconsistent snapshot: ${problem}`, -1);
     this.s = next;
@@ -629,14 +632,14 @@ export class KvStore {
   // ---- writes ----
 
   private beginWrite(): WriteBatch {
-    return { revision: this.s.revision + 1, sub: 0, events: [], changes: [] };
+    return { revision: this.s.revision + 1, sub: 0, events: null };
   }
 
-  /** Ends an apply: when it wrote, takes its revision, logs its changes and tells the listeners. Returns the revision to report. */
+  /** Ends an apply: when it wrote, takes its revision and tells the listeners. Returns the revision to report. */
   private endWrite(batch: WriteBatch): number {
-    if (batch.events.length === 0) return this.s.revision;
+    if (batch.sub === 0) return this.s.revision;
     this.s.revision = batch.revision;
-    for (const c of batch.changes) this.s.changes.push(c);
+    if (batch.events === null) return batch.revision; // no listeners
     const errors: unknown[] = [];
     for (const listener of [...this.listeners]) {
       try {
@@ -652,13 +655,16 @@ export class KvStore {
 
   /** The read revision inside a write: the batch's own when it has written (reads see earlier writes), else the current one. */
   private workingRevision(batch: WriteBatch): number {
-    return batch.events.length > 0 ? batch.revision : this.s.revision;
+    return batch.sub > 0 ? batch.revision : this.s.revision;
   }
 
-  private writePut(batch: WriteBatch, key: Uint8Array, value: Uint8Array, lease: number): KeyValue | null {
+  /**
+   * Writes a put of `key` (whose id is `id` and whose record, if it has one, is `found`). Copies `key` (for a new
+   * record) and `value`: the request's bytes may be views into a log entry (decodeCommandView).
+   */
+  private writePut(batch: WriteBatch, id: string, found: KeyRecord | undefined, key: Uint8Array, value: Uint8Array, lease: number): KeyValue | null {
     const s = this.s;
-    const id = idOf(key);
-    let record = s.byId.get(id);
+    let record = found;
     if (record === undefined) {
       record = { id, key: key.slice(), history: [] };
       s.index.insert(record);
@@ -676,7 +682,7 @@ export class KvStore {
     };
     if (prev !== null && prev.lease !== 0 && prev.lease !== lease) this.detach(prev.lease, id);
     if (lease !== 0) this.s.leases.get(lease)?.keys.add(id); // putError made sure it exists
-    this.record(batch, record, { sub: batch.sub++, tombstone: false, kv }, prev);
+    this.record(batch, { sub: batch.sub++, tombstone: false, kv, record }, prev);
     return prev;
   }
 
@@ -699,16 +705,18 @@ export class KvStore {
     if (last === undefined || last.tombstone) return null;
     if (last.kv.lease !== 0) this.detach(last.kv.lease, record.id);
     const kv: KeyValue = { key: record.key, createRevision: 0, modRevision: batch.revision, version: 0, value: EMPTY, lease: 0 };
-    this.record(batch, record, { sub: batch.sub++, tombstone: true, kv }, last.kv);
+    this.record(batch, { sub: batch.sub++, tombstone: true, kv, record }, last.kv);
     return last.kv;
   }
 
-  private record(batch: WriteBatch, record: KeyRecord, entry: Entry, prev: KeyValue | null): void {
-    record.history.push(entry);
-    this.s.bytesHeld += entryBytes(record, entry);
-    batch.changes.push({ record, entry });
+  /** Adds a write to its key's history and to the change log, and its event to the batch when anyone listens. */
+  private record(batch: WriteBatch, entry: Entry, prev: KeyValue | null): void {
+    entry.record.history.push(entry);
+    this.s.bytesHeld += entryBytes(entry.record, entry);
+    this.s.changes.push(entry);
+    if (this.listeners.length === 0) return;
     const type = entry.tombstone ? 'delete' : 'put';
-    batch.events.push(prev === null ? { type, kv: entry.kv } : { type, kv: entry.kv, prevKv: prev });
+    (batch.events ??= []).push(prev === null ? { type, kv: entry.kv } : { type, kv: entry.kv, prevKv: prev });
   }
 
   private error(code: KvErrorCode): KvResult {
@@ -727,11 +735,13 @@ export class KvStore {
   }
 
   private doPut(batch: WriteBatch, req: PutRequest): PutResponse {
-    const current = liveAt(this.currentRecord(req.key), Infinity);
+    const id = idOf(req.key);
+    const record = this.s.byId.get(id);
+    const current = record === undefined ? null : liveAt(record, Infinity);
     const value = req.ignoreValue && current !== null ? current.value : req.value;
     const lease = req.ignoreLease && current !== null ? current.lease : req.lease;
-    const prev = this.writePut(batch, req.key, value, lease);
-    return { prevKv: req.prevKv ? prev : null };
+    const prev = this.writePut(batch, id, record, req.key, value, lease);
+    return req.prevKv && prev !== null ? { prevKv: prev } : NO_PREV_KV;
   }
 
   private doDelete(batch: WriteBatch, req: DeleteRangeRequest): DeleteRangeResponse {
@@ -889,15 +899,15 @@ function sortKeyComparator(target: RangeRequest['sortTarget']): (a: KeyValue, b:
 }
 
 /** The watch event of one change; prevKv (when asked) is the key's write just before it, when that was a put. */
-function eventOf(c: Change, withPrev: boolean): KvEvent {
-  const type = c.entry.tombstone ? 'delete' : 'put';
+function eventOf(c: Entry, withPrev: boolean): KvEvent {
+  const type = c.tombstone ? 'delete' : 'put';
   if (withPrev) {
     const h = c.record.history;
-    const i = h.indexOf(c.entry, Math.max(0, latestIndexAt(h, c.entry.kv.modRevision - 1)));
+    const i = h.indexOf(c, Math.max(0, latestIndexAt(h, c.kv.modRevision - 1)));
     const prev = h[i - 1];
-    if (prev !== undefined && !prev.tombstone) return { type, kv: c.entry.kv, prevKv: prev.kv };
+    if (prev !== undefined && !prev.tombstone) return { type, kv: c.kv, prevKv: prev.kv };
   }
-  return { type, kv: c.entry.kv };
+  return { type, kv: c.kv };
 }
 
 function compareIds(a: string, b: string): number {
@@ -983,13 +993,13 @@ function checkState(s: MvccState): string | null {
   if (kept !== s.changes.length) return `change log holds ${s.changes.length} writes, the keys ${kept}`;
   let expect = Math.max(1, s.compactRevision) + 1;
   for (let i = 0; i < s.changes.length; i++) {
-    const c = s.changes[i] as Change;
+    const c = s.changes[i] as Entry;
     const prev = s.changes[i - 1];
     const rev = changeRevision(c);
-    if (prev !== undefined && (rev < changeRevision(prev) || (rev === changeRevision(prev) && c.entry.sub <= prev.entry.sub))) {
+    if (prev !== undefined && (rev < changeRevision(prev) || (rev === changeRevision(prev) && c.sub <= prev.sub))) {
       return 'change log not in (revision, sub) order';
     }
-    if (c.record.history.indexOf(c.entry) < 0 || s.byId.get(c.record.id) !== c.record) return 'change log entry not in its key';
+    if (c.record.history.indexOf(c) < 0 || s.byId.get(c.record.id) !== c.record) return 'change log entry not in its key';
     if (rev === expect) expect++;
     else if (rev !== expect - 1) return `revision ${expect} has no writes`;
   }

@@ -56,6 +56,8 @@ class ProtocolWorker {
       s.on('close', () => this.sessions.delete(s));
       s.on('error', (err) => this.log.debug({ err }, 'client connection failed'));
     });
+    // Small RPC answers go out at once: no Nagle delay between a response and its trailers.
+    this.server.on('connection', (socket: import('node:net').Socket) => socket.setNoDelay(true));
     this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
     this.server.on('sessionError', (err) => this.log.debug({ err }, 'client session error'));
     this.server.on('tlsClientError', (err) => this.log.info({ err: err.message }, 'client refused at the TLS handshake'));

@@ -79,7 +79,7 @@ for (const protocolWorkers of [0, 1]) describe(`malformed requests${protocolWork
     await expectStatus(callUnary(kv, 'Put', { key: utf8('k'), value: utf8('v'), lease: '7587855535838339000' }), grpc.status.NOT_FOUND, 'etcdserver: requested lease not found');
     await expectStatus(callUnary(kv, 'Txn', { success: [{}] }), grpc.status.INVALID_ARGUMENT, /RequestOp/);
     await expectStatus(callUnary(kv, 'Range', { key: utf8('k'), revision: 1_000_000 }), grpc.status.OUT_OF_RANGE, 'etcdserver: mvcc: required revision is a future revision');
-    // (A protocol worker reports its own refusals within a second.)
+    // (A protocol worker reports its own refusals to the node process in a message of their own, right after them.)
     await waitFor(() => srv.api.stats.invalidRequests >= 4, 3000, 'invalid requests counted');
     assert.equal(srv.api.stats.internalErrors, 0);
   });

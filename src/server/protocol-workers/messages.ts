@@ -53,7 +53,7 @@ export interface WorkerInit {
   readonly index: number;
 }
 
-/** Counters a worker reports about itself (totals since it started), on a timer. */
+/** Counters a worker reports about itself (totals since it started), at the end of a turn in which they changed. */
 export interface WorkerCounters {
   /** Client connections open now. */
   readonly connections: number;

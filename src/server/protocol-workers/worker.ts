@@ -19,7 +19,6 @@ import { refuseStream, UpstreamProxy } from './proxy.js';
 /** How often each client connection is pinged, and how long its answer may take (grpc-js's settings in the node). */
 const KEEPALIVE_INTERVAL_MS = 10_000;
 const KEEPALIVE_TIMEOUT_MS = 5_000;
-const COUNTERS_INTERVAL_MS = 1_000;
 const RESPONSE_HEADERS = { ':status': 200, 'content-type': 'application/grpc' } as const;
 const OK_TRAILERS = { 'grpc-status': '0' } as const;
 
@@ -44,6 +43,7 @@ class ProtocolWorker {
   private flushScheduled = false;
   private invalid = 0;
   private refused = 0;
+  private countersScheduled = false;
   private readonly timers: NodeJS.Timeout[] = [];
 
   constructor(private readonly init: WorkerInit, private readonly log: Logger) {
@@ -53,7 +53,11 @@ class ProtocolWorker {
       : http2.createSecureServer({ cert: init.tls.cert, key: init.tls.key, ca: init.tls.ca, requestCert: true, rejectUnauthorized: true });
     this.server.on('session', (s: http2.ServerHttp2Session) => {
       this.sessions.add(s);
-      s.on('close', () => this.sessions.delete(s));
+      this.countersChanged();
+      s.on('close', () => {
+        this.sessions.delete(s);
+        this.countersChanged();
+      });
       s.on('error', (err) => this.log.debug({ err }, 'client connection failed'));
     });
     // Small RPC answers go out at once: no Nagle delay between a response and its trailers.
@@ -62,7 +66,6 @@ class ProtocolWorker {
     this.server.on('sessionError', (err) => this.log.debug({ err }, 'client session error'));
     this.server.on('tlsClientError', (err) => this.log.info({ err: err.message }, 'client refused at the TLS handshake'));
     this.timers.push(setInterval(() => this.pingAll(), KEEPALIVE_INTERVAL_MS));
-    this.timers.push(setInterval(() => this.sendCounters(), COUNTERS_INTERVAL_MS));
   }
 
   listen(): void {
@@ -83,11 +86,13 @@ class ProtocolWorker {
     const encoding = headers['grpc-encoding'];
     if (method === undefined || (encoding !== undefined && encoding !== 'identity')) {
       this.proxy.forward(stream, headers);
+      this.countersChanged();
       return;
     }
     stream.on('error', (err) => this.log.debug({ err }, 'client stream failed'));
     if (this.waiting.size >= this.init.maxInflight) {
       this.refused++;
+      this.countersChanged();
       stream.resume();
       refuseStream(stream, GRPC_STATUS.RESOURCE_EXHAUSTED, 'etcdserver: too many requests');
       return;
@@ -115,6 +120,7 @@ class ProtocolWorker {
       const decoded = this.hot.decode(method, message);
       if ('code' in decoded) {
         this.invalid++;
+        this.countersChanged();
         refuseStream(stream, decoded.code, decoded.message);
         return;
       }
@@ -132,6 +138,7 @@ class ProtocolWorker {
   private refuse(stream: http2.ServerHttp2Stream, err: unknown): void {
     if (!(err instanceof GrpcFrameError)) throw err;
     this.refused++;
+    this.countersChanged();
     refuseStream(stream, err.code, err.message);
   }
 
@@ -184,6 +191,16 @@ class ProtocolWorker {
         clearTimeout(timer);
       }
     }
+  }
+
+  /** Reports the counters once this turn is over: only when they change, so an idle worker sends nothing. */
+  private countersChanged(): void {
+    if (this.countersScheduled) return;
+    this.countersScheduled = true;
+    setImmediate(() => {
+      this.countersScheduled = false;
+      this.sendCounters();
+    });
   }
 
   private sendCounters(): void {

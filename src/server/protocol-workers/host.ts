@@ -22,6 +22,7 @@ import { ETCD_STATUS, etcdStatusOf, KV_ERROR_STATUS } from '../etcd/errors.js';
 import { evaluateReadOnlyTxn } from '../etcd/readonly-txn.js';
 import type { EtcdServerStats } from '../etcd/server.js';
 import { GRPC_STATUS } from './grpc-frame.js';
+import { forEachPackedWrite, PackedBatchError, PackedPutsBuilder } from './packed.js';
 import type { PrimaryToWorker, WorkerCounters, WorkerInit, WorkerRequest, WorkerResult, WorkerToPrimary } from './messages.js';
 
 /** The backend's write, or one that takes the command already encoded (the runtime's, skipping a decode and re-encode). */
@@ -81,6 +82,8 @@ class Slot {
   worker: Worker | null = null;
   listening = false;
   out: WorkerResult[] = [];
+  /** Answers to plain puts, packed. */
+  readonly puts = new PackedPutsBuilder();
   flushScheduled = false;
   startedAt = 0;
   backoffMs = RESTART_BACKOFF_MIN_MS;
@@ -225,7 +228,7 @@ export class ProtocolWorkers {
             w.process.kill('SIGKILL');
             break;
           case 'batch':
-            if (slot.worker === w) this.serve(slot, m.requests);
+            if (slot.worker === w) this.serve(slot, m.writes, m.requests);
             break;
           case 'counters':
             if (slot.worker === w) this.noteCounters(slot, m.counters);
@@ -240,9 +243,10 @@ export class ProtocolWorkers {
           reject(new WorkerStartError(`protocol worker ${slot.index} exited before it listened (code ${code}, signal ${signal})`));
         }
         if (slot.worker !== w) return;
+        const dropped = slot.out.length + slot.puts.count;
         this.retire(slot);
         if (this.closing) return;
-        log.error({ worker: slot.index, pid: w.process.pid, code, signal, inflightAnswersDropped: slot.out.length },
+        log.error({ worker: slot.index, pid: w.process.pid, code, signal, answersDropped: dropped },
           'protocol worker died; its client connections dropped; starting another');
         this.restarts++;
         if (Date.now() - slot.startedAt > HEALTHY_AFTER_MS) slot.backoffMs = RESTART_BACKOFF_MIN_MS;
@@ -267,8 +271,9 @@ export class ProtocolWorkers {
     slot.prevRefused += slot.counters.refused;
     slot.prevProxied += slot.counters.proxied;
     slot.counters = { connections: 0, invalid: 0, refused: 0, proxied: 0 };
-    this.orphaned += slot.out.length;
+    this.orphaned += slot.out.length + slot.puts.count;
     slot.out = [];
+    slot.puts.take();
     slot.worker = null;
     slot.listening = false;
   }
@@ -290,23 +295,33 @@ export class ProtocolWorkers {
 
   // ---- serving a batch, on the Raft thread ----
 
-  private serve(slot: Slot, requests: readonly WorkerRequest[]): void {
+  private serve(slot: Slot, writes: Uint8Array | null, requests: readonly WorkerRequest[]): void {
     this.batches++;
     this.requests += requests.length;
     const backend = this.o.backend;
-    if (backend.removed?.() === true) {
+    const removed = backend.removed?.() === true;
+    if (writes !== null) {
+      try {
+        forEachPackedWrite(writes, (id, command) => {
+          this.requests++;
+          if (removed) this.answer(slot, { ok: false, id, ...ETCD_STATUS.memberRemoved });
+          else this.write(slot, id, command);
+        });
+      } catch (err) {
+        if (!(err instanceof PackedBatchError)) throw err;
+        this.o.logger.error({ err, worker: slot.index }, 'protocol worker sent a malformed batch; its writes past the fault are not answered');
+      }
+    }
+    if (removed) {
       for (const r of requests) this.answer(slot, { ok: false, id: r.id, ...ETCD_STATUS.memberRemoved });
       return;
     }
     let barrier: Promise<void> | null = null;
     for (const r of requests) {
       switch (r.op) {
-        case 'write': {
-          // A backend that takes no encoded commands (a test's LocalKvBackend) gets the command decoded.
-          const p = backend.submitEncoded !== undefined ? backend.submitEncoded(r.command) : decodeAndWrite(backend, r.command);
-          p.then((res) => this.answerWrite(slot, r.id, res), (err) => this.answerError(slot, r.id, err));
+        case 'write':
+          this.write(slot, r.id, r.command);
           break;
-        }
         case 'range':
           if (r.request.serializable) this.answerRange(slot, r);
           else (barrier ??= backend.readBarrier()).then(() => this.answerRange(slot, r), (err) => this.answerError(slot, r.id, err));
@@ -318,6 +333,13 @@ export class ProtocolWorkers {
     }
   }
 
+  private write(slot: Slot, id: number, command: Uint8Array): void {
+    const backend = this.o.backend;
+    // A backend that takes no encoded commands (a test's LocalKvBackend) gets the command decoded.
+    const p = backend.submitEncoded !== undefined ? backend.submitEncoded(command) : decodeAndWrite(backend, command);
+    p.then((res) => this.answerWrite(slot, id, res), (err) => this.answerError(slot, id, err));
+  }
+
   private answerWrite(slot: Slot, id: number, res: KvResult): void {
     if (res.type === 'error') {
       const s = KV_ERROR_STATUS[res.error];
@@ -325,7 +347,18 @@ export class ProtocolWorkers {
       else this.refusal(slot, id, s.code, s.message);
       return;
     }
-    this.answer(slot, { ok: 'write', id, revision: res.revision, raftTerm: this.o.backend.header().raftTerm, result: res });
+    const raftTerm = this.o.backend.header().raftTerm;
+    if (res.type === 'put' && res.response.prevKv === null) {
+      // The common case goes packed: 16 bytes, not an object tree to serialize.
+      if (slot.worker === null) {
+        this.orphaned++;
+        return;
+      }
+      slot.puts.add(id, raftTerm, res.revision);
+      this.scheduleFlush(slot);
+      return;
+    }
+    this.answer(slot, { ok: 'write', id, revision: res.revision, raftTerm, result: res });
   }
 
   private answerRange(slot: Slot, r: Extract<WorkerRequest, { op: 'range' }>): void {
@@ -372,6 +405,11 @@ export class ProtocolWorkers {
       return;
     }
     slot.out.push(r);
+    this.scheduleFlush(slot);
+  }
+
+  /** Sends the slot's answers once this turn of the Raft thread is over, all in one message. */
+  private scheduleFlush(slot: Slot): void {
     if (slot.flushScheduled) return;
     slot.flushScheduled = true;
     setImmediate(() => {
@@ -379,8 +417,9 @@ export class ProtocolWorkers {
       const w = slot.worker;
       const results = slot.out;
       slot.out = [];
-      if (w === null || results.length === 0) return;
-      this.sendTo(w, { t: 'results', results });
+      const puts = slot.puts.take();
+      if (w === null || (results.length === 0 && puts === null)) return;
+      this.sendTo(w, { t: 'results', puts, results });
     });
   }
 

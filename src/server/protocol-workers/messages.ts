@@ -5,10 +5,12 @@
 // serialization, so Uint8Arrays and bigints cross as they are.
 //
 // Worker -> primary: one `batch` per event-loop turn of the worker, holding
-// every hot request (Put, DeleteRange, Txn, Range) it decoded in that turn.
+// every hot request (Put, DeleteRange, Txn, Range) it decoded in that turn:
+// the writes packed into one buffer (packed.ts), the reads as objects.
 // Writes arrive already encoded as the KV command that goes into the log
 // (src/services/kv/codec.ts), so the Raft thread neither parses protobuf nor
-// encodes commands. Primary -> worker: one `results` per turn of the primary.
+// encodes commands. Primary -> worker: one `results` per turn of the primary,
+// the answers to plain puts packed, the others as objects.
 
 import type { RangeRequest, RangeResponse, KvResult, TxnRequest, TxnResponse } from '../../services/kv/types.js';
 
@@ -67,7 +69,8 @@ export interface WorkerCounters {
 
 export type PrimaryToWorker =
   | { readonly t: 'init'; readonly init: WorkerInit }
-  | { readonly t: 'results'; readonly results: readonly WorkerResult[] }
+  /** `puts`: the answers to plain puts (packed.ts); `results`: every other answer. */
+  | { readonly t: 'results'; readonly puts: Uint8Array | null; readonly results: readonly WorkerResult[] }
   /** Stop accepting, let calls in flight finish within `graceMs`, then exit. */
   | { readonly t: 'close'; readonly graceMs: number };
 
@@ -77,5 +80,6 @@ export type WorkerToPrimary =
   | { readonly t: 'listening'; readonly port: number }
   /** listen() failed; `code` is the errno (EADDRINUSE ...) when known. */
   | { readonly t: 'listenFailed'; readonly code: string | null; readonly message: string }
-  | { readonly t: 'batch'; readonly requests: readonly WorkerRequest[] }
+  /** `writes`: every write of the batch, packed (packed.ts); `requests`: the reads. */
+  | { readonly t: 'batch'; readonly writes: Uint8Array | null; readonly requests: readonly WorkerRequest[] }
   | { readonly t: 'counters'; readonly counters: WorkerCounters };

@@ -14,6 +14,7 @@ import { pino, type Logger } from 'pino';
 import { GrpcFrameError, GRPC_STATUS, frameMessage, UnaryBody } from './grpc-frame.js';
 import { HOT_PATHS, HotMethods, type HotMethod, type Refusal } from './hot-methods.js';
 import type { PrimaryToWorker, WorkerInit, WorkerRequest, WorkerResult, WorkerToPrimary } from './messages.js';
+import { forEachPackedPut, PackedWritesBuilder } from './packed.js';
 import { refuseStream, UpstreamProxy } from './proxy.js';
 
 /** How often each client connection is pinged, and how long its answer may take (grpc-js's settings in the node). */
@@ -40,6 +41,7 @@ class ProtocolWorker {
   private readonly waiting = new Map<number, Waiting>();
   private nextId = 1;
   private batch: WorkerRequest[] = [];
+  private readonly writes = new PackedWritesBuilder();
   private flushScheduled = false;
   private invalid = 0;
   private refused = 0;
@@ -127,7 +129,8 @@ class ProtocolWorker {
       const id = this.nextId++;
       this.waiting.set(id, { method, stream });
       stream.on('close', () => this.waiting.delete(id));
-      this.batch.push({ ...decoded, id } as WorkerRequest);
+      if (decoded.op === 'write') this.writes.add(id, decoded.command);
+      else this.batch.push({ ...decoded, id });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
@@ -144,10 +147,33 @@ class ProtocolWorker {
 
   private flush(): void {
     this.flushScheduled = false;
-    if (this.batch.length === 0) return;
+    if (this.batch.length === 0 && this.writes.count === 0) return;
     const requests = this.batch;
     this.batch = [];
-    send({ t: 'batch', requests });
+    send({ t: 'batch', writes: this.writes.take(), requests });
+  }
+
+  /** Answers the plain puts whose results came back packed. */
+  onPuts(puts: Uint8Array): void {
+    forEachPackedPut(puts, (id, raftTerm, revision) => {
+      const w = this.waiting.get(id);
+      if (w === undefined) return;
+      this.waiting.delete(id);
+      const stream = w.stream;
+      if (stream.destroyed || stream.closed) return;
+      if (w.method !== 'Put') {
+        this.log.error({ method: w.method }, 'protocol worker: a plain put\'s answer for another method');
+        refuseStream(stream, GRPC_STATUS.INTERNAL, `etcdserver: internal error in ${w.method}`);
+        return;
+      }
+      this.respond(stream, this.hot.framedPlainPut(revision, raftTerm));
+    });
+  }
+
+  private respond(stream: http2.ServerHttp2Stream, framed: Buffer): void {
+    stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
+    stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
+    stream.end(framed);
   }
 
   /** Answers the calls whose results came back (a call whose client went away meanwhile is skipped). */
@@ -169,9 +195,7 @@ class ProtocolWorker {
         refuseStream(stream, out.code, out.message);
         continue;
       }
-      stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
-      stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
-      stream.end(frameMessage(out));
+      this.respond(stream, frameMessage(out));
     }
   }
 
@@ -242,6 +266,7 @@ process.on('message', (m: PrimaryToWorker) => {
       worker.listen();
       break;
     case 'results':
+      if (m.puts !== null) worker?.onPuts(m.puts);
       worker?.onResults(m.results);
       break;
     case 'close':

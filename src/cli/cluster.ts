@@ -378,15 +378,23 @@ export async function runCluster(o: ClusterOptions, out: (line: string) => void,
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   };
-  // Wait for a leader of this cluster (bounded), then say how to reach it.
+  // Wait for a leader of this cluster and for every node started to serve (bounded), then say how to reach them:
+  // a node takes part in elections before its client port opens (its protocol worker starts alongside), and
+  // /status answers only once it is open.
   const deadline = Date.now() + 30_000;
   let leader: string | null = null;
-  while (leader === null && Date.now() < deadline && !stopping && startFailure === null) {
+  let serving = 0;
+  const running = layout.members.filter((m) => children.has(m.id)).length;
+  while ((leader === null || serving < running) && Date.now() < deadline && !stopping && startFailure === null) {
     await sleep(100);
+    leader = null;
+    serving = 0;
     for (const m of layout.members) {
       const s = await fetchStatus(m, 300);
       // Only a node of this cluster, in a process this supervisor started, counts.
-      if (s !== null && s.clusterId === layout.clusterId && s.pid === children.get(m.id)?.pid && s.role === 'leader') leader = s.id;
+      if (s === null || s.clusterId !== layout.clusterId || s.pid !== children.get(m.id)?.pid) continue;
+      serving++;
+      if (s.role === 'leader') leader = s.id;
     }
   }
   startingUp = false;

@@ -276,6 +276,9 @@ process.on('message', (m: PrimaryToWorker) => {
   }
 });
 send({ t: 'ready' });
+// Ctrl-C in a terminal signals the whole process group: the node stops its workers itself, in order (a worker
+// that died first would be reported, and replaced, as a crash).
+process.on('SIGINT', () => { /* the node sends 'close' */ });
 // The node is gone (killed, or crashed): so is the reason to serve.
 process.on('disconnect', () => process.exit(0));
 process.on('uncaughtException', (err) => {

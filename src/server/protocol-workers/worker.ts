@@ -126,7 +126,9 @@ class ProtocolWorker {
         refuseStream(stream, decoded.code, decoded.message);
         return;
       }
-      const id = this.nextId++;
+      // Ids are u32 on the wire (packed.ts): they wrap, skipping 0; ids in flight (at most maxInflight) never meet.
+      const id = this.nextId;
+      this.nextId = this.nextId >= 0xffff_ffff ? 1 : this.nextId + 1;
       this.waiting.set(id, { method, stream });
       stream.on('close', () => this.waiting.delete(id));
       if (decoded.op === 'write') this.writes.add(id, decoded.command);

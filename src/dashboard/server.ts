@@ -23,10 +23,11 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { NodeStatus } from '../server/metrics.js';
+import { packageDir } from '../util/package-dir.js';
 import { LeaderHistory, LeaderHistoryFormatError, leaderTermsFromEvents, parseLeaderTerms, type LeaderTerm } from './history.js';
 
 /** A member the dashboard watches: its id and its metrics address (host:port). */
@@ -306,14 +307,7 @@ export class DashboardAggregator {
 
 /** The folder of the page's files (src/dashboard/page), found from this module in src/ or any build output folder. */
 export function pageDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = join(dir, 'src', 'dashboard', 'page');
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(candidate, 'index.html'))) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`src/dashboard/page/index.html not found above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
+  return packageDir('src/dashboard/page', 'index.html');
 }
 
 const PAGE_FILES: Readonly<Record<string, string>> = {

@@ -2,22 +2,9 @@
 // run time: by the grpc-js server (server.ts) and by the protocol workers'
 // lean path (src/server/protocol-workers), which must not load grpc-js.
 
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageDir } from '../../util/package-dir.js';
 
-/**
- * The folder holding our etcd protos: proto/etcd under the package root (the
- * first folder above this module with a package.json), so it is found from
- * src/ (ts runners), dist/ and any other build output folder alike.
- */
+/** The folder holding our etcd protos: proto/etcd under the package root. */
 export function etcdProtoDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = join(dir, 'proto', 'etcd');
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(candidate, 'rpc.proto'))) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`proto/etcd/rpc.proto not found above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
+  return packageDir('proto/etcd', 'rpc.proto');
 }

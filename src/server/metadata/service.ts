@@ -13,12 +13,10 @@
 // gRPC status (rejections FAILED_PRECONDITION, with the code in the
 // `quorumlog-metadata-error` trailer).
 
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from 'pino';
+import { packageDir } from '../../util/package-dir.js';
 import { LeaderChangedError, NodeStoppedError, NoLeaderError, RequestTimeoutError, TooManyRequestsError } from '../../node/errors.js';
 import { MetadataCodecError } from '../../services/metadata/codec.js';
 import { MetadataRejectedError } from '../../services/metadata/types.js';
@@ -30,14 +28,7 @@ export const METADATA_ERROR_TRAILER = 'quorumlog-metadata-error';
 
 /** The folder holding proto/quorumlog (found above this module, from src/ or any build output). */
 export function metadataProtoDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = join(dir, 'proto', 'quorumlog');
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(candidate, 'metadata.proto'))) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`proto/quorumlog/metadata.proto not found above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
+  return packageDir('proto/quorumlog', 'metadata.proto');
 }
 
 let cached: grpc.ServiceClientConstructor | undefined;

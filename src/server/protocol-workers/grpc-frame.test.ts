@@ -5,7 +5,22 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { decodeGrpcMessage, encodeGrpcMessage, frameMessage, GrpcFrameError, GRPC_STATUS, UnaryBody } from './grpc-frame.js';
+import { encodeGrpcMessage, frameMessage, GrpcFrameError, GRPC_STATUS, UnaryBody } from './grpc-frame.js';
+
+/** Undoes encodeGrpcMessage, as a client reads grpc-message. */
+export function decodeGrpcMessage(text: string): string {
+  if (!text.includes('%')) return text;
+  const bytes: number[] = [];
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === '%' && /^[0-9A-Fa-f]{2}$/.test(text.slice(i + 1, i + 3))) {
+      bytes.push(parseInt(text.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else {
+      bytes.push(text.charCodeAt(i));
+    }
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
 
 /** Splits `bytes` at the given cut points (sorted, deduplicated, inside the buffer). */
 function split(bytes: Buffer, cuts: readonly number[]): Buffer[] {

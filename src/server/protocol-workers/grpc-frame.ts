@@ -91,18 +91,3 @@ export function encodeGrpcMessage(text: string): string {
   }
   return out;
 }
-
-/** Undoes {@link encodeGrpcMessage} (for tests and for clients of our own). */
-export function decodeGrpcMessage(text: string): string {
-  if (!text.includes('%')) return text;
-  const bytes: number[] = [];
-  for (let i = 0; i < text.length; i++) {
-    if (text[i] === '%' && /^[0-9A-Fa-f]{2}$/.test(text.slice(i + 1, i + 3))) {
-      bytes.push(parseInt(text.slice(i + 1, i + 3), 16));
-      i += 2;
-    } else {
-      bytes.push(text.charCodeAt(i));
-    }
-  }
-  return Buffer.from(bytes).toString('utf8');
-}

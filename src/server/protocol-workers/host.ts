@@ -88,9 +88,7 @@ class Slot {
   startedAt = 0;
   backoffMs = RESTART_BACKOFF_MIN_MS;
   counters: WorkerCounters = { connections: 0, invalid: 0, refused: 0, proxied: 0 };
-  /** Totals of the workers that held this slot before, for cumulative counters. */
-  prevInvalid = 0;
-  prevRefused = 0;
+  /** Calls proxied by the workers that held this slot before (the live one's are in `counters`). */
   prevProxied = 0;
   constructor(readonly index: number) {}
 }
@@ -267,8 +265,6 @@ export class ProtocolWorkers {
 
   /** A worker is gone: keep its counters' totals, drop what waited for it. */
   private retire(slot: Slot): void {
-    slot.prevInvalid += slot.counters.invalid;
-    slot.prevRefused += slot.counters.refused;
     slot.prevProxied += slot.counters.proxied;
     slot.counters = { connections: 0, invalid: 0, refused: 0, proxied: 0 };
     this.orphaned += slot.out.length + slot.puts.count;
@@ -319,9 +315,6 @@ export class ProtocolWorkers {
     let barrier: Promise<void> | null = null;
     for (const r of requests) {
       switch (r.op) {
-        case 'write':
-          this.write(slot, r.id, r.command);
-          break;
         case 'range':
           if (r.request.serializable) this.answerRange(slot, r);
           else (barrier ??= backend.readBarrier()).then(() => this.answerRange(slot, r), (err) => this.answerError(slot, r.id, err));

@@ -5,21 +5,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import protobuf from 'protobufjs';
 import { decodeCommand } from '../../services/kv/codec.js';
-import { etcdProtoDir } from '../etcd/proto-dir.js';
-import { HotMethods } from './hot-methods.js';
-
-function putResponseType(): protobuf.Type {
-  const dir = etcdProtoDir();
-  const root = new protobuf.Root();
-  root.resolvePath = (_o, target) => `${dir}/${target.replace(/^.*\//, '')}`;
-  root.loadSync('rpc.proto', { keepCase: true });
-  return root.lookupType('etcdserverpb.PutResponse');
-}
+import { HotMethods, loadEtcdRoot } from './hot-methods.js';
 
 test('framedPlainPut: a gRPC frame whose PutResponse carries exactly the header, for any ids, revision and term', () => {
-  const type = putResponseType();
+  const type = loadEtcdRoot().lookupType('etcdserverpb.PutResponse');
   const uint64 = fc.bigInt({ min: 0n, max: 2n ** 64n - 1n });
   fc.assert(fc.property(uint64, uint64, fc.maxSafeNat(), fc.nat({ max: 2 ** 32 - 1 }), (cluster, member, revision, term) => {
     const hot = new HotMethods({ clusterId: cluster.toString(), memberId: member.toString() });
@@ -36,11 +26,7 @@ test('framedPlainPut: a gRPC frame whose PutResponse carries exactly the header,
 
 test('decode: a Put becomes the KV command the log takes; bad fields get etcd\'s statuses', () => {
   const hot = new HotMethods({ clusterId: '1', memberId: '2' });
-  const dir = etcdProtoDir();
-  const root = new protobuf.Root();
-  root.resolvePath = (_o, target) => `${dir}/${target.replace(/^.*\//, '')}`;
-  root.loadSync('rpc.proto', { keepCase: true });
-  const PutRequest = root.lookupType('etcdserverpb.PutRequest');
+  const PutRequest = loadEtcdRoot().lookupType('etcdserverpb.PutRequest');
   const body = PutRequest.encode(PutRequest.fromObject({ key: Buffer.from('k'), value: Buffer.from('v'), prev_kv: true })).finish();
   const d = hot.decode('Put', body);
   assert.ok('op' in d && d.op === 'write');

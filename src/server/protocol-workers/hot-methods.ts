@@ -16,7 +16,7 @@ import { etcdStatusOf, KV_ERROR_STATUS } from '../etcd/errors.js';
 import { etcdProtoDir } from '../etcd/proto-dir.js';
 import { isReadOnlyTxn } from '../etcd/readonly-txn.js';
 import { GRPC_STATUS } from './grpc-frame.js';
-import type { UnnumberedRequest, WorkerResult } from './messages.js';
+import type { DecodedRequest, WorkerResult } from './messages.js';
 
 /** The methods served on the lean path, by their HTTP/2 :path. */
 export type HotMethod = 'Put' | 'Range' | 'DeleteRange' | 'Txn';
@@ -40,6 +40,15 @@ interface MethodTypes {
 /** proto-loader's conversion options, so that convert.ts sees the same shapes as under grpc-js. */
 const TO_OBJECT: protobuf.IConversionOptions = { longs: String, enums: String, bytes: Buffer as unknown as typeof String, defaults: true, oneofs: true };
 
+/** etcd's protos (proto/etcd) as protobufjs types, with proto-loader's field names (keepCase). */
+export function loadEtcdRoot(): protobuf.Root {
+  const dir = etcdProtoDir();
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, target) => `${dir}/${target.replace(/^.*\//, '')}`;
+  root.loadSync('rpc.proto', { keepCase: true });
+  return root;
+}
+
 /** Decoders and encoders of the hot methods, loaded once from proto/etcd. */
 export class HotMethods {
   private readonly types: Record<HotMethod, MethodTypes>;
@@ -62,10 +71,7 @@ export class HotMethods {
       }
     }
     this.idFields = Uint8Array.from(idBytes);
-    const dir = etcdProtoDir();
-    const root = new protobuf.Root();
-    root.resolvePath = (_origin, target) => `${dir}/${target.replace(/^.*\//, '')}`;
-    root.loadSync('rpc.proto', { keepCase: true });
+    const root = loadEtcdRoot();
     const t = (name: string): protobuf.Type => root.lookupType(`etcdserverpb.${name}`);
     this.types = {
       Put: { request: t('PutRequest'), response: t('PutResponse') },
@@ -79,7 +85,7 @@ export class HotMethods {
    * Decodes and checks one request. Returns what to send to the Raft process
    * (without its id), or the refusal to answer at once.
    */
-  decode(method: HotMethod, body: Uint8Array): UnnumberedRequest | Refusal {
+  decode(method: HotMethod, body: Uint8Array): DecodedRequest | Refusal {
     try {
       const types = this.types[method];
       const wire = types.request.toObject(types.request.decode(body), TO_OBJECT);

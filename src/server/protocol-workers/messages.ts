@@ -14,17 +14,21 @@
 
 import type { RangeRequest, RangeResponse, KvResult, TxnRequest, TxnResponse } from '../../services/kv/types.js';
 
-/** One request a worker hands to the Raft process. `id` is the worker's own, unique among its requests in flight. */
+/**
+ * One read a worker hands to the Raft process (writes go packed, packed.ts).
+ * `id` is the worker's own, unique among its requests in flight.
+ */
 export type WorkerRequest =
-  /** A write through the log: the encoded KV command (put, deleteRange, or a txn that writes). */
-  | { readonly op: 'write'; readonly id: number; readonly command: Uint8Array }
   /** A range; a linearizable one waits for a read barrier (one barrier serves every read of the batch). */
   | { readonly op: 'range'; readonly id: number; readonly request: RangeRequest }
   /** A txn whose branches only read: served like a linearizable range (etcd does the same). */
   | { readonly op: 'readTxn'; readonly id: number; readonly request: TxnRequest };
 
-/** A request before the worker numbers it. */
-export type UnnumberedRequest = WorkerRequest extends infer R ? (R extends WorkerRequest ? Omit<R, 'id'> : never) : never;
+/** A hot request as the worker decoded it, before it numbers it: a write (the encoded KV command: put, deleteRange, or a txn that writes) or a read. */
+export type DecodedRequest =
+  | { readonly op: 'write'; readonly command: Uint8Array }
+  | Omit<Extract<WorkerRequest, { op: 'range' }>, 'id'>
+  | Omit<Extract<WorkerRequest, { op: 'readTxn' }>, 'id'>;
 
 /** The answer to one {@link WorkerRequest}. `revision` and `raftTerm` fill etcd's ResponseHeader. */
 export type WorkerResult =

@@ -46,7 +46,7 @@ class ProtocolWorker {
   private invalid = 0;
   private refused = 0;
   private countersScheduled = false;
-  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly pinger: NodeJS.Timeout;
 
   constructor(private readonly init: WorkerInit, private readonly log: Logger) {
     this.hot = new HotMethods({ clusterId: init.clusterId, memberId: init.memberId });
@@ -67,7 +67,7 @@ class ProtocolWorker {
     this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
     this.server.on('sessionError', (err) => this.log.debug({ err }, 'client session error'));
     this.server.on('tlsClientError', (err) => this.log.info({ err: err.message }, 'client refused at the TLS handshake'));
-    this.timers.push(setInterval(() => this.pingAll(), KEEPALIVE_INTERVAL_MS));
+    this.pinger = setInterval(() => this.pingAll(), KEEPALIVE_INTERVAL_MS);
   }
 
   listen(): void {
@@ -235,7 +235,7 @@ class ProtocolWorker {
 
   /** Stops accepting; lets calls in flight end within graceMs; then exits. */
   close(graceMs: number): void {
-    for (const t of this.timers) clearInterval(t);
+    clearInterval(this.pinger);
     this.sendCounters();
     this.server.close();
     for (const s of this.sessions) s.close();

@@ -2,22 +2,13 @@
 // quorumlog.queue.v1) at run time with @grpc/proto-loader, as the etcd API
 // loads etcd's; shared by the server, the TS client and the CLI.
 
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { packageDir } from '../../util/package-dir.js';
 
-/** The folder holding proto/quorumlog (found above this module, as src/server/etcd/server.ts finds the etcd protos). */
+/** The folder holding proto/quorumlog, under the package root. */
 export function queueProtoDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = join(dir, 'proto');
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(candidate, 'quorumlog', 'queue.proto'))) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`proto/quorumlog/queue.proto not found above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
+  return packageDir('proto', 'quorumlog/queue.proto');
 }
 
 let cached: grpc.GrpcObject | undefined;

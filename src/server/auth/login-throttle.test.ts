@@ -6,12 +6,22 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { LoginThrottle, LoginThrottleOptionError, type LoginThrottleOptions } from './login-throttle.js';
 
-function setup(options: Omit<LoginThrottleOptions, 'now'> = {}) {
+function setup(options: LoginThrottleOptions = {}) {
   const clock = { ms: 1_000 };
-  const throttle = new LoginThrottle({ ...options, now: () => clock.ms });
+  const t = new LoginThrottle(options);
+  /** The throttle on the fake clock. */
+  const throttle = {
+    check: (key: string) => t.check(key, clock.ms),
+    recordFailure: (key: string) => t.recordFailure(key, clock.ms),
+    recordSuccess: (key: string) => t.recordSuccess(key),
+    abandon: (key: string) => t.abandon(key),
+    get stats() {
+      return t.stats;
+    },
+  };
   /** One login from `key` that fails, which must have been allowed. */
   const fail = (key: string): void => {
-    assert.deepEqual(throttle.begin(key), { allowed: true }, `${key} at ${clock.ms}`);
+    assert.deepEqual(throttle.check(key), { allowed: true }, `${key} at ${clock.ms}`);
     throttle.recordFailure(key);
   };
   return { clock, throttle, fail };
@@ -24,9 +34,9 @@ describe('LoginThrottle', () => {
     fail('10.0.0.1');
     fail('10.0.0.1');
     for (const delayMs of [100, 200, 400, 800, 1600]) {
-      assert.deepEqual(throttle.begin('10.0.0.1'), { allowed: false, retryAfterMs: delayMs });
+      assert.deepEqual(throttle.check('10.0.0.1'), { allowed: false, retryAfterMs: delayMs });
       clock.ms += delayMs - 1;
-      assert.deepEqual(throttle.begin('10.0.0.1'), { allowed: false, retryAfterMs: 1 });
+      assert.deepEqual(throttle.check('10.0.0.1'), { allowed: false, retryAfterMs: 1 });
       clock.ms += 1;
       fail('10.0.0.1');
     }
@@ -37,7 +47,7 @@ describe('LoginThrottle', () => {
     const { clock, throttle, fail } = setup();
     const waits: number[] = [];
     for (let i = 0; i < 15; i++) {
-      const d = throttle.begin('k');
+      const d = throttle.check('k');
       if (d.allowed) {
         throttle.recordFailure('k');
         continue;
@@ -52,25 +62,25 @@ describe('LoginThrottle', () => {
   it('never slows another key', () => {
     const { throttle, fail } = setup();
     for (let i = 0; i < 3; i++) fail('attacker');
-    assert.equal(throttle.begin('attacker').allowed, false);
+    assert.equal(throttle.check('attacker').allowed, false);
     for (let i = 0; i < 10; i++) {
-      assert.deepEqual(throttle.begin('bystander'), { allowed: true });
+      assert.deepEqual(throttle.check('bystander'), { allowed: true });
       throttle.recordSuccess('bystander');
     }
     fail('someone-else');
     fail('someone-else');
     fail('someone-else');
-    assert.equal(throttle.begin('attacker').allowed, false);
+    assert.equal(throttle.check('attacker').allowed, false);
   });
 
   it('forgets a key on success', () => {
     const { clock, throttle, fail } = setup();
     for (let i = 0; i < 3; i++) fail('k');
     clock.ms += 100;
-    assert.deepEqual(throttle.begin('k'), { allowed: true });
+    assert.deepEqual(throttle.check('k'), { allowed: true });
     throttle.recordSuccess('k');
     for (let i = 0; i < 3; i++) fail('k'); // three free ones again, no wait
-    assert.equal(throttle.begin('k').allowed, false);
+    assert.equal(throttle.check('k').allowed, false);
     assert.equal(throttle.stats.keys, 1);
   });
 
@@ -79,36 +89,53 @@ describe('LoginThrottle', () => {
     for (let i = 0; i < 3; i++) fail('k');
     clock.ms += 59_999;
     fail('k'); // allowed (past the 100 ms), and still remembered: the fourth failure
-    assert.deepEqual(throttle.begin('k'), { allowed: false, retryAfterMs: 200 });
+    assert.deepEqual(throttle.check('k'), { allowed: false, retryAfterMs: 200 });
     clock.ms += 60_000;
     for (let i = 0; i < 3; i++) fail('k');
-    assert.equal(throttle.begin('k').allowed, false);
+    assert.equal(throttle.check('k').allowed, false);
   });
 
   it('counts attempts while they run: a burst from one key gets three through, not all', () => {
     const { clock, throttle } = setup();
-    const decisions = Array.from({ length: 20 }, () => throttle.begin('burst'));
+    const decisions = Array.from({ length: 20 }, () => throttle.check('burst'));
     assert.equal(decisions.filter((d) => d.allowed).length, 3);
     assert.deepEqual(decisions[3], { allowed: false, retryAfterMs: 100 });
     // the three fail later; the next attempt waits from the last failure
     clock.ms += 50;
     for (let i = 0; i < 3; i++) throttle.recordFailure('burst');
-    assert.deepEqual(throttle.begin('burst'), { allowed: false, retryAfterMs: 100 });
+    assert.deepEqual(throttle.check('burst'), { allowed: false, retryAfterMs: 100 });
   });
 
   it('does not count an attempt that was abandoned (busy server, lost leadership)', () => {
     const { throttle, fail } = setup();
     fail('k');
     fail('k');
-    assert.deepEqual(throttle.begin('k'), { allowed: true });
+    assert.deepEqual(throttle.check('k'), { allowed: true });
     throttle.abandon('k');
     fail('k');
-    assert.equal(throttle.begin('k').allowed, false);
+    assert.equal(throttle.check('k').allowed, false);
     assert.deepEqual(setup().throttle.stats.keys, 0);
     const other = setup();
-    assert.deepEqual(other.throttle.begin('x'), { allowed: true });
+    assert.deepEqual(other.throttle.check('x'), { allowed: true });
     other.throttle.abandon('x');
     assert.equal(other.throttle.stats.keys, 0, 'an abandoned first attempt leaves nothing behind');
+  });
+
+  it('forgets attempts never reported once their window ends', () => {
+    const { clock, throttle } = setup({ windowMs: 60_000 });
+    for (let i = 0; i < 3; i++) assert.equal(throttle.check('k').allowed, true); // all three calls failed on the way
+    assert.equal(throttle.check('k').allowed, false);
+    clock.ms += 60_000;
+    assert.deepEqual(throttle.check('k'), { allowed: true });
+  });
+
+  it('never asks for more than the delay when the clock steps back', () => {
+    const { clock, throttle, fail } = setup();
+    for (let i = 0; i < 3; i++) fail('k');
+    clock.ms -= 3_600_000; // a wall clock set back an hour
+    assert.deepEqual(throttle.check('k'), { allowed: false, retryAfterMs: 100 });
+    clock.ms += 100;
+    assert.deepEqual(throttle.check('k'), { allowed: true });
   });
 
   it('remembers at most maxKeys keys, forgetting the least recently used', () => {
@@ -117,12 +144,12 @@ describe('LoginThrottle', () => {
     for (let i = 0; i < 3; i++) fail('kept');
     for (let n = 0; n < 98; n++) fail(`flood-${n}`);
     assert.equal(throttle.stats.keys, 100);
-    assert.equal(throttle.begin('kept').allowed, false); // a refusal is a use: 'kept' is now the most recent
+    assert.equal(throttle.check('kept').allowed, false); // a refusal is a use: 'kept' is now the most recent
     fail('flood-98'); // one key too many: the least recently used goes
     assert.equal(throttle.stats.keys, 100);
     assert.equal(throttle.stats.evicted, 1);
-    assert.equal(throttle.begin('kept').allowed, false, 'a key in use stays');
-    assert.deepEqual(throttle.begin('old'), { allowed: true }, 'the least recently used was forgotten');
+    assert.equal(throttle.check('kept').allowed, false, 'a key in use stays');
+    assert.deepEqual(throttle.check('old'), { allowed: true }, 'the least recently used was forgotten');
     for (let n = 0; n < 10_000; n++) {
       fail(`more-${n}`);
       assert.ok(throttle.stats.keys <= 100);

@@ -7,32 +7,32 @@
 // attempt must come at least `baseDelayMs × 2^(n − freeAttempts)` after the
 // key's last attempt or failure, n being its attempts so far (failed, or still
 // running), capped at `maxDelayMs`: 100 ms, 200 ms, 400 ms, … 10 s. A success
-// forgets the key; so does a quiet `windowMs` (no attempt, none running).
+// forgets the key; so does a quiet `windowMs` (no attempt allowed, no failure).
 //
-// An attempt counts from the moment it is allowed, not when it fails: logins
-// are asynchronous (bcrypt runs on another thread), and counting only
+// An attempt counts from the moment `check` allows it, not when it fails:
+// logins are asynchronous (bcrypt runs on another thread), and counting only
 // finished failures would let a burst of concurrent attempts from one address
-// all pass before the first one failed.
+// all pass before the first one failed. An attempt never reported (the call
+// failed on the way) counts as running until the key's window ends.
 //
 // At most `maxKeys` keys are remembered, least recently used (allowed,
 // refused or reported) evicted first, so a flood of addresses cannot grow
 // memory. The price: an attacker with more
-// addresses than that can push its own keys out. Time comes from `now`, so
-// tests drive it.
+// addresses than that can push its own keys out. Time is passed in (`nowMs`,
+// any monotonic-ish milliseconds), so tests drive it; a clock that steps back
+// never makes a key wait longer than `maxDelayMs`.
 
 /** The answer to an attempt: go ahead, or come back in `retryAfterMs`. */
 export type LoginDecision = { readonly allowed: true } | { readonly allowed: false; readonly retryAfterMs: number };
 
 export interface LoginThrottleOptions {
-  /** Milliseconds on a monotonic clock. Default `performance.now()`. */
-  readonly now?: () => number;
   /** Attempts a key may make without delay. Default 3. */
   readonly freeAttempts?: number;
   /** The first delay, doubled at each further attempt. Default 100 ms. */
   readonly baseDelayMs?: number;
   /** The longest delay. Default 10,000 ms. */
   readonly maxDelayMs?: number;
-  /** A key quiet for this long (nothing running) starts afresh. Default 60,000 ms; must exceed maxDelayMs. */
+  /** A key with no attempt allowed and no failure for this long starts afresh. Default 60,000 ms; must exceed maxDelayMs. */
   readonly windowMs?: number;
   /** Keys remembered at most. Default 10,000. */
   readonly maxKeys?: number;
@@ -60,7 +60,7 @@ export class LoginThrottleOptionError extends Error {
 interface KeyState {
   /** Attempts that failed since the key was last forgotten. */
   failures: number;
-  /** Attempts allowed and not yet reported (success, failure or abandon). */
+  /** Attempts allowed and not yet reported (success, failure or abandon) in this window. */
   running: number;
   /** When the key last had an attempt allowed or a failure reported. */
   lastMs: number;
@@ -68,7 +68,6 @@ interface KeyState {
 
 /** Per-key exponential delay of failed logins, over a bounded LRU of keys. */
 export class LoginThrottle {
-  private readonly now: () => number;
   private readonly freeAttempts: number;
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
@@ -80,7 +79,6 @@ export class LoginThrottle {
   private evicted = 0;
 
   constructor(options: LoginThrottleOptions = {}) {
-    this.now = options.now ?? (() => performance.now());
     this.freeAttempts = nonNegativeInteger('freeAttempts', options.freeAttempts ?? 3);
     this.baseDelayMs = positive('baseDelayMs', options.baseDelayMs ?? 100);
     this.maxDelayMs = positive('maxDelayMs', options.maxDelayMs ?? 10_000);
@@ -93,18 +91,18 @@ export class LoginThrottle {
   }
 
   /**
-   * Asks whether `key` may attempt a login now. When allowed, the attempt
-   * counts (as running) until reported with `recordSuccess`,
+   * Asks whether `key` may attempt a login at `nowMs`. When allowed, the
+   * attempt counts (as running) until reported with `recordSuccess`,
    * `recordFailure` or `abandon`; a refusal counts nothing.
    */
-  begin(key: string): LoginDecision {
-    const nowMs = this.now();
+  check(key: string, nowMs: number): LoginDecision {
     let state = this.keys.get(key);
-    if (state !== undefined && state.running === 0 && nowMs - state.lastMs >= this.windowMs) {
-      this.keys.delete(key); // quiet for a window: start afresh
+    if (state !== undefined && nowMs - state.lastMs >= this.windowMs) {
+      this.keys.delete(key); // quiet for a window: start afresh (attempts never reported are long over)
       state = undefined;
     }
     if (state !== undefined) {
+      if (state.lastMs > nowMs) state.lastMs = nowMs; // the clock stepped back: the wait counts from now
       const retryAfterMs = state.lastMs + this.delayMs(state.failures + state.running) - nowMs;
       if (retryAfterMs > 0) {
         this.refused++;
@@ -119,9 +117,8 @@ export class LoginThrottle {
     return { allowed: true };
   }
 
-  /** The attempt `begin` allowed failed (a wrong password, or no such user). */
-  recordFailure(key: string): void {
-    const nowMs = this.now();
+  /** The attempt `check` allowed failed (a wrong password, or no such user), at `nowMs`. */
+  recordFailure(key: string, nowMs: number): void {
     const state = this.keys.get(key) ?? { failures: 0, running: 1, lastMs: nowMs }; // evicted meanwhile: still a failure
     state.running = Math.max(0, state.running - 1);
     state.failures++;

@@ -5,7 +5,9 @@
 // neither lost, nor earlier than the TTL after the last keep-alive, nor later
 // than the bound docs/CLUSTER.md states (the new leader restarts the lease at
 // its full TTL: at most TTL + failover time + 1 s after the old leader died);
-// and a lease kept alive through the follower all along survives the failover.
+// and a lease kept alive through the follower all along survives the failover,
+// and, revoked then through the new leader, is reported lost at its next
+// keep-alive.
 // Also: a lease revoked by another call, through another node, is reported
 // lost by the etcd3 client at its next keep-alive, as etcd does (the answer
 // on the same stream is TTL 0), whether the keep-alive stream is on the
@@ -97,7 +99,7 @@ for (const mode of ['push', 'pull'] as const) for (const protocolWorkers of [1, 
 
 for (const mode of ['push', 'pull'] as const) {
   describe(`leases on a 3-node cluster in ${mode} mode`, { concurrency: false }, () => {
-    test('keep-alives through a follower; expiry after the client stops; expiry across kill -9 of the leader within the bound', { timeout: 60_000 }, async (t) => {
+    test('keep-alives through a follower; expiry after the client stops; expiry across kill -9 of the leader within the bound; a revoke after it reported at the next keep-alive', { timeout: 60_000 }, async (t) => {
       const c = await TestCluster.start({ nodes: 3, mode });
       const clients: Etcd3[] = [];
       const kvs: EtcdTestClient[] = [];
@@ -123,6 +125,8 @@ for (const mode of ['push', 'pull'] as const) {
         // 2. A 4 s lease, one keep-alive, then kill -9 of the leader 1 s later. Meanwhile a 2 s lease is kept alive
         // through the follower all along: its keep-alives ride over the failover and it must survive it.
         const survivorLease = etcd.lease(2);
+        let survivorLost: { readonly at: number; readonly err: Error } | null = null;
+        survivorLease.on('lost', (err: Error) => (survivorLost = { at: performance.now(), err }));
         await survivorLease.put('registry/c').value('kept');
         const ttlMs = 4000;
         const lease = etcd.lease(ttlMs / 1000, { autoKeepAlive: false });
@@ -151,6 +155,19 @@ for (const mode of ['push', 'pull'] as const) {
         assert.notEqual(next.id, old.id);
         if (old !== follower) {
           assert.equal(await reader.get('registry/c'), 'kept', 'a lease kept alive through a follower survives the failover');
+          // 3. That lease, granted under the old leader, revoked through the new one by another client: the client
+          // keeping it alive through the follower hears TTL 0 at its next keep-alive, as in the revoke test above.
+          const survivorId = await survivorLease.grant();
+          const revoker = new Etcd3({ hosts: next.endpoint });
+          clients.push(revoker);
+          await revoker.leaseClient.leaseRevoke({ ID: survivorId });
+          const revokedAt = performance.now();
+          while (survivorLost === null && performance.now() < revokedAt + 10_000) await sleep(10);
+          const got = survivorLost as { readonly at: number; readonly err: Error } | null;
+          assert.ok(got !== null, 'a lease revoked after the failover: the client still waits 10 s after the revoke');
+          t.diagnostic(`lease from before the failover revoked through the new leader: lost ${Math.round(got.at - revokedAt)} ms after the revoke`);
+          assert.equal(got.err.message, `Lease ${survivorId} is expired or revoked`, 'the server\'s TTL 0, not the client giving up');
+          assert.ok(got.at - revokedAt <= 2000 / 3 + 1000, `lost ${Math.round(got.at - revokedAt)} ms after the revoke: later than the next keep-alive`);
         }
         survivorLease.release();
       } finally {

@@ -25,6 +25,7 @@ import { startNode, type RunningNode } from '../server/node-process.js';
 import type { MetadataImage } from '../services/metadata/image.js';
 import { MetadataStateMachine, type MetadataListener, type MetadataStateMachineOptions } from '../services/metadata/state-machine.js';
 import { MetadataRejectedError, type AcceptedRecord, type MetadataRecord } from '../services/metadata/types.js';
+import { SYSTEM_STAMP } from '../services/auth/codec.js';
 import { RuntimeMetadataBackend } from '../server/metadata/runtime-backend.js';
 import { attachMetadata } from './controller.js';
 
@@ -118,7 +119,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     await node.stop();
     throw new Error('the node did not register its services');
   }
-  const backend = new RuntimeMetadataBackend(node.runtime, m);
+  const backend = new RuntimeMetadataBackend(node.runtime, m, SYSTEM_STAMP); // the node's own process: writes as the system
   const log = node.logger.child({ component: 'broker' });
   let stopped = false;
   let epoch: number | null = null;

@@ -6,6 +6,7 @@
 
 import type { Logger } from 'pino';
 import type { NodeConfig } from '../server/config.js';
+import { SYSTEM_STAMP } from '../services/auth/codec.js';
 import { RuntimeMetadataBackend } from '../server/metadata/runtime-backend.js';
 import { startNode, type RunningNode } from '../server/node-process.js';
 import type { ServiceStateMachine } from '../services/machine.js';
@@ -45,5 +46,5 @@ export async function startController(config: NodeConfig, o: { logger?: Logger; 
     await node.stop();
     throw new Error('the node does not run the metadata service');
   }
-  return { node, machine, backend: new RuntimeMetadataBackend(node.runtime, machine), stop: () => node.stop() };
+  return { node, machine, backend: new RuntimeMetadataBackend(node.runtime, machine, SYSTEM_STAMP), stop: () => node.stop() };
 }

@@ -9,6 +9,7 @@
 // Watchers further behind than the retention are cancelled with the
 // compacted revision, as etcd does.
 
+import { SYSTEM_STAMP } from '../services/auth/codec.js';
 import type { Logger } from 'pino';
 import type { KvBackend } from './etcd/backend.js';
 
@@ -31,7 +32,8 @@ export function startAutoCompaction(backend: KvBackend, o: AutoCompactionOptions
     const target = store.revision - o.retentionRevisions;
     if (target - store.compactRevision < slack) return;
     busy = true;
-    backend.write({ type: 'compact', request: { revision: target, physical: false } }).then((r) => {
+    // Stamped as the cluster's own: it applies while auth is on (src/services/auth/gate.ts).
+    backend.write({ type: 'compact', request: { revision: target, physical: false } }, SYSTEM_STAMP).then((r) => {
       if (r.type === 'error' && r.error !== 'compacted') o.logger.warn({ target, error: r.message }, 'automatic compaction refused');
       else if (r.type !== 'error') o.logger.debug({ revision: target }, 'compacted the key-value history');
     }, (e: unknown) => {

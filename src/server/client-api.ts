@@ -57,12 +57,12 @@ export async function startClientApi(backend: KvBackend & WorkerBackend, o: {
   /** Serve the metadata log (quorumlog.metadata.v1) beside the etcd API. */
   metadata?: MetadataBackend;
 }): Promise<ClientApi> {
-  const api = createEtcdServer(backend, { logger: o.logger });
+  const workerCount = o.protocolWorkers ?? 0;
+  const api = createEtcdServer(backend, { logger: o.logger, behindProtocolWorkers: workerCount > 0 });
   addAdminService(api.server, o.status);
   const queue = o.queue === undefined ? null : addQueueService(api.server, o.queue, { logger: o.logger.child({ component: 'queue-api' }) });
   const metadataApi = o.metadata === undefined ? null
     : addMetadataService(api.server, o.metadata, { logger: o.logger.child({ component: 'metadata-api' }) });
-  const workerCount = o.protocolWorkers ?? 0;
   if (workerCount === 0) {
     const creds = o.tls === undefined ? grpc.ServerCredentials.createInsecure()
       : grpc.ServerCredentials.createSsl(Buffer.from(o.tls.ca), [{ cert_chain: Buffer.from(o.tls.cert), private_key: Buffer.from(o.tls.key) }], true);

@@ -69,6 +69,12 @@ export interface NodeConfig {
    * the Raft thread. 0 serves the client port on the Raft thread itself.
    */
   readonly protocolWorkers: number;
+  /** Lifetime of an auth token from Authenticate, in seconds (etcd's --auth-token-ttl). */
+  readonly authTokenTtlSeconds: number;
+  /** bcrypt's cost for new password hashes (etcd's --bcrypt-cost), 4..31. */
+  readonly bcryptCost: number;
+  /** With clientTls: a request without a token acts as the user its client certificate's common name names (etcd's --client-cert-auth). */
+  readonly clientCertAuth: boolean;
 }
 
 /**
@@ -94,6 +100,9 @@ export const NODE_DEFAULTS = {
   peerTls: null,
   clientTls: null,
   protocolWorkers: 1,
+  authTokenTtlSeconds: 300,
+  bcryptCost: 10,
+  clientCertAuth: false,
 } as const;
 
 /** A configuration problem, naming the setting: `config: members[1].peer: "x" is not host:port`. */
@@ -108,7 +117,7 @@ export class ConfigFileError extends Error {
 
 const KEYS = new Set(['clusterId', 'nodeId', 'mode', 'dataDir', 'members', 'listenHost', 'tickMs', 'electionTimeoutMinTicks',
   'electionTimeoutMaxTicks', 'heartbeatIntervalTicks', 'fetchMaxWaitTicks', 'requestTimeoutMs', 'snapshotEveryEntries', 'snapshotEveryBytes', 'historyRetentionRevisions',
-  'logLevel', 'peerTls', 'clientTls', 'protocolWorkers']);
+  'logLevel', 'peerTls', 'clientTls', 'protocolWorkers', 'authTokenTtlSeconds', 'bcryptCost', 'clientCertAuth']);
 const MEMBER_KEYS = new Set(['id', 'role', 'peer', 'client', 'metrics']);
 const TLS_KEYS = new Set(['cert', 'key', 'ca']);
 const PEER_TLS_KEYS = new Set(['cert', 'key', 'ca', 'verifyNodeIds']);
@@ -176,7 +185,12 @@ export function parseConfig(raw: unknown): NodeConfig {
     peerTls: tls(o['peerTls'], 'peerTls', true),
     clientTls: tls(o['clientTls'], 'clientTls', false),
     protocolWorkers: int('protocolWorkers', NODE_DEFAULTS.protocolWorkers, 0),
+    authTokenTtlSeconds: int('authTokenTtlSeconds', NODE_DEFAULTS.authTokenTtlSeconds, 1),
+    bcryptCost: int('bcryptCost', NODE_DEFAULTS.bcryptCost, 4),
+    clientCertAuth: o['clientCertAuth'] === undefined ? NODE_DEFAULTS.clientCertAuth : bool(o['clientCertAuth'], 'clientCertAuth'),
   };
+  if (cfg.bcryptCost > 31) throw new ConfigFileError('bcryptCost', `${cfg.bcryptCost} must be at most 31`);
+  if (cfg.clientCertAuth && cfg.clientTls === null) throw new ConfigFileError('clientCertAuth', 'needs clientTls (the client certificates it reads)');
   if (cfg.electionTimeoutMaxTicks <= cfg.electionTimeoutMinTicks) {
     throw new ConfigFileError('electionTimeoutMaxTicks', `${cfg.electionTimeoutMaxTicks} must exceed electionTimeoutMinTicks (${cfg.electionTimeoutMinTicks})`);
   }
@@ -187,6 +201,11 @@ export function parseConfig(raw: unknown): NodeConfig {
     throw new ConfigFileError('fetchMaxWaitTicks', `${cfg.fetchMaxWaitTicks} must be below electionTimeoutMinTicks (${cfg.electionTimeoutMinTicks})`);
   }
   return cfg;
+}
+
+function bool(v: unknown, setting: string): boolean {
+  if (typeof v !== 'boolean') throw new ConfigFileError(setting, `${JSON.stringify(v)} must be true or false`);
+  return v;
 }
 
 /** Parses "host:port" (IPv4, a hostname, or [IPv6]:port). */

@@ -9,13 +9,15 @@
 
 import type { NodeRuntime } from '../node/runtime.js';
 import { encodeCommand } from '../services/kv/codec.js';
-import { encodeServiceCommand } from '../services/machine.js';
+import { encodeServiceCommand, stampCommand } from '../services/machine.js';
+import type { AuthStamp } from '../services/auth/codec.js';
+import type { AuthDeniedResult } from '../services/auth/types.js';
 import type { KvStateMachine } from '../services/kv/state-machine.js';
 import type { KvStore } from '../services/kv/store.js';
 import type { KvCommand, KvResult } from '../services/kv/types.js';
 import type { NodeConfig } from './config.js';
 import { formatAddress } from './config.js';
-import type { ClusterMembership, HeaderInfo, KvBackend, LeaseKeeper, MemberInfo, StatusInfo } from './etcd/backend.js';
+import type { AuthBackend, ClusterMembership, HeaderInfo, KvBackend, LeaseKeeper, MemberInfo, StatusInfo } from './etcd/backend.js';
 import { MembershipError, parsePeerUrl, type MembershipManager } from './membership.js';
 import { ETCD_STATUS, EtcdRequestError } from './etcd/errors.js';
 import { TransferTargetError } from '../core/errors.js';
@@ -35,6 +37,8 @@ export class RuntimeKvBackend implements KvBackend {
   readonly membership?: ClusterMembership;
   /** Maintenance.Snapshot's backup of every service (set by node-process, which holds them all). */
   backup?: () => Promise<Uint8Array>;
+  /** Users, roles and tokens (set by node-process). */
+  auth?: AuthBackend;
 
   constructor(private readonly runtime: NodeRuntime, sm: KvStateMachine, private readonly config: NodeConfig, leases?: LeaseKeeper,
     private readonly manager?: MembershipManager) {
@@ -46,8 +50,9 @@ export class RuntimeKvBackend implements KvBackend {
     this.memberId = this.memberIds.get(config.nodeId) ?? 0n;
   }
 
-  async write(cmd: KvCommand): Promise<KvResult> {
-    return (await this.runtime.submit(encodeCommand(cmd))) as KvResult;
+  async write(cmd: KvCommand, stamp?: AuthStamp | null): Promise<KvResult | AuthDeniedResult> {
+    const bytes = encodeCommand(cmd);
+    return (await this.runtime.submit(stamp === undefined || stamp === null ? bytes : stampCommand(stamp, bytes))) as KvResult | AuthDeniedResult;
   }
 
   /** A write already encoded as a KV command (by a protocol worker): the same as write(), without decoding it here. */

@@ -20,6 +20,8 @@
 // instead of failing; only then does the client see "no leader" or "request
 // timed out". Renewing twice is harmless (a renewal only moves a deadline).
 
+import { SYSTEM_STAMP } from '../services/auth/codec.js';
+import { stampCommand } from '../services/machine.js';
 import type { Logger } from 'pino';
 import type { NodeId } from '../protocol/ids.js';
 import { LEASE_CHANNEL } from '../node/channels.js';
@@ -362,8 +364,9 @@ export function startNodeLeases(runtime: NodeRuntime, store: KvStore, o: {
     now: () => performance.now(),
     leadership: () => ({ leader: runtime.isLeader(), term: runtime.term }),
     barrier: () => runtime.readBarrier(),
-    proposeExpire: (id, term) => runtime.submit(encodeCommand({ type: 'leaseExpire', request: { id, term } })),
-    proposeEpoch: (term) => runtime.submit(encodeCommand({ type: 'leaseEpoch', request: { term } })),
+    // The cluster's own commands: stamped as the system's, so that they apply while auth is on (src/services/auth/gate.ts).
+    proposeExpire: (id, term) => runtime.submit(stampCommand(SYSTEM_STAMP, encodeCommand({ type: 'leaseExpire', request: { id, term } }))),
+    proposeEpoch: (term) => runtime.submit(stampCommand(SYSTEM_STAMP, encodeCommand({ type: 'leaseEpoch', request: { term } }))),
     logger: o.logger,
   });
   const keeper = new LeaseService({

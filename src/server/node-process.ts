@@ -23,6 +23,7 @@ import { Prng } from '../util/prng.js';
 import { claimDataDir, formatAddress, type Address, type NodeConfig } from './config.js';
 import { startClientApi, type ClientApi } from './client-api.js';
 import { PreforkedWorkers } from './protocol-workers/host.js';
+import { attachAuth } from './auth/node-auth.js';
 import { startAutoCompaction } from './auto-compaction.js';
 import { takeBackup } from './backup.js';
 import { RuntimeKvBackend } from './kv-backend.js';
@@ -174,6 +175,8 @@ async function startLockedNode(config: NodeConfig, opts: StartNodeOptions, logge
   // Where members are reached (membership changes at run time, docs/MEMBERSHIP.md).
   const members = new MembersStateMachine();
   services.register('members', members);
+  // Users, roles and permissions, and the gate that checks every command against them where it applies (src/services/auth).
+  const nodeAuth = attachAuth(services, sm.store);
   opts.registerServices?.(services);
   let runtime: NodeRuntime;
   try {
@@ -224,6 +227,8 @@ async function startLockedNode(config: NodeConfig, opts: StartNodeOptions, logge
   });
   const backend = new RuntimeKvBackend(runtime, sm, config, leases.keeper, membership);
   backend.backup = () => takeBackup(runtime, services, config.clusterId);
+  const auth = nodeAuth.start(runtime, { tokenTtlSeconds: config.authTokenTtlSeconds, bcryptCost: config.bcryptCost, clientCertAuth: config.clientCertAuth });
+  backend.auth = auth;
   const stopCompaction = startAutoCompaction(backend, {
     retentionRevisions: config.historyRetentionRevisions, isLeader: () => runtime.isLeader(),
     logger: logger.child({ component: 'auto-compaction' }),
@@ -271,6 +276,7 @@ async function startLockedNode(config: NodeConfig, opts: StartNodeOptions, logge
     queue.stop();
     membership.close();
     await etcd?.close();
+    await auth.close();
     await runtime.stop();
     throw e;
   }
@@ -285,6 +291,7 @@ async function startLockedNode(config: NodeConfig, opts: StartNodeOptions, logge
         queue.stop();
         membership.close();
         await etcd?.close();
+        await auth.close();
         stopNotingLeaders();
         dashboard.aggregator.close();
         await leaderHistory.flushed();

@@ -16,11 +16,19 @@
 // starts empty. Restoring always replaces every service's state: a service
 // that the snapshot does not mention is reset to empty.
 //
+// Stamps. A command may come wrapped in an auth stamp: the byte STAMP_TAG,
+// the stamp (src/services/auth/codec.ts: who asked, and at which auth
+// revision their request was checked), then the command with its own tag.
+// Before a command applies, the gate (when one is set: the auth service's,
+// src/services/auth/gate.ts) may refuse it; a refused command changes
+// nothing and its result is the refusal. Stamps do not nest.
+//
 // Determinism: every replica routes the same bytes to the same service; a
 // command for a tag no service has (only a bug or a newer version could log
 // one) gives the same error result everywhere and changes nothing.
 
 import type { LogIndex } from '../protocol/ids.js';
+import { AuthCodecError, decodeStampHeader, encodeStampHeader, type AuthStamp } from './auth/codec.js';
 import { ByteReader, ByteWriter } from './kv/codec.js';
 
 /** One service's replicated state machine. Must be deterministic. */
@@ -36,8 +44,25 @@ export interface ServiceMachine {
 }
 
 /** The tags of the services; the key-value service owns 0x01-0x0f (its commands begin with their format version). */
-export const SERVICE_TAGS = { queue: 0x51, metadata: 0x4d, members: 0x43 } as const;
+export const SERVICE_TAGS = { queue: 0x51, metadata: 0x4d, members: 0x43, auth: 0x41 } as const;
+/** The first byte of a stamped command. */
+export const STAMP_TAG = 0x53;
 export type ServiceName = 'kv' | keyof typeof SERVICE_TAGS;
+
+/** Decides, before a command applies, whether it may (null) or what to answer instead. Must be deterministic. */
+export interface CommandGate {
+  admit(service: ServiceName, stamp: AuthStamp | null, data: Uint8Array, start: number, end: number): unknown;
+}
+
+/** Wraps a service command (as encodeServiceCommand made it) in an auth stamp. */
+export function stampCommand(stamp: AuthStamp, command: Uint8Array): Uint8Array {
+  const header = encodeStampHeader(stamp);
+  const out = new Uint8Array(1 + header.byteLength + command.byteLength);
+  out[0] = STAMP_TAG;
+  out.set(header, 1);
+  out.set(command, 1 + header.byteLength);
+  return out;
+}
 
 /** What a command for an unknown service returns, on every replica alike. */
 export interface UnknownServiceResult {
@@ -83,6 +108,13 @@ export class ServiceStateMachine {
   private readonly byTag = new Map<number, Registered>();
   /** The key-value service, once registered (looked up for most commands). */
   private kv: ServiceMachine | null = null;
+  private gate: CommandGate | null = null;
+
+  /** Sets the gate every command passes before it applies (the auth service's). */
+  setGate(gate: CommandGate): this {
+    this.gate = gate;
+    return this;
+  }
 
   /**
    * Adds a service; call before the runtime starts, while the machine is
@@ -110,12 +142,42 @@ export class ServiceStateMachine {
   /** Routes the command in data[start, end); only other services' commands get a view (of the bytes after the tag). */
   applyAt(data: Uint8Array, start: number, end: number, index: LogIndex): unknown {
     const first = start < end ? (data[start] as number) : 0;
+    if (first !== STAMP_TAG) return this.route(null, data, start, end, index);
+    let stamped;
+    try {
+      stamped = decodeStampHeader(data, start + 1, end);
+    } catch (e) {
+      if (!(e instanceof AuthCodecError)) throw e;
+      const malformed: UnknownServiceResult = { type: 'error', error: 'unknownService', message: `malformed auth stamp: ${e.message}` };
+      return malformed;
+    }
+    if (data[stamped.innerStart] === STAMP_TAG) {
+      const nested: UnknownServiceResult = { type: 'error', error: 'unknownService', message: 'an auth stamp inside an auth stamp' };
+      return nested;
+    }
+    return this.route(stamped.stamp, data, stamped.innerStart, end, index);
+  }
+
+  private route(stamp: AuthStamp | null, data: Uint8Array, start: number, end: number, index: LogIndex): unknown {
+    const first = start < end ? (data[start] as number) : 0;
     if (first >= KV_FIRST && first <= KV_LAST) {
       const kv = this.kv;
-      if (kv !== null) return kv.applyAt !== undefined ? kv.applyAt(data, start, end, index) : kv.apply(data.subarray(start, end), index);
+      if (kv !== null) {
+        if (this.gate !== null) {
+          const refused = this.gate.admit('kv', stamp, data, start, end);
+          if (refused !== null) return refused;
+        }
+        return kv.applyAt !== undefined ? kv.applyAt(data, start, end, index) : kv.apply(data.subarray(start, end), index);
+      }
     } else {
       const r = this.byTag.get(first);
-      if (r !== undefined) return r.machine.apply(data.subarray(start + 1, end), index);
+      if (r !== undefined) {
+        if (this.gate !== null) {
+          const refused = this.gate.admit(r.name, stamp, data, start + 1, end);
+          if (refused !== null) return refused;
+        }
+        return r.machine.apply(data.subarray(start + 1, end), index);
+      }
     }
     const unknown: UnknownServiceResult = {
       type: 'error', error: 'unknownService', message: `no service for command tag 0x${first.toString(16).padStart(2, '0')} on this node`,

@@ -5,8 +5,11 @@
 // granted and revoked through `write` like any other command; keep-alives and
 // time-to-live need the leader's clock and go through `leases`.
 
+import type { AuthStamp } from '../../services/auth/codec.js';
+import type { AuthCommand, AuthDeniedResult, AuthResult } from '../../services/auth/types.js';
 import type { KvStore } from '../../services/kv/store.js';
 import type { KvCommand, KvResult } from '../../services/kv/types.js';
+import type { Authorizer } from '../auth/authorizer.js';
 
 /** Identity and Raft position for etcd's ResponseHeader (revision comes from the store). */
 export interface HeaderInfo {
@@ -66,9 +69,11 @@ export interface KvBackend {
    * node has applied it. On a follower the command is forwarded to the
    * leader. Rejects with the errors of src/node/errors.ts (NoLeaderError,
    * RequestTimeoutError, BackpressureError, ...), never with a KvError: a
-   * command's own failure is a `{type: 'error'}` result.
+   * command's own failure is a `{type: 'error'}` result. With `stamp` the
+   * command goes into the log stamped (src/services/auth/gate.ts), and the
+   * result may be the gate's refusal (AuthDeniedResult).
    */
-  write(cmd: KvCommand): Promise<KvResult>;
+  write(cmd: KvCommand, stamp?: AuthStamp | null): Promise<KvResult | AuthDeniedResult>;
   /** Resolves once `store` reflects every write committed before the call (ReadIndex). */
   readBarrier(): Promise<void>;
   /** Keep-alives and time-to-live of leases; when absent the Lease service answers UNIMPLEMENTED. */
@@ -95,6 +100,32 @@ export interface KvBackend {
   readonly membership?: ClusterMembership;
   /** True once this member has been removed from the cluster: every request but Status is refused. */
   removed?(): boolean;
+  /** Users, roles and tokens; absent: the Auth service answers UNIMPLEMENTED and no request is checked. */
+  readonly auth?: AuthBackend;
+}
+
+/** Password hashing off the Raft thread (src/server/auth/password-hasher.ts). */
+export interface PasswordHashing {
+  hash(password: string): Promise<string>;
+  verify(password: string, hash: string): Promise<boolean>;
+}
+
+/** Slows down repeated failed logins per client (src/server/auth/login-throttle.ts). */
+export interface LoginThrottling {
+  check(key: string, nowMs: number): { readonly allowed: true } | { readonly allowed: false; readonly retryAfterMs: number };
+  recordFailure(key: string, nowMs: number): void;
+  recordSuccess(key: string): void;
+  /** An allowed attempt that ended without an answer either way (the barrier failed, the hasher was busy). */
+  abandon(key: string): void;
+}
+
+/** What the Auth service and the checks need from the node. */
+export interface AuthBackend {
+  readonly authorizer: Authorizer;
+  readonly hasher: PasswordHashing;
+  readonly throttle: LoginThrottling;
+  /** Submits an auth command through the log; resolves with its result once applied here (or the gate's refusal). */
+  write(cmd: AuthCommand, stamp: AuthStamp | null): Promise<AuthResult | AuthDeniedResult>;
 }
 
 /**

@@ -7,10 +7,12 @@
 
 import { status as Status, type ServiceError, Metadata } from '@grpc/grpc-js';
 import { KvError, type KvErrorCode } from '../../services/kv/types.js';
+import { AUTH_ERROR_MESSAGES, isAuthDenied, type AuthErrorCode } from '../../services/auth/types.js';
 import {
   ConfigChangeInProgressError, InvalidConfigChangeError, LeaderNotReadyError, LeaderTransferInProgressError, NotCaughtUpError, NotLeaderError,
 } from '../../core/errors.js';
 import { MembershipError, type MembershipErrorCode } from '../membership.js';
+import { AuthBusyError, PasswordHasherClosedError, PasswordWorkerExitedError } from '../auth/password-hasher.js';
 import {
   LeaderChangedError,
   NodeStoppedError,
@@ -38,6 +40,24 @@ export const KV_ERROR_STATUS: Readonly<Record<KvErrorCode, EtcdStatus>> = {
   leaseTtlTooLarge: { code: Status.OUT_OF_RANGE, message: 'etcdserver: too large lease TTL' },
 };
 
+/** etcd's status for each auth error (rpctypes.ErrGRPC*: codes as etcd 3.4 sends them). */
+export const AUTH_ERROR_STATUS: Readonly<Record<AuthErrorCode, EtcdStatus>> = {
+  rootUserNotExist: { code: Status.FAILED_PRECONDITION, message: AUTH_ERROR_MESSAGES.rootUserNotExist },
+  rootRoleNotExist: { code: Status.FAILED_PRECONDITION, message: AUTH_ERROR_MESSAGES.rootRoleNotExist },
+  userAlreadyExist: { code: Status.FAILED_PRECONDITION, message: AUTH_ERROR_MESSAGES.userAlreadyExist },
+  userEmpty: { code: Status.INVALID_ARGUMENT, message: AUTH_ERROR_MESSAGES.userEmpty },
+  userNotFound: { code: Status.FAILED_PRECONDITION, message: AUTH_ERROR_MESSAGES.userNotFound },
+  roleAlreadyExist: { code: Status.FAILED_PRECONDITION, message: AUTH_ERROR_MESSAGES.roleAlreadyExist },
+  roleNotFound: { code: Status.FAILED_PRECONDITION, message: AUTH_ERROR_MESSAGES.roleNotFound },
+  roleEmpty: { code: Status.INVALID_ARGUMENT, message: AUTH_ERROR_MESSAGES.roleEmpty },
+  permissionDenied: { code: Status.PERMISSION_DENIED, message: AUTH_ERROR_MESSAGES.permissionDenied },
+  roleNotGranted: { code: Status.FAILED_PRECONDITION, message: AUTH_ERROR_MESSAGES.roleNotGranted },
+  permissionNotGranted: { code: Status.FAILED_PRECONDITION, message: AUTH_ERROR_MESSAGES.permissionNotGranted },
+  invalidAuthMgmt: { code: Status.INVALID_ARGUMENT, message: AUTH_ERROR_MESSAGES.invalidAuthMgmt },
+  oldRevision: { code: Status.INVALID_ARGUMENT, message: AUTH_ERROR_MESSAGES.oldRevision },
+  malformed: { code: Status.INTERNAL, message: AUTH_ERROR_MESSAGES.malformed },
+};
+
 /** etcd's statuses for checks the gRPC layer makes itself (rpctypes). */
 export const ETCD_STATUS = {
   valueProvided: { code: Status.INVALID_ARGUMENT, message: 'etcdserver: value is provided' },
@@ -53,6 +73,9 @@ export const ETCD_STATUS = {
   leaderTransferTimeout: { code: Status.UNAVAILABLE, message: 'etcdserver: request timed out, leader transfer took too long' },
   memberRemoved: { code: Status.FAILED_PRECONDITION, message: 'etcdserver: the member has been permanently removed from the cluster' },
   learnerNotReady: { code: Status.FAILED_PRECONDITION, message: 'etcdserver: can only promote a learner member which is in sync with leader' },
+  authFailed: { code: Status.INVALID_ARGUMENT, message: 'etcdserver: authentication failed, invalid user ID or password' },
+  invalidAuthToken: { code: Status.UNAUTHENTICATED, message: 'etcdserver: invalid auth token' },
+  authNotEnabled: { code: Status.FAILED_PRECONDITION, message: 'etcdserver: authentication is not enabled' },
 } as const satisfies Record<string, EtcdStatus>;
 
 /** etcd's statuses for refused member requests (rpctypes.ErrGRPCMember*, ErrGRPCPeerURLExist). */
@@ -82,6 +105,22 @@ export class EtcdRequestError extends Error {
   }
 }
 
+/** A request the auth service refused: etcd's status for `code`. */
+export class AuthRefusedError extends Error {
+  override readonly name = 'AuthRefusedError';
+  readonly code: AuthErrorCode;
+  constructor(code: AuthErrorCode, options?: ErrorOptions) {
+    super(AUTH_ERROR_MESSAGES[code], options);
+    this.code = code;
+  }
+}
+
+/** Throws AuthRefusedError when `result` is the auth gate's refusal (src/services/auth/gate.ts); returns it otherwise. */
+export function throwIfAuthDenied<T>(result: T): T {
+  if (isAuthDenied(result)) throw new AuthRefusedError(result.error);
+  return result;
+}
+
 /** The request's method is not served by quorumlog (UNIMPLEMENTED, with the reason). */
 export class NotServedError extends Error {
   override readonly name = 'NotServedError';
@@ -97,6 +136,9 @@ export class NotServedError extends Error {
 export function etcdStatusOf(err: unknown): EtcdStatus | null {
   if (err instanceof KvError) return KV_ERROR_STATUS[err.code] ?? null;
   if (err instanceof EtcdRequestError) return err.status;
+  if (err instanceof AuthRefusedError) return AUTH_ERROR_STATUS[err.code];
+  if (err instanceof AuthBusyError) return ETCD_STATUS.tooManyRequests;
+  if (err instanceof PasswordWorkerExitedError || err instanceof PasswordHasherClosedError) return { code: Status.UNAVAILABLE, message: `etcdserver: ${err.message}` };
   if (err instanceof MalformedRequestError) return { code: Status.INVALID_ARGUMENT, message: `etcdserver: malformed request: ${err.message}` };
   if (err instanceof NotServedError) return { code: Status.UNIMPLEMENTED, message: err.message };
   if (err instanceof NoLeaderError) return ETCD_STATUS.noLeader;

@@ -20,7 +20,8 @@
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { MAX_LEASE_TTL_SECONDS, type KvResult } from '../../services/kv/types.js';
+import type { Needs } from '../../services/auth/needs.js';
+import { MAX_LEASE_TTL_SECONDS, type KvCommand, type KvResult } from '../../services/kv/types.js';
 import type { KvBackend, LeaseKeeper } from './backend.js';
 import { parseInt64, type Int64, type WireHeader } from './convert.js';
 import { EtcdRequestError, ETCD_STATUS, etcdStatusOf, KV_ERROR_STATUS, serviceError } from './errors.js';
@@ -43,9 +44,18 @@ export interface LeaseServiceContext {
   readonly leases: LeaseKeeper;
   readonly header: (revision: number) => WireHeader;
   /** Wraps a unary handler: result or etcd status back to the client, nothing escapes (server.ts's `unary`). */
-  readonly unary: <Req>(method: string, fn: (req: Req) => Promise<object> | object) => grpc.handleUnaryCall<unknown, unknown>;
+  readonly unary: <Req>(method: string, fn: (req: Req, call: CallerOf) => Promise<object> | object) => grpc.handleUnaryCall<unknown, unknown>;
   readonly logger: Logger;
+  /** With auth: refuses a caller without `needs` (server.ts's `check`; a no-op while auth is off). */
+  readonly check: (call: CallerOf, needs: Needs) => unknown;
+  /** Sends a command through the log as the caller's, checked and stamped (server.ts's `submit`). */
+  readonly submit: (call: CallerOf, cmd: KvCommand) => Promise<KvResult>;
 }
+
+/** What identifies a call's caller (its metadata). */
+type CallerOf = { readonly metadata: grpc.Metadata };
+
+const NO_NEEDS: Needs = [];
 
 /** Keep-alives one stream may have waiting for an answer; beyond, the stream ends with "too many requests". */
 export const KEEPALIVE_MAX_PENDING = 1024;
@@ -73,43 +83,47 @@ function check<T extends KvResult['type']>(result: KvResult, expected: T): Extra
 
 /** The Lease service's handlers. */
 export function leaseHandlers(ctx: LeaseServiceContext): grpc.UntypedServiceImplementation {
-  const { backend, leases, header, unary, logger } = ctx;
+  const { backend, leases, header, unary, logger, check: checkCaller, submit } = ctx;
   const store = backend.store;
 
-  async function grant(req: WireLeaseGrantRequest): Promise<object> {
+  async function grant(req: WireLeaseGrantRequest, call: CallerOf): Promise<object> {
     const ttlAsked = parseInt64(req.TTL, 'TTL');
     const idAsked = parseInt64(req.ID, 'ID');
     if (ttlAsked > MAX_LEASE_TTL_SECONDS) throw new EtcdRequestError(KV_ERROR_STATUS.leaseTtlTooLarge);
     const ttlSeconds = Math.max(ttlAsked, leases.minTtlSeconds, 1);
     for (let attempt = 1; ; attempt++) {
       const id = idAsked !== 0 ? idAsked : randomLeaseId();
-      const result = await backend.write({ type: 'leaseGrant', request: { id, ttlSeconds } });
+      const result = await submit(call, { type: 'leaseGrant', request: { id, ttlSeconds } });
       if (result.type === 'error' && result.error === 'leaseExists' && idAsked === 0 && attempt < GRANT_ID_ATTEMPTS) continue;
       const granted = check(result, 'leaseGrant');
       return { header: header(granted.revision), ID: String(granted.id), TTL: String(granted.ttlSeconds), error: '' };
     }
   }
 
-  async function revoke(req: WireLeaseIdRequest): Promise<object> {
+  async function revoke(req: WireLeaseIdRequest, call: CallerOf): Promise<object> {
     const id = parseInt64(req.ID, 'ID');
     if (id === 0) throw new EtcdRequestError(KV_ERROR_STATUS.leaseNotFound);
-    const result = check(await backend.write({ type: 'leaseRevoke', request: { id } }), 'leaseRevoke');
+    const result = check(await submit(call, { type: 'leaseRevoke', request: { id } }), 'leaseRevoke');
     return { header: header(result.revision) };
   }
 
-  async function timeToLive(req: WireLeaseIdRequest): Promise<object> {
+  async function timeToLive(req: WireLeaseIdRequest, call: CallerOf): Promise<object> {
     const id = parseInt64(req.ID, 'ID');
+    checkCaller(call, NO_NEEDS);
     const t = id === 0 ? null : await leases.timeToLive(id);
     if (t === null) return { header: header(store.revision), ID: String(id), TTL: '-1', grantedTTL: '0', keys: [] };
     let keys: Buffer[] = [];
     if (req.keys === true) {
       await backend.readBarrier();
-      keys = store.leaseKeys(id).map((k) => Buffer.from(k));
+      const attached = store.leaseKeys(id);
+      checkCaller(call, attached.map((key) => ({ resource: 'kv', access: 'read', key, rangeEnd: new Uint8Array(0) })));
+      keys = attached.map((k) => Buffer.from(k));
     }
     return { header: header(store.revision), ID: String(id), TTL: String(t.remainingSeconds), grantedTTL: String(t.grantedSeconds), keys };
   }
 
-  async function list(): Promise<object> {
+  async function list(_req: object, call: CallerOf): Promise<object> {
+    checkCaller(call, NO_NEEDS);
     await backend.readBarrier();
     return { header: header(store.revision), leases: store.leases().map((l) => ({ ID: String(l.id) })) };
   }
@@ -146,6 +160,7 @@ export function leaseHandlers(ctx: LeaseServiceContext): grpc.UntypedServiceImpl
       chain = chain.then(async () => {
         try {
           if (closed) return;
+          checkCaller(call, NO_NEEDS); // a token that stopped holding (expired, user deleted) ends the stream
           const ttl = id === 0 ? 0 : await leases.keepAlive(id);
           if (!closed) call.write({ header: header(store.revision), ID: String(id), TTL: String(ttl) });
         } catch (err) {

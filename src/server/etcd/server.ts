@@ -34,8 +34,13 @@ import {
   type WireRangeRequest,
   type WireTxnRequest,
 } from './convert.js';
-import { ETCD_STATUS, EtcdRequestError, etcdStatusOf, KV_ERROR_STATUS, MalformedRequestError, NotServedError, serviceError } from './errors.js';
+import { ETCD_STATUS, EtcdRequestError, etcdStatusOf, KV_ERROR_STATUS, MalformedRequestError, NotServedError, serviceError, throwIfAuthDenied } from './errors.js';
+import { authHandlers } from './auth.js';
 import { leaseHandlers } from './lease.js';
+import { kvCommandNeeds, rangeNeeds, type Needs } from '../../services/auth/needs.js';
+import { isAuthDenied } from '../../services/auth/types.js';
+import { grpcCredentials } from '../auth/credentials.js';
+import type { Principal } from '../auth/authorizer.js';
 import { etcdProtoDir } from './proto-dir.js';
 import { evaluateReadOnlyTxn, isReadOnlyTxn } from './readonly-txn.js';
 import { WatchSession, type WireWatchRequest, type WireWatchResponse } from './watch.js';
@@ -47,6 +52,13 @@ export interface EtcdServerOptions {
   readonly watchMaxPendingBytes?: number;
   /** Period of progress notifications for watchers with progress_notify. Default 10 minutes (etcd's). */
   readonly progressNotifyIntervalMs?: number;
+  /**
+   * Calls reach this server only through the node's protocol workers
+   * (src/server/protocol-workers/proxy.ts), which terminate TLS and pass the
+   * client certificate's common name in a header they set themselves; trust
+   * that header. Default false: the header is ignored and TLS is read here.
+   */
+  readonly behindProtocolWorkers?: boolean;
 }
 
 /** A running (or ready-to-run) etcd API server. */
@@ -154,6 +166,10 @@ export function createEtcdServer(backend: KvBackend, opts: EtcdServerOptions): E
 }
 
 type UnaryHandler = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => void;
+/** What a unary handler is given besides its request: the call (its metadata and peer identify the caller). */
+export type UnaryCall = grpc.ServerUnaryCall<unknown, unknown>;
+/** Writes stamped with a revision the auth state has since moved past are tried again, this many times in all. */
+const AUTH_ATTEMPTS = 3;
 
 /**
  * Adds etcd's KV, Watch, Lease, Cluster and Maintenance services over
@@ -174,7 +190,7 @@ export function addEtcdServices(server: grpc.Server, backend: KvBackend, opts: E
   }
 
   /** Wraps an async handler: its result or its error (as etcd's status) goes back to the client; nothing escapes. */
-  function unary<Req>(method: string, fn: (req: Req) => Promise<object> | object): UnaryHandler {
+  function unary<Req>(method: string, fn: (req: Req, call: UnaryCall) => Promise<object> | object): UnaryHandler {
     return (call, callback) => {
       let done = false;
       const fail = (err: unknown): void => {
@@ -194,7 +210,7 @@ export function addEtcdServices(server: grpc.Server, backend: KvBackend, opts: E
       };
       try {
         if (backend.removed?.() === true && !SERVED_WHEN_REMOVED.has(method)) throw new EtcdRequestError(ETCD_STATUS.memberRemoved);
-        Promise.resolve(fn(call.request as Req)).then(
+        Promise.resolve(fn(call.request as Req, call)).then(
           (res) => {
             if (done) return;
             done = true;
@@ -214,9 +230,32 @@ export function addEtcdServices(server: grpc.Server, backend: KvBackend, opts: E
     });
   }
 
-  /** Sends a command through the log; an etcd-level failure becomes its status. */
-  async function write<T extends KvResult['type']>(cmd: KvCommand, expected: T): Promise<Extract<KvResult, { type: T }>> {
-    const result = await backend.write(cmd);
+  const authz = backend.auth?.authorizer;
+  const behindProxy = opts.behindProtocolWorkers === true;
+  const leaseKeys = (id: number): Uint8Array[] => store.leaseKeys(id);
+
+  /** The caller, checked for `needs` against the current auth state (null while auth is off). Throws the refusal. */
+  function check(call: { readonly metadata: grpc.Metadata }, needs: Needs | (() => Needs)): Principal | null {
+    if (authz === undefined || !authz.enabled) return null;
+    return authz.check(grpcCredentials(call, behindProxy), typeof needs === 'function' ? needs() : needs);
+  }
+
+  /**
+   * Sends a command through the log, checked and stamped as the caller's; an
+   * etcd-level failure becomes its status. A write the auth state moved past
+   * before it applied (etcd's "revision of auth store is old") is checked
+   * again and sent again, so a client sees that error only if auth keeps changing.
+   */
+  async function submit(call: { readonly metadata: grpc.Metadata }, cmd: KvCommand): Promise<KvResult> {
+    for (let attempt = 1; ; attempt++) {
+      const p = check(call, () => kvCommandNeeds(cmd, leaseKeys));
+      const result = await backend.write(cmd, authz?.stamp(p) ?? null);
+      if (!(isAuthDenied(result) && result.error === 'oldRevision' && attempt < AUTH_ATTEMPTS)) return throwIfAuthDenied(result) as KvResult;
+    }
+  }
+
+  async function write<T extends KvResult['type']>(call: { readonly metadata: grpc.Metadata }, cmd: KvCommand, expected: T): Promise<Extract<KvResult, { type: T }>> {
+    const result = await submit(call, cmd);
     if (result.type === 'error') {
       const s = KV_ERROR_STATUS[result.error];
       if (!s) throw new Error(`store returned unknown error code ${String(result.error)}: ${result.message}`);
@@ -226,36 +265,44 @@ export function addEtcdServices(server: grpc.Server, backend: KvBackend, opts: E
     return result as Extract<KvResult, { type: T }>;
   }
 
+  /** Refuses unless the caller is root (while auth is on). */
+  const requireRoot = (call: { readonly metadata: grpc.Metadata }): Principal | null => check(call, 'root');
+
   // ---- KV ----
   server.addService(serviceOf('KV'), {
-    Range: unary<WireRangeRequest>('Range', async (req) => {
+    Range: unary<WireRangeRequest>('Range', async (req, call) => {
       const r = rangeRequestFromWire(req);
+      check(call, rangeNeeds(r));
       if (!r.serializable) await backend.readBarrier();
+      check(call, rangeNeeds(r)); // again, against the state the read sees
       const res = store.range(r);
       return { header: header(store.revision), ...rangeResponseToWire(res) };
     }),
-    Put: unary<WirePutRequest>('Put', async (req) => {
-      const result = await write({ type: 'put', request: putRequestFromWire(req) }, 'put');
+    Put: unary<WirePutRequest>('Put', async (req, call) => {
+      const result = await write(call, { type: 'put', request: putRequestFromWire(req) }, 'put');
       return { header: header(result.revision), ...putResponseToWire(result.response) };
     }),
-    DeleteRange: unary<WireDeleteRangeRequest>('DeleteRange', async (req) => {
-      const result = await write({ type: 'deleteRange', request: deleteRangeRequestFromWire(req) }, 'deleteRange');
+    DeleteRange: unary<WireDeleteRangeRequest>('DeleteRange', async (req, call) => {
+      const result = await write(call, { type: 'deleteRange', request: deleteRangeRequestFromWire(req) }, 'deleteRange');
       return { header: header(result.revision), ...deleteRangeResponseToWire(result.response) };
     }),
-    Txn: unary<WireTxnRequest>('Txn', async (req) => {
+    Txn: unary<WireTxnRequest>('Txn', async (req, call) => {
       const txn = txnRequestFromWire(req);
       if (isReadOnlyTxn(txn)) {
+        const needs = (): Needs => kvCommandNeeds({ type: 'txn', request: txn }, leaseKeys);
+        check(call, needs);
         await backend.readBarrier();
+        check(call, needs);
         const res = evaluateReadOnlyTxn(store, txn);
         const h = header(store.revision);
         return { header: h, ...txnResponseToWire(res, h) };
       }
-      const result = await write({ type: 'txn', request: txn }, 'txn');
+      const result = await write(call, { type: 'txn', request: txn }, 'txn');
       const h = header(result.revision);
       return { header: h, ...txnResponseToWire(result.response, h) };
     }),
-    Compact: unary<WireCompactionRequest>('Compact', async (req) => {
-      const result = await write({ type: 'compact', request: compactionRequestFromWire(req) }, 'compact');
+    Compact: unary<WireCompactionRequest>('Compact', async (req, call) => {
+      const result = await write(call, { type: 'compact', request: compactionRequestFromWire(req) }, 'compact');
       return { header: header(result.revision) };
     }),
   });
@@ -269,8 +316,22 @@ export function addEtcdServices(server: grpc.Server, backend: KvBackend, opts: E
         return;
       }
       try {
+        // With auth, the stream's identity is the one it opened with (etcd's clients send the token on the stream).
+        const auth = authz === undefined ? {} : {
+          authorize: (key: Uint8Array, rangeEnd: Uint8Array): string | null => {
+            try {
+              check(call, [{ resource: 'kv', access: 'read', key, rangeEnd }]);
+              return null;
+            } catch (err) {
+              const st = etcdStatusOf(err);
+              if (st === null) throw err;
+              return st.message;
+            }
+          },
+          onAuthChange: (listener: () => void) => authz.state.onChange(listener),
+        };
         const session = new WatchSession(
-          { store, header, logger: log, maxPendingBytes, progressNotifyIntervalMs },
+          { store, header, logger: log, maxPendingBytes, progressNotifyIntervalMs, ...auth },
           call,
           () => sessions.delete(session),
         );
@@ -287,7 +348,7 @@ export function addEtcdServices(server: grpc.Server, backend: KvBackend, opts: E
     call.emit('error', serviceError({ code: grpc.status.UNIMPLEMENTED, message: LEASE_UNIMPLEMENTED }));
   };
   server.addService(serviceOf('Lease'), backend.leases !== undefined
-    ? leaseHandlers({ backend, leases: backend.leases, header, unary, logger: log })
+    ? leaseHandlers({ backend, leases: backend.leases, header, unary, logger: log, check, submit })
     : {
       LeaseGrant: notServed(LEASE_UNIMPLEMENTED),
       LeaseRevoke: notServed(LEASE_UNIMPLEMENTED),
@@ -319,22 +380,26 @@ export function addEtcdServices(server: grpc.Server, backend: KvBackend, opts: E
       return { header: header(store.revision), members: wireMembers() };
     }),
     MemberAdd: membership === undefined ? notServed(MEMBERSHIP_UNIMPLEMENTED)
-      : unary<{ peerURLs?: string[]; isLearner?: boolean; clientURLs?: string[] }>('MemberAdd', async (req) => {
+      : unary<{ peerURLs?: string[]; isLearner?: boolean; clientURLs?: string[] }>('MemberAdd', async (req, call) => {
+        requireRoot(call);
         const m = await membership.add(req.peerURLs ?? [], req.isLearner === true, req.clientURLs ?? []);
         return { header: header(store.revision), member: wireMember(m), members: wireMembers() };
       }),
     MemberRemove: membership === undefined ? notServed(MEMBERSHIP_UNIMPLEMENTED)
-      : unary<{ ID?: string }>('MemberRemove', async (req) => {
+      : unary<{ ID?: string }>('MemberRemove', async (req, call) => {
+        requireRoot(call);
         await membership.remove(memberId(req.ID));
         return { header: header(store.revision), members: wireMembers() };
       }),
     MemberUpdate: membership === undefined ? notServed(MEMBERSHIP_UNIMPLEMENTED)
-      : unary<{ ID?: string; peerURLs?: string[] }>('MemberUpdate', async (req) => {
+      : unary<{ ID?: string; peerURLs?: string[] }>('MemberUpdate', async (req, call) => {
+        requireRoot(call);
         await membership.update(memberId(req.ID), req.peerURLs ?? []);
         return { header: header(store.revision), members: wireMembers() };
       }),
     MemberPromote: membership === undefined ? notServed(MEMBERSHIP_UNIMPLEMENTED)
-      : unary<{ ID?: string }>('MemberPromote', async (req) => {
+      : unary<{ ID?: string }>('MemberPromote', async (req, call) => {
+        requireRoot(call);
         await membership.promote(memberId(req.ID));
         return { header: header(store.revision), members: wireMembers() };
       }),
@@ -344,7 +409,9 @@ export function addEtcdServices(server: grpc.Server, backend: KvBackend, opts: E
   const maintenanceNotServed = (method: string): UnaryHandler =>
     notServed(`etcdserver: quorumlog does not serve Maintenance.${method}`);
   server.addService(serviceOf('Maintenance'), {
-    Status: unary('Status', () => {
+    // etcd 3.4 serves Status, Snapshot and MoveLeader to root alone once auth is on (v3rpc authMaintenanceServer).
+    Status: unary('Status', (_req, call) => {
+      requireRoot(call);
       const s = backend.status();
       return {
         header: header(store.revision),
@@ -392,6 +459,12 @@ export function addEtcdServices(server: grpc.Server, backend: KvBackend, opts: E
         fail(new EtcdRequestError(ETCD_STATUS.memberRemoved));
         return;
       }
+      try {
+        requireRoot(call);
+      } catch (err) {
+        fail(err);
+        return;
+      }
       const CHUNK = 64 << 10;
       void (async () => {
         const bytes = await backup.call(backend);
@@ -403,7 +476,8 @@ export function addEtcdServices(server: grpc.Server, backend: KvBackend, opts: E
         call.end();
       })().catch(fail);
     },
-    MoveLeader: unary<{ targetID?: string }>('MoveLeader', async (req) => {
+    MoveLeader: unary<{ targetID?: string }>('MoveLeader', async (req, call) => {
+      requireRoot(call);
       if (backend.moveLeader === undefined) throw new NotServedError('etcdserver: this server cannot move leadership');
       let target: bigint;
       try {
@@ -415,6 +489,9 @@ export function addEtcdServices(server: grpc.Server, backend: KvBackend, opts: E
       return { header: header(store.revision) };
     }),
   });
+
+  // ---- Auth (auth.ts; a backend without auth serves none) ----
+  server.addService(serviceOf('Auth'), authHandlers({ backend, unary, header, notServed, logger: log, behindProtocolWorkers: behindProxy }));
 
   return { watchSessions: sessions, stats };
 }

@@ -83,6 +83,15 @@ export interface WatchSessionContext {
   readonly maxPendingBytes: number;
   /** Period of progress notifications for watchers that asked for them. */
   readonly progressNotifyIntervalMs: number;
+  /**
+   * With auth: why this stream may not watch (key, rangeEnd), or null when it
+   * may. Asked when a watcher is created, and again for every watcher after
+   * each change of the auth state: a watcher whose permission went is
+   * cancelled with the reason (etcd 3.4 checks only at creation).
+   */
+  readonly authorize?: (key: Uint8Array, rangeEnd: Uint8Array) => string | null;
+  /** Subscribes to changes of the auth state; returns the unsubscribe. */
+  readonly onAuthChange?: (listener: () => void) => () => void;
 }
 
 /** Counters a test or a metrics exporter can read. */
@@ -155,7 +164,12 @@ export class WatchSession {
     this.ctx = ctx;
     this.call = call;
     this.onClose = onClose;
-    this.unsubscribe = ctx.store.onEvents((events, revision) => this.onLiveEvents(events, revision));
+    const offEvents = ctx.store.onEvents((events, revision) => this.onLiveEvents(events, revision));
+    const offAuth = ctx.onAuthChange?.(() => this.guard('auth change', () => this.recheckPermissions()));
+    this.unsubscribe = () => {
+      offEvents();
+      offAuth?.();
+    };
     this.progressTimer = setInterval(() => this.progressTick(), ctx.progressNotifyIntervalMs);
     this.progressTimer.unref();
     call.on('data', (req: WireWatchRequest) => this.guard('request', () => this.onRequest(req)));
@@ -249,6 +263,11 @@ export class WatchSession {
     }
     const filters = creq.filters ?? [];
     const key = creq.key && creq.key.length > 0 ? creq.key : Buffer.from([0]); // etcd: "\0" is the smallest key
+    const refused = this.ctx.authorize?.(key, creq.range_end ?? Buffer.alloc(0)) ?? null;
+    if (refused !== null) {
+      this.refuseCreate(refused);
+      return;
+    }
     const current = store.revision;
     const w: Watcher = {
       id,
@@ -288,6 +307,18 @@ export class WatchSession {
     if (!this.watchers.delete(id)) return;
     this.send({ header: this.ctx.header(this.ctx.store.revision), watch_id: id, canceled: true, events: [] }, 0);
     this.maybeSendRequestedProgress();
+  }
+
+  /** After a change of the auth state: cancels every watcher this stream may no longer watch. */
+  private recheckPermissions(): void {
+    const authorize = this.ctx.authorize;
+    if (this.closed || authorize === undefined) return;
+    for (const w of [...this.watchers.values()]) {
+      const reason = authorize(w.key, w.rangeEnd);
+      if (reason === null) continue;
+      this.watchers.delete(w.id);
+      this.send({ header: this.ctx.header(this.ctx.store.revision), watch_id: w.id, canceled: true, cancel_reason: reason, events: [] }, 0);
+    }
   }
 
   // ---- Sending ----

@@ -5,6 +5,7 @@
 // once, for in-process tests and for embedding without replication.
 
 import type { MetadataStateMachine } from '../../services/metadata/state-machine.js';
+import type { AuthStamp } from '../../services/auth/codec.js';
 import type { AcceptedRecord, MetadataRecord } from '../../services/metadata/types.js';
 
 export interface MetadataBackend {
@@ -17,7 +18,7 @@ export interface MetadataBackend {
    * apply), MetadataCodecError (unencodable), MetadataUnavailableError, or
    * the runtime's errors (NoLeaderError, RequestTimeoutError, ...).
    */
-  write(record: MetadataRecord): Promise<AcceptedRecord>;
+  write(record: MetadataRecord, stamp?: AuthStamp | null): Promise<AcceptedRecord>;
   /** Resolves once `machine` reflects every record committed before the call (ReadIndex). */
   readBarrier(): Promise<void>;
 }

@@ -11,14 +11,24 @@ import { acceptedOrThrow, metadataCommand, prepareRecord } from '../../services/
 import type { MetadataStateMachine } from '../../services/metadata/state-machine.js';
 import type { AcceptedRecord, MetadataApplyResult, MetadataRecord } from '../../services/metadata/types.js';
 import { MetadataUnavailableError, type MetadataBackend } from './backend.js';
+import type { AuthStamp } from '../../services/auth/codec.js';
+import { stampCommand } from '../../services/machine.js';
+import { throwIfAuthDenied } from '../etcd/errors.js';
 
 export class RuntimeMetadataBackend implements MetadataBackend {
-  constructor(private readonly runtime: NodeRuntime, readonly machine: MetadataStateMachine) {}
+  /**
+   * `stamp`: what writes go into the log stamped with when the caller gives
+   * none (src/services/auth/gate.ts): brokers and controllers embedded in the
+   * node's process write as the system; the gRPC service passes each caller's.
+   */
+  constructor(private readonly runtime: NodeRuntime, readonly machine: MetadataStateMachine, private readonly stamp: AuthStamp | null = null) {}
 
-  async write(record: MetadataRecord): Promise<AcceptedRecord> {
+  async write(record: MetadataRecord, stamp: AuthStamp | null = this.stamp): Promise<AcceptedRecord> {
     if (!this.runtime.isLeader()) await this.runtime.readBarrier();
     const rec = prepareRecord(this.machine.image, record);
-    const result = (await this.runtime.submit(metadataCommand(rec))) as MetadataApplyResult | { type: 'error'; error: string; message: string };
+    const bytes = metadataCommand(rec);
+    const result = throwIfAuthDenied(await this.runtime.submit(stamp === null ? bytes : stampCommand(stamp, bytes))) as
+      MetadataApplyResult | { type: 'error'; error: string; message: string };
     if (result.type === 'error') throw new MetadataUnavailableError(`the metadata service is not running here: ${result.message}`);
     return acceptedOrThrow(result);
   }

@@ -16,9 +16,10 @@ import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { decodeCommand } from '../../services/kv/codec.js';
+import type { AuthDeniedResult } from '../../services/auth/types.js';
 import type { KvResult } from '../../services/kv/types.js';
 import type { KvBackend } from '../etcd/backend.js';
-import { ETCD_STATUS, etcdStatusOf, KV_ERROR_STATUS } from '../etcd/errors.js';
+import { AUTH_ERROR_STATUS, ETCD_STATUS, etcdStatusOf, KV_ERROR_STATUS } from '../etcd/errors.js';
 import { evaluateReadOnlyTxn } from '../etcd/readonly-txn.js';
 import type { EtcdServerStats } from '../etcd/server.js';
 import { GRPC_STATUS } from './grpc-frame.js';
@@ -139,7 +140,7 @@ export class PreforkedWorkers {
   }
 }
 
-function decodeAndWrite(backend: KvBackend, command: Uint8Array): Promise<KvResult> {
+function decodeAndWrite(backend: KvBackend, command: Uint8Array): Promise<KvResult | AuthDeniedResult> {
   try {
     return backend.write(decodeCommand(command));
   } catch (err) {
@@ -295,12 +296,16 @@ export class ProtocolWorkers {
     this.batches++;
     this.requests += requests.length;
     const backend = this.o.backend;
-    const removed = backend.removed?.() === true;
+    // A worker passes every call that carries a token or a client certificate to the node's grpc-js server, which checks
+    // it (proxy.ts); what comes here is anonymous, and refused while auth is on (etcd's "user name is empty").
+    const refuse = backend.removed?.() === true ? ETCD_STATUS.memberRemoved
+      : backend.auth?.authorizer.enabled === true ? AUTH_ERROR_STATUS.userEmpty : null;
+    if (refuse === AUTH_ERROR_STATUS.userEmpty && backend.auth !== undefined) backend.auth.authorizer.counters.missingIdentity++;
     if (writes !== null) {
       try {
         forEachPackedWrite(writes, (id, command) => {
           this.requests++;
-          if (removed) this.answer(slot, { ok: false, id, ...ETCD_STATUS.memberRemoved });
+          if (refuse !== null) this.refusal(slot, id, refuse.code, refuse.message);
           else this.write(slot, id, command);
         });
       } catch (err) {
@@ -308,8 +313,8 @@ export class ProtocolWorkers {
         this.o.logger.error({ err, worker: slot.index }, 'protocol worker sent a malformed batch; its writes past the fault are not answered');
       }
     }
-    if (removed) {
-      for (const r of requests) this.answer(slot, { ok: false, id: r.id, ...ETCD_STATUS.memberRemoved });
+    if (refuse !== null) {
+      for (const r of requests) this.refusal(slot, r.id, refuse.code, refuse.message);
       return;
     }
     let barrier: Promise<void> | null = null;
@@ -333,7 +338,12 @@ export class ProtocolWorkers {
     p.then((res) => this.answerWrite(slot, id, res), (err) => this.answerError(slot, id, err));
   }
 
-  private answerWrite(slot: Slot, id: number, res: KvResult): void {
+  private answerWrite(slot: Slot, id: number, res: KvResult | AuthDeniedResult): void {
+    if (res.type === 'authDenied') {
+      const s = AUTH_ERROR_STATUS[res.error];
+      this.refusal(slot, id, s.code, s.message);
+      return;
+    }
     if (res.type === 'error') {
       const s = KV_ERROR_STATUS[res.error];
       if (s === undefined) this.answerError(slot, id, new Error(`store returned unknown error code ${String(res.error)}: ${res.message}`));

@@ -16,6 +16,7 @@ import { HOT_PATHS, HotMethods, type HotMethod, type Refusal } from './hot-metho
 import type { PrimaryToWorker, WorkerInit, WorkerRequest, WorkerResult, WorkerToPrimary } from './messages.js';
 import { forEachPackedPut, PackedWritesBuilder } from './packed.js';
 import { refuseStream, UpstreamProxy } from './proxy.js';
+import { CLIENT_ADDRESS_HEADER, CLIENT_CERT_CN_HEADER, socketCertCommonName } from '../auth/credentials.js';
 
 /** How often each client connection is pinged, and how long its answer may take (grpc-js's settings in the node). */
 const KEEPALIVE_INTERVAL_MS = 10_000;
@@ -86,7 +87,15 @@ class ProtocolWorker {
     const path = headers[':path'];
     const method = path === undefined ? undefined : HOT_PATHS.get(path);
     const encoding = headers['grpc-encoding'];
-    if (method === undefined || (encoding !== undefined && encoding !== 'identity')) {
+    // Identity headers are the worker's to set, never the client's (src/server/auth/credentials.ts).
+    delete headers[CLIENT_CERT_CN_HEADER];
+    delete headers[CLIENT_ADDRESS_HEADER];
+    const certCn = socketCertCommonName(stream.session?.socket);
+    // A call with a token or a client certificate goes to the node's grpc-js server, which checks who it is.
+    if (method === undefined || (encoding !== undefined && encoding !== 'identity') || headers['token'] !== undefined || certCn !== undefined) {
+      if (certCn !== undefined) headers[CLIENT_CERT_CN_HEADER] = certCn;
+      const address = stream.session?.socket?.remoteAddress;
+      if (address !== undefined) headers[CLIENT_ADDRESS_HEADER] = address;
       this.proxy.forward(stream, headers);
       this.countersChanged();
       return;

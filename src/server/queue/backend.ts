@@ -5,6 +5,8 @@
 
 import { decodeQueueCommand, encodeQueueCommand } from '../../services/queue/codec.js';
 import { QueueStateMachine } from '../../services/queue/state-machine.js';
+import type { AuthStamp } from '../../services/auth/codec.js';
+import type { AuthDeniedResult } from '../../services/auth/types.js';
 import type { QueueCommand, QueueResult } from '../../services/queue/types.js';
 
 export interface QueueBackend {
@@ -17,9 +19,11 @@ export interface QueueBackend {
    * node has applied it (a follower forwards it to the leader). Rejects with
    * the runtime's errors (src/node/errors.ts: NoLeaderError,
    * RequestTimeoutError, ...) when the outcome is unknown or the command was
-   * not taken; a command's own failure is an `{type: 'error'}` result.
+   * not taken; a command's own failure is an `{type: 'error'}` result. With
+   * `stamp` the command goes into the log stamped (src/services/auth/gate.ts),
+   * and the result may be the gate's refusal.
    */
-  write(cmd: QueueCommand): Promise<QueueResult>;
+  write(cmd: QueueCommand, stamp?: AuthStamp | null): Promise<QueueResult | AuthDeniedResult>;
   /** Resolves once `machine` reflects every write committed before the call (ReadIndex). */
   readBarrier(): Promise<void>;
   /** Whether this node leads now. */

@@ -15,7 +15,9 @@
 import type { Logger } from 'pino';
 import { nodeId } from '../../protocol/ids.js';
 import type { NodeRuntime } from '../../node/runtime.js';
-import { encodeServiceCommand } from '../../services/machine.js';
+import { encodeServiceCommand, stampCommand } from '../../services/machine.js';
+import { SYSTEM_STAMP, type AuthStamp } from '../../services/auth/codec.js';
+import type { AuthDeniedResult } from '../../services/auth/types.js';
 import { encodeQueueCommand } from '../../services/queue/codec.js';
 import type { QueueStateMachine } from '../../services/queue/state-machine.js';
 import type { QueueCommand, QueueResult } from '../../services/queue/types.js';
@@ -36,10 +38,12 @@ export class RuntimeQueueBackend implements QueueBackend {
     this.nodeId = runtime.id;
   }
 
-  async write(cmd: QueueCommand): Promise<QueueResult> {
-    const r = (await this.runtime.submit(encodeServiceCommand('queue', encodeQueueCommand(cmd)))) as QueueResult | { type: 'error'; error: 'unknownService'; message: string };
+  async write(cmd: QueueCommand, stamp?: AuthStamp | null): Promise<QueueResult | AuthDeniedResult> {
+    const bytes = encodeServiceCommand('queue', encodeQueueCommand(cmd));
+    const r = (await this.runtime.submit(stamp === undefined || stamp === null ? bytes : stampCommand(stamp, bytes))) as
+      QueueResult | AuthDeniedResult | { type: 'error'; error: 'unknownService'; message: string };
     if (r.type === 'error' && r.error === 'unknownService') throw new QueueServiceMissingError(r.message);
-    return r as QueueResult;
+    return r as QueueResult | AuthDeniedResult;
   }
 
   readBarrier(): Promise<void> {
@@ -61,7 +65,11 @@ export function runtimeLivenessHost(runtime: NodeRuntime, backend: QueueBackend)
     nodeId: runtime.id,
     isLeader: () => runtime.isLeader(),
     appliedIndex: () => runtime.appliedIndex,
-    write: (cmd) => backend.write(cmd),
+    write: async (cmd) => {
+      const r = await backend.write(cmd, SYSTEM_STAMP);
+      if (r.type === 'authDenied') throw new Error(`the auth gate refused a system command: ${r.message}`); // never: the system may do anything
+      return r;
+    },
     onChannel: (channel, handler) => runtime.onChannel(channel, (from, payload) => handler(from, payload)),
     sendChannel: (to, channel, payload) => runtime.sendChannel(nodeId(to), channel, payload),
     lastHeardFrom: (node) => runtime.lastHeardFrom(nodeId(node)),

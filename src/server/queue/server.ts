@@ -30,6 +30,8 @@
 // INTERNAL. No request can crash the node.
 
 import { randomBytes } from 'node:crypto';
+import { SYSTEM_STAMP } from '../../services/auth/codec.js';
+import { throwIfAuthDenied } from '../etcd/errors.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { assertNever } from '../../util/assert.js';
@@ -199,7 +201,7 @@ export function addQueueService(server: grpc.Server, backend: QueueBackend, opts
 
   /** Writes a command; a command failure becomes its status; checks the result's type. */
   async function write<T extends QueueResult['type']>(cmd: QueueCommand, ...expected: T[]): Promise<Extract<QueueResult, { type: T }>> {
-    const r = await backend.write(cmd);
+    const r = throwIfAuthDenied(await backend.write(cmd)) as QueueResult;
     if (r.type === 'error') throw new QueueRequestError({ code: QUEUE_ERROR_CODES[r.error], message: `queue: ${r.message}` });
     if (!(expected as string[]).includes(r.type)) throw new Error(`the queue machine answered ${cmd.type} with ${r.type}`);
     return r as Extract<QueueResult, { type: T }>;
@@ -235,7 +237,8 @@ export function addQueueService(server: grpc.Server, backend: QueueBackend, opts
   function proposeCancel(consumerId: string, why: string): void {
     if (closed || cancelling.has(consumerId)) return;
     cancelling.add(consumerId);
-    backend.write({ type: 'cancel', consumerId }).then(
+    // The node's own clean-up of a consumer whose stream ended: stamped as the system's (src/services/auth/gate.ts).
+    backend.write({ type: 'cancel', consumerId }, SYSTEM_STAMP).then(
       (r) => log.debug({ consumer: consumerId, why, result: r.type }, 'queue API: consumer cancelled'),
       (err: unknown) => log.info({ consumer: consumerId, why, err: (err as Error).message }, 'queue API: cancelling a consumer failed; the reconciler retries'),
     ).finally(() => cancelling.delete(consumerId));

@@ -1,0 +1,48 @@
+// Auth on a real node: the auth service registered in the node's service
+// multiplexer with its gate in front of every service (before recovery, so
+// that the log replays through them), then, once the runtime runs, the
+// AuthBackend the client API checks requests with.
+
+import type { NodeRuntime } from '../../node/runtime.js';
+import { encodeAuthCommand } from '../../services/auth/codec.js';
+import { AuthGate } from '../../services/auth/gate.js';
+import { kvApplyCheck } from '../../services/auth/needs.js';
+import { AuthStateMachine } from '../../services/auth/state-machine.js';
+import type { AuthDeniedResult, AuthResult } from '../../services/auth/types.js';
+import type { KvStore } from '../../services/kv/store.js';
+import { encodeServiceCommand, stampCommand, type ServiceStateMachine } from '../../services/machine.js';
+import type { AuthBackend } from '../etcd/backend.js';
+import { Authorizer } from './authorizer.js';
+import { LoginThrottle } from './login-throttle.js';
+import { PasswordHasher } from './password-hasher.js';
+
+/** The auth service of one node, registered and gated; `start` gives the backend once the runtime runs. */
+export interface NodeAuth {
+  readonly machine: AuthStateMachine;
+  readonly gate: AuthGate;
+  start(runtime: NodeRuntime, o: { tokenTtlSeconds: number; bcryptCost: number; clientCertAuth: boolean }): AuthBackend & { close(): Promise<void> };
+}
+
+/** Registers the auth service on `services` and sets its gate (call before the runtime recovers). */
+export function attachAuth(services: ServiceStateMachine, store: KvStore): NodeAuth {
+  const machine = new AuthStateMachine();
+  const gate = new AuthGate(machine, { kv: kvApplyCheck(machine, store) });
+  services.register('auth', machine).setGate(gate);
+  return {
+    machine,
+    gate,
+    start(runtime, o) {
+      const authorizer = new Authorizer(machine, { tokenTtlMs: o.tokenTtlSeconds * 1000, clientCertAuth: o.clientCertAuth });
+      const hasher = new PasswordHasher({ cost: o.bcryptCost });
+      const throttle = new LoginThrottle();
+      return {
+        authorizer, hasher, throttle,
+        async write(cmd, stamp): Promise<AuthResult | AuthDeniedResult> {
+          const bytes = encodeServiceCommand('auth', encodeAuthCommand(cmd));
+          return (await runtime.submit(stamp === null ? bytes : stampCommand(stamp, bytes))) as AuthResult | AuthDeniedResult;
+        },
+        close: () => hasher.close(),
+      };
+    },
+  };
+}

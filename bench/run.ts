@@ -28,6 +28,7 @@ export const SUITE = [
   { name: 'backpressure', script: 'backpressure.js', report: 'backpressure', what: 'a follower stopped in bursts under load (item 6)' },
   { name: 'failover', script: 'failover.js', report: 'failover', what: 'kill -9 of the leader to the first acknowledged write, 100 trials (item 7)' },
   { name: 'put-after-kill', script: 'put-after-kill.js', report: 'put-after-kill', what: 'a put sent right after kill -9 of the leader, gRPC and etcdctl, 50 trials (issue 17)' },
+  { name: 'auth', script: 'auth.js', report: 'auth', what: 'puts at 16 clients with auth off and on (a user checked against a role), push, pull, etcd (issue 19)' },
   { name: 'scaling', script: 'scaling.js', report: 'scaling', what: 'puts at 1/16/64/128/512 clients and gets at 128: leader main-thread CPU per put, its one-core ceiling, CPU per put over the members, push, pull, etcd (issue 18 item 4)' },
 ] as const;
 

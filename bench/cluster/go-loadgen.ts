@@ -42,6 +42,8 @@ export interface GoLoadResult extends LoadResult {
 export type GoLoadSpec = Omit<LoadSpec, 'client'> & {
   /** Key length in bytes; 0 or absent means the Node generator's keys (k0 .. k<keys-1>). */
   readonly keyBytes?: number;
+  /** name:password to authenticate as (etcd auth); absent: none. */
+  readonly user?: string;
 };
 
 /** Paths of the source, the cached binary and Go's scratch directories. */
@@ -106,6 +108,7 @@ export function goLoadgenArgs(spec: GoLoadSpec): string[] {
     '-endpoints', spec.endpoints.join(','), '-op', spec.op, '-clients', String(spec.clients), '-conns', String(spec.connections),
     '-duration', `${spec.durationMs}ms`, '-warmup', `${spec.warmupMs}ms`, '-value-bytes', String(spec.valueBytes),
     '-keys', String(spec.keys), '-key-bytes', String(spec.keyBytes ?? 0),
+    ...(spec.user !== undefined ? ['-user', spec.user] : []),
   ];
 }
 

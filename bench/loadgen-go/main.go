@@ -84,6 +84,7 @@ type options struct {
 	keys        int
 	op          string
 	timeout     time.Duration
+	user        string
 }
 
 func parseOptions() options {
@@ -99,6 +100,7 @@ func parseOptions() options {
 	flag.IntVar(&o.keys, "keys", 1000, "distinct keys written or read")
 	flag.StringVar(&o.op, "op", "put", "put, or get (linearizable range of one key)")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Second, "deadline of one request")
+	flag.StringVar(&o.user, "user", "", "name:password to authenticate as (etcd auth); empty: none")
 	flag.Parse()
 	for _, e := range strings.Split(*endpoints, ",") {
 		if e = strings.TrimSpace(e); e != "" {
@@ -169,7 +171,11 @@ func main() {
 
 	clients := make([]*clientv3.Client, o.connections)
 	for i := range clients {
-		c, err := clientv3.New(clientv3.Config{Endpoints: []string{o.endpoints[i%len(o.endpoints)]}, DialTimeout: 5 * time.Second})
+		cfg := clientv3.Config{Endpoints: []string{o.endpoints[i%len(o.endpoints)]}, DialTimeout: 5 * time.Second}
+		if name, password, found := strings.Cut(o.user, ":"); found {
+			cfg.Username, cfg.Password = name, password
+		}
+		c, err := clientv3.New(cfg)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen-go: connect:", err)
 			os.Exit(1)

@@ -56,9 +56,10 @@ export class RuntimeKvBackend implements KvBackend {
   }
 
   /** A write already encoded as a KV command (by a protocol worker): the same as write(), without decoding it here. */
-  async submitEncoded(command: Uint8Array): Promise<KvResult> {
+  async submitEncoded(command: Uint8Array, stamp?: AuthStamp | null): Promise<KvResult | AuthDeniedResult> {
     // Only key-value commands: the check encodeServiceCommand makes (a worker cannot reach the other services this way).
-    return (await this.runtime.submit(encodeServiceCommand('kv', command))) as KvResult;
+    const bytes = encodeServiceCommand('kv', command);
+    return (await this.runtime.submit(stamp === undefined || stamp === null ? bytes : stampCommand(stamp, bytes))) as KvResult | AuthDeniedResult;
   }
 
   readBarrier(): Promise<void> {

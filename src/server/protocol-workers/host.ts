@@ -15,7 +15,10 @@
 import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { decodeCommand } from '../../services/kv/codec.js';
+import { decodeCommand, decodeCommandView } from '../../services/kv/codec.js';
+import type { AuthStamp } from '../../services/auth/codec.js';
+import { kvCommandNeeds, rangeNeeds } from '../../services/auth/needs.js';
+import type { Authorizer, Credentials } from '../auth/authorizer.js';
 import type { AuthDeniedResult } from '../../services/auth/types.js';
 import type { KvResult } from '../../services/kv/types.js';
 import type { KvBackend } from '../etcd/backend.js';
@@ -24,10 +27,15 @@ import { evaluateReadOnlyTxn } from '../etcd/readonly-txn.js';
 import type { EtcdServerStats } from '../etcd/server.js';
 import { GRPC_STATUS } from './grpc-frame.js';
 import { forEachPackedWrite, PackedBatchError, PackedPutsBuilder } from './packed.js';
-import type { PrimaryToWorker, WorkerCounters, WorkerInit, WorkerRequest, WorkerResult, WorkerToPrimary } from './messages.js';
+import type { PrimaryToWorker, WorkerCounters, WorkerIdentity, WorkerInit, WorkerRequest, WorkerResult, WorkerToPrimary } from './messages.js';
 
 /** The backend's write, or one that takes the command already encoded (the runtime's, skipping a decode and re-encode). */
-export type WorkerBackend = KvBackend & { submitEncoded?(command: Uint8Array): Promise<KvResult> };
+export type WorkerBackend = KvBackend & { submitEncoded?(command: Uint8Array, stamp?: AuthStamp | null): Promise<KvResult | AuthDeniedResult> };
+
+/** The identity of a request that carried none. */
+const ANONYMOUS: Credentials = {};
+/** Stamped writes the auth state moved past are checked and sent again, this many times in all (as in server.ts). */
+const AUTH_ATTEMPTS = 3;
 
 export interface ProtocolWorkersOptions {
   readonly count: number;
@@ -140,9 +148,9 @@ export class PreforkedWorkers {
   }
 }
 
-function decodeAndWrite(backend: KvBackend, command: Uint8Array): Promise<KvResult | AuthDeniedResult> {
+function decodeAndWrite(backend: KvBackend, command: Uint8Array, stamp: AuthStamp | null): Promise<KvResult | AuthDeniedResult> {
   try {
-    return backend.write(decodeCommand(command));
+    return backend.write(decodeCommand(command), stamp);
   } catch (err) {
     return Promise.reject(err);
   }
@@ -227,7 +235,7 @@ export class ProtocolWorkers {
             w.process.kill('SIGKILL');
             break;
           case 'batch':
-            if (slot.worker === w) this.serve(slot, m.writes, m.requests);
+            if (slot.worker === w) this.serve(slot, m.writes, m.requests, m.identities);
             break;
           case 'counters':
             if (slot.worker === w) this.noteCounters(slot, m.counters);
@@ -292,20 +300,22 @@ export class ProtocolWorkers {
 
   // ---- serving a batch, on the Raft thread ----
 
-  private serve(slot: Slot, writes: Uint8Array | null, requests: readonly WorkerRequest[]): void {
+  private serve(slot: Slot, writes: Uint8Array | null, requests: readonly WorkerRequest[], identities: readonly WorkerIdentity[] | null): void {
     this.batches++;
     this.requests += requests.length;
     const backend = this.o.backend;
-    // A worker passes every call that carries a token or a client certificate to the node's grpc-js server, which checks
-    // it (proxy.ts); what comes here is anonymous, and refused while auth is on (etcd's "user name is empty").
-    const refuse = backend.removed?.() === true ? ETCD_STATUS.memberRemoved
-      : backend.auth?.authorizer.enabled === true ? AUTH_ERROR_STATUS.userEmpty : null;
-    if (refuse === AUTH_ERROR_STATUS.userEmpty && backend.auth !== undefined) backend.auth.authorizer.counters.missingIdentity++;
+    const removed = backend.removed?.() === true;
+    // While auth is on, each request is checked as its identity's (the worker sends those of requests that carry one),
+    // and an anonymous one is refused ("user name is empty"), as by the grpc-js server (src/server/etcd/server.ts).
+    const authz = backend.auth?.authorizer;
+    const checking = authz !== undefined && authz.enabled ? authz : null;
+    const who = checking !== null && identities !== null ? new Map(identities.map((i) => [i.id, i])) : null;
     if (writes !== null) {
       try {
         forEachPackedWrite(writes, (id, command) => {
           this.requests++;
-          if (refuse !== null) this.refusal(slot, id, refuse.code, refuse.message);
+          if (removed) this.refusal(slot, id, ETCD_STATUS.memberRemoved.code, ETCD_STATUS.memberRemoved.message);
+          else if (checking !== null) this.checkedWrite(slot, id, command, checking, who?.get(id) ?? ANONYMOUS);
           else this.write(slot, id, command);
         });
       } catch (err) {
@@ -313,19 +323,33 @@ export class ProtocolWorkers {
         this.o.logger.error({ err, worker: slot.index }, 'protocol worker sent a malformed batch; its writes past the fault are not answered');
       }
     }
-    if (refuse !== null) {
-      for (const r of requests) this.refusal(slot, r.id, refuse.code, refuse.message);
+    if (removed) {
+      for (const r of requests) this.refusal(slot, r.id, ETCD_STATUS.memberRemoved.code, ETCD_STATUS.memberRemoved.message);
       return;
     }
     let barrier: Promise<void> | null = null;
     for (const r of requests) {
+      // Checked before the barrier (a refused read waits for nothing) and again after it, against the state the read sees.
+      let check: (() => void) | null = null;
+      if (checking !== null) {
+        const creds = who?.get(r.id) ?? ANONYMOUS;
+        const store = backend.store;
+        const needs = r.op === 'range' ? rangeNeeds(r.request) : kvCommandNeeds({ type: 'txn', request: r.request }, (id) => store.leaseKeys(id));
+        check = () => void checking.check(creds, needs);
+        try {
+          check();
+        } catch (err) {
+          this.answerError(slot, r.id, err);
+          continue;
+        }
+      }
       switch (r.op) {
         case 'range':
-          if (r.request.serializable) this.answerRange(slot, r);
-          else (barrier ??= backend.readBarrier()).then(() => this.answerRange(slot, r), (err) => this.answerError(slot, r.id, err));
+          if (r.request.serializable) this.answerRange(slot, r, check);
+          else (barrier ??= backend.readBarrier()).then(() => this.answerRange(slot, r, check), (err) => this.answerError(slot, r.id, err));
           break;
         case 'readTxn':
-          (barrier ??= backend.readBarrier()).then(() => this.answerReadTxn(slot, r), (err) => this.answerError(slot, r.id, err));
+          (barrier ??= backend.readBarrier()).then(() => this.answerReadTxn(slot, r, check), (err) => this.answerError(slot, r.id, err));
           break;
       }
     }
@@ -334,8 +358,26 @@ export class ProtocolWorkers {
   private write(slot: Slot, id: number, command: Uint8Array): void {
     const backend = this.o.backend;
     // A backend that takes no encoded commands (a test's LocalKvBackend) gets the command decoded.
-    const p = backend.submitEncoded !== undefined ? backend.submitEncoded(command) : decodeAndWrite(backend, command);
+    const p = backend.submitEncoded !== undefined ? backend.submitEncoded(command) : decodeAndWrite(backend, command, null);
     p.then((res) => this.answerWrite(slot, id, res), (err) => this.answerError(slot, id, err));
+  }
+
+  /**
+   * A write while auth is on: checked as its identity's, then stamped into the log (the gate checks it again where it
+   * applies); stamped at an auth revision the state has since moved past, it is checked and sent again (server.ts does the same).
+   */
+  private checkedWrite(slot: Slot, id: number, command: Uint8Array, authz: Authorizer, creds: Credentials): void {
+    const backend = this.o.backend;
+    const store = backend.store;
+    const attempt = async (): Promise<KvResult | AuthDeniedResult> => {
+      const needs = kvCommandNeeds(decodeCommandView(command), (lease) => store.leaseKeys(lease));
+      for (let n = 1; ; n++) {
+        const stamp = authz.stamp(authz.check(creds, needs));
+        const res = await (backend.submitEncoded !== undefined ? backend.submitEncoded(command, stamp) : decodeAndWrite(backend, command, stamp));
+        if (!(res.type === 'authDenied' && res.error === 'oldRevision' && n < AUTH_ATTEMPTS)) return res;
+      }
+    };
+    attempt().then((res) => this.answerWrite(slot, id, res), (err) => this.answerError(slot, id, err));
   }
 
   private answerWrite(slot: Slot, id: number, res: KvResult | AuthDeniedResult): void {
@@ -364,9 +406,10 @@ export class ProtocolWorkers {
     this.answer(slot, { ok: 'write', id, revision: res.revision, raftTerm, result: res });
   }
 
-  private answerRange(slot: Slot, r: Extract<WorkerRequest, { op: 'range' }>): void {
+  private answerRange(slot: Slot, r: Extract<WorkerRequest, { op: 'range' }>, check: (() => void) | null): void {
     const store = this.o.backend.store;
     try {
+      check?.();
       const response = store.range(r.request);
       this.answer(slot, { ok: 'range', id: r.id, revision: store.revision, raftTerm: this.o.backend.header().raftTerm, response });
     } catch (err) {
@@ -374,9 +417,10 @@ export class ProtocolWorkers {
     }
   }
 
-  private answerReadTxn(slot: Slot, r: Extract<WorkerRequest, { op: 'readTxn' }>): void {
+  private answerReadTxn(slot: Slot, r: Extract<WorkerRequest, { op: 'readTxn' }>, check: (() => void) | null): void {
     const store = this.o.backend.store;
     try {
+      check?.();
       const response = evaluateReadOnlyTxn(store, r.request);
       this.answer(slot, { ok: 'readTxn', id: r.id, revision: store.revision, raftTerm: this.o.backend.header().raftTerm, response });
     } catch (err) {

@@ -24,6 +24,19 @@ export type WorkerRequest =
   /** A txn whose branches only read: served like a linearizable range (etcd does the same). */
   | { readonly op: 'readTxn'; readonly id: number; readonly request: TxnRequest };
 
+/**
+ * Who sent a hot request, when it says: its `token` metadata, and the
+ * common name of the verified client certificate of its connection. Sent
+ * only for requests that carry either, so that a cluster without auth pays
+ * nothing; the Raft process checks them (src/server/auth) while auth is on
+ * and ignores them while it is off.
+ */
+export interface WorkerIdentity {
+  readonly id: number;
+  readonly token?: string;
+  readonly certCommonName?: string;
+}
+
 /** A hot request as the worker decoded it, before it numbers it: a write (the encoded KV command: put, deleteRange, or a txn that writes) or a read. */
 export type DecodedRequest =
   | { readonly op: 'write'; readonly command: Uint8Array }
@@ -84,6 +97,6 @@ export type WorkerToPrimary =
   | { readonly t: 'listening'; readonly port: number }
   /** listen() failed; `code` is the errno (EADDRINUSE ...) when known. */
   | { readonly t: 'listenFailed'; readonly code: string | null; readonly message: string }
-  /** `writes`: every write of the batch, packed (packed.ts); `requests`: the reads. */
-  | { readonly t: 'batch'; readonly writes: Uint8Array | null; readonly requests: readonly WorkerRequest[] }
+  /** `writes`: every write of the batch, packed (packed.ts); `requests`: the reads; `identities`: of the requests (writes and reads) that carry one. */
+  | { readonly t: 'batch'; readonly writes: Uint8Array | null; readonly requests: readonly WorkerRequest[]; readonly identities: readonly WorkerIdentity[] | null }
   | { readonly t: 'counters'; readonly counters: WorkerCounters };

@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { GrpcFrameError, GRPC_STATUS, frameMessage, UnaryBody } from './grpc-frame.js';
 import { HOT_PATHS, HotMethods, type HotMethod, type Refusal } from './hot-methods.js';
-import type { PrimaryToWorker, WorkerInit, WorkerRequest, WorkerResult, WorkerToPrimary } from './messages.js';
+import type { PrimaryToWorker, WorkerIdentity, WorkerInit, WorkerRequest, WorkerResult, WorkerToPrimary } from './messages.js';
 import { forEachPackedPut, PackedWritesBuilder } from './packed.js';
 import { refuseStream, UpstreamProxy } from './proxy.js';
 import { CLIENT_ADDRESS_HEADER, CLIENT_CERT_CN_HEADER, socketCertCommonName } from '../auth/credentials.js';
@@ -42,6 +42,9 @@ class ProtocolWorker {
   private readonly waiting = new Map<number, Waiting>();
   private nextId = 1;
   private batch: WorkerRequest[] = [];
+  /** Identities of this turn's requests that carry one (messages.ts WorkerIdentity). */
+  private identities: WorkerIdentity[] = [];
+  private readonly sessionCerts = new WeakMap<http2.Http2Session, string | undefined>();
   private readonly writes = new PackedWritesBuilder();
   private flushScheduled = false;
   private invalid = 0;
@@ -90,9 +93,8 @@ class ProtocolWorker {
     // Identity headers are the worker's to set, never the client's (src/server/auth/credentials.ts).
     delete headers[CLIENT_CERT_CN_HEADER];
     delete headers[CLIENT_ADDRESS_HEADER];
-    const certCn = socketCertCommonName(stream.session?.socket);
-    // A call with a token or a client certificate goes to the node's grpc-js server, which checks who it is.
-    if (method === undefined || (encoding !== undefined && encoding !== 'identity') || headers['token'] !== undefined || certCn !== undefined) {
+    const certCn = this.certCommonName(stream.session);
+    if (method === undefined || (encoding !== undefined && encoding !== 'identity')) {
       if (certCn !== undefined) headers[CLIENT_CERT_CN_HEADER] = certCn;
       const address = stream.session?.socket?.remoteAddress;
       if (address !== undefined) headers[CLIENT_ADDRESS_HEADER] = address;
@@ -139,6 +141,10 @@ class ProtocolWorker {
       const id = this.nextId;
       this.nextId = this.nextId >= 0xffff_ffff ? 1 : this.nextId + 1;
       this.waiting.set(id, { method, stream });
+      const token = headers['token'];
+      if (typeof token === 'string' || certCn !== undefined) {
+        this.identities.push({ id, ...(typeof token === 'string' ? { token } : {}), ...(certCn !== undefined ? { certCommonName: certCn } : {}) });
+      }
       stream.on('close', () => this.waiting.delete(id));
       if (decoded.op === 'write') this.writes.add(id, decoded.command);
       else this.batch.push({ ...decoded, id });
@@ -147,6 +153,15 @@ class ProtocolWorker {
         setImmediate(() => this.flush());
       }
     });
+  }
+
+  /** The verified client certificate's common name of a TLS session, looked up once per session. */
+  private certCommonName(session: http2.Http2Session | undefined): string | undefined {
+    if (session === undefined || this.init.tls === null) return undefined;
+    if (this.sessionCerts.has(session)) return this.sessionCerts.get(session);
+    const cn = socketCertCommonName(session.socket);
+    this.sessionCerts.set(session, cn);
+    return cn;
   }
 
   private refuse(stream: http2.ServerHttp2Stream, err: unknown): void {
@@ -161,7 +176,9 @@ class ProtocolWorker {
     if (this.batch.length === 0 && this.writes.count === 0) return;
     const requests = this.batch;
     this.batch = [];
-    send({ t: 'batch', writes: this.writes.take(), requests });
+    const identities = this.identities.length === 0 ? null : this.identities;
+    if (identities !== null) this.identities = [];
+    send({ t: 'batch', writes: this.writes.take(), requests, identities });
   }
 
   /** Answers the plain puts whose results came back packed. */

@@ -18,6 +18,7 @@
 
 import { allowed, type Needs } from '../../services/auth/needs.js';
 import type { AuthStamp } from '../../services/auth/codec.js';
+import { isAuthDenied, type AuthDeniedResult } from '../../services/auth/types.js';
 import type { AuthStateMachine } from '../../services/auth/state-machine.js';
 import { AuthRefusedError, ETCD_STATUS, EtcdRequestError } from '../etcd/errors.js';
 import { signToken, verifyToken, type TokenClaims } from './tokens.js';
@@ -138,5 +139,24 @@ export class Authorizer {
       this.verified.set(token, claims);
     }
     return claims;
+  }
+}
+
+/** A stamped write the auth state moved past before it applied is checked and sent again, this many times in all. */
+export const STAMPED_WRITE_ATTEMPTS = 3;
+
+/**
+ * Sends a write stamped as the principal `check` returns (checking it against
+ * the current auth state; null while auth is off). When the gate answers that
+ * the auth state moved on since (etcd's "revision of auth store is old"),
+ * checks it again and sends it again, up to STAMPED_WRITE_ATTEMPTS in all: a
+ * client sees that error only while auth keeps changing. Resolves with the
+ * last answer (possibly still a refusal).
+ */
+export async function sendStamped<R>(authz: Authorizer | undefined, check: () => Principal | null, send: (stamp: AuthStamp | null) => Promise<R | AuthDeniedResult>): Promise<R | AuthDeniedResult> {
+  for (let attempt = 1; ; attempt++) {
+    const p = check();
+    const result = await send(authz?.stamp(p) ?? null);
+    if (!(isAuthDenied(result) && result.error === 'oldRevision' && attempt < STAMPED_WRITE_ATTEMPTS)) return result;
   }
 }

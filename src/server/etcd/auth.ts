@@ -19,16 +19,15 @@ import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { authNameProblem, permissionKeyProblem } from '../../services/auth/codec.js';
-import type { AuthStamp } from '../../services/auth/codec.js';
 import {
-  AUTH_LIMITS, isAuthDenied,
+  AUTH_LIMITS,
   type AuthCommand, type AuthResult, type Permission, type PermissionResource, type PermissionType,
 } from '../../services/auth/types.js';
 import type { AuthBackend, KvBackend } from './backend.js';
 import type { WireHeader } from './convert.js';
 import { AuthRefusedError, ETCD_STATUS, EtcdRequestError, MalformedRequestError, throwIfAuthDenied } from './errors.js';
 import { CLIENT_ADDRESS_HEADER, grpcCredentials } from '../auth/credentials.js';
-import type { Principal } from '../auth/authorizer.js';
+import { sendStamped, type Principal } from '../auth/authorizer.js';
 import { BCRYPT_PASSWORD_BYTES_MAX, bcryptTruncates } from '../auth/password-hasher.js';
 
 type Caller = grpc.ServerUnaryCall<unknown, unknown>;
@@ -46,7 +45,6 @@ export interface AuthServiceContext {
 
 /** Longest password accepted (bcrypt reads only the first 72 bytes of it). */
 export const PASSWORD_MAX_BYTES = 1024;
-const AUTH_ATTEMPTS = 3;
 const NOT_SERVED = 'etcdserver: this quorumlog backend serves no auth';
 
 const WIRE_TYPES: Readonly<Record<string, PermissionType>> = { READ: 'read', WRITE: 'write', READWRITE: 'readwrite', 0: 'read', 1: 'write', 2: 'readwrite' };
@@ -117,12 +115,7 @@ export function authHandlers(ctx: AuthServiceContext): grpc.UntypedServiceImplem
 
   /** An auth change through the log as root's (anyone's while auth is off), tried again if the auth state moved past the check. */
   async function change(call: Caller, cmd: AuthCommand): Promise<void> {
-    let result: AuthResult | ReturnType<typeof throwIfAuthDenied>;
-    for (let attempt = 1; ; attempt++) {
-      const stamp: AuthStamp | null = authz.stamp(caller(call, true));
-      result = await auth!.write(cmd, stamp);
-      if (!(isAuthDenied(result) && result.error === 'oldRevision' && attempt < AUTH_ATTEMPTS)) break;
-    }
+    const result = await sendStamped(authz, () => caller(call, true), (stamp) => auth!.write(cmd, stamp));
     const r = throwIfAuthDenied(result) as AuthResult;
     if (r.type === 'error') throw new AuthRefusedError(r.error);
   }

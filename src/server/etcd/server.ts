@@ -38,9 +38,8 @@ import { ETCD_STATUS, EtcdRequestError, etcdStatusOf, KV_ERROR_STATUS, Malformed
 import { authHandlers } from './auth.js';
 import { leaseHandlers } from './lease.js';
 import { kvCommandNeeds, rangeNeeds, type Needs } from '../../services/auth/needs.js';
-import { isAuthDenied } from '../../services/auth/types.js';
 import { grpcCredentials } from '../auth/credentials.js';
-import type { Principal } from '../auth/authorizer.js';
+import { sendStamped, type Principal } from '../auth/authorizer.js';
 import { etcdProtoDir } from './proto-dir.js';
 import { evaluateReadOnlyTxn, isReadOnlyTxn } from './readonly-txn.js';
 import { WatchSession, type WireWatchRequest, type WireWatchResponse } from './watch.js';
@@ -168,8 +167,7 @@ export function createEtcdServer(backend: KvBackend, opts: EtcdServerOptions): E
 type UnaryHandler = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => void;
 /** What a unary handler is given besides its request: the call (its metadata and peer identify the caller). */
 export type UnaryCall = grpc.ServerUnaryCall<unknown, unknown>;
-/** Writes stamped with a revision the auth state has since moved past are tried again, this many times in all. */
-const AUTH_ATTEMPTS = 3;
+
 
 /**
  * Adds etcd's KV, Watch, Lease, Cluster and Maintenance services over
@@ -247,11 +245,8 @@ export function addEtcdServices(server: grpc.Server, backend: KvBackend, opts: E
    * again and sent again, so a client sees that error only if auth keeps changing.
    */
   async function submit(call: { readonly metadata: grpc.Metadata }, cmd: KvCommand): Promise<KvResult> {
-    for (let attempt = 1; ; attempt++) {
-      const p = check(call, () => kvCommandNeeds(cmd, leaseKeys));
-      const result = await backend.write(cmd, authz?.stamp(p) ?? null);
-      if (!(isAuthDenied(result) && result.error === 'oldRevision' && attempt < AUTH_ATTEMPTS)) return throwIfAuthDenied(result) as KvResult;
-    }
+    const result = await sendStamped(authz, () => check(call, () => kvCommandNeeds(cmd, leaseKeys)), (stamp) => backend.write(cmd, stamp));
+    return throwIfAuthDenied(result) as KvResult;
   }
 
   async function write<T extends KvResult['type']>(call: { readonly metadata: grpc.Metadata }, cmd: KvCommand, expected: T): Promise<Extract<KvResult, { type: T }>> {

@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import { decodeCommand, decodeCommandView } from '../../services/kv/codec.js';
 import type { AuthStamp } from '../../services/auth/codec.js';
 import { kvCommandNeeds, rangeNeeds } from '../../services/auth/needs.js';
-import type { Authorizer, Credentials } from '../auth/authorizer.js';
+import { sendStamped, type Authorizer, type Credentials } from '../auth/authorizer.js';
 import type { AuthDeniedResult } from '../../services/auth/types.js';
 import type { KvResult } from '../../services/kv/types.js';
 import type { KvBackend } from '../etcd/backend.js';
@@ -34,8 +34,7 @@ export type WorkerBackend = KvBackend & { submitEncoded?(command: Uint8Array, st
 
 /** The identity of a request that carried none. */
 const ANONYMOUS: Credentials = {};
-/** Stamped writes the auth state moved past are checked and sent again, this many times in all (as in server.ts). */
-const AUTH_ATTEMPTS = 3;
+
 
 export interface ProtocolWorkersOptions {
   readonly count: number;
@@ -370,12 +369,9 @@ export class ProtocolWorkers {
     const backend = this.o.backend;
     const store = backend.store;
     const attempt = async (): Promise<KvResult | AuthDeniedResult> => {
-      const needs = kvCommandNeeds(decodeCommandView(command), (lease) => store.leaseKeys(lease));
-      for (let n = 1; ; n++) {
-        const stamp = authz.stamp(authz.check(creds, needs));
-        const res = await (backend.submitEncoded !== undefined ? backend.submitEncoded(command, stamp) : decodeAndWrite(backend, command, stamp));
-        if (!(res.type === 'authDenied' && res.error === 'oldRevision' && n < AUTH_ATTEMPTS)) return res;
-      }
+      const cmd = decodeCommandView(command);
+      return sendStamped(authz, () => authz.check(creds, kvCommandNeeds(cmd, (lease) => store.leaseKeys(lease))),
+        (stamp) => (backend.submitEncoded !== undefined ? backend.submitEncoded(command, stamp) : decodeAndWrite(backend, command, stamp)));
     };
     attempt().then((res) => this.answerWrite(slot, id, res), (err) => this.answerError(slot, id, err));
   }

@@ -9,6 +9,9 @@
 // RoleGet, RoleList, Authenticate) wait on a read barrier first, so that a
 // user added on one member can log in on another at once.
 //
+// Names and passwords must come as well-formed UTF-8 (wire-utf8.ts): bytes
+// that are not would otherwise be read as another string.
+//
 // Authenticate is slowed per client address after repeated failures
 // (LoginThrottle), never touches bcrypt while refused, and checks the
 // password off the Raft thread; a flood of logins is answered "too many
@@ -29,6 +32,7 @@ import { AuthRefusedError, ETCD_STATUS, EtcdRequestError, MalformedRequestError,
 import { CLIENT_ADDRESS_HEADER, grpcCredentials } from '../auth/credentials.js';
 import { sendStamped, type Principal } from '../auth/authorizer.js';
 import { BCRYPT_PASSWORD_BYTES_MAX, bcryptTruncates } from '../auth/password-hasher.js';
+import { MALFORMED_UTF8, type MaybeMalformedUtf8 } from './wire-utf8.js';
 
 type Caller = grpc.ServerUnaryCall<unknown, unknown>;
 type Unary = <Req>(method: string, fn: (req: Req, call: Caller) => Promise<object> | object) => grpc.handleUnaryCall<unknown, unknown>;
@@ -95,7 +99,14 @@ function wirePermission(p: Permission): object {
 
 /** The Auth service's handlers; without an auth backend every method answers UNIMPLEMENTED. */
 export function authHandlers(ctx: AuthServiceContext): grpc.UntypedServiceImplementation {
-  const { backend, unary, header, notServed } = ctx;
+  const { backend, header, notServed } = ctx;
+  // A name or password that came as bytes that are not UTF-8 would have been decoded into another string: refused
+  // (server.ts decodes this service's requests with checkUtf8Strings, which marks them).
+  const unary: Unary = <Req>(method: string, fn: (req: Req, call: Caller) => Promise<object> | object) => ctx.unary<Req>(method, (req, call) => {
+    const bad = (req as MaybeMalformedUtf8 | null | undefined)?.[MALFORMED_UTF8];
+    if (bad !== undefined) throw new MalformedRequestError(`${bad} is not well-formed UTF-8`);
+    return fn(req, call);
+  });
   const auth: AuthBackend | undefined = backend.auth;
   const methods = [
     'AuthEnable', 'AuthDisable', 'AuthStatus', 'Authenticate', 'UserAdd', 'UserGet', 'UserList', 'UserDelete', 'UserChangePassword',

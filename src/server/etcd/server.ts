@@ -43,6 +43,7 @@ import { sendStamped, type Principal } from '../auth/authorizer.js';
 import { etcdProtoDir } from './proto-dir.js';
 import { evaluateReadOnlyTxn, isReadOnlyTxn } from './readonly-txn.js';
 import { WatchSession, type WireWatchRequest, type WireWatchResponse } from './watch.js';
+import { checkUtf8Strings } from './wire-utf8.js';
 
 /** Options of {@link createEtcdServer}. */
 export interface EtcdServerOptions {
@@ -486,7 +487,7 @@ export function addEtcdServices(server: grpc.Server, backend: KvBackend, opts: E
   });
 
   // ---- Auth (auth.ts; a backend without auth serves none) ----
-  server.addService(serviceOf('Auth'), authHandlers({ backend, unary, header, notServed, logger: log, behindProtocolWorkers: behindProxy }));
+  server.addService(checkUtf8Strings(serviceOf('Auth')), authHandlers({ backend, unary, header, notServed, logger: log, behindProtocolWorkers: behindProxy }));
 
   return { watchSessions: sessions, stats };
 }

@@ -97,6 +97,9 @@ export function runEtcdctl(endpoints: readonly string[], args: readonly string[]
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
+    // etcdctl may exit before it reads its input (most commands never do): the write then fails with EPIPE, which
+    // is no failure of the command; its exit code and output say how it went.
+    child.stdin.on('error', () => {});
     child.stdin.end(opts.input ?? '');
   });
 }

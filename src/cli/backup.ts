@@ -9,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { decodeBackup, restoreBackup } from '../server/backup.js';
 import { loadConfigFile } from '../server/config.js';
 import { loadEtcdProtos } from '../server/etcd/server.js';
-import { clientCredentials } from './credentials.js';
+import { clientCredentials, clientOptions } from './credentials.js';
 import { isTransportError, tryEndpoints } from './transport-errors.js';
 
 /**
@@ -25,7 +25,7 @@ export async function runBackup(endpoints: readonly string[], outFile: string, t
   let header: ReturnType<typeof decodeBackup>['header'];
   try {
     ({ bytes, header } = await tryEndpoints(endpoints, async (e) => {
-      const c = new ctor(e, clientCredentials());
+      const c = new ctor(e, clientCredentials(), clientOptions());
       try {
         const chunks = await new Promise<Buffer[]>((resolve, reject) => {
           const got: Buffer[] = [];

@@ -4,7 +4,7 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { loadEtcdProtos } from '../server/etcd/server.js';
-import { clientCredentials } from './credentials.js';
+import { clientCredentials, clientOptions } from './credentials.js';
 import { isTransportError, tryEndpoints } from './transport-errors.js';
 
 type Callback = (err: grpc.ServiceError | null, res: WireResponse) => void;
@@ -47,7 +47,7 @@ function service(name: string): grpc.ServiceClientConstructor {
 function kvCall(o: KvVerbOptions, method: string, req: unknown): Promise<WireResponse> {
   const KV = service('KV');
   return tryEndpoints(o.endpoints, async (endpoint) => {
-    const client = new KV(endpoint, clientCredentials()) as unknown as grpc.Client & Record<string, Unary>;
+    const client = new KV(endpoint, clientCredentials(), clientOptions()) as unknown as grpc.Client & Record<string, Unary>;
     try {
       return await new Promise<WireResponse>((resolve, reject) => {
         (client[method] as Unary).call(client, req, { deadline: Date.now() + o.timeoutMs }, (err, res) => (err !== null ? reject(err) : resolve(res)));
@@ -94,7 +94,7 @@ export async function runWatch(o: KvVerbOptions, key: string, opts: { prefix: bo
   const Watch = service('Watch');
   const endpoint = o.endpoints[0];
   if (endpoint === undefined) throw new Error('no endpoints given');
-  const client = new Watch(endpoint, clientCredentials()) as unknown as grpc.Client & { Watch(): grpc.ClientDuplexStream<unknown, { events?: { type: string; kv: WireKv }[]; canceled?: boolean; cancel_reason?: string }> };
+  const client = new Watch(endpoint, clientCredentials(), clientOptions()) as unknown as grpc.Client & { Watch(): grpc.ClientDuplexStream<unknown, { events?: { type: string; kv: WireKv }[]; canceled?: boolean; cancel_reason?: string }> };
   const k = Buffer.from(key);
   const stream = client.Watch();
   let seen = 0;

@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import * as grpc from '@grpc/grpc-js';
 import { loadEtcdProtos } from '../server/etcd/server.js';
 import { parseAddress, formatAddress } from '../server/config.js';
-import { addClientTlsOptions, clientCredentials } from './credentials.js';
+import { addClientCredentialOptions, clientCredentials, clientOptions } from './credentials.js';
 import { isTransportError, tryEndpoints } from './transport-errors.js';
 
 type Call = (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, res: Record<string, unknown>) => void) => void;
@@ -34,7 +34,7 @@ const hex = (id: string): string => BigInt(id).toString(16);
 function clusterCall(o: MemberVerbOptions, method: string, req: unknown): Promise<Record<string, unknown>> {
   const ctor = (loadEtcdProtos()['etcdserverpb'] as grpc.GrpcObject)['Cluster'] as grpc.ServiceClientConstructor;
   return tryEndpoints(o.endpoints, async (e) => {
-    const c = new ctor(e, clientCredentials()) as unknown as grpc.Client & Record<string, Call>;
+    const c = new ctor(e, clientCredentials(), clientOptions()) as unknown as grpc.Client & Record<string, Call>;
     try {
       return await new Promise<Record<string, unknown>>((resolve, reject) => {
         (c[method] as Call).call(c, req, new grpc.Metadata(), { deadline: Date.now() + o.timeoutMs }, (err, res) => (err !== null ? reject(err) : resolve(res)));
@@ -125,7 +125,7 @@ export function addMemberCommands(cmd: Command, out: (line: string) => void): vo
   const member = cmd.command('member').description('list, add, remove, promote and update members (etcd\'s Cluster API; any endpoint forwards to the leader)');
   const opts = (o: { endpoints: string; timeoutMs: string }): MemberVerbOptions =>
     ({ endpoints: o.endpoints.split(',').map((e) => e.trim()).filter((e) => e !== ''), timeoutMs: Number(o.timeoutMs) });
-  const verb = (name: string, description: string): Command => addClientTlsOptions(member.command(name).description(description))
+  const verb = (name: string, description: string): Command => addClientCredentialOptions(member.command(name).description(description))
     .option('--endpoints <list>', 'client endpoints, tried in order', '127.0.0.1:2379,127.0.0.1:2380,127.0.0.1:2381')
     .option('--timeout-ms <ms>', 'per-request timeout', '10000');
   type O = { endpoints: string; timeoutMs: string };

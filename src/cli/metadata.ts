@@ -17,7 +17,7 @@ import { MetadataClient, type FollowEvent } from '../server/metadata/client.js';
 import type { MetadataImage } from '../services/metadata/image.js';
 import { MetadataRejectedError, type ConfigResource, type MetadataRecord } from '../services/metadata/types.js';
 import { assertNever } from '../util/assert.js';
-import { addClientTlsOptions, clientCredentials } from './credentials.js';
+import { addClientCredentialOptions, clientCredentials, clientOptions } from './credentials.js';
 import { isTransportError } from './transport-errors.js';
 
 /** How the verbs reach the cluster. */
@@ -77,7 +77,7 @@ export function describeImage(img: MetadataImage): string[] {
 
 /** Writes one record; prints where it landed. Exit code 0, 1 when rejected. */
 export async function runMetadataWrite(o: MetadataVerbOptions, build: (client: MetadataClient) => Promise<MetadataRecord> | MetadataRecord, out: (l: string) => void): Promise<number> {
-  const client = new MetadataClient(o.endpoints, o.timeoutMs, clientCredentials());
+  const client = new MetadataClient(o.endpoints, o.timeoutMs, clientCredentials(), clientOptions());
   try {
     const record = await build(client);
     const a = await client.write(record);
@@ -100,7 +100,7 @@ export async function runMetadataWrite(o: MetadataVerbOptions, build: (client: M
 
 /** Prints the records from `from` on (an image when they are no longer retained) until Ctrl-C, or `limit` events. */
 export function runMetadataFollow(o: MetadataVerbOptions, opts: { from: number; limit?: number; json: boolean }, out: (l: string) => void): Promise<number> {
-  const client = new MetadataClient(o.endpoints, o.timeoutMs, clientCredentials());
+  const client = new MetadataClient(o.endpoints, o.timeoutMs, clientCredentials(), clientOptions());
   let seen = 0;
   return new Promise<number>((resolve, failed) => {
     let cancel = (): void => {};
@@ -135,7 +135,7 @@ export function runMetadataFollow(o: MetadataVerbOptions, opts: { from: number; 
 
 /** Prints the image of the first endpoint that answers. */
 export async function runMetadataImage(o: MetadataVerbOptions, opts: { json: boolean; serializable: boolean }, out: (l: string) => void): Promise<number> {
-  const client = new MetadataClient(o.endpoints, o.timeoutMs, clientCredentials());
+  const client = new MetadataClient(o.endpoints, o.timeoutMs, clientCredentials(), clientOptions());
   try {
     const img = await client.image(opts.serializable);
     if (opts.json) out(JSON.stringify(img.toJSON(), null, 2));
@@ -166,7 +166,7 @@ export function addMetadataCommands(program: Command, out: (line: string) => voi
   const md = program.command('metadata').description('the metadata log (Kafka KRaft style): write records, follow the log, print the image');
   type Common = { endpoints: string; timeoutMs: string };
   const conn = (o: Common): MetadataVerbOptions => ({ endpoints: o.endpoints.split(',').map((e) => e.trim()).filter((e) => e !== ''), timeoutMs: Number(o.timeoutMs) });
-  const verb = (name: string, description: string): Command => addClientTlsOptions(md.command(name).description(description))
+  const verb = (name: string, description: string): Command => addClientCredentialOptions(md.command(name).description(description))
     .option('--endpoints <list>', 'metadata API endpoints, tried in order', '127.0.0.1:2379,127.0.0.1:2380,127.0.0.1:2381')
     .option('--timeout-ms <ms>', 'per-request timeout', '5000');
   const write = async (o: Common, build: (c: MetadataClient) => Promise<MetadataRecord> | MetadataRecord): Promise<void> => {

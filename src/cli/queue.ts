@@ -6,7 +6,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { QueueClient, type Delivery } from '../client/queue.js';
 import type { QueueStats } from '../services/queue/types.js';
-import { addClientTlsOptions, clientCredentials } from './credentials.js';
+import { addClientCredentialOptions, clientCredentials, clientOptions } from './credentials.js';
 import { isTransportError } from './transport-errors.js';
 
 /** Where the verbs connect. */
@@ -24,7 +24,7 @@ function intArg(what: string, min: number, max: number): (v: string) => number {
 }
 
 function client(o: QueueVerbOptions): QueueClient {
-  return new QueueClient({ endpoints: o.endpoints, timeoutMs: o.timeoutMs, retryForMs: o.timeoutMs, credentials: clientCredentials() });
+  return new QueueClient({ endpoints: o.endpoints, timeoutMs: o.timeoutMs, retryForMs: o.timeoutMs, credentials: clientCredentials(), clientOptions: clientOptions() });
 }
 
 /** `queue declare`: prints "created NAME" or "exists NAME". */
@@ -123,7 +123,7 @@ export async function runQueueStats(o: QueueVerbOptions, name: string | undefine
 /** Adds `queue <verb>` to the program. */
 export function addQueueCommands(program: Command, out: (line: string) => void = console.log): Command {
   const queue = program.command('queue').description('quorum queues: durable FIFO queues replicated through the log (see docs/QUEUES.md)');
-  const verb = (name: string, description: string): Command => addClientTlsOptions(queue.command(name).description(description))
+  const verb = (name: string, description: string): Command => addClientCredentialOptions(queue.command(name).description(description))
     .option('--endpoints <list>', 'client endpoints, tried in order', '127.0.0.1:2379,127.0.0.1:2380,127.0.0.1:2381')
     .option('--timeout-ms <ms>', 'per-request timeout', '5000');
   const conn = (o: { endpoints: string; timeoutMs: string }): QueueVerbOptions => ({

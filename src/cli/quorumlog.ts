@@ -19,7 +19,7 @@ import { addQueueCommands } from './queue.js';
 import { addMemberCommands } from './member.js';
 import { runTransferLeader } from './transfer-leader.js';
 import { runBackup, runRestore } from './backup.js';
-import { addClientTlsOptions, setClientTls, tlsFromFlags } from './credentials.js';
+import { addClientCredentialOptions, promptPassword, setClientTls, setClientUser, tlsFromFlags, userFromFlags } from './credentials.js';
 import { runCheckData } from './check-data.js';
 import { setVerbContext, verbContext, verbErrorLine } from './transport-errors.js';
 
@@ -91,25 +91,22 @@ export function program(out: (line: string) => void = console.log, err: (line: s
     .action(async (o: StartFlags) => {
       process.exitCode = await runStart(o, (line) => console.error(line), out);
     });
-  cmd
+  addClientCredentialOptions(cmd
     .command('status')
-    .description('show each node\'s role, term, commit and applied index, and the leader\'s view of replication lag')
+    .description('show each node\'s role, term, commit and applied index, and the leader\'s view of replication lag; '
+      + 'while auth is on, only root may ask (--user root), as etcd serves its Maintenance.Status')
     .requiredOption('--endpoints <list>', 'client endpoints, host:port,host:port,...')
     .option('--json', 'print JSON')
-    .option('--timeout-ms <ms>', 'per-endpoint timeout', '2000')
-    .option('--cacert <file>', 'CA for TLS endpoints')
-    .option('--cert <file>', 'client certificate for TLS endpoints')
-    .option('--key <file>', 'client key for TLS endpoints')
+    .option('--timeout-ms <ms>', 'per-endpoint timeout', '2000'))
     .action(async (o: { endpoints: string; json?: boolean; timeoutMs: string; cacert?: string; cert?: string; key?: string }) => {
-      const tls = o.cacert !== undefined && o.cert !== undefined && o.key !== undefined ? { ca: o.cacert, cert: o.cert, key: o.key } : undefined;
       process.exitCode = await runStatus({
         endpoints: o.endpoints.split(',').map((e) => e.trim()).filter((e) => e !== ''),
-        json: o.json === true, timeoutMs: Number(o.timeoutMs), ...(tls !== undefined ? { tls } : {}),
+        json: o.json === true, timeoutMs: Number(o.timeoutMs), tls: tlsFromFlags(o) !== undefined,
       }, out);
     });
   const endpoints = (o: { endpoints: string; timeoutMs: string }): KvVerbOptions =>
     ({ endpoints: o.endpoints.split(',').map((e) => e.trim()).filter((e) => e !== ''), timeoutMs: Number(o.timeoutMs) });
-  const clientVerb = (name: string, description: string): Command => addClientTlsOptions(cmd.command(name).description(description))
+  const clientVerb = (name: string, description: string): Command => addClientCredentialOptions(cmd.command(name).description(description))
     .option('--endpoints <list>', 'client endpoints, tried in order', '127.0.0.1:2379,127.0.0.1:2380,127.0.0.1:2381')
     .option('--timeout-ms <ms>', 'per-request timeout', '5000');
   clientVerb('put', 'write a key (through the log; any node forwards to the leader)')
@@ -150,10 +147,11 @@ export function program(out: (line: string) => void = console.log, err: (line: s
     .action((o: { backup: string; config: string }) => {
       process.exitCode = runRestore(o.backup, o.config, out, err);
     });
-  // Every verb's --cacert/--cert/--key (where it has them) set the credentials of the channels it opens (src/cli/credentials.ts);
-  // its name and endpoints are what a transport failure's one line names (src/cli/transport-errors.ts).
-  cmd.hook('preAction', (_root, verb) => {
-    const opts = verb.opts<{ endpoints?: unknown; cacert?: unknown; cert?: unknown; key?: unknown }>();
+  // Every verb's --cacert/--cert/--key (where it has them) set the credentials of the channels it opens, and its --user
+  // (or $QUORUMLOG_USER) signs it in first (src/cli/credentials.ts); its name and endpoints are what a transport
+  // failure's one line names (src/cli/transport-errors.ts).
+  cmd.hook('preAction', async (_root, verb) => {
+    const opts = verb.opts<{ endpoints?: unknown; cacert?: unknown; cert?: unknown; key?: unknown; user?: unknown; password?: unknown; timeoutMs?: unknown }>();
     const names: string[] = [];
     for (let c: Command | null = verb; c !== null && c !== cmd; c = c.parent) names.unshift(c.name());
     const endpoints = typeof opts.endpoints === 'string' ? opts.endpoints.split(',').map((e) => e.trim()).filter((e) => e !== '') : [];
@@ -161,6 +159,15 @@ export function program(out: (line: string) => void = console.log, err: (line: s
     const tls = tlsFromFlags(opts);
     setVerbContext({ verb: names.join(' '), tls: tls !== undefined, endpoints });
     setClientTls(tls);
+    // Only the verbs that talk to a cluster have --user; the others (start, cluster, restore) ignore $QUORUMLOG_USER.
+    const user = verb.options.some((o) => o.long === '--user') ? userFromFlags(opts) : undefined;
+    if (user === undefined) {
+      await setClientUser(undefined, endpoints, 0);
+      return;
+    }
+    const password = user.password ?? await promptPassword(user.name);
+    const timeoutMs = Number(typeof opts.timeoutMs === 'string' ? opts.timeoutMs : 5000);
+    await setClientUser({ name: user.name, password }, endpoints, Number.isFinite(timeoutMs) && timeoutMs > 0 ? timeoutMs : 5000);
   });
   addMemberCommands(cmd, out);
   addQueueCommands(cmd, out);

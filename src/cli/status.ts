@@ -2,29 +2,59 @@
 // (over the client port, see src/server/admin.ts) and prints the cluster as
 // a table: each node's role, term, commit and applied index, and, from the
 // leader, each member's replication lag. `--json` prints the raw statuses.
+// While auth is on a node answers root alone (as etcd 3.4's
+// Maintenance.Status); a refusal ends the verb with one line that says so.
 
 import * as grpc from '@grpc/grpc-js';
-import { readFileSync } from 'node:fs';
 import { fetchAdminStatus } from '../server/admin.js';
 import type { NodeStatus } from '../server/metrics.js';
+import { clientCredentials, clientOptions } from './credentials.js';
 import { classifyTransportError, refineFailure, transportReason } from './transport-errors.js';
 
 export interface StatusOptions {
   readonly endpoints: readonly string[];
   readonly json: boolean;
   readonly timeoutMs: number;
-  readonly tls?: { readonly cert: string; readonly key: string; readonly ca: string };
+  /** Whether the channels speak TLS (credentials.ts has their files): only for the words of a failure. */
+  readonly tls: boolean;
 }
 
-/** Prints the cluster's status; returns the exit code (1 when no endpoint answered or no leader is known). */
+/**
+ * A node refused `quorumlog status` for want of root while auth is on. It
+ * carries the node's gRPC code, and the node's words with what to do in
+ * `details`, so that the program prints that line and exits 1.
+ */
+export class StatusNeedsRootError extends Error {
+  override readonly name = 'StatusNeedsRootError';
+  readonly code: grpc.status;
+  readonly details: string;
+  constructor(endpoint: string, refusal: { code: grpc.status; details: string }, options?: ErrorOptions) {
+    const details = `${endpoint}: ${refusal.details} (while auth is on, status answers the root user alone: give --user root)`;
+    super(details, options);
+    this.code = refusal.code;
+    this.details = details;
+  }
+}
+
+/** etcd's refusals of a caller who is not root (or no one). */
+function authRefusal(err: unknown): { code: grpc.status; details: string } | null {
+  const e = err as Partial<grpc.ServiceError>;
+  if (typeof e.code !== 'number' || typeof e.details !== 'string') return null;
+  const refused = e.code === grpc.status.PERMISSION_DENIED || e.code === grpc.status.UNAUTHENTICATED
+    || (e.code === grpc.status.INVALID_ARGUMENT && e.details === 'etcdserver: user name is empty');
+  return refused ? { code: e.code, details: e.details } : null;
+}
+
+/** Prints the cluster's status; returns the exit code (1 when no endpoint answered or no leader is known). Throws StatusNeedsRootError when a node refused the caller. */
 export async function runStatus(o: StatusOptions, out: (line: string) => void): Promise<number> {
-  const creds = o.tls === undefined ? grpc.credentials.createInsecure()
-    : grpc.credentials.createSsl(readFileSync(o.tls.ca), readFileSync(o.tls.key), readFileSync(o.tls.cert));
+  const creds = clientCredentials();
   const answers = await Promise.all(o.endpoints.map(async (e) => {
     try {
-      return { endpoint: e, status: await fetchAdminStatus(e, creds, o.timeoutMs), error: null };
+      return { endpoint: e, status: await fetchAdminStatus(e, creds, o.timeoutMs, clientOptions()), error: null };
     } catch (err) {
-      return { endpoint: e, status: null, error: await unreachableReason(err, e, o.tls === undefined) };
+      const refusal = authRefusal(err);
+      if (refusal !== null) throw new StatusNeedsRootError(e, refusal, { cause: err });
+      return { endpoint: e, status: null, error: await unreachableReason(err, e, !o.tls) };
     }
   }));
   if (o.json) {

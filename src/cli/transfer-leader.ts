@@ -6,14 +6,14 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { loadEtcdProtos } from '../server/etcd/server.js';
-import { clientCredentials } from './credentials.js';
+import { clientCredentials, clientOptions } from './credentials.js';
 import { classifyTransportError, EndpointsUnreachableError, isTransportError, type TransportFailure } from './transport-errors.js';
 
 type Call = (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, res: Record<string, unknown>) => void) => void;
 
 function client(service: string, endpoint: string): grpc.Client & Record<string, Call> {
   const ctor = (loadEtcdProtos()['etcdserverpb'] as grpc.GrpcObject)[service] as grpc.ServiceClientConstructor;
-  return new ctor(endpoint, clientCredentials()) as unknown as grpc.Client & Record<string, Call>;
+  return new ctor(endpoint, clientCredentials(), clientOptions()) as unknown as grpc.Client & Record<string, Call>;
 }
 
 function call(c: grpc.Client & Record<string, Call>, method: string, req: unknown, timeoutMs: number): Promise<Record<string, unknown>> {

@@ -29,6 +29,8 @@ export interface QueueClientOptions {
   readonly retryForMs?: number;
   /** Default: insecure. */
   readonly credentials?: grpc.ChannelCredentials;
+  /** grpc-js client options of every channel (e.g. an interceptor that sends an etcd auth `token` with each call). */
+  readonly clientOptions?: grpc.ClientOptions;
 }
 
 /** A failed call: the gRPC status and its message. */
@@ -94,6 +96,7 @@ export class QueueClient {
   private readonly timeoutMs: number;
   private readonly retryForMs: number;
   private readonly credentials: grpc.ChannelCredentials;
+  private readonly clientOptions: grpc.ClientOptions;
   private readonly clients = new Map<string, RawClient>();
   /** The endpoint that answered last (tried first next time). */
   private current = 0;
@@ -104,13 +107,14 @@ export class QueueClient {
     this.timeoutMs = opts.timeoutMs ?? 5000;
     this.retryForMs = opts.retryForMs ?? 10_000;
     this.credentials = opts.credentials ?? grpc.credentials.createInsecure();
+    this.clientOptions = opts.clientOptions ?? {};
   }
 
   private client(endpoint: string): RawClient {
     let c = this.clients.get(endpoint);
     if (c === undefined) {
       const Ctor = queueServiceClient();
-      c = new Ctor(endpoint, this.credentials) as unknown as RawClient;
+      c = new Ctor(endpoint, this.credentials, this.clientOptions) as unknown as RawClient;
       this.clients.set(endpoint, c);
     }
     return c;

@@ -59,7 +59,7 @@ export async function startClientApi(backend: KvBackend & WorkerBackend, o: {
 }): Promise<ClientApi> {
   const workerCount = o.protocolWorkers ?? 0;
   const api = createEtcdServer(backend, { logger: o.logger, behindProtocolWorkers: workerCount > 0 });
-  addAdminService(api.server, o.status);
+  addAdminService(api.server, o.status, backend.auth === undefined ? undefined : { authorizer: backend.auth.authorizer, behindProtocolWorkers: workerCount > 0 });
   const queue = o.queue === undefined ? null : addQueueService(api.server, o.queue, { logger: o.logger.child({ component: 'queue-api' }) });
   const metadataApi = o.metadata === undefined ? null
     : addMetadataService(api.server, o.metadata, { logger: o.logger.child({ component: 'metadata-api' }) });

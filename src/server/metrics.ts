@@ -13,6 +13,7 @@ import type { Transport } from '../transport/types.js';
 import type { ClientApi } from './client-api.js';
 import type { ProtocolWorkers } from './protocol-workers/host.js';
 import type { NodeConfig } from './config.js';
+import type { AuthCounters } from './auth/authorizer.js';
 
 /** What `quorumlog status` shows for one node. */
 export interface NodeStatus {
@@ -256,4 +257,58 @@ export function registerLeaseMetrics(registry: Registry, o: { store: KvStore; le
   counter('quorumlog_lease_renewals_total', 'Keep-alives this node answered as the deciding leader.', () => o.lessor.stats.renewals);
   counter('quorumlog_lease_expiries_proposed_total', 'Revokes of expired leases this node proposed as leader (retries included).', () => o.lessor.stats.revokesProposed);
   counter('quorumlog_lease_epochs_proposed_total', 'Lease epochs this node proposed on becoming leader (retries included).', () => o.lessor.stats.epochsProposed);
+}
+
+/** Why a request or a command was refused by auth: the label values of quorumlog_auth_refused_total. */
+export const AUTH_REFUSAL_REASONS = ['invalid_token', 'user_empty', 'permission_denied', 'old_revision', 'auth_failed', 'throttled', 'busy'] as const;
+export type AuthRefusalReason = (typeof AUTH_REFUSAL_REASONS)[number];
+
+/** Where the auth metrics come from (src/server/auth): counts only, never names or tokens. */
+export interface AuthMetricSources {
+  readonly state: { readonly enabled: boolean; readonly revision: number; userNames(): readonly string[]; roleNames(): readonly string[] };
+  /** The server's checks where requests arrive (Authorizer.counters). */
+  readonly authorizer: { readonly counters: AuthCounters };
+  /** The auth gate's refusals where commands apply (AuthGate.refused). */
+  readonly gate: { readonly refused: { readonly oldRevision: number; readonly userEmpty: number; readonly permissionDenied: number } };
+  readonly throttle: { readonly stats: { readonly refused: number } };
+  readonly hasher: { readonly stats: { readonly rejectedBusy: number } };
+}
+
+/** Each reason's count so far, summed over the places that refuse for it. */
+export function authRefusals(o: AuthMetricSources): Record<AuthRefusalReason, number> {
+  const c = o.authorizer.counters;
+  const g = o.gate.refused;
+  return {
+    invalid_token: c.invalidTokens,
+    user_empty: c.missingIdentity + g.userEmpty,
+    permission_denied: c.permissionDenied + g.permissionDenied,
+    old_revision: g.oldRevision,
+    auth_failed: c.authFailed,
+    throttled: o.throttle.stats.refused,
+    busy: o.hasher.stats.rejectedBusy,
+  };
+}
+
+/** Registers etcd auth's metrics (docs/OPERATIONS.md "Metrics"). */
+export function registerAuthMetrics(registry: Registry, o: AuthMetricSources): void {
+  new Gauge({ name: 'quorumlog_auth_enabled', help: '1 while etcd auth is enabled, else 0.', registers: [registry], collect() { this.set(o.state.enabled ? 1 : 0); } });
+  new Gauge({ name: 'quorumlog_auth_revision', help: 'The auth revision this node has applied (one more with every change to users, roles or permissions).',
+    registers: [registry], collect() { this.set(o.state.revision); } });
+  new Gauge({ name: 'quorumlog_auth_users', help: 'Users in this node\'s applied auth state.', registers: [registry], collect() { this.set(o.state.userNames().length); } });
+  new Gauge({ name: 'quorumlog_auth_roles', help: 'Roles in this node\'s applied auth state.', registers: [registry], collect() { this.set(o.state.roleNames().length); } });
+  const last: Record<AuthRefusalReason, number> = Object.fromEntries(AUTH_REFUSAL_REASONS.map((r) => [r, 0])) as Record<AuthRefusalReason, number>;
+  new Counter({
+    name: 'quorumlog_auth_refused_total',
+    help: 'Requests and commands refused by auth, by reason: invalid_token, user_empty and permission_denied where requests arrive and (the last two) '
+      + 'where commands apply; old_revision where commands apply; auth_failed (a wrong user or password), throttled (too many failed logins '
+      + 'from one address) and busy (the password hasher\'s queue full) at Authenticate.',
+    labelNames: ['reason'], registers: [registry],
+    collect() {
+      const now = authRefusals(o);
+      for (const r of AUTH_REFUSAL_REASONS) {
+        this.inc({ reason: r }, Math.max(0, now[r] - last[r]));
+        last[r] = now[r];
+      }
+    },
+  });
 }

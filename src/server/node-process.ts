@@ -29,7 +29,7 @@ import { takeBackup } from './backup.js';
 import { RuntimeKvBackend } from './kv-backend.js';
 import { MembershipManager } from './membership.js';
 import { startNodeLeases } from './lease-forward.js';
-import { nodeRegistry, nodeStatus, registerLeaseMetrics, startMetricsServer, type NodeSupervisor } from './metrics.js';
+import { nodeRegistry, nodeStatus, registerAuthMetrics, registerLeaseMetrics, startMetricsServer, type NodeSupervisor } from './metrics.js';
 import { dashboardHandler } from '../dashboard/server.js';
 import { LEADER_HISTORY_FILE, LeaderHistory, leaderTermsFromEvents } from '../dashboard/history.js';
 import { RuntimeMetadataBackend } from './metadata/runtime-backend.js';
@@ -269,6 +269,7 @@ async function startLockedNode(config: NodeConfig, opts: StartNodeOptions, logge
     const registry = nodeRegistry(runtime, transport, config, etcd);
     registerQueueMetrics(registry, { machine: queues, liveness: queue.liveness, ...(etcd.queue !== null ? { service: etcd.queue } : {}) });
     registerLeaseMetrics(registry, { store: sm.store, lessor: leases.lessor });
+    registerAuthMetrics(registry, { state: nodeAuth.machine, authorizer: auth.authorizer, gate: nodeAuth.gate, throttle: auth.throttle, hasher: auth.hasher });
     metrics = await listening('metrics', listen(self.metrics), () => startMetricsServer(listen(self.metrics).host, self.metrics.port, registry, status, dashboard.handle));
   } catch (e) {
     stopNotingLeaders();

@@ -53,12 +53,14 @@ export interface AuthCounters {
   invalidTokens: number;
   missingIdentity: number;
   permissionDenied: number;
+  /** Authenticate refused for a wrong user name or password (src/server/etcd/auth.ts). */
+  authFailed: number;
 }
 
 export class Authorizer {
   readonly tokenTtlMs: number;
   readonly clientCertAuth: boolean;
-  readonly counters: AuthCounters = { invalidTokens: 0, missingIdentity: 0, permissionDenied: 0 };
+  readonly counters: AuthCounters = { invalidTokens: 0, missingIdentity: 0, permissionDenied: 0, authFailed: 0 };
   private readonly now: () => number;
   /** Verified tokens (the signature check is done once); emptied when the key changes. */
   private readonly verified = new Map<string, TokenClaims>();

@@ -20,7 +20,10 @@ import { PasswordHasher } from './password-hasher.js';
 export interface NodeAuth {
   readonly machine: AuthStateMachine;
   readonly gate: AuthGate;
-  start(runtime: NodeRuntime, o: { tokenTtlSeconds: number; bcryptCost: number; clientCertAuth: boolean }): AuthBackend & { close(): Promise<void> };
+  /** The backend, with its hasher and throttle as they are (their stats feed /metrics: registerAuthMetrics). */
+  start(runtime: NodeRuntime, o: { tokenTtlSeconds: number; bcryptCost: number; clientCertAuth: boolean }): AuthBackend & {
+    readonly hasher: PasswordHasher; readonly throttle: LoginThrottle; close(): Promise<void>;
+  };
 }
 
 /** Registers the auth service on `services` and sets its gate (call before the runtime recovers). */

@@ -179,6 +179,7 @@ export function authHandlers(ctx: AuthServiceContext): grpc.UntypedServiceImplem
     const now = state.user(user); // the user may have changed while the hash was checked
     if (!matches || hashUsed === null || now === undefined || now.passwordHash !== hashUsed || !state.enabled) {
       auth!.throttle.recordFailure(key, Date.now());
+      authz.counters.authFailed++;
       throw new EtcdRequestError(ETCD_STATUS.authFailed);
     }
     auth!.throttle.recordSuccess(key);

@@ -35,10 +35,11 @@ function translate(err: grpc.ServiceError): Error {
 export class MetadataClient {
   private readonly clients: RawClient[];
 
-  constructor(endpoints: readonly string[], private readonly timeoutMs = 10_000, credentials = grpc.credentials.createInsecure()) {
+  /** `clientOptions`: grpc-js options of every channel (e.g. an interceptor that sends an etcd auth `token` with each call). */
+  constructor(endpoints: readonly string[], private readonly timeoutMs = 10_000, credentials = grpc.credentials.createInsecure(), clientOptions: grpc.ClientOptions = {}) {
     if (endpoints.length === 0) throw new RangeError('no endpoints given');
     const Ctor = metadataServiceClient();
-    this.clients = endpoints.map((e) => new Ctor(e, credentials) as unknown as RawClient);
+    this.clients = endpoints.map((e) => new Ctor(e, credentials, clientOptions) as unknown as RawClient);
   }
 
   /** Appends a record; resolves with where it landed. */

@@ -16,6 +16,7 @@ import { runStatus } from './status.js';
 import { runDel, runGet, runPut, runWatch, type KvVerbOptions } from './kv-verbs.js';
 import { addMetadataCommands } from './metadata.js';
 import { addQueueCommands } from './queue.js';
+import { addRoleCommands } from './role.js';
 import { addMemberCommands } from './member.js';
 import { runTransferLeader } from './transfer-leader.js';
 import { runBackup, runRestore } from './backup.js';
@@ -172,6 +173,7 @@ export function program(out: (line: string) => void = console.log, err: (line: s
   addMemberCommands(cmd, out);
   addQueueCommands(cmd, out);
   addMetadataCommands(cmd, out);
+  addRoleCommands(cmd, out);
   return cmd;
 }
 

@@ -59,10 +59,12 @@ export async function startClientApi(backend: KvBackend & WorkerBackend, o: {
 }): Promise<ClientApi> {
   const workerCount = o.protocolWorkers ?? 0;
   const api = createEtcdServer(backend, { logger: o.logger, behindProtocolWorkers: workerCount > 0 });
+  // The admin Status, the queues and the metadata log check their callers with the node's auth, as the etcd API does (docs/OPERATIONS.md, "Security").
+  const auth = { ...(backend.auth !== undefined ? { authorizer: backend.auth.authorizer } : {}), behindProtocolWorkers: workerCount > 0 };
   addAdminService(api.server, o.status, backend.auth === undefined ? undefined : { authorizer: backend.auth.authorizer, behindProtocolWorkers: workerCount > 0 });
-  const queue = o.queue === undefined ? null : addQueueService(api.server, o.queue, { logger: o.logger.child({ component: 'queue-api' }) });
+  const queue = o.queue === undefined ? null : addQueueService(api.server, o.queue, { logger: o.logger.child({ component: 'queue-api' }), ...auth });
   const metadataApi = o.metadata === undefined ? null
-    : addMetadataService(api.server, o.metadata, { logger: o.logger.child({ component: 'metadata-api' }) });
+    : addMetadataService(api.server, o.metadata, { logger: o.logger.child({ component: 'metadata-api' }), ...auth });
   if (workerCount === 0) {
     const creds = o.tls === undefined ? grpc.ServerCredentials.createInsecure()
       : grpc.ServerCredentials.createSsl(Buffer.from(o.tls.ca), [{ cert_chain: Buffer.from(o.tls.cert), private_key: Buffer.from(o.tls.key) }], true);

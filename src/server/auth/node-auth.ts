@@ -6,10 +6,11 @@
 import type { NodeRuntime } from '../../node/runtime.js';
 import { encodeAuthCommand } from '../../services/auth/codec.js';
 import { AuthGate } from '../../services/auth/gate.js';
-import { kvApplyCheck } from '../../services/auth/needs.js';
+import { kvApplyCheck, metadataApplyCheck, queueApplyCheck } from '../../services/auth/needs.js';
 import { AuthStateMachine } from '../../services/auth/state-machine.js';
 import type { AuthDeniedResult, AuthResult } from '../../services/auth/types.js';
 import type { KvStore } from '../../services/kv/store.js';
+import { QueueStateMachine } from '../../services/queue/state-machine.js';
 import { encodeServiceCommand, stampCommand, type ServiceStateMachine } from '../../services/machine.js';
 import type { AuthBackend } from '../etcd/backend.js';
 import { Authorizer } from './authorizer.js';
@@ -26,10 +27,19 @@ export interface NodeAuth {
   };
 }
 
-/** Registers the auth service on `services` and sets its gate (call before the runtime recovers). */
+/**
+ * Registers the auth service on `services` and sets its gate (call before the
+ * runtime recovers, after the queue and metadata services are registered:
+ * their commands are checked against the queue machine registered then).
+ */
 export function attachAuth(services: ServiceStateMachine, store: KvStore): NodeAuth {
   const machine = new AuthStateMachine();
-  const gate = new AuthGate(machine, { kv: kvApplyCheck(machine, store) });
+  const queue = services.service('queue');
+  const gate = new AuthGate(machine, {
+    kv: kvApplyCheck(machine, store),
+    ...(queue instanceof QueueStateMachine ? { queue: queueApplyCheck(machine, queue) } : {}),
+    metadata: metadataApplyCheck(machine),
+  });
   services.register('auth', machine).setGate(gate);
   return {
     machine,

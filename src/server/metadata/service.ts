@@ -12,11 +12,22 @@
 // gRPC's own buffer. No request can crash the node: every failure becomes a
 // gRPC status (rejections FAILED_PRECONDITION, with the code in the
 // `quorumlog-metadata-error` trailer).
+//
+// Auth (docs/METADATA.md, "Permissions"): with an `authorizer`, while auth is
+// on, Write needs WRITE on the metadata log and Follow and GetImage need READ
+// on it (src/services/auth/needs.ts metadataNeeds), checked when the request
+// arrives; a write goes into the log stamped with its caller and the auth
+// gate checks it again where it applies. A Follow stream whose caller loses
+// READ ends with the refusal. Refusals keep etcd's texts and statuses.
 
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from 'pino';
 import { packageDir } from '../../util/package-dir.js';
+import { metadataNeeds } from '../../services/auth/needs.js';
+import type { Authorizer, Principal } from '../auth/authorizer.js';
+import { grpcCredentials } from '../auth/credentials.js';
+import { AUTH_ERROR_STATUS, AuthRefusedError, EtcdRequestError } from '../etcd/errors.js';
 import { LeaderChangedError, NodeStoppedError, NoLeaderError, RequestTimeoutError, TooManyRequestsError } from '../../node/errors.js';
 import { MetadataCodecError } from '../../services/metadata/codec.js';
 import { MetadataRejectedError } from '../../services/metadata/types.js';
@@ -51,7 +62,14 @@ export interface MetadataServiceOptions {
   readonly logger: Logger;
   /** Records per Follow write burst before yielding to the event loop (default 256). */
   readonly followBatchRecords?: number;
+  /** The node's auth (src/server/auth): requests are checked and writes stamped while auth is on. Absent: no checks. */
+  readonly authorizer?: Authorizer;
+  /** Calls arrive through protocol workers, which pass the client certificate's name in a header (src/server/auth/credentials.ts). */
+  readonly behindProtocolWorkers?: boolean;
 }
+
+/** Times a write the auth state moved past before it applied ('oldRevision') is checked and sent again. */
+const AUTH_ATTEMPTS = 3;
 
 /** What {@link addMetadataService} gives back. */
 export interface MetadataService {
@@ -67,6 +85,8 @@ interface GrpcStatus { code: grpc.status; message: string; trailer?: string }
 
 /** The status for an error, or null for an unexpected one. */
 export function metadataStatusOf(err: unknown): GrpcStatus | null {
+  if (err instanceof AuthRefusedError) return AUTH_ERROR_STATUS[err.code];
+  if (err instanceof EtcdRequestError) return err.status;
   if (err instanceof MetadataRejectedError) return { code: grpc.status.FAILED_PRECONDITION, message: `metadata: ${err.code}: ${err.message}`, trailer: err.code };
   if (err instanceof MalformedMetadataRequestError || err instanceof MetadataCodecError) return { code: grpc.status.INVALID_ARGUMENT, message: `metadata: malformed request: ${err.message}` };
   if (err instanceof MetadataUnavailableError) return { code: grpc.status.UNIMPLEMENTED, message: `metadata: ${err.message}` };
@@ -95,6 +115,15 @@ export function addMetadataService(server: grpc.Server, backend: MetadataBackend
   const stats = { rejected: 0, invalid: 0, internal: 0 };
   const streams = new Set<() => void>();
   const machine = backend.machine;
+  const authz = opts.authorizer;
+  const behindProxy = opts.behindProtocolWorkers === true;
+  type Caller = Parameters<typeof grpcCredentials>[0];
+
+  /** The caller, checked for `access` to the log against this node's auth state (null while auth is off). Throws the refusal. */
+  function check(call: Caller, access: 'read' | 'write'): Principal | null {
+    if (authz === undefined || !authz.enabled) return null;
+    return authz.check(grpcCredentials(call, behindProxy), metadataNeeds(access));
+  }
 
   function fail(method: string, err: unknown): grpc.ServiceError {
     const s = metadataStatusOf(err);
@@ -108,11 +137,11 @@ export function addMetadataService(server: grpc.Server, backend: MetadataBackend
     return serviceError(s);
   }
 
-  function unary<Req>(method: string, fn: (req: Req) => Promise<object>) {
+  function unary<Req>(method: string, fn: (req: Req, call: Caller) => Promise<object>) {
     return (call: grpc.ServerUnaryCall<Req, object>, cb: grpc.sendUnaryData<object>): void => {
       let p: Promise<object>;
       try {
-        p = fn(call.request);
+        p = fn(call.request, call);
       } catch (e) {
         cb(fail(method, e));
         return;
@@ -122,6 +151,12 @@ export function addMetadataService(server: grpc.Server, backend: MetadataBackend
   }
 
   function follow(call: grpc.ServerWritableStream<{ from_offset?: number }, FollowResponse>): void {
+    try {
+      check(call, 'read');
+    } catch (err) {
+      call.emit('error', fail('Follow', err));
+      return;
+    }
     let next = Math.max(1, Number(call.request.from_offset ?? 0) || 1);
     let waitingForDrain = false;
     let ended = false;
@@ -129,6 +164,7 @@ export function addMetadataService(server: grpc.Server, backend: MetadataBackend
       if (ended) return;
       ended = true;
       unsubscribe();
+      offAuth?.();
       streams.delete(close);
       call.off('drain', onDrain);
     };
@@ -177,6 +213,16 @@ export function addMetadataService(server: grpc.Server, backend: MetadataBackend
       pump();
     };
     const unsubscribe = machine.subscribe(() => pump());
+    // The caller lost READ on the log (a role revoked, the user deleted, its token no longer valid): the stream ends with the refusal.
+    const offAuth = authz?.state.onChange(() => {
+      if (ended) return;
+      try {
+        check(call, 'read');
+      } catch (err) {
+        end();
+        call.emit('error', fail('Follow', err));
+      }
+    });
     streams.add(close);
     call.on('drain', onDrain);
     call.on('cancelled', end);
@@ -186,11 +232,23 @@ export function addMetadataService(server: grpc.Server, backend: MetadataBackend
   }
 
   server.addService(metadataServiceClient().service, {
-    Write: unary<{ record?: WireRecord | null }>('Write', async (req) => {
-      const accepted = await backend.write(recordFromWire(req.record));
+    Write: unary<{ record?: WireRecord | null }>('Write', async (req, call) => {
+      const record = recordFromWire(req.record);
+      let accepted;
+      for (let attempt = 1; ; attempt++) {
+        const p = check(call, 'write');
+        try {
+          accepted = await backend.write(record, authz === undefined ? undefined : authz.stamp(p));
+          break;
+        } catch (err) {
+          // The auth state moved on between the check and the apply: check again and send again.
+          if (!(err instanceof AuthRefusedError && err.code === 'oldRevision' && attempt < AUTH_ATTEMPTS)) throw err;
+        }
+      }
       return { offset: accepted.offset, index: accepted.index, record: recordToWire(accepted.record) };
     }),
-    GetImage: unary<{ serializable?: boolean }>('GetImage', async (req) => {
+    GetImage: unary<{ serializable?: boolean }>('GetImage', async (req, call) => {
+      check(call, 'read');
       if (req.serializable !== true) await backend.readBarrier();
       return imageToWire(machine.image);
     }),

@@ -7,6 +7,7 @@
 import { Metadata, status as Status, type ServiceError } from '@grpc/grpc-js';
 import { LeaderChangedError, NodeStoppedError, NoLeaderError, RequestTimeoutError, TooManyRequestsError } from '../../node/errors.js';
 import { QueueCodecError } from '../../services/queue/codec.js';
+import { AUTH_ERROR_STATUS, AuthRefusedError, EtcdRequestError } from '../etcd/errors.js';
 import type { QueueErrorCode } from '../../services/queue/types.js';
 
 /** A gRPC status: code and message. */
@@ -44,6 +45,9 @@ export function invalidArgument(message: string): QueueRequestError {
 export function queueStatusOf(err: unknown): QueueStatus | null {
   if (err instanceof QueueRequestError) return err.status;
   if (err instanceof QueueCodecError) return { code: Status.INVALID_ARGUMENT, message: `queue: ${err.message}` };
+  // Auth refusals keep etcd's texts (etcd's clients and ours match on them): PERMISSION_DENIED, "user name is empty", "invalid auth token", ...
+  if (err instanceof AuthRefusedError) return AUTH_ERROR_STATUS[err.code];
+  if (err instanceof EtcdRequestError) return err.status;
   if (err instanceof NoLeaderError) return { code: Status.UNAVAILABLE, message: 'queue: no leader (an election is in progress); retry' };
   if (err instanceof RequestTimeoutError) return { code: Status.UNAVAILABLE, message: 'queue: request timed out; its outcome is unknown' };
   if (err instanceof LeaderChangedError) return { code: Status.UNAVAILABLE, message: 'queue: leader changed before the request committed; it was not applied' };

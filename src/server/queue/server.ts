@@ -24,6 +24,15 @@
 // state lists for this node but that no stream here serves (a cancel that
 // failed, an attach whose answer was lost) are cancelled through the log.
 //
+// Auth (docs/QUEUES.md, "Permissions"): with an `authorizer`, while auth is
+// on, every request is checked when it arrives against the caller's
+// permissions on queue names (src/services/auth/needs.ts queueCommandNeeds),
+// and its command goes into the log stamped with the caller, where the auth
+// gate checks it again. Stats of every queue lists only the queues the caller
+// may read. A Consume stream whose caller may no longer read its queue (a
+// role revoked, the user deleted, its token no longer valid) ends with the
+// refusal, and its consumer is cancelled, as etcd cancels such a watch.
+//
 // Bad input gets INVALID_ARGUMENT with the reason; command failures and the
 // runtime's errors get their statuses (errors.ts); every refusal is counted,
 // and logged at debug level; anything unexpected is logged and answered
@@ -31,6 +40,10 @@
 
 import { randomBytes } from 'node:crypto';
 import { SYSTEM_STAMP } from '../../services/auth/codec.js';
+import { queueCommandNeeds, queueNeed, allowed, type ConsumerQueue, type Needs } from '../../services/auth/needs.js';
+import { isAuthDenied } from '../../services/auth/types.js';
+import type { Authorizer, Principal } from '../auth/authorizer.js';
+import { grpcCredentials } from '../auth/credentials.js';
 import { throwIfAuthDenied } from '../etcd/errors.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -53,6 +66,10 @@ export interface QueueServiceOptions {
   readonly reconcileIntervalMs?: number;
   /** How long a Consume waits for the node to be ready (whenReady) before UNAVAILABLE. Default 10 s. */
   readonly readyTimeoutMs?: number;
+  /** The node's auth (src/server/auth): requests are checked and their commands stamped while auth is on. Absent: no checks. */
+  readonly authorizer?: Authorizer;
+  /** Calls arrive through protocol workers, which pass the client certificate's name in a header (src/server/auth/credentials.ts). */
+  readonly behindProtocolWorkers?: boolean;
 }
 
 /** Counters of request outcomes. */
@@ -108,6 +125,9 @@ interface LocalConsumer {
   ended: boolean;
 }
 
+/** Times a write the auth state moved past before it applied ('oldRevision') is checked and sent again. */
+const AUTH_ATTEMPTS = 3;
+
 /** Parses a uint64 delivery tag from the wire (a decimal string, as loaded) into a safe integer >= 1. */
 function parseTag(t: unknown): number {
   const n = typeof t === 'number' ? t : typeof t === 'string' && /^[0-9]{1,16}$/.test(t) ? Number(t) : NaN;
@@ -136,6 +156,8 @@ function statsToWire(s: QueueStats): object {
 }
 
 type UnaryHandler = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => void;
+/** What a check needs of a call: its metadata (and TLS context) to identify the caller. */
+type Caller = Parameters<typeof grpcCredentials>[0];
 
 /**
  * The consumers that some Consume stream in this process serves, per
@@ -167,6 +189,15 @@ export function addQueueService(server: grpc.Server, backend: QueueBackend, opts
   /** Consumers whose cancel is being proposed (no second proposal meanwhile). */
   const cancelling = new Set<string>();
   let closed = false;
+  const authz = opts.authorizer;
+  const behindProxy = opts.behindProtocolWorkers === true;
+  const consumerQueue: ConsumerQueue = (id) => machine.consumer(id)?.queue;
+
+  /** The caller, checked for `needs` against this node's auth state (null while auth is off). Throws the refusal. */
+  function check(call: Caller, needs: Needs | (() => Needs)): Principal | null {
+    if (authz === undefined || !authz.enabled) return null;
+    return authz.check(grpcCredentials(call, behindProxy), typeof needs === 'function' ? needs() : needs);
+  }
 
   /** The status for a failure, counted; INTERNAL (logged) for the unknown. */
   function statusFor(err: unknown, method: string): QueueStatus {
@@ -182,7 +213,7 @@ export function addQueueService(server: grpc.Server, backend: QueueBackend, opts
     return s;
   }
 
-  function unary<Req>(method: string, fn: (req: Req) => Promise<object>): UnaryHandler {
+  function unary<Req>(method: string, fn: (req: Req, call: Caller) => Promise<object>): UnaryHandler {
     return (call, callback) => {
       let done = false;
       const finish = (err: unknown, res?: object): void => {
@@ -192,16 +223,26 @@ export function addQueueService(server: grpc.Server, backend: QueueBackend, opts
         else callback(null, res);
       };
       try {
-        fn((call.request ?? {}) as Req).then((res) => finish(null, res), (e: unknown) => finish(e));
+        fn((call.request ?? {}) as Req, call).then((res) => finish(null, res), (e: unknown) => finish(e));
       } catch (e) {
         finish(e);
       }
     };
   }
 
-  /** Writes a command; a command failure becomes its status; checks the result's type. */
-  async function write<T extends QueueResult['type']>(cmd: QueueCommand, ...expected: T[]): Promise<Extract<QueueResult, { type: T }>> {
-    const r = throwIfAuthDenied(await backend.write(cmd)) as QueueResult;
+  /**
+   * Writes a command, checked and stamped as the caller's; a command failure
+   * becomes its status; checks the result's type. A write the auth state moved
+   * past before it applied ('oldRevision') is checked again and sent again.
+   */
+  async function write<T extends QueueResult['type']>(call: Caller, cmd: QueueCommand, ...expected: T[]): Promise<Extract<QueueResult, { type: T }>> {
+    let answer: unknown;
+    for (let attempt = 1; ; attempt++) {
+      const p = check(call, () => queueCommandNeeds(cmd, consumerQueue));
+      answer = await backend.write(cmd, authz === undefined ? undefined : authz.stamp(p));
+      if (!(isAuthDenied(answer) && answer.error === 'oldRevision' && attempt < AUTH_ATTEMPTS)) break;
+    }
+    const r = throwIfAuthDenied(answer) as QueueResult;
     if (r.type === 'error') throw new QueueRequestError({ code: QUEUE_ERROR_CODES[r.error], message: `queue: ${r.message}` });
     if (!(expected as string[]).includes(r.type)) throw new Error(`the queue machine answered ${cmd.type} with ${r.type}`);
     return r as Extract<QueueResult, { type: T }>;
@@ -284,6 +325,35 @@ export function addQueueService(server: grpc.Server, backend: QueueBackend, opts
   }
   const off = machine.on(onEvent);
 
+  // ---- consumers whose caller lost READ on their queue ----
+
+  /** After a change of the auth state: ends (and cancels) every stream here whose caller may no longer consume its queue. */
+  function recheckConsumers(): void {
+    for (const lc of [...locals.values()]) {
+      if (lc.ended) continue;
+      let refusal: QueueStatus | null = null;
+      try {
+        check(lc.call, [queueNeed('read', lc.queue)]);
+      } catch (err) {
+        refusal = queueStatusOf(err);
+        if (refusal === null) throw err;
+      }
+      if (refusal === null) continue;
+      log.info({ consumer: lc.id, queue: lc.queue }, 'queue API: consumer ended: its caller may no longer consume the queue');
+      endStream(lc, refusal);
+      // The node's clean-up, as for any ended stream (before its attach applied, consume() cancels again when it does).
+      proposeCancel(lc.id, 'permission withdrawn');
+    }
+  }
+  const offAuth = authz?.state.onChange(() => {
+    try {
+      recheckConsumers();
+    } catch (err) {
+      stats.internalErrors++;
+      log.error({ err }, 'queue API: re-checking consumers after an auth change failed');
+    }
+  });
+
   // ---- the reconciler ----
 
   let reconciling = false;
@@ -307,6 +377,7 @@ export function addQueueService(server: grpc.Server, backend: QueueBackend, opts
   async function consume(call: grpc.ServerWritableStream<WireConsume, WireConsumeResponse>): Promise<void> {
     const req: WireConsume = call.request ?? {};
     const queue = checkName(req.queue);
+    check(call, [queueNeed('read', queue)]); // fail fast; the attach is checked again where it applies
     const p = req.prefetch ?? 0;
     if (!Number.isInteger(p) || p < 0 || p > QUEUE_LIMITS.prefetchMax) throw invalidArgument(`prefetch must be in [0, ${QUEUE_LIMITS.prefetchMax}] (0 = the default, ${defaultPrefetch})`);
     const prefetch = p === 0 ? defaultPrefetch : p;
@@ -337,7 +408,7 @@ export function addQueueService(server: grpc.Server, backend: QueueBackend, opts
     call.on('cancelled', gone);
     call.on('error', gone);
     try {
-      await write({ type: 'attach', consumerId: lc.id, queue, node: backend.nodeId, prefetch }, 'attached');
+      await write(call, { type: 'attach', consumerId: lc.id, queue, node: backend.nodeId, prefetch }, 'attached');
     } catch (err) {
       if (!lc.ended) {
         lc.ended = true;
@@ -362,20 +433,20 @@ export function addQueueService(server: grpc.Server, backend: QueueBackend, opts
 
   const Queue = queueServiceClient();
   server.addService(Queue.service, {
-    Declare: unary<WireDeclare>('Declare', async (req) => {
+    Declare: unary<WireDeclare>('Declare', async (req, call) => {
       const queue = checkName(req.queue);
       const limit = req.delivery_limit ?? 0;
       if (!Number.isInteger(limit) || limit < 0 || limit > QUEUE_LIMITS.deliveryLimitMax) throw invalidArgument(`delivery_limit must be in [0, ${QUEUE_LIMITS.deliveryLimitMax}]`);
       const dlq = req.dead_letter_queue === undefined || req.dead_letter_queue === '' ? null : checkName(req.dead_letter_queue, 'queue name');
-      const r = await write({ type: 'declare', queue, deliveryLimit: limit, deadLetterQueue: dlq }, 'declared');
+      const r = await write(call, { type: 'declare', queue, deliveryLimit: limit, deadLetterQueue: dlq }, 'declared');
       return { created: r.created };
     }),
-    Publish: unary<WirePublish>('Publish', async (req) => {
+    Publish: unary<WirePublish>('Publish', async (req, call) => {
       const queue = checkName(req.queue);
       const body = req.body ?? Buffer.alloc(0);
       if (!(body instanceof Uint8Array)) throw invalidArgument('body is not bytes');
       if (body.byteLength > maxBodyBytes) throw invalidArgument(`body is ${body.byteLength} bytes; at most ${maxBodyBytes}`);
-      const r = await write({ type: 'enqueue', queue, body: new Uint8Array(body) }, 'enqueued');
+      const r = await write(call, { type: 'enqueue', queue, body: new Uint8Array(body) }, 'enqueued');
       return { message_id: r.messageId };
     }),
     Consume: (call: grpc.ServerWritableStream<WireConsume, WireConsumeResponse>) => {
@@ -388,25 +459,31 @@ export function addQueueService(server: grpc.Server, backend: QueueBackend, opts
         }
       });
     },
-    Ack: unary<WireAck>('Ack', async (req) => settle('settle', req)),
-    Nack: unary<WireNack>('Nack', async (req) => settle(req.discard === true ? 'discard' : 'return', req)),
-    Stats: unary<WireStatsRequest>('Stats', async (req) => {
+    Ack: unary<WireAck>('Ack', async (req, call) => settle(call, 'settle', req)),
+    Nack: unary<WireNack>('Nack', async (req, call) => settle(call, req.discard === true ? 'discard' : 'return', req)),
+    Stats: unary<WireStatsRequest>('Stats', async (req, call) => {
       const name = req.queue ?? '';
       if (name !== '') checkName(name);
+      // One queue: READ on it (before its existence is told). Every queue: a valid identity, and only the queues it may read.
+      check(call, name === '' ? [] : [queueNeed('read', name)]);
       await backend.readBarrier();
-      if (name === '') return { queues: machine.stats().map(statsToWire) };
+      if (name === '') {
+        const p = check(call, []); // again, against the state after the barrier
+        const mayRead = (q: string): boolean => p === null || authz === undefined || allowed(authz.state, p.user, [queueNeed('read', q)]);
+        return { queues: machine.stats().filter((s) => mayRead(s.queue)).map(statsToWire) };
+      }
       const s = machine.queueStats(name);
       if (s === undefined) throw new QueueRequestError({ code: grpc.status.NOT_FOUND, message: `queue: queue ${name} does not exist` });
       return { queues: [statsToWire(s)] };
     }),
   });
 
-  async function settle(type: 'settle' | 'return' | 'discard', req: WireAck): Promise<object> {
+  async function settle(call: Caller, type: 'settle' | 'return' | 'discard', req: WireAck): Promise<object> {
     const consumerId = checkName(req.consumer_id, 'consumer id');
     const raw = req.delivery_tags ?? [];
     if (!Array.isArray(raw) || raw.length === 0) throw invalidArgument('no delivery tags given');
     if (raw.length > QUEUE_LIMITS.tagsPerCommandMax) throw invalidArgument(`${raw.length} delivery tags; at most ${QUEUE_LIMITS.tagsPerCommandMax}`);
-    const r = await write({ type, consumerId, deliveryTags: raw.map(parseTag) }, 'settled', 'returned', 'discarded');
+    const r = await write(call, { type, consumerId, deliveryTags: raw.map(parseTag) }, 'settled', 'returned', 'discarded');
     return { settled: r.count, unknown: r.unknown };
   }
 
@@ -418,6 +495,7 @@ export function addQueueService(server: grpc.Server, backend: QueueBackend, opts
       closed = true;
       clearInterval(reconciler);
       off();
+      offAuth?.();
       for (const lc of [...locals.values()]) endStream(lc, { code: grpc.status.UNAVAILABLE, message: 'queue: the node is stopping; consume again elsewhere' });
     },
   };

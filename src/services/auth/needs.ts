@@ -11,10 +11,25 @@
 // attached to the lease; a txn needs READ on every compare's range and what
 // each operation in both branches needs; compaction and the cluster's own
 // commands need root.
+//
+// Quorum queues (docs/QUEUES.md, "Permissions"): the key is the queue's name
+// (its UTF-8 bytes), so a prefix grants a family of queues. READ consumes
+// (attach, and settle / return / discard / cancel on the queue of the
+// consumer they name, as the queue state holds it; stats); WRITE publishes
+// and declares (on the queue, and on its dead-letter queue, which a declare
+// makes messages flow into). A consumer the state does not know needs
+// nothing: the queue machine refuses the command itself. nodeDown is the
+// cluster's own (root). The metadata log (docs/METADATA.md, "Permissions")
+// is one resource: READ on the whole log follows it and reads its image,
+// WRITE on the whole log appends records; the whole log is the key range
+// METADATA_LOG_KEY..METADATA_LOG_RANGE_END, "every key".
 
 import { assertNever } from '../../util/assert.js';
 import { decodeCommandView, KvCodecError } from '../kv/codec.js';
 import type { KvCommand, RangeRequest, RequestOp, TxnRequest } from '../kv/types.js';
+import { decodeQueueCommand, QueueCodecError } from '../queue/codec.js';
+import type { QueueStateMachine } from '../queue/state-machine.js';
+import type { QueueCommand } from '../queue/types.js';
 import type { Access } from './permissions.js';
 import type { AuthStateMachine } from './state-machine.js';
 import type { PermissionResource } from './types.js';
@@ -124,4 +139,67 @@ export function kvApplyCheck(auth: AuthStateMachine, store: { leaseKeys(id: numb
     }
     return allowed(auth, user, kvCommandNeeds(cmd, leaseKeys));
   };
+}
+
+const utf8 = new TextEncoder();
+
+/** A need on one queue (its name's UTF-8 bytes as the key). */
+export function queueNeed(access: Access, queue: string): Need {
+  return { resource: 'queue', access, key: utf8.encode(queue), rangeEnd: NONE };
+}
+
+/** The queue a consumer reads from, in the state the check is made against (undefined: no such consumer). */
+export type ConsumerQueue = (consumerId: string) => string | undefined;
+
+/** What a queue command needs. */
+export function queueCommandNeeds(cmd: QueueCommand, consumerQueue: ConsumerQueue): Needs {
+  switch (cmd.type) {
+    case 'declare':
+      return cmd.deadLetterQueue === null ? [queueNeed('write', cmd.queue)] : [queueNeed('write', cmd.queue), queueNeed('write', cmd.deadLetterQueue)];
+    case 'enqueue':
+      return [queueNeed('write', cmd.queue)];
+    case 'attach':
+      return [queueNeed('read', cmd.queue)];
+    case 'settle':
+    case 'return':
+    case 'discard':
+    case 'cancel': {
+      const queue = consumerQueue(cmd.consumerId);
+      return queue === undefined ? [] : [queueNeed('read', queue)];
+    }
+    case 'nodeDown':
+      return 'root';
+    default:
+      return assertNever(cmd);
+  }
+}
+
+/** The whole metadata log as a key range: [0x00] to [0x00], every key. A metadata permission grants only if it covers it. */
+export const METADATA_LOG_KEY: Uint8Array = new Uint8Array([0]);
+export const METADATA_LOG_RANGE_END: Uint8Array = new Uint8Array([0]);
+
+/** What a metadata request needs: 'read' to follow the log or read its image, 'write' to append a record. */
+export function metadataNeeds(access: Access): Needs {
+  return [{ resource: 'metadata', access, key: METADATA_LOG_KEY, rangeEnd: METADATA_LOG_RANGE_END }];
+}
+
+/** The gate's check of queue commands: what the command needs, against the queue state it applies to (consumers looked up there). */
+export function queueApplyCheck(auth: AuthStateMachine, machine: Pick<QueueStateMachine, 'consumer'>): (user: string, data: Uint8Array, start: number, end: number) => boolean {
+  const consumerQueue: ConsumerQueue = (id) => machine.consumer(id)?.queue;
+  return (user, data, start, end) => {
+    let cmd: QueueCommand;
+    try {
+      cmd = decodeQueueCommand(data.subarray(start, end));
+    } catch (e) {
+      if (e instanceof QueueCodecError) return true; // the queue machine refuses it itself ('malformed'), alike everywhere
+      throw e;
+    }
+    return allowed(auth, user, queueCommandNeeds(cmd, consumerQueue));
+  };
+}
+
+/** The gate's check of metadata commands: every command appends a record, so each needs WRITE on the log (a malformed one too: the machine rejects it, but only a writer may try). */
+export function metadataApplyCheck(auth: AuthStateMachine): (user: string, data: Uint8Array, start: number, end: number) => boolean {
+  const needs = metadataNeeds('write');
+  return (user) => allowed(auth, user, needs);
 }

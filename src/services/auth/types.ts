@@ -15,10 +15,15 @@ export type PermissionType = 'read' | 'write' | 'readwrite';
 
 /**
  * What a permission covers. 'kv': etcd keys (the only resource etcd knows).
- * 'queue': quorum queue names, READ to consume (get, ack, settle, inspect) and
- * WRITE to publish, declare, purge and delete. 'metadata': the metadata log,
- * READ to fetch records and WRITE to append them (the key range is over
- * record keys; grant [\0, \0) - key "" with range end "\0" - for the whole log).
+ * 'queue': quorum queue names (their UTF-8 bytes; a prefix grants a family of
+ * queues), READ to consume (Consume, Ack, Nack, Stats) and WRITE to publish
+ * and declare (a declare needs WRITE on its dead-letter queue too).
+ * 'metadata': the metadata log as a whole, READ to follow it and read its
+ * image, WRITE to append records; only a permission covering every key
+ * (key [0x00], range end [0x00]: needs.ts METADATA_LOG_KEY) grants it, since
+ * a follower sees every record and an image holds them all (narrower ranges
+ * grant nothing; they are left for record-level permissions later).
+ * docs/QUEUES.md and docs/METADATA.md, "Permissions".
  */
 export type PermissionResource = 'kv' | 'queue' | 'metadata';
 

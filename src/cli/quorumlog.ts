@@ -2,8 +2,10 @@
 // The `quorumlog` command: cluster (a local cluster to try), start (one node),
 // status, check-data, the key-value verbs put, get, del, watch, transfer-leader,
 // backup and restore, the membership verbs under `member`, the quorum queue
-// verbs under `queue` and the metadata log's under `metadata`. Built on
-// commander (a maintained CLI library).
+// verbs under `queue`, the metadata log's under `metadata`, and `role` for
+// permissions on keys, queues and the metadata log (etcdctl's `role` cannot
+// name the latter two). Verbs that talk to a cluster take --user, as etcdctl.
+// Built on commander (a maintained CLI library).
 
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';

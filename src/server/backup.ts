@@ -34,14 +34,12 @@ import { NodeStorage } from '../node/node-storage.js';
 import type { SnapshotMeta } from '../protocol/entry.js';
 import { nodeId } from '../protocol/ids.js';
 import { ServiceStateMachine } from '../services/machine.js';
-import { KvStateMachine } from '../services/kv/state-machine.js';
 import { MembersStateMachine } from '../services/members/state-machine.js';
-import { MetadataStateMachine } from '../services/metadata/state-machine.js';
-import { attachQueue } from '../services/queue/state-machine.js';
 import { dataDirLayout } from '../storage/data-dir.js';
 import { NodeFileSystem } from '../storage/fs.js';
 import { lockDataDir } from '../storage/dir-lock.js';
 import { claimDataDir, ConfigFileError, type NodeConfig } from './config.js';
+import { nodeServices } from './node-services.js';
 
 const MAGIC = Buffer.from('QLBK', 'latin1');
 const VERSION = 1;
@@ -141,16 +139,6 @@ export async function takeBackup(runtime: NodeRuntime, services: ServiceStateMac
   if (term === undefined) throw new Error(`the term of applied index ${index} is unknown`);
   const snapshot = services.snapshot();
   return encodeBackup({ header: { clusterId, nodeId: runtime.id, index, term, takenAt: new Date().toISOString() }, services: snapshot });
-}
-
-/** The service machines every `quorumlog start` node runs (src/server/node-process.ts), for restoring into. */
-function nodeServices(): { services: ServiceStateMachine; members: MembersStateMachine } {
-  const services = new ServiceStateMachine().register('kv', new KvStateMachine());
-  attachQueue(services);
-  services.register('metadata', new MetadataStateMachine());
-  const members = new MembersStateMachine();
-  services.register('members', members);
-  return { services, members };
 }
 
 /** What a restore did. */

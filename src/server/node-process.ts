@@ -11,11 +11,8 @@ import { pino, type Logger } from 'pino';
 import { nodeId, type NodeId } from '../protocol/ids.js';
 import { NodeRuntime } from '../node/runtime.js';
 import { NodeStorage } from '../node/node-storage.js';
-import { KvStateMachine } from '../services/kv/state-machine.js';
-import { ServiceStateMachine } from '../services/machine.js';
-import { attachQueue } from '../services/queue/state-machine.js';
-import { MetadataStateMachine } from '../services/metadata/state-machine.js';
-import { MembersStateMachine } from '../services/members/state-machine.js';
+import type { KvStateMachine } from '../services/kv/state-machine.js';
+import type { ServiceStateMachine } from '../services/machine.js';
 import { NodeFileSystem } from '../storage/fs.js';
 import { lockDataDir } from '../storage/dir-lock.js';
 import { TcpTransport, TransportListenError } from '../transport/tcp.js';
@@ -23,7 +20,7 @@ import { Prng } from '../util/prng.js';
 import { claimDataDir, formatAddress, type Address, type NodeConfig } from './config.js';
 import { startClientApi, type ClientApi } from './client-api.js';
 import { PreforkedWorkers } from './protocol-workers/host.js';
-import { attachAuth } from './auth/node-auth.js';
+import { nodeServices } from './node-services.js';
 import { startAutoCompaction } from './auto-compaction.js';
 import { takeBackup } from './backup.js';
 import { RuntimeKvBackend } from './kv-backend.js';
@@ -165,18 +162,8 @@ async function startLockedNode(config: NodeConfig, opts: StartNodeOptions, logge
     ...(config.peerTls !== null ? { tls: { ...readPem(config.peerTls), verifyNodeIds: config.peerTls.verifyNodeIds } } : {}),
   });
   const storage = new NodeStorage(new NodeFileSystem(), config.dataDir);
-  const sm = new KvStateMachine();
-  // One log for every service: the key-value store now; the others register here too.
-  const services = new ServiceStateMachine().register('kv', sm);
-  const queues = attachQueue(services);
-  // Registered before registerServices: brokers and controllers reuse this one.
-  const metadata = new MetadataStateMachine();
-  services.register('metadata', metadata);
-  // Where members are reached (membership changes at run time, docs/MEMBERSHIP.md).
-  const members = new MembersStateMachine();
-  services.register('members', members);
-  // Users, roles and permissions, and the gate that checks every command against them where it applies (src/services/auth).
-  const nodeAuth = attachAuth(services, sm.store);
+  // Every service the log feeds (src/server/node-services.ts); brokers and controllers may add theirs.
+  const { services, kv: sm, queues, metadata, members, auth: nodeAuth } = nodeServices();
   opts.registerServices?.(services);
   let runtime: NodeRuntime;
   try {

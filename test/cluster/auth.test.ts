@@ -5,6 +5,8 @@
 // on the next leader after the leader is killed with kill -9; auth disable.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { runEtcdctl } from '../../src/server/etcd/test-util.js';
 import { TestCluster, type TestNode } from './harness.js';
@@ -17,8 +19,9 @@ interface Run {
 
 for (const mode of ['push', 'pull'] as const) {
   test(`etcdctl: users, roles and permissions on a 3-node cluster, across a leader's kill -9 (${mode} mode)`, { timeout: 180_000 }, async () => {
-    // bcrypt at its lowest cost keeps the test quick; the cost does not change what is checked.
-    const c = await TestCluster.start({ nodes: 3, mode, extra: { bcryptCost: 4 } });
+    // bcrypt at its lowest cost keeps the test quick; the cost does not change what is checked. Debug logs: the most
+    // a node ever writes, searched at the end for passwords and tokens.
+    const c = await TestCluster.start({ nodes: 3, mode, extra: { bcryptCost: 4, logLevel: 'debug' } });
     try {
       const leader = await c.waitForLeader();
       const all = (): string[] => c.nodes.filter((n) => n.process !== null).map((n) => n.endpoint);
@@ -51,7 +54,7 @@ for (const mode of ['push', 'pull'] as const) {
       // Anonymous requests are refused; root may do everything, on any member.
       await refused(on(leader, ['get', '/app/config']), 'etcdserver: user name is empty');
       await refused(on(follower, ['put', '/app/config', 'x']), 'etcdserver: user name is empty');
-      await refused(on(follower, ['get', '/app/config'], 'root:wrong'), 'etcdserver: authentication failed, invalid user ID or password');
+      await refused(on(follower, ['get', '/app/config'], 'root:wrongpw-7f3a'), 'etcdserver: authentication failed, invalid user ID or password');
       await refused(on(follower, ['get', '/app/config'], 'nobody:pw'), 'etcdserver: authentication failed, invalid user ID or password');
       for (const n of c.nodes) assert.equal(await ok(on(n, ['get', '/secret/key', '--print-value-only'], 'root:rootpw')), 's1\n');
       await ok(on(follower, ['put', '/app/config', 'v2'], 'root:rootpw'));
@@ -105,6 +108,14 @@ for (const mode of ['push', 'pull'] as const) {
       // auth disable: anyone may again.
       assert.match(await ok(any(['auth', 'disable'], 'root:rootpw')), /Authentication Disabled/);
       assert.equal(await ok(any(['get', '/secret/key', '--print-value-only'])), 's1\n');
+
+      // Passwords and tokens never reach a log line (a token begins with its user's name in base64url).
+      const secrets = ['rootpw', 'readpw', 'wrongpw-7f3a', `${Buffer.from('root').toString('base64url')}.`, `${Buffer.from('reader').toString('base64url')}.`];
+      for (const n of c.nodes) {
+        const log = readFileSync(join(c.dir, n.id, 'node.log'), 'utf8');
+        assert.ok(log.length > 0 && log.includes('"level":20'), `${n.id} wrote debug lines`);
+        for (const secret of secrets) assert.ok(!log.includes(secret), `${n.id}'s log holds "${secret}"`);
+      }
     } finally {
       await c.close();
     }

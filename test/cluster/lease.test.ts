@@ -51,7 +51,8 @@ function once<T>(emitter: { once(event: string, f: (x: T) => void): unknown }, e
 /** The TTL the revoke test grants (the cluster's minimum is 2 s): the client sends a keep-alive every TTL/3. */
 const REVOKE_TTL_S = 3;
 
-for (const mode of ['push', 'pull'] as const) for (const protocolWorkers of [1, 0]) {
+// Both modes, and both ways the Lease service is reached: through a protocol worker (push) and on the Raft thread (pull).
+for (const [mode, protocolWorkers] of [['push', 1], ['pull', 0]] as const) {
   describe(`a revoked lease on a 3-node cluster in ${mode} mode${protocolWorkers > 0 ? ' (through protocol worker processes)' : ' (no protocol workers)'}`, { concurrency: false }, () => {
     test('the etcd3 client reports it lost at its next keep-alive, on the leader and on a follower', { timeout: 60_000 }, async (t) => {
       const c = await TestCluster.start({ nodes: 3, mode, extra: { protocolWorkers } });

@@ -4,6 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { NodeStorage } from '../node/node-storage.js';
+import { encodeAuthCommand } from '../services/auth/codec.js';
+import { AuthStateMachine } from '../services/auth/state-machine.js';
+import type { AuthCommand } from '../services/auth/types.js';
 import { ServiceStateMachine } from '../services/machine.js';
 import { encodeCommand } from '../services/kv/codec.js';
 import type { KvCommand } from '../services/kv/types.js';
@@ -19,19 +22,29 @@ const b = (s: string): Uint8Array => new TextEncoder().encode(s);
 const put = (key: string, value: string): KvCommand =>
   ({ type: 'put', request: { key: b(key), value: b(value), lease: 0, prevKv: false, ignoreValue: false, ignoreLease: false } });
 
-/** A node's services with three keys and a members record in them. */
-function someState(): { services: ServiceStateMachine; kv: KvStateMachine } {
+/** A node's services with three keys, a members record, and auth on (root and a reader) in them. */
+function someState(): { services: ServiceStateMachine; kv: KvStateMachine; auth: AuthStateMachine } {
   const kv = new KvStateMachine();
   const services = new ServiceStateMachine().register('kv', kv);
   attachQueue(services);
   services.register('metadata', new MetadataStateMachine());
   const members = new MembersStateMachine();
   services.register('members', members);
+  const auth = new AuthStateMachine();
+  services.register('auth', auth);
   let i = 1;
   for (const [k, v] of [['a', '1'], ['b', '2'], ['a', '3']] as const) services.apply(encodeCommand(put(k, v)), i++);
   services.apply(new Uint8Array([0x43, ...encodeMembersCommand({ op: 'put', record: { id: 'n9', peer: '10.0.0.9:2380', clients: [], promoteWhenCaughtUp: false } })]), i++);
   assert.equal(members.get('n9')?.peer, '10.0.0.9:2380');
-  return { services, kv };
+  const authCommands: AuthCommand[] = [
+    { type: 'userAdd', name: 'root', passwordHash: '$2b$04$rootroot' }, { type: 'roleAdd', name: 'root' }, { type: 'userGrantRole', user: 'root', role: 'root' },
+    { type: 'userAdd', name: 'reader', passwordHash: '$2b$04$readread' }, { type: 'roleAdd', name: 'reader' },
+    { type: 'roleGrantPermission', role: 'reader', permission: { resource: 'kv', type: 'read', key: b('a'), rangeEnd: new Uint8Array(0) } },
+    { type: 'userGrantRole', user: 'reader', role: 'reader' }, { type: 'enable', tokenKey: new Uint8Array(32).fill(9) },
+  ];
+  for (const cmd of authCommands) services.apply(new Uint8Array([0x41, ...encodeAuthCommand(cmd)]), i++);
+  assert.equal(auth.enabled, true);
+  return { services, kv, auth };
 }
 
 const header = { clusterId: 'old', nodeId: 'n2', index: 42, term: 7, takenAt: '2026-11-26T22:00:00.000Z' };
@@ -57,7 +70,7 @@ test('a backup round-trips, and any damage to it is refused with BackupFormatErr
 test('restore seeds an empty data directory: snapshot at the backup\'s index and term, the new bootstrap configuration, no old run-time members', () => {
   const dir = mkdtempSync(join(tmpdir(), 'quorumlog-restore-'));
   try {
-    const { services, kv } = someState();
+    const { services, kv, auth } = someState();
     const bytes = encodeBackup({ header, services: services.snapshot() });
     const config = parseConfig({
       clusterId: 'new', nodeId: 'm1', dataDir: join(dir, 'm1'),
@@ -84,6 +97,11 @@ test('restore seeds an empty data directory: snapshot at the backup\'s index and
       assert.equal(restored.kv.store.revision, kv.store.revision);
       const members = restored.services.service('members') as MembersStateMachine;
       assert.equal(members.get('n9'), undefined, 'the old cluster\'s run-time member addresses were dropped');
+      // Auth as it was: on, the same users, roles, permissions, revision and token key (tokens issued before still hold).
+      assert.deepEqual(restored.auth.snapshot(), auth.snapshot());
+      assert.equal(restored.auth.enabled, true);
+      assert.ok(restored.auth.permitted('reader', 'kv', 'read', b('a'), new Uint8Array(0)));
+      assert.ok(!restored.auth.permitted('reader', 'kv', 'read', b('b'), new Uint8Array(0)));
     } finally {
       storage.close();
     }

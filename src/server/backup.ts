@@ -1,6 +1,7 @@
 // Backups (docs/OPERATIONS.md): a node's whole replicated state at one
 // applied index — every service's snapshot (keys with their revisions and
-// leases, queues, the metadata log, the members registry) — in one
+// leases, queues, the metadata log, the members registry, users, roles and
+// permissions with the token key) — in one
 // self-checking file, and the restore that seeds a new cluster's data
 // directories from it (etcd's `snapshot save` / `snapshot restore`).
 //
@@ -25,7 +26,8 @@
 // members), a hard state with that term and commit, and an empty log after
 // it. The members registry is dropped: run-time addresses of the old cluster
 // mean nothing to the new one, which takes its members from its config
-// files. Every service is decoded on the way, so a backup that does not
+// files. Auth is kept as it was (on or off, users, roles, the token key,
+// so tokens issued before the backup still hold). Every service is decoded on the way, so a backup that does not
 // restore is found at restore time, not at the first start.
 
 import { createHash } from 'node:crypto';

@@ -252,8 +252,25 @@ export type AuthStamp =
 
 export const SYSTEM_STAMP: AuthStamp = { kind: 'system' };
 
-/** The stamp's header bytes (what goes between the multiplexer's stamp tag and the wrapped command). */
+/** Recent users' stamp headers, by user and revision: every write of a user carries the same bytes until auth changes. */
+const stampHeaders = new Map<string, Uint8Array>();
+const STAMP_HEADERS_MAX = 1024;
+let systemHeader: Uint8Array | null = null;
+
+/** The stamp's header bytes (what goes between the multiplexer's stamp tag and the wrapped command). Do not modify them: they are shared. */
 export function encodeStampHeader(stamp: AuthStamp): Uint8Array {
+  if (stamp.kind === 'system') return (systemHeader ??= buildStampHeader(stamp));
+  const key = `${stamp.revision}\u0000${stamp.user}`;
+  let h = stampHeaders.get(key);
+  if (h === undefined) {
+    h = buildStampHeader(stamp);
+    if (stampHeaders.size >= STAMP_HEADERS_MAX) stampHeaders.clear();
+    stampHeaders.set(key, h);
+  }
+  return h;
+}
+
+function buildStampHeader(stamp: AuthStamp): Uint8Array {
   const w = new ByteWriter(stamp.kind === 'user' ? 16 + stamp.user.length * 3 : 2);
   w.u8(STAMP_VERSION);
   if (stamp.kind === 'user') {

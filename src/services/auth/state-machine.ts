@@ -24,14 +24,17 @@ function comparePermissions(a: Permission, b: Permission): number {
 
 const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.compare(a, b) === 0;
 
+/** Where a resource's read spans sit in a user's cache entry (its write spans: the next slot). */
+const SLOT: Readonly<Record<PermissionResource, number>> = { kv: 0, queue: 2, metadata: 4 };
+
 export class AuthStateMachine implements ServiceMachine {
   private enabledFlag = false;
   private rev = 0;
   private key: Uint8Array = EMPTY;
   private readonly users = new Map<string, User>();
   private readonly roles = new Map<string, Role>();
-  /** Granted spans per user, resource and access; cleared whenever the revision moves (or a snapshot is restored). */
-  private readonly spanCache = new Map<string, KeySpan[]>();
+  /** Granted spans per user, then per resource and access (SLOT); cleared whenever the revision moves (or a snapshot is restored). */
+  private readonly spanCache = new Map<string, (KeySpan[] | undefined)[]>();
   private readonly listeners = new Set<() => void>();
 
   get enabled(): boolean {
@@ -82,15 +85,20 @@ export class AuthStateMachine implements ServiceMachine {
     const u = this.users.get(userName);
     if (u === undefined) return false;
     if (u.roles.includes(ROOT_ROLE)) return true;
-    const cacheKey = `${resource}\u0000${access}\u0000${userName}`;
-    let spans = this.spanCache.get(cacheKey);
+    let slots = this.spanCache.get(userName);
+    if (slots === undefined) {
+      slots = [];
+      this.spanCache.set(userName, slots);
+    }
+    const slot = SLOT[resource] + (access === 'write' ? 1 : 0);
+    let spans = slots[slot];
     if (spans === undefined) {
       const perms: Permission[] = [];
       for (const r of u.roles) perms.push(...(this.roles.get(r)?.permissions ?? []));
       spans = grantedSpans(perms, resource, access);
-      this.spanCache.set(cacheKey, spans);
+      slots[slot] = spans;
     }
-    return spansCover(spans, keySpan(key, rangeEnd));
+    return spans.length > 0 && spansCover(spans, keySpan(key, rangeEnd));
   }
 
   /** Calls `listener` after every change (an applied command that moved the revision, or a restored snapshot); returns the unsubscribe. */

@@ -9,10 +9,10 @@
 // every member's process tree (the node, its threads and its protocol
 // workers) inside the measured interval.
 //
-//   node dist/bench/auth.js [--quick] [--seconds 6] [--rounds 2] [--systems etcd,push,pull]
+//   node dist/bench/auth.js [--quick] [--seconds 6] [--rounds 2] [--clients 16] [--systems etcd,push,pull]
 //   npm run bench -- auth
 //
-// Writes docs/bench/auth.{json,md} (quick-auth.* with --quick).
+// Writes docs/bench/auth.{json,md} (quick-auth.* with --quick; auth-<n>-clients.* with --clients n other than 16).
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -29,7 +29,7 @@ import { windowIndexes } from './scaling.js';
 
 type System = 'etcd' | 'push' | 'pull';
 const SYSTEMS: readonly System[] = ['etcd', 'push', 'pull'];
-const CLIENTS = 16;
+const DEFAULT_CLIENTS = 16;
 const VALUE_BYTES = 256;
 const KEYS = 1000;
 const SAMPLE_MS = 250;
@@ -42,6 +42,7 @@ interface Settings {
   readonly warmupMs: number;
   readonly trimMs: number;
   readonly rounds: number;
+  readonly clients: number;
   readonly systems: readonly System[];
 }
 
@@ -100,7 +101,7 @@ async function measure(t: Running, system: System, auth: boolean, round: number,
   let samples: TreeSample[];
   try {
     result = await spawnGoLoad({
-      endpoints: [t.leaderEndpoint], op: 'put', clients: CLIENTS, connections: CLIENTS, durationMs: s.durationMs, warmupMs: s.warmupMs,
+      endpoints: [t.leaderEndpoint], op: 'put', clients: s.clients, connections: Math.min(s.clients, 16), durationMs: s.durationMs, warmupMs: s.warmupMs,
       valueBytes: VALUE_BYTES, keys: KEYS, ...(auth ? { user: WRITER } : {}),
     });
   } finally {
@@ -121,7 +122,7 @@ const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / 
 export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<AuthLoad[]> {
   const { values } = parseArgs({
     args: [...argv],
-    options: { quick: { type: 'boolean', default: false }, seconds: { type: 'string' }, rounds: { type: 'string' }, systems: { type: 'string' } },
+    options: { quick: { type: 'boolean', default: false }, seconds: { type: 'string' }, rounds: { type: 'string' }, clients: { type: 'string' }, systems: { type: 'string' } },
   });
   const quick = values.quick === true;
   const systems = (values.systems ?? SYSTEMS.join(',')).split(',').map((x) => x.trim());
@@ -132,6 +133,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     warmupMs: quick ? 500 : 1500,
     trimMs: quick ? 250 : 500,
     rounds: Number(values.rounds ?? (quick ? 1 : 2)),
+    clients: Number(values.clients ?? DEFAULT_CLIENTS),
     systems: systems as System[],
   };
   const say = progress('auth', 0);
@@ -195,7 +197,7 @@ function report(loads: readonly AuthLoad[], s: Settings, loadAtStart: number, ar
   }
   const body = `# What auth costs a write (issue 19)
 
-Puts of ${VALUE_BYTES}-byte values over ${KEYS} keys from the Go generator (etcd's clientv3) at the leader, ${CLIENTS} clients on ${CLIENTS} connections,
+Puts of ${VALUE_BYTES}-byte values over ${KEYS} keys from the Go generator (etcd's clientv3) at the leader, ${s.clients} clients on ${Math.min(s.clients, 16)} connections,
 ${fmt(s.durationMs / 1000, 0)} s after ${fmt(s.warmupMs / 1000, 1)} s of warm-up; auth off and on alternating on one cluster per system, ${s.rounds} round(s),
 means shown. With auth on the generator authenticates as \`writer\` (READWRITE on prefix \`k\`), so every put carries a token and is checked
 against a role's permissions (quorumlog checks it where it arrives and again where it applies). "servers" is the CPU of every member's whole
@@ -206,7 +208,7 @@ ${mdTable(['system', 'auth', 'puts/s', 'p50 ms', 'p99 ms', 'servers µs/put', 'g
 ${ratios.join('\n')}
 
 Load average: ${fmt(loadAtStart, 2)} at the start, ${fmt(loadavg()[0] ?? NaN, 2)} at the end.`;
-  const name = s.quick ? 'quick-auth' : 'auth';
+  const name = `${s.quick ? 'quick-' : ''}auth${s.clients === DEFAULT_CLIENTS ? '' : `-${s.clients}-clients`}`;
   const files = writeReport(name, `node dist/bench/auth.js ${argv.join(' ')}`.trim(), { settings: s, loads: loads.map((l) => ({ ...l, result: { ...l.result, cdf: undefined } })) }, body);
   console.log(`\n${body}\n\nwrote ${files.join(', ')}`);
 }

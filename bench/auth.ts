@@ -22,17 +22,15 @@ import { runEtcdctl } from '../src/server/etcd/test-util.js';
 import { TestCluster } from '../test/cluster/harness.js';
 import { EtcdCluster } from './cluster/etcd.js';
 import { freeEtcdBasePort, isMainModule, onInterrupt } from './cluster/fault-util.js';
-import { ensureGoLoadgen, spawnGoLoad, type GoLoadResult } from './cluster/go-loadgen.js';
-import { treeCpuBetween, treeSampler, type TreeSample } from './cluster/proc.js';
+import { ensureGoLoadgen, type GoLoadResult } from './cluster/go-loadgen.js';
 import { fmt, mdTable, progress, writeReport } from './cluster/report.js';
-import { windowIndexes } from './scaling.js';
+import { sampledGoLoad } from './scaling.js';
 
 type System = 'etcd' | 'push' | 'pull';
 const SYSTEMS: readonly System[] = ['etcd', 'push', 'pull'];
 const DEFAULT_CLIENTS = 16;
 const VALUE_BYTES = 256;
 const KEYS = 1000;
-const SAMPLE_MS = 250;
 const WRITER = 'writer:writerpw';
 const ROOT = 'root:rootpw';
 
@@ -96,22 +94,11 @@ async function setUp(t: Running): Promise<void> {
 }
 
 async function measure(t: Running, system: System, auth: boolean, round: number, s: Settings): Promise<AuthLoad> {
-  const sampler = treeSampler(t.pids(), SAMPLE_MS);
-  let result: GoLoadResult;
-  let samples: TreeSample[];
-  try {
-    result = await spawnGoLoad({
-      endpoints: [t.leaderEndpoint], op: 'put', clients: s.clients, connections: Math.min(s.clients, 16), durationMs: s.durationMs, warmupMs: s.warmupMs,
-      valueBytes: VALUE_BYTES, keys: KEYS, ...(auth ? { user: WRITER } : {}),
-    });
-  } finally {
-    samples = sampler.stop();
-  }
+  const { result, members, windowSeconds } = await sampledGoLoad(t.pids(), {
+    endpoints: [t.leaderEndpoint], op: 'put', clients: s.clients, connections: Math.min(s.clients, 16), durationMs: s.durationMs, warmupMs: s.warmupMs,
+    valueBytes: VALUE_BYTES, keys: KEYS, ...(auth ? { user: WRITER } : {}),
+  }, s.trimMs);
   if (result.errors > 0) throw new Error(`${system}, auth ${auth ? 'on' : 'off'}: ${result.errors} puts failed (${result.firstError ?? ''})`);
-  const endMs = (samples[samples.length - 1] as TreeSample).atMs;
-  const [from, to] = windowIndexes(samples, endMs - result.seconds * 1000 + s.trimMs, endMs - s.trimMs);
-  const members = treeCpuBetween(samples, from, to);
-  const windowSeconds = ((samples[to] as TreeSample).atMs - (samples[from] as TreeSample).atMs) / 1000;
   const cpu = Object.values(members).reduce((a, m) => a + m.totalSeconds, 0);
   return { system, auth, round, result, windowSeconds, serverUsPerPut: (cpu / windowSeconds / result.opsPerSecond) * 1e6 };
 }

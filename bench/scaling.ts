@@ -27,7 +27,7 @@ import { EtcdTestClient } from '../test/cluster/etcd-client.js';
 import { TestCluster } from '../test/cluster/harness.js';
 import { EtcdCluster } from './cluster/etcd.js';
 import { freeEtcdBasePort, isMainModule, onInterrupt, sleep, warmPut } from './cluster/fault-util.js';
-import { ensureGoLoadgen, spawnGoLoad, type GoLoadResult } from './cluster/go-loadgen.js';
+import { ensureGoLoadgen, spawnGoLoad, type GoLoadResult, type GoLoadSpec } from './cluster/go-loadgen.js';
 import { treeCpuBetween, treeSampler, type TreeCpu, type TreeSample } from './cluster/proc.js';
 import { fmt, mdTable, progress, REPORT_DIR, writeReport } from './cluster/report.js';
 import { renderLinesSvg } from './cluster/svg-lines.js';
@@ -147,29 +147,40 @@ export function windowIndexes(samples: readonly TreeSample[], fromMs: number, to
   return [from, to];
 }
 
-async function runLoad(t: Running, system: System, op: 'put' | 'get', clients: number, s: Settings): Promise<ScalingLoad> {
-  const leader = await t.leader();
-  const sampler = treeSampler(t.pids(), SAMPLE_MS);
+/**
+ * Runs the Go generator while sampling the CPU of the process trees `pids`,
+ * and returns its result with each tree's CPU over a window lying `trimMs`
+ * inside the generator's measured interval at both ends.
+ */
+export async function sampledGoLoad(pids: Readonly<Record<string, number>>, spec: GoLoadSpec, trimMs: number): Promise<{
+  readonly result: GoLoadResult; readonly members: Record<string, TreeCpu>; readonly windowSeconds: number;
+}> {
+  const sampler = treeSampler(pids, SAMPLE_MS);
   let result: GoLoadResult;
   let samples: TreeSample[];
   try {
-    result = await spawnGoLoad({
-      endpoints: [leader.endpoint], op, clients, connections: Math.min(clients, 16), durationMs: s.durationMs, warmupMs: s.warmupMs,
-      valueBytes: VALUE_BYTES, keys: KEYS,
-    });
+    result = await spawnGoLoad(spec);
   } finally {
     samples = sampler.stop();
   }
   // The generator measured the `result.seconds` before it exited (then it only sorts its latencies and prints): so the
   // measured interval ends just before the last sample, and the window lies trimMs inside it at both ends.
   const endMs = (samples[samples.length - 1] as TreeSample).atMs;
-  const [from, to] = windowIndexes(samples, endMs - result.seconds * 1000 + s.trimMs, endMs - s.trimMs);
-  const members = treeCpuBetween(samples, from, to);
-  const after = await t.leader();
+  const [from, to] = windowIndexes(samples, endMs - result.seconds * 1000 + trimMs, endMs - trimMs);
   return {
-    system, op, clients, leader: leader.id, leaderChanged: after.id !== leader.id, result, members,
+    result, members: treeCpuBetween(samples, from, to),
     windowSeconds: ((samples[to] as TreeSample).atMs - (samples[from] as TreeSample).atMs) / 1000,
   };
+}
+
+async function runLoad(t: Running, system: System, op: 'put' | 'get', clients: number, s: Settings): Promise<ScalingLoad> {
+  const leader = await t.leader();
+  const { result, members, windowSeconds } = await sampledGoLoad(t.pids(), {
+    endpoints: [leader.endpoint], op, clients, connections: Math.min(clients, 16), durationMs: s.durationMs, warmupMs: s.warmupMs,
+    valueBytes: VALUE_BYTES, keys: KEYS,
+  }, s.trimMs);
+  const after = await t.leader();
+  return { system, op, clients, leader: leader.id, leaderChanged: after.id !== leader.id, result, members, windowSeconds };
 }
 
 async function measureIdle(t: Running, system: System, s: Settings): Promise<IdleCost> {

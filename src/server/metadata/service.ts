@@ -25,12 +25,13 @@ import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from 'pino';
 import { packageDir } from '../../util/package-dir.js';
 import { metadataNeeds } from '../../services/auth/needs.js';
-import type { Authorizer, Principal } from '../auth/authorizer.js';
+import { sendStamped, type Authorizer, type Principal } from '../auth/authorizer.js';
+import { authDenied } from '../../services/auth/types.js';
 import { grpcCredentials } from '../auth/credentials.js';
-import { AUTH_ERROR_STATUS, AuthRefusedError, EtcdRequestError } from '../etcd/errors.js';
+import { AUTH_ERROR_STATUS, AuthRefusedError, EtcdRequestError, throwIfAuthDenied } from '../etcd/errors.js';
 import { LeaderChangedError, NodeStoppedError, NoLeaderError, RequestTimeoutError, TooManyRequestsError } from '../../node/errors.js';
 import { MetadataCodecError } from '../../services/metadata/codec.js';
-import { MetadataRejectedError } from '../../services/metadata/types.js';
+import { MetadataRejectedError, type AcceptedRecord } from '../../services/metadata/types.js';
 import { MetadataUnavailableError, type MetadataBackend } from './backend.js';
 import { imageToWire, MalformedMetadataRequestError, recordFromWire, recordToWire, type WireImage, type WireRecord } from './convert.js';
 
@@ -67,9 +68,6 @@ export interface MetadataServiceOptions {
   /** Calls arrive through protocol workers, which pass the client certificate's name in a header (src/server/auth/credentials.ts). */
   readonly behindProtocolWorkers?: boolean;
 }
-
-/** Times a write the auth state moved past before it applied ('oldRevision') is checked and sent again. */
-const AUTH_ATTEMPTS = 3;
 
 /** What {@link addMetadataService} gives back. */
 export interface MetadataService {
@@ -234,17 +232,12 @@ export function addMetadataService(server: grpc.Server, backend: MetadataBackend
   server.addService(metadataServiceClient().service, {
     Write: unary<{ record?: WireRecord | null }>('Write', async (req, call) => {
       const record = recordFromWire(req.record);
-      let accepted;
-      for (let attempt = 1; ; attempt++) {
-        const p = check(call, 'write');
-        try {
-          accepted = await backend.write(record, authz === undefined ? undefined : authz.stamp(p));
-          break;
-        } catch (err) {
-          // The auth state moved on between the check and the apply: check again and send again.
-          if (!(err instanceof AuthRefusedError && err.code === 'oldRevision' && attempt < AUTH_ATTEMPTS)) throw err;
-        }
-      }
+      // The backend throws the gate's refusal; a stale stamp comes back as the refusal sendStamped resends on.
+      const answer = await sendStamped(authz, () => check(call, 'write'), (stamp) => backend.write(record, stamp).catch((err: unknown) => {
+        if (err instanceof AuthRefusedError && err.code === 'oldRevision') return authDenied('oldRevision');
+        throw err;
+      }));
+      const accepted = throwIfAuthDenied(answer) as AcceptedRecord;
       return { offset: accepted.offset, index: accepted.index, record: recordToWire(accepted.record) };
     }),
     GetImage: unary<{ serializable?: boolean }>('GetImage', async (req, call) => {

@@ -41,8 +41,7 @@
 import { randomBytes } from 'node:crypto';
 import { SYSTEM_STAMP } from '../../services/auth/codec.js';
 import { queueCommandNeeds, queueNeed, allowed, type ConsumerQueue, type Needs } from '../../services/auth/needs.js';
-import { isAuthDenied } from '../../services/auth/types.js';
-import type { Authorizer, Principal } from '../auth/authorizer.js';
+import { sendStamped, type Authorizer, type Principal } from '../auth/authorizer.js';
 import { grpcCredentials } from '../auth/credentials.js';
 import { throwIfAuthDenied } from '../etcd/errors.js';
 import * as grpc from '@grpc/grpc-js';
@@ -124,9 +123,6 @@ interface LocalConsumer {
   lastTag: number;
   ended: boolean;
 }
-
-/** Times a write the auth state moved past before it applied ('oldRevision') is checked and sent again. */
-const AUTH_ATTEMPTS = 3;
 
 /** Parses a uint64 delivery tag from the wire (a decimal string, as loaded) into a safe integer >= 1. */
 function parseTag(t: unknown): number {
@@ -236,12 +232,7 @@ export function addQueueService(server: grpc.Server, backend: QueueBackend, opts
    * past before it applied ('oldRevision') is checked again and sent again.
    */
   async function write<T extends QueueResult['type']>(call: Caller, cmd: QueueCommand, ...expected: T[]): Promise<Extract<QueueResult, { type: T }>> {
-    let answer: unknown;
-    for (let attempt = 1; ; attempt++) {
-      const p = check(call, () => queueCommandNeeds(cmd, consumerQueue));
-      answer = await backend.write(cmd, authz === undefined ? undefined : authz.stamp(p));
-      if (!(isAuthDenied(answer) && answer.error === 'oldRevision' && attempt < AUTH_ATTEMPTS)) break;
-    }
+    const answer = await sendStamped(authz, () => check(call, () => queueCommandNeeds(cmd, consumerQueue)), (stamp) => backend.write(cmd, stamp));
     const r = throwIfAuthDenied(answer) as QueueResult;
     if (r.type === 'error') throw new QueueRequestError({ code: QUEUE_ERROR_CODES[r.error], message: `queue: ${r.message}` });
     if (!(expected as string[]).includes(r.type)) throw new Error(`the queue machine answered ${cmd.type} with ${r.type}`);

@@ -45,7 +45,7 @@ export interface Credentials {
   readonly certCommonName?: string | undefined;
 }
 
-export const TOKEN_TTL_MS_DEFAULT = 300_000;
+const TOKEN_TTL_MS_DEFAULT = 300_000;
 const TOKEN_CACHE_MAX = 10_000;
 
 /** Auth outcome counters (metrics; never names or tokens). */
@@ -145,7 +145,7 @@ export class Authorizer {
 }
 
 /** A stamped write the auth state moved past before it applied is checked and sent again, this many times in all. */
-export const STAMPED_WRITE_ATTEMPTS = 3;
+const STAMPED_WRITE_ATTEMPTS = 3;
 
 /**
  * Sends a write stamped as the principal `check` returns (checking it against

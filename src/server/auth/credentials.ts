@@ -22,7 +22,7 @@ function firstString(md: grpc.Metadata, key: string): string | undefined {
 }
 
 /** The common name of a verified peer certificate's subject (a CN given twice is an array: take the first). */
-export function commonNameOf(subject: unknown): string | undefined {
+function commonNameOf(subject: unknown): string | undefined {
   const cn = (subject as { CN?: unknown } | undefined)?.CN;
   if (typeof cn === 'string') return cn;
   if (Array.isArray(cn) && typeof cn[0] === 'string') return cn[0];

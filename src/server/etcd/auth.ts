@@ -48,7 +48,7 @@ export interface AuthServiceContext {
 }
 
 /** Longest password accepted (bcrypt reads only the first 72 bytes of it). */
-export const PASSWORD_MAX_BYTES = 1024;
+const PASSWORD_MAX_BYTES = 1024;
 const NOT_SERVED = 'etcdserver: this quorumlog backend serves no auth';
 
 const WIRE_TYPES: Readonly<Record<string, PermissionType>> = { READ: 'read', WRITE: 'write', READWRITE: 'readwrite', 0: 'read', 1: 'write', 2: 'readwrite' };

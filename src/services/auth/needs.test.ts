@@ -44,7 +44,7 @@ describe('queueCommandNeeds', () => {
   });
   it('enqueue: WRITE; attach: READ', () => {
     assert.deepEqual(needs({ type: 'enqueue', queue: 'q', body: b('x') }), [['queue', 'write', 'q', '']]);
-    assert.deepEqual(needs({ type: 'attach', queue: 'q', consumerId: 'c9', node: 'n1', prefetch: 1 }), [['queue', 'read', 'q', '']]);
+    assert.deepEqual(needs({ type: 'attach', queue: 'q', consumerId: 'c9', node: 'n1', prefetch: 1, noAck: false, exclusive: false }), [['queue', 'read', 'q', '']]);
   });
   it("settle, return, discard and cancel: READ on the consumer's queue; an unknown consumer needs nothing (the machine refuses it)", () => {
     for (const type of ['settle', 'return', 'discard'] as const) {
@@ -125,16 +125,16 @@ describe('the auth gate on queue and metadata commands', () => {
     denied(q(as('pub'), { type: 'enqueue', queue: 'billing', body: b('x') }));
     denied(q(as('pub'), { type: 'declare', queue: 'billing.x', deliveryLimit: 0, deadLetterQueue: null }));
     denied(q(as('pub'), { type: 'declare', queue: 'orders.x', deliveryLimit: 1, deadLetterQueue: 'billing' })); // its dead letters would flow out of orders.*
-    denied(q(as('pub'), { type: 'attach', queue: 'orders.new', consumerId: 'p1', node: 'n1', prefetch: 1 }));
+    denied(q(as('pub'), { type: 'attach', queue: 'orders.new', consumerId: 'p1', node: 'n1', prefetch: 1, noAck: false, exclusive: false }));
     // The consumer consumes under orders., and may not publish or declare.
     denied(q(as('sub'), { type: 'enqueue', queue: 'orders.new', body: b('x') }));
     denied(q(as('sub'), { type: 'declare', queue: 'orders.y', deliveryLimit: 0, deadLetterQueue: null }));
-    denied(q(as('sub'), { type: 'attach', queue: 'billing', consumerId: 's0', node: 'n1', prefetch: 1 }));
+    denied(q(as('sub'), { type: 'attach', queue: 'billing', consumerId: 's0', node: 'n1', prefetch: 1, noAck: false, exclusive: false }));
     denied(q(as('sub'), { type: 'nodeDown', node: 'n1', attachedUpTo: 100 }));
     assert.equal(JSON.stringify(queue.stats()), before, 'no refused command changed the queues');
     assert.equal(queue.consumer('p1'), undefined);
 
-    applied(q(as('sub'), { type: 'attach', queue: 'orders.new', consumerId: 's1', node: 'n1', prefetch: 1 }), 'attached');
+    applied(q(as('sub'), { type: 'attach', queue: 'orders.new', consumerId: 's1', node: 'n1', prefetch: 1, noAck: false, exclusive: false }), 'attached');
     assert.deepEqual(queue.inFlight('s1').map((f) => dec.decode(f.body)), ['m1']);
     // Settling needs READ on the consumer's queue: the publisher may not ack, nack or cancel the consumer's deliveries.
     for (const type of ['settle', 'return', 'discard'] as const) denied(q(as('pub'), { type, consumerId: 's1', deliveryTags: [1] }));
@@ -160,7 +160,7 @@ describe('the auth gate on queue and metadata commands', () => {
     const { as, q, a, queue } = node();
     applied(q(as('root'), { type: 'declare', queue: 'orders.new', deliveryLimit: 0, deadLetterQueue: null }), 'declared');
     applied(q(as('root'), { type: 'enqueue', queue: 'orders.new', body: b('m') }), 'enqueued');
-    applied(q(as('sub'), { type: 'attach', queue: 'orders.new', consumerId: 's1', node: 'n1', prefetch: 1 }), 'attached');
+    applied(q(as('sub'), { type: 'attach', queue: 'orders.new', consumerId: 's1', node: 'n1', prefetch: 1, noAck: false, exclusive: false }), 'attached');
     a({ type: 'userRevokeRole', user: 'sub', role: 'consumer' }); // READ taken away: the consumer can no longer ack
     denied(q(as('sub'), { type: 'settle', consumerId: 's1', deliveryTags: [1] }));
     assert.equal(queue.queueStats('orders.new')?.acked, 0);

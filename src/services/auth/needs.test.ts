@@ -54,6 +54,27 @@ describe('queueCommandNeeds', () => {
     assert.deepEqual(needs({ type: 'cancel', consumerId: 'c1' }), [['queue', 'read', 'orders.new', '']]);
     assert.deepEqual(needs({ type: 'cancel', consumerId: 'ghost' }), []);
   });
+  it('AMQP commands: exchanges share the queue namespace', () => {
+    assert.deepEqual(needs({ type: 'exchangeDeclare', exchange: 'orders.x', kind: 'topic', durable: true, autoDelete: false, internal: false, passive: false }),
+      [['queue', 'write', 'orders.x', '']]);
+    assert.deepEqual(needs({ type: 'exchangeDelete', exchange: 'orders.x', ifUnused: false }), [['queue', 'write', 'orders.x', '']]);
+    for (const type of ['bind', 'unbind'] as const) {
+      assert.deepEqual(needs({ type, queue: 'orders.new', exchange: 'amq.topic', routingKey: '#', arguments: null }),
+        [['queue', 'write', 'orders.new', ''], ['queue', 'read', 'amq.topic', '']]);
+    }
+    const publish = (exchange: string, routingKey: string): QueueCommand => ({ type: 'publish', exchange, routingKey, mandatory: false, properties: null, headers: [], body: b('') });
+    assert.deepEqual(needs(publish('orders.x', 'anything')), [['queue', 'write', 'orders.x', '']]);
+    assert.deepEqual(needs(publish('', 'orders.new')), [['queue', 'write', 'orders.new', '']], 'the default exchange: WRITE on the queue the key names');
+    const dq = (deadLetterExchange: string | null, deadLetterRoutingKey: string | null): QueueCommand =>
+      ({ type: 'declareQueue', queue: 'orders.new', durable: true, passive: false, deliveryLimit: 0, deadLetterExchange, deadLetterRoutingKey });
+    assert.deepEqual(needs(dq(null, 'ignored')), [['queue', 'write', 'orders.new', '']]);
+    assert.deepEqual(needs(dq('orders.dlx', null)), [['queue', 'write', 'orders.new', ''], ['queue', 'write', 'orders.dlx', '']]);
+    assert.deepEqual(needs(dq('', 'orders.dead')), [['queue', 'write', 'orders.new', ''], ['queue', 'write', 'orders.dead', '']]);
+    assert.deepEqual(needs(dq('', null)), [['queue', 'write', 'orders.new', ''], ['queue', 'write', '', '']]);
+    assert.deepEqual(needs({ type: 'deleteQueue', queue: 'q', ifUnused: false, ifEmpty: false }), [['queue', 'write', 'q', '']]);
+    assert.deepEqual(needs({ type: 'purge', queue: 'q' }), [['queue', 'write', 'q', '']]);
+    assert.deepEqual(needs({ type: 'dequeue', queue: 'q', consumerId: 'g', node: 'n1', noAck: true }), [['queue', 'read', 'q', '']]);
+  });
   it('nodeDown is the cluster\'s own: root', () => {
     assert.equal(needs({ type: 'nodeDown', node: 'n1', attachedUpTo: 5 }), 'root');
   });
@@ -113,6 +134,33 @@ const denied = (r: unknown): void => assert.ok(isAuthDenied(r) && r.error === 'p
 const applied = (r: unknown, type: string): void => assert.equal((r as { type: string }).type, type, JSON.stringify(r));
 
 describe('the auth gate on queue and metadata commands', () => {
+  it('checks the AMQP commands where they apply: exchanges under the granted prefix only', () => {
+    const { queue, as, q } = node();
+    applied(q(as('root'), { type: 'declare', queue: 'orders.new', deliveryLimit: 0, deadLetterQueue: null }), 'declared');
+    applied(q(as('root'), { type: 'declare', queue: 'billing', deliveryLimit: 0, deadLetterQueue: null }), 'declared');
+    const xd = (exchange: string): QueueCommand => ({ type: 'exchangeDeclare', exchange, kind: 'fanout', durable: true, autoDelete: false, internal: false, passive: false });
+    const pub = (exchange: string, routingKey: string): QueueCommand => ({ type: 'publish', exchange, routingKey, mandatory: false, properties: null, headers: [], body: b('m') });
+    applied(q(as('pub'), xd('orders.fan')), 'exchangeDeclared');
+    denied(q(as('pub'), xd('billing.fan')));
+    // Binding needs WRITE on the queue and READ on the exchange: neither role alone has both.
+    denied(q(as('pub'), { type: 'bind', queue: 'orders.new', exchange: 'orders.fan', routingKey: '', arguments: null }));
+    denied(q(as('sub'), { type: 'bind', queue: 'orders.new', exchange: 'orders.fan', routingKey: '', arguments: null }));
+    applied(q(as('root'), { type: 'bind', queue: 'orders.new', exchange: 'orders.fan', routingKey: '', arguments: null }), 'bound');
+    applied(q(as('pub'), pub('orders.fan', 'whatever')), 'published');
+    applied(q(as('pub'), pub('', 'orders.new')), 'published');
+    denied(q(as('pub'), pub('', 'billing')));
+    denied(q(as('pub'), pub('amq.fanout', 'orders.new')));
+    denied(q(as('pub'), { type: 'declareQueue', queue: 'orders.q', durable: true, passive: false, deliveryLimit: 0, deadLetterExchange: 'billing.dlx', deadLetterRoutingKey: null }));
+    denied(q(as('sub'), { type: 'purge', queue: 'orders.new' }));
+    denied(q(as('pub'), { type: 'dequeue', queue: 'orders.new', consumerId: 'g', node: 'n1', noAck: true }));
+    assert.equal(queue.queueStats('orders.new')?.ready, 2);
+    applied(q(as('sub'), { type: 'dequeue', queue: 'orders.new', consumerId: 'g', node: 'n1', noAck: true }), 'dequeued');
+    applied(q(as('pub'), { type: 'purge', queue: 'orders.new' }), 'purged');
+    denied(q(as('pub'), { type: 'deleteQueue', queue: 'billing', ifUnused: false, ifEmpty: false }));
+    applied(q(as('pub'), { type: 'deleteQueue', queue: 'orders.new', ifUnused: false, ifEmpty: false }), 'queueDeleted');
+    assert.deepEqual(queue.stats().map((x) => x.queue), ['billing']);
+  });
+
   it('allows what the roles grant; refuses the rest, which changes nothing', () => {
     const { queue, metadata, as, q, md } = node();
     applied(q(as('root'), { type: 'declare', queue: 'orders.new', deliveryLimit: 0, deadLetterQueue: null }), 'declared');

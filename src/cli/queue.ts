@@ -5,7 +5,7 @@
 
 import { Command, InvalidArgumentError } from 'commander';
 import { QueueClient, type Delivery } from '../client/queue.js';
-import type { QueueStats } from '../services/queue/types.js';
+import type { GrpcQueueStats } from '../services/queue/types.js';
 import { addClientCredentialOptions, clientCredentials, clientOptions } from './credentials.js';
 import { isTransportError } from './transport-errors.js';
 
@@ -100,7 +100,7 @@ export async function runQueueSettle(o: QueueVerbOptions, kind: 'ack' | 'nack', 
 }
 
 /** A fixed-width table of queue statistics. */
-export function formatStats(stats: readonly QueueStats[]): string[] {
+export function formatStats(stats: readonly GrpcQueueStats[]): string[] {
   const header = ['QUEUE', 'READY', 'UNACKED', 'CONSUMERS', 'ENQUEUED', 'ACKED', 'DEAD-LETTERED', 'DROPPED', 'LIMIT', 'DLQ'];
   const rows = stats.map((s) => [s.queue, s.ready, s.unacked, s.consumers, s.enqueued, s.acked, s.deadLettered, s.dropped, s.deliveryLimit === 0 ? '-' : s.deliveryLimit, s.deadLetterQueue ?? '-'].map(String));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));

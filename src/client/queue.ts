@@ -17,7 +17,7 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { queueServiceClient } from '../server/queue/proto.js';
-import type { DeadLetterOrigin, DeadLetterReason, QueueStats } from '../services/queue/types.js';
+import type { DeadLetterOrigin, DeadLetterReason, GrpcQueueStats } from '../services/queue/types.js';
 
 /** Options of {@link QueueClient}. */
 export interface QueueClientOptions {
@@ -174,7 +174,7 @@ export class QueueClient {
   }
 
   /** Statistics of one queue, or of all. Linearizable. */
-  async stats(queue?: string): Promise<QueueStats[]> {
+  async stats(queue?: string): Promise<GrpcQueueStats[]> {
     const r = await this.call<{ queues: WireStats[] }>('Stats', { queue: queue ?? '' });
     return r.queues.map((s) => ({
       queue: s.queue, deliveryLimit: s.delivery_limit, deadLetterQueue: s.dead_letter_queue === '' ? null : s.dead_letter_queue,

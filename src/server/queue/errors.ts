@@ -24,6 +24,11 @@ export const QUEUE_ERROR_CODES: Readonly<Record<QueueErrorCode, Status>> = {
   consumerExists: Status.ALREADY_EXISTS,
   consumerNotFound: Status.NOT_FOUND,
   invalid: Status.INVALID_ARGUMENT,
+  exchangeNotFound: Status.NOT_FOUND,
+  exchangeMismatch: Status.FAILED_PRECONDITION,
+  accessRefused: Status.PERMISSION_DENIED,
+  inUse: Status.FAILED_PRECONDITION,
+  notEmpty: Status.FAILED_PRECONDITION,
 };
 
 /** A request refused before it reached the log (bad field), or a command's failure: carries its status. */

@@ -61,9 +61,9 @@ describe('queue liveness', () => {
     host.sent.length = 0;
     await backend.write({ type: 'declare', queue: 'q', deliveryLimit: 0, deadLetterQueue: null });
     await backend.write({ type: 'enqueue', queue: 'q', body: new Uint8Array([1]) });
-    await backend.write({ type: 'attach', consumerId: 'a2', queue: 'q', node: 'n2', prefetch: 1 });
-    await backend.write({ type: 'attach', consumerId: 'a3', queue: 'q', node: 'n3', prefetch: 1 });
-    await backend.write({ type: 'attach', consumerId: 'a1', queue: 'q', node: 'n1', prefetch: 1 });
+    await backend.write({ type: 'attach', consumerId: 'a2', queue: 'q', node: 'n2', prefetch: 1, noAck: false, exclusive: false });
+    await backend.write({ type: 'attach', consumerId: 'a3', queue: 'q', node: 'n3', prefetch: 1, noAck: false, exclusive: false });
+    await backend.write({ type: 'attach', consumerId: 'a1', queue: 'q', node: 'n1', prefetch: 1, noAck: false, exclusive: false });
 
     live.tick();
     assert.deepEqual(host.sent.map((m) => m.to), ['n2', 'n3'], 'alive goes to the other voters');
@@ -88,7 +88,7 @@ describe('queue liveness', () => {
     assert.notEqual(backend.machine.consumer('a3'), undefined);
 
     // n2 comes back and attaches; the leader, still not hearing it, cuts only up to what it has applied.
-    await backend.write({ type: 'attach', consumerId: 'a2b', queue: 'q', node: 'n2', prefetch: 1 });
+    await backend.write({ type: 'attach', consumerId: 'a2b', queue: 'q', node: 'n2', prefetch: 1, noAck: false, exclusive: false });
     const cut2 = backend.appliedIndex - 1;
     await backend.write({ type: 'nodeDown', node: 'n2', attachedUpTo: cut2 });
     assert.notEqual(backend.machine.consumer('a2b'), undefined, 'a consumer attached after the cut survives');
@@ -107,7 +107,7 @@ describe('queue liveness', () => {
     const backend = new LocalQueueBackend({ nodeId: 'n1' });
     await backend.write({ type: 'declare', queue: 'q', deliveryLimit: 0, deadLetterQueue: null });
     await backend.write({ type: 'enqueue', queue: 'q', body: new Uint8Array([1]) });
-    await backend.write({ type: 'attach', consumerId: 'old', queue: 'q', node: 'n1', prefetch: 1 });
+    await backend.write({ type: 'attach', consumerId: 'old', queue: 'q', node: 'n1', prefetch: 1, noAck: false, exclusive: false });
     const host = new FakeHost('n1', backend);
     host.refuse = 2;
     const live = new QueueLiveness(host, backend.machine, { peers: [], downAfterMs: 500, retryMs: 5, logger });

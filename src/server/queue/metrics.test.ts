@@ -16,7 +16,7 @@ it('exposes per-queue gauges and the service counters', async () => {
   await backend.write({ type: 'declare', queue: 'jobs', deliveryLimit: 0, deadLetterQueue: null });
   await backend.write({ type: 'enqueue', queue: 'jobs', body: new Uint8Array([1]) });
   await backend.write({ type: 'enqueue', queue: 'jobs', body: new Uint8Array([2]) });
-  await backend.write({ type: 'attach', consumerId: 'c', queue: 'jobs', node: 'n2', prefetch: 1 });
+  await backend.write({ type: 'attach', consumerId: 'c', queue: 'jobs', node: 'n2', prefetch: 1, noAck: false, exclusive: false });
   service.stats.invalidRequests += 3;
   const text = await registry.metrics();
   assert.match(text, /quorumlog_queue_ready_messages\{queue="jobs"\} 1/);

@@ -137,8 +137,8 @@ describe('queue gRPC service', () => {
 
   it('cancels orphaned consumers of this node (no stream serves them)', async () => {
     await s.client.declare('orphans');
-    await s.backend.write({ type: 'attach', consumerId: 'n1.orphan', queue: 'orphans', node: 'n1', prefetch: 1 });
-    await s.backend.write({ type: 'attach', consumerId: 'n2.other', queue: 'orphans', node: 'n2', prefetch: 1 });
+    await s.backend.write({ type: 'attach', consumerId: 'n1.orphan', queue: 'orphans', node: 'n1', prefetch: 1, noAck: false, exclusive: false });
+    await s.backend.write({ type: 'attach', consumerId: 'n2.other', queue: 'orphans', node: 'n2', prefetch: 1, noAck: false, exclusive: false });
     await waitFor(() => s.backend.machine.consumer('n1.orphan') === undefined, 'the reconciler');
     assert.ok(s.backend.machine.consumer('n2.other') !== undefined, 'other nodes\' consumers are left alone');
     assert.ok(s.service.stats.orphansCancelled >= 1);

@@ -19,7 +19,9 @@
 // - its node is considered down: see src/server/queue/liveness.ts (the
 //   leader proposes nodeDown for a node it has not heard from; a starting
 //   node proposes it for itself). A stream whose consumer the log removed
-//   ends with UNAVAILABLE: the client consumes again.
+//   ends with UNAVAILABLE: the client consumes again;
+// - its queue is deleted (through the AMQP API): the stream ends with
+//   NOT_FOUND, and what it held is gone with the queue.
 // The reconciler: every `reconcileIntervalMs`, consumers that the applied
 // state lists for this node but that no stream here serves (a cancel that
 // failed, an attach whose answer was lost) are cancelled through the log.
@@ -300,8 +302,20 @@ export function addQueueService(server: grpc.Server, backend: QueueBackend, opts
         if (e.node !== backend.nodeId) return;
         const lc = locals.get(e.consumerId);
         if (lc === undefined) return;
-        if (e.reason === 'cancelled') endStream(lc, null);
-        else endStream(lc, { code: grpc.status.UNAVAILABLE, message: 'queue: the consumer was removed because its node was considered down; consume again' });
+        const reason = e.reason;
+        switch (reason) {
+          case 'cancelled':
+            endStream(lc, null);
+            return;
+          case 'nodeDown':
+            endStream(lc, { code: grpc.status.UNAVAILABLE, message: 'queue: the consumer was removed because its node was considered down; consume again' });
+            return;
+          case 'queueDeleted':
+            endStream(lc, { code: grpc.status.NOT_FOUND, message: `queue: queue ${e.queue} was deleted` });
+            return;
+          default:
+            assertNever(reason, 'consumer removed reason');
+        }
         return;
       }
       case 'deadLettered':
@@ -399,7 +413,7 @@ export function addQueueService(server: grpc.Server, backend: QueueBackend, opts
     call.on('cancelled', gone);
     call.on('error', gone);
     try {
-      await write(call, { type: 'attach', consumerId: lc.id, queue, node: backend.nodeId, prefetch }, 'attached');
+      await write(call, { type: 'attach', consumerId: lc.id, queue, node: backend.nodeId, prefetch, noAck: false, exclusive: false }, 'attached');
     } catch (err) {
       if (!lc.ended) {
         lc.ended = true;

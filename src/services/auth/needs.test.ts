@@ -44,7 +44,7 @@ describe('queueCommandNeeds', () => {
   });
   it('enqueue: WRITE; attach: READ', () => {
     assert.deepEqual(needs({ type: 'enqueue', queue: 'q', body: b('x') }), [['queue', 'write', 'q', '']]);
-    assert.deepEqual(needs({ type: 'attach', queue: 'q', consumerId: 'c9', node: 'n1', prefetch: 1 }), [['queue', 'read', 'q', '']]);
+    assert.deepEqual(needs({ type: 'attach', queue: 'q', consumerId: 'c9', node: 'n1', prefetch: 1, noAck: false, exclusive: false }), [['queue', 'read', 'q', '']]);
   });
   it("settle, return, discard and cancel: READ on the consumer's queue; an unknown consumer needs nothing (the machine refuses it)", () => {
     for (const type of ['settle', 'return', 'discard'] as const) {
@@ -53,6 +53,27 @@ describe('queueCommandNeeds', () => {
     }
     assert.deepEqual(needs({ type: 'cancel', consumerId: 'c1' }), [['queue', 'read', 'orders.new', '']]);
     assert.deepEqual(needs({ type: 'cancel', consumerId: 'ghost' }), []);
+  });
+  it('AMQP commands: exchanges share the queue namespace', () => {
+    assert.deepEqual(needs({ type: 'exchangeDeclare', exchange: 'orders.x', kind: 'topic', durable: true, autoDelete: false, internal: false, passive: false }),
+      [['queue', 'write', 'orders.x', '']]);
+    assert.deepEqual(needs({ type: 'exchangeDelete', exchange: 'orders.x', ifUnused: false }), [['queue', 'write', 'orders.x', '']]);
+    for (const type of ['bind', 'unbind'] as const) {
+      assert.deepEqual(needs({ type, queue: 'orders.new', exchange: 'amq.topic', routingKey: '#', arguments: null }),
+        [['queue', 'write', 'orders.new', ''], ['queue', 'read', 'amq.topic', '']]);
+    }
+    const publish = (exchange: string, routingKey: string): QueueCommand => ({ type: 'publish', exchange, routingKey, mandatory: false, properties: null, headers: [], body: b('') });
+    assert.deepEqual(needs(publish('orders.x', 'anything')), [['queue', 'write', 'orders.x', '']]);
+    assert.deepEqual(needs(publish('', 'orders.new')), [['queue', 'write', 'orders.new', '']], 'the default exchange: WRITE on the queue the key names');
+    const dq = (deadLetterExchange: string | null, deadLetterRoutingKey: string | null): QueueCommand =>
+      ({ type: 'declareQueue', queue: 'orders.new', durable: true, passive: false, deliveryLimit: 0, deadLetterExchange, deadLetterRoutingKey });
+    assert.deepEqual(needs(dq(null, 'ignored')), [['queue', 'write', 'orders.new', '']]);
+    assert.deepEqual(needs(dq('orders.dlx', null)), [['queue', 'write', 'orders.new', ''], ['queue', 'write', 'orders.dlx', '']]);
+    assert.deepEqual(needs(dq('', 'orders.dead')), [['queue', 'write', 'orders.new', ''], ['queue', 'write', 'orders.dead', '']]);
+    assert.deepEqual(needs(dq('', null)), [['queue', 'write', 'orders.new', ''], ['queue', 'write', '', '']]);
+    assert.deepEqual(needs({ type: 'deleteQueue', queue: 'q', ifUnused: false, ifEmpty: false }), [['queue', 'write', 'q', '']]);
+    assert.deepEqual(needs({ type: 'purge', queue: 'q' }), [['queue', 'write', 'q', '']]);
+    assert.deepEqual(needs({ type: 'dequeue', queue: 'q', consumerId: 'g', node: 'n1', noAck: true }), [['queue', 'read', 'q', '']]);
   });
   it('nodeDown is the cluster\'s own: root', () => {
     assert.equal(needs({ type: 'nodeDown', node: 'n1', attachedUpTo: 5 }), 'root');
@@ -113,6 +134,33 @@ const denied = (r: unknown): void => assert.ok(isAuthDenied(r) && r.error === 'p
 const applied = (r: unknown, type: string): void => assert.equal((r as { type: string }).type, type, JSON.stringify(r));
 
 describe('the auth gate on queue and metadata commands', () => {
+  it('checks the AMQP commands where they apply: exchanges under the granted prefix only', () => {
+    const { queue, as, q } = node();
+    applied(q(as('root'), { type: 'declare', queue: 'orders.new', deliveryLimit: 0, deadLetterQueue: null }), 'declared');
+    applied(q(as('root'), { type: 'declare', queue: 'billing', deliveryLimit: 0, deadLetterQueue: null }), 'declared');
+    const xd = (exchange: string): QueueCommand => ({ type: 'exchangeDeclare', exchange, kind: 'fanout', durable: true, autoDelete: false, internal: false, passive: false });
+    const pub = (exchange: string, routingKey: string): QueueCommand => ({ type: 'publish', exchange, routingKey, mandatory: false, properties: null, headers: [], body: b('m') });
+    applied(q(as('pub'), xd('orders.fan')), 'exchangeDeclared');
+    denied(q(as('pub'), xd('billing.fan')));
+    // Binding needs WRITE on the queue and READ on the exchange: neither role alone has both.
+    denied(q(as('pub'), { type: 'bind', queue: 'orders.new', exchange: 'orders.fan', routingKey: '', arguments: null }));
+    denied(q(as('sub'), { type: 'bind', queue: 'orders.new', exchange: 'orders.fan', routingKey: '', arguments: null }));
+    applied(q(as('root'), { type: 'bind', queue: 'orders.new', exchange: 'orders.fan', routingKey: '', arguments: null }), 'bound');
+    applied(q(as('pub'), pub('orders.fan', 'whatever')), 'published');
+    applied(q(as('pub'), pub('', 'orders.new')), 'published');
+    denied(q(as('pub'), pub('', 'billing')));
+    denied(q(as('pub'), pub('amq.fanout', 'orders.new')));
+    denied(q(as('pub'), { type: 'declareQueue', queue: 'orders.q', durable: true, passive: false, deliveryLimit: 0, deadLetterExchange: 'billing.dlx', deadLetterRoutingKey: null }));
+    denied(q(as('sub'), { type: 'purge', queue: 'orders.new' }));
+    denied(q(as('pub'), { type: 'dequeue', queue: 'orders.new', consumerId: 'g', node: 'n1', noAck: true }));
+    assert.equal(queue.queueStats('orders.new')?.ready, 2);
+    applied(q(as('sub'), { type: 'dequeue', queue: 'orders.new', consumerId: 'g', node: 'n1', noAck: true }), 'dequeued');
+    applied(q(as('pub'), { type: 'purge', queue: 'orders.new' }), 'purged');
+    denied(q(as('pub'), { type: 'deleteQueue', queue: 'billing', ifUnused: false, ifEmpty: false }));
+    applied(q(as('pub'), { type: 'deleteQueue', queue: 'orders.new', ifUnused: false, ifEmpty: false }), 'queueDeleted');
+    assert.deepEqual(queue.stats().map((x) => x.queue), ['billing']);
+  });
+
   it('allows what the roles grant; refuses the rest, which changes nothing', () => {
     const { queue, metadata, as, q, md } = node();
     applied(q(as('root'), { type: 'declare', queue: 'orders.new', deliveryLimit: 0, deadLetterQueue: null }), 'declared');
@@ -125,16 +173,16 @@ describe('the auth gate on queue and metadata commands', () => {
     denied(q(as('pub'), { type: 'enqueue', queue: 'billing', body: b('x') }));
     denied(q(as('pub'), { type: 'declare', queue: 'billing.x', deliveryLimit: 0, deadLetterQueue: null }));
     denied(q(as('pub'), { type: 'declare', queue: 'orders.x', deliveryLimit: 1, deadLetterQueue: 'billing' })); // its dead letters would flow out of orders.*
-    denied(q(as('pub'), { type: 'attach', queue: 'orders.new', consumerId: 'p1', node: 'n1', prefetch: 1 }));
+    denied(q(as('pub'), { type: 'attach', queue: 'orders.new', consumerId: 'p1', node: 'n1', prefetch: 1, noAck: false, exclusive: false }));
     // The consumer consumes under orders., and may not publish or declare.
     denied(q(as('sub'), { type: 'enqueue', queue: 'orders.new', body: b('x') }));
     denied(q(as('sub'), { type: 'declare', queue: 'orders.y', deliveryLimit: 0, deadLetterQueue: null }));
-    denied(q(as('sub'), { type: 'attach', queue: 'billing', consumerId: 's0', node: 'n1', prefetch: 1 }));
+    denied(q(as('sub'), { type: 'attach', queue: 'billing', consumerId: 's0', node: 'n1', prefetch: 1, noAck: false, exclusive: false }));
     denied(q(as('sub'), { type: 'nodeDown', node: 'n1', attachedUpTo: 100 }));
     assert.equal(JSON.stringify(queue.stats()), before, 'no refused command changed the queues');
     assert.equal(queue.consumer('p1'), undefined);
 
-    applied(q(as('sub'), { type: 'attach', queue: 'orders.new', consumerId: 's1', node: 'n1', prefetch: 1 }), 'attached');
+    applied(q(as('sub'), { type: 'attach', queue: 'orders.new', consumerId: 's1', node: 'n1', prefetch: 1, noAck: false, exclusive: false }), 'attached');
     assert.deepEqual(queue.inFlight('s1').map((f) => dec.decode(f.body)), ['m1']);
     // Settling needs READ on the consumer's queue: the publisher may not ack, nack or cancel the consumer's deliveries.
     for (const type of ['settle', 'return', 'discard'] as const) denied(q(as('pub'), { type, consumerId: 's1', deliveryTags: [1] }));
@@ -160,7 +208,7 @@ describe('the auth gate on queue and metadata commands', () => {
     const { as, q, a, queue } = node();
     applied(q(as('root'), { type: 'declare', queue: 'orders.new', deliveryLimit: 0, deadLetterQueue: null }), 'declared');
     applied(q(as('root'), { type: 'enqueue', queue: 'orders.new', body: b('m') }), 'enqueued');
-    applied(q(as('sub'), { type: 'attach', queue: 'orders.new', consumerId: 's1', node: 'n1', prefetch: 1 }), 'attached');
+    applied(q(as('sub'), { type: 'attach', queue: 'orders.new', consumerId: 's1', node: 'n1', prefetch: 1, noAck: false, exclusive: false }), 'attached');
     a({ type: 'userRevokeRole', user: 'sub', role: 'consumer' }); // READ taken away: the consumer can no longer ack
     denied(q(as('sub'), { type: 'settle', consumerId: 's1', deliveryTags: [1] }));
     assert.equal(queue.queueStats('orders.new')?.acked, 0);

@@ -13,13 +13,23 @@
 // commands need root.
 //
 // Quorum queues (docs/QUEUES.md, "Permissions"): the key is the queue's name
-// (its UTF-8 bytes), so a prefix grants a family of queues. READ consumes
-// (attach, and settle / return / discard / cancel on the queue of the
-// consumer they name, as the queue state holds it; stats); WRITE publishes
-// and declares (on the queue, and on its dead-letter queue, which a declare
-// makes messages flow into). A consumer the state does not know needs
-// nothing: the queue machine refuses the command itself. nodeDown is the
-// cluster's own (root). The metadata log (docs/METADATA.md, "Permissions")
+// (its UTF-8 bytes), so a prefix grants a family of queues. Exchanges share
+// that namespace (as in RabbitMQ, where one pattern covers queue and exchange
+// names): an exchange's key is its name. READ consumes (attach, dequeue, and
+// settle / return / discard / cancel on the queue of the consumer they name,
+// as the queue state holds it; stats); WRITE publishes and declares (on the
+// queue, and on its dead-letter queue, which a declare makes messages flow
+// into). For the AMQP commands: exchangeDeclare / exchangeDelete need WRITE
+// on the exchange; bind / unbind WRITE on the queue and READ on the exchange;
+// publish WRITE on the exchange, or, to the default exchange '', WRITE on
+// the routing key (the queue it names); declareQueue WRITE on the queue and,
+// with a dead-letter exchange, WRITE on where dead letters go: the exchange,
+// or for the default exchange the dead-letter routing key (the queue), or
+// without one the name '' (only a grant covering the empty key, such as the
+// whole namespace, allows that: the messages' own keys decide where they
+// go); deleteQueue and purge WRITE on the queue. A consumer the state does
+// not know needs nothing: the queue machine refuses the command itself.
+// nodeDown is the cluster's own (root). The metadata log (docs/METADATA.md, "Permissions")
 // is one resource: READ on the whole log follows it and reads its image,
 // WRITE on the whole log appends records; the whole log is the key range
 // METADATA_LOG_KEY..METADATA_LOG_RANGE_END, "every key".
@@ -147,7 +157,7 @@ export function kvApplyCheck(auth: AuthStateMachine, store: { leaseKeys(id: numb
 
 const utf8 = new TextEncoder();
 
-/** A need on one queue (its name's UTF-8 bytes as the key). */
+/** A need on one queue or exchange (its name's UTF-8 bytes as the key). */
 export function queueNeed(access: Access, queue: string): Need {
   return { resource: 'queue', access, key: utf8.encode(queue), rangeEnd: NONE };
 }
@@ -160,9 +170,26 @@ export function queueCommandNeeds(cmd: QueueCommand, consumerQueue: ConsumerQueu
   switch (cmd.type) {
     case 'declare':
       return cmd.deadLetterQueue === null ? [queueNeed('write', cmd.queue)] : [queueNeed('write', cmd.queue), queueNeed('write', cmd.deadLetterQueue)];
+    case 'declareQueue': {
+      const out = [queueNeed('write', cmd.queue)];
+      const dlx = cmd.deadLetterExchange;
+      if (dlx !== null) out.push(queueNeed('write', dlx !== '' ? dlx : cmd.deadLetterRoutingKey ?? ''));
+      return out;
+    }
     case 'enqueue':
+    case 'deleteQueue':
+    case 'purge':
       return [queueNeed('write', cmd.queue)];
+    case 'exchangeDeclare':
+    case 'exchangeDelete':
+      return [queueNeed('write', cmd.exchange)];
+    case 'bind':
+    case 'unbind':
+      return [queueNeed('write', cmd.queue), queueNeed('read', cmd.exchange)];
+    case 'publish':
+      return [queueNeed('write', cmd.exchange === '' ? cmd.routingKey : cmd.exchange)];
     case 'attach':
+    case 'dequeue':
       return [queueNeed('read', cmd.queue)];
     case 'settle':
     case 'return':

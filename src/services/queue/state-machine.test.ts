@@ -36,8 +36,8 @@ class Harness {
 describe('QueueStateMachine', () => {
   it('declares idempotently, refuses different arguments and self dead-lettering', () => {
     const h = new Harness();
-    assert.deepEqual(h.do({ type: 'declare', queue: 'q', deliveryLimit: 2, deadLetterQueue: 'd' }), { type: 'declared', queue: 'q', created: true });
-    assert.deepEqual(h.do({ type: 'declare', queue: 'q', deliveryLimit: 2, deadLetterQueue: 'd' }), { type: 'declared', queue: 'q', created: false });
+    assert.deepEqual(h.do({ type: 'declare', queue: 'q', deliveryLimit: 2, deadLetterQueue: 'd' }), { type: 'declared', queue: 'q', created: true, messageCount: 0, consumerCount: 0 });
+    assert.deepEqual(h.do({ type: 'declare', queue: 'q', deliveryLimit: 2, deadLetterQueue: 'd' }), { type: 'declared', queue: 'q', created: false, messageCount: 0, consumerCount: 0 });
     assert.equal((h.do({ type: 'declare', queue: 'q', deliveryLimit: 3, deadLetterQueue: 'd' }) as { error: string }).error, 'queueMismatch');
     assert.equal((h.do({ type: 'declare', queue: 'x', deliveryLimit: 0, deadLetterQueue: 'x' }) as { error: string }).error, 'invalid');
     assert.equal((h.do({ type: 'enqueue', queue: 'nope', body: body('m') }) as { error: string }).error, 'queueNotFound');
@@ -47,9 +47,9 @@ describe('QueueStateMachine', () => {
     const h = new Harness();
     h.do({ type: 'declare', queue: 'q', deliveryLimit: 0, deadLetterQueue: null });
     h.publish('q', 'm1', 'm2', 'm3', 'm4', 'm5');
-    h.do({ type: 'attach', consumerId: 'a', queue: 'q', node: 'n1', prefetch: 2 });
+    h.do({ type: 'attach', consumerId: 'a', queue: 'q', node: 'n1', prefetch: 2, noAck: false, exclusive: false });
     assert.deepEqual(h.deliveries(), ['a:1:m1:1', 'a:2:m2:1']);
-    h.do({ type: 'attach', consumerId: 'b', queue: 'q', node: 'n2', prefetch: 1 });
+    h.do({ type: 'attach', consumerId: 'b', queue: 'q', node: 'n2', prefetch: 1, noAck: false, exclusive: false });
     assert.deepEqual(h.deliveries(), ['b:1:m3:1']);
     assert.deepEqual(h.do({ type: 'settle', consumerId: 'a', deliveryTags: [1, 1, 9] }), { type: 'settled', consumerId: 'a', count: 1, unknown: 2 });
     assert.deepEqual(h.deliveries(), ['a:3:m4:1']);
@@ -65,7 +65,7 @@ describe('QueueStateMachine', () => {
     const h = new Harness();
     h.do({ type: 'declare', queue: 'q', deliveryLimit: 0, deadLetterQueue: null });
     h.publish('q', 'm1', 'm2', 'm3');
-    h.do({ type: 'attach', consumerId: 'a', queue: 'q', node: 'n1', prefetch: 1 });
+    h.do({ type: 'attach', consumerId: 'a', queue: 'q', node: 'n1', prefetch: 1, noAck: false, exclusive: false });
     assert.deepEqual(h.deliveries(), ['a:1:m1:1']);
     h.do({ type: 'return', consumerId: 'a', deliveryTags: [1] });
     assert.deepEqual(h.deliveries(), ['a:2:m1:2']);
@@ -79,21 +79,21 @@ describe('QueueStateMachine', () => {
     h.do({ type: 'declare', queue: 'q', deliveryLimit: 2, deadLetterQueue: 'dlq' });
     h.do({ type: 'declare', queue: 'p', deliveryLimit: 1, deadLetterQueue: null });
     h.publish('q', 'poison');
-    h.do({ type: 'attach', consumerId: 'a', queue: 'q', node: 'n1', prefetch: 5 });
+    h.do({ type: 'attach', consumerId: 'a', queue: 'q', node: 'n1', prefetch: 5, noAck: false, exclusive: false });
     h.do({ type: 'return', consumerId: 'a', deliveryTags: [1] });
     assert.deepEqual(h.deliveries(), ['a:1:poison:1', 'a:2:poison:2']);
     h.do({ type: 'return', consumerId: 'a', deliveryTags: [2] });
     const dead = h.events.find((e) => e.type === 'deadLettered');
-    assert.deepEqual(dead, { type: 'deadLettered', queue: 'q', messageId: 1, reason: 'deliveryLimit', target: 'dlq' });
+    assert.deepEqual(dead, { type: 'deadLettered', queue: 'q', messageId: 1, reason: 'deliveryLimit', target: 'dlq', targets: ['dlq'] });
     assert.deepEqual(h.deliveries(), []);
-    h.do({ type: 'attach', consumerId: 'd', queue: 'dlq', node: 'n1', prefetch: 5 });
+    h.do({ type: 'attach', consumerId: 'd', queue: 'dlq', node: 'n1', prefetch: 5, noAck: false, exclusive: false });
     const got = h.events.find((e) => e.type === 'delivered');
     assert.deepEqual(got?.type === 'delivered' ? got.deadLetter : null, { queue: 'q', messageId: 1, reason: 'deliveryLimit' });
     h.events = [];
     h.publish('p', 'x');
-    h.do({ type: 'attach', consumerId: 'e', queue: 'p', node: 'n1', prefetch: 5 });
+    h.do({ type: 'attach', consumerId: 'e', queue: 'p', node: 'n1', prefetch: 5, noAck: false, exclusive: false });
     h.do({ type: 'discard', consumerId: 'e', deliveryTags: [1] });
-    assert.deepEqual(h.events.filter((e) => e.type === 'deadLettered'), [{ type: 'deadLettered', queue: 'p', messageId: 1, reason: 'rejected', target: null }]);
+    assert.deepEqual(h.events.filter((e) => e.type === 'deadLettered'), [{ type: 'deadLettered', queue: 'p', messageId: 1, reason: 'rejected', target: null, targets: [] }]);
     assert.equal(h.sm.queueStats('p')?.dropped, 1);
     assert.equal(h.sm.queueStats('q')?.deadLettered, 1);
     assert.equal(h.sm.queueStats('dlq')?.enqueued, 1);
@@ -103,9 +103,9 @@ describe('QueueStateMachine', () => {
     const h = new Harness();
     h.do({ type: 'declare', queue: 'q', deliveryLimit: 0, deadLetterQueue: null });
     h.publish('q', 'm1', 'm2', 'm3');
-    h.do({ type: 'attach', consumerId: 'a', queue: 'q', node: 'n1', prefetch: 2 }); // index 5
+    h.do({ type: 'attach', consumerId: 'a', queue: 'q', node: 'n1', prefetch: 2, noAck: false, exclusive: false }); // index 5
     const cut = h.index;
-    h.do({ type: 'attach', consumerId: 'b', queue: 'q', node: 'n1', prefetch: 2 }); // index 6
+    h.do({ type: 'attach', consumerId: 'b', queue: 'q', node: 'n1', prefetch: 2, noAck: false, exclusive: false }); // index 6
     assert.deepEqual(h.deliveries(), ['a:1:m1:1', 'a:2:m2:1', 'b:1:m3:1']);
     assert.deepEqual(h.do({ type: 'nodeDown', node: 'n1', attachedUpTo: cut }), { type: 'nodeDown', node: 'n1', consumers: 1, returned: 2 });
     assert.deepEqual(h.events.filter((e) => e.type === 'consumerRemoved').map((e) => e.type === 'consumerRemoved' && e.reason), ['nodeDown']);
@@ -114,8 +114,8 @@ describe('QueueStateMachine', () => {
     assert.deepEqual(h.sm.readyIds('q'), [1, 2, 3]);
     assert.equal((h.do({ type: 'settle', consumerId: 'b', deliveryTags: [1] }) as { error: string }).error, 'consumerNotFound');
     assert.equal((h.do({ type: 'cancel', consumerId: 'b' }) as { error: string }).error, 'consumerNotFound');
-    h.do({ type: 'attach', consumerId: 'c', queue: 'q', node: 'n2', prefetch: 1 });
-    assert.equal((h.do({ type: 'attach', consumerId: 'c', queue: 'q', node: 'n2', prefetch: 1 }) as { error: string }).error, 'consumerExists');
+    h.do({ type: 'attach', consumerId: 'c', queue: 'q', node: 'n2', prefetch: 1, noAck: false, exclusive: false });
+    assert.equal((h.do({ type: 'attach', consumerId: 'c', queue: 'q', node: 'n2', prefetch: 1, noAck: false, exclusive: false }) as { error: string }).error, 'consumerExists');
   });
 
   it('answers malformed commands alike everywhere and survives a throwing listener', () => {
@@ -127,7 +127,7 @@ describe('QueueStateMachine', () => {
       throw new Error('listener bug');
     });
     h.do({ type: 'declare', queue: 'q', deliveryLimit: 0, deadLetterQueue: null });
-    h.do({ type: 'attach', consumerId: 'a', queue: 'q', node: 'n1', prefetch: 1 });
+    h.do({ type: 'attach', consumerId: 'a', queue: 'q', node: 'n1', prefetch: 1, noAck: false, exclusive: false });
     h.publish('q', 'm');
     assert.equal(h.sm.listenerErrors, 1);
     assert.deepEqual(h.deliveries(), ['a:1:m:1']);
@@ -137,7 +137,7 @@ describe('QueueStateMachine', () => {
     const h = new Harness();
     h.do({ type: 'declare', queue: 'q', deliveryLimit: 0, deadLetterQueue: null });
     h.publish('q', 'm1', 'm2');
-    h.do({ type: 'attach', consumerId: 'a', queue: 'q', node: 'n1', prefetch: 1 });
+    h.do({ type: 'attach', consumerId: 'a', queue: 'q', node: 'n1', prefetch: 1, noAck: false, exclusive: false });
     const good = h.sm.snapshot();
     const before = h.sm.snapshot();
     for (let cut = 0; cut < good.length; cut++) {

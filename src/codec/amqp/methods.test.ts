@@ -256,3 +256,23 @@ test('fuzz: random argument bytes after every method id, and mutated valid metho
     { numRuns: 400 },
   );
 });
+
+test('the short-string cache never returns a string for other bytes, even when the input buffer is reused', () => {
+  const b = h('003c 0028 0000 00 03 616263 00');
+  assert.equal((decodeMethod(b) as { routingKey: string }).routingKey, 'abc');
+  b[10] = 0x64; // the caller reuses its buffer: 'abd'
+  assert.equal((decodeMethod(b) as { routingKey: string }).routingKey, 'abd');
+  b[10] = 0x63;
+  assert.equal((decodeMethod(b) as { routingKey: string }).routingKey, 'abc');
+  b[10] = 0xff; // invalid UTF-8 is refused even though 'abc' is cached
+  rejects(() => decodeMethod(b), 502, /invalid UTF-8/);
+  fc.assert(
+    fc.property(fc.array(fc.string({ unit: 'grapheme', maxLength: 6 }), { minLength: 1, maxLength: 50 }), (keys) => {
+      for (const k of keys) {
+        const m: AmqpMethod = { name: 'basic.publish', ticket: 0, exchange: '', routingKey: k, mandatory: false, immediate: false };
+        assert.equal((decodeMethod(payloadOf(encodeMethodFrame(1, m), 1)) as { routingKey: string }).routingKey, k);
+      }
+    }),
+    { numRuns: 50 },
+  );
+});

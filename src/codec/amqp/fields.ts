@@ -12,7 +12,8 @@
 // decoded table re-encodes to the same bytes and duplicate keys survive. 'S'
 // values stay raw bytes: RabbitMQ does not require UTF-8 there. Decoding is
 // strict (booleans 0/1, UTF-8 keys, exact lengths) and canonical: whatever it
-// accepts re-encodes byte for byte. Nesting is capped at MAX_FIELD_DEPTH so
+// accepts re-encodes byte for byte (but for the payload bits of a NaN in an
+// 'f' or 'd' value, which a JS number need not keep). Nesting is capped at MAX_FIELD_DEPTH so
 // that hostile input cannot exhaust the stack. Decoded byte values are views
 // of the input, not copies.
 

@@ -14,8 +14,9 @@
 // Decoding is strict and canonical: truncation, trailing bytes, a longlong
 // above 2^53 - 1, invalid UTF-8 in a short string, or a set bit beyond the
 // method's bit fields is a 502; an unknown class or method id is a 540.
-// Whatever decodes re-encodes to the same bytes. Long strings decode to views
-// of the payload (no copy); short strings to JS strings.
+// Whatever decodes re-encodes to the same bytes (NaN payloads in a table
+// aside). Long strings decode to views of the payload (no copy); short
+// strings to JS strings.
 
 import { AmqpCodecError, cannotEncode, syntaxError } from './errors.js';
 import { fieldTableSize, readFieldTable, writeFieldTable, type FieldTable } from './fields.js';

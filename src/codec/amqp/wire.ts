@@ -78,22 +78,16 @@ export class Cursor {
   /**
    * A short string (u8 length + UTF-8 bytes) as a JS string. Invalid UTF-8 is
    * refused (502): decoding it lossily would make re-encoding change the bytes.
+   * Exchange names, routing keys and consumer tags repeat on every message, so
+   * decoded strings are cached (see {@link cachedShortstr}).
    */
   shortstr(what: string): string {
     const n = this.u8(what);
     if (n === 0) return '';
     this.need(n, what);
-    const b = this.buf;
     const start = this.pos;
-    const stop = start + n;
-    this.pos = stop;
-    for (let i = start; i < stop; i++) {
-      if ((b[i] as number) >= 0x80) {
-        if (!isUtf8(b.subarray(start, stop))) syntaxError(`${what}: invalid UTF-8 at byte ${start}`);
-        return b.toString('utf8', start, stop);
-      }
-    }
-    return b.toString('latin1', start, stop);
+    this.pos = start + n;
+    return cachedShortstr(this.buf, start, start + n, what);
   }
 
   /** Validates a short string like {@link shortstr} without building it. */
@@ -133,6 +127,47 @@ export class Cursor {
   }
 }
 
+const CACHE_SLOTS = 1024; // a power of two
+const cacheKeys: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(CACHE_SLOTS).fill(undefined);
+const cacheValues: string[] = new Array<string>(CACHE_SLOTS).fill('');
+
+/**
+ * Decodes bytes [start, stop) of `b` (1..255 of them) as UTF-8, through a
+ * direct-mapped cache keyed by an FNV-1a hash of the bytes and confirmed by
+ * comparing them: a hit costs one pass over the bytes and allocates nothing;
+ * native string creation costs several times more. Hostile input can only
+ * cause misses. Throws 502 on invalid UTF-8 (never cached).
+ */
+function cachedShortstr(b: Buffer, start: number, stop: number, what: string): string {
+  let hash = 0x811c9dc5;
+  let high = 0;
+  for (let i = start; i < stop; i++) {
+    const x = b[i] as number;
+    high |= x;
+    hash = Math.imul(hash ^ x, 0x01000193);
+  }
+  const slot = hash & (CACHE_SLOTS - 1);
+  const n = stop - start;
+  const key = cacheKeys[slot];
+  if (key !== undefined && key.length === n) {
+    let i = 0;
+    while (i < n && key[i] === b[start + i]) i++;
+    if (i === n) return cacheValues[slot] as string;
+  }
+  let s: string;
+  if (high < 0x80) {
+    s = b.toString('latin1', start, stop);
+  } else {
+    if (!isUtf8(b.subarray(start, stop))) syntaxError(`${what}: invalid UTF-8 at byte ${start}`);
+    s = b.toString('utf8', start, stop);
+  }
+  const copy = new Uint8Array(n); // a copy: the input buffer may be reused by the caller
+  copy.set(b.subarray(start, stop));
+  cacheKeys[slot] = copy;
+  cacheValues[slot] = s;
+  return s;
+}
+
 /** Wraps a Uint8Array as a Buffer over the same memory (no copy). */
 export function asBuffer(u: Uint8Array): Buffer {
   return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
@@ -157,7 +192,21 @@ export function shortstrSize(s: unknown, what: string): number {
 
 /** Writes a short string already validated by {@link shortstrSize}; returns the new position. */
 export function writeShortstr(buf: Buffer, pos: number, s: string): number {
-  const n = s.length === 0 ? 0 : buf.write(s, pos + 1, 'utf8');
+  const len = s.length;
+  if (len <= 32) {
+    // Short ASCII strings are copied by hand: cheaper than a native call.
+    let i = 0;
+    for (; i < len; i++) {
+      const ch = s.charCodeAt(i);
+      if (ch >= 0x80) break;
+      buf[pos + 1 + i] = ch;
+    }
+    if (i === len) {
+      buf[pos] = len;
+      return pos + 1 + len;
+    }
+  }
+  const n = buf.write(s, pos + 1, 'utf8');
   buf[pos] = n;
   return pos + 1 + n;
 }

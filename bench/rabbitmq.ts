@@ -55,12 +55,13 @@ export interface RabbitMqPorts {
 }
 
 /**
- * This worktree's assigned ports (5682-5699, 25672-25699, 6140-6159): AMQP
- * 5682.., distribution 25682.., epmd 6140, CLI 25690-25699. Never 5672-5674
- * (quorumlog's own AMQP listener), 25672 or 4369 (a default RabbitMQ's).
+ * The benchmark's ports: AMQP 5682.., distribution 25682.., epmd 6140, CLI
+ * 25685-25689 (bench/rabbitmq.test.ts takes 5691.., 25691.., 6141,
+ * 25694-25699, so the two can run at once). Never 5672-5674 (quorumlog's own
+ * AMQP listener), 25672 or 4369 (a default RabbitMQ's).
  */
 export const DEFAULT_RABBITMQ_PORTS: RabbitMqPorts = {
-  amqpBasePort: 5682, distBasePort: 25682, epmdPort: 6140, ctlDistPortMin: 25690, ctlDistPortMax: 25699,
+  amqpBasePort: 5682, distBasePort: 25682, epmdPort: 6140, ctlDistPortMin: 25685, ctlDistPortMax: 25689,
 };
 
 export interface RabbitMqClusterOptions {

@@ -40,7 +40,7 @@ import { AMQP_LOAD_DEFAULTS, runAmqpLoad, type AmqpLoadResult, type AmqpLoadSpec
 import { isMainModule, onInterrupt, sleep } from './cluster/fault-util.js';
 import { treeCpuBetween, treeSampler, type TreeCpu, type TreeSample } from './cluster/proc.js';
 import { fmt, mdTable, progress, writeReport } from './cluster/report.js';
-import { portOpen, RabbitMqCluster } from './rabbitmq.js';
+import { portOpen, RabbitMqCluster, rabbitMqVersion } from './rabbitmq.js';
 import { windowIndexes } from './scaling.js';
 
 /** A system the generator runs against. */
@@ -342,6 +342,8 @@ function report(loads: readonly AmqpBenchLoad[], starts: readonly { target: Targ
     '# AMQP quorum queues: quorumlog beside RabbitMQ',
     '',
     `For each target a fresh 3-node cluster on this machine, one after the other: ${s.targets.map(label).join(', ')}. The same amqplib generator (\`bench/amqp-load.ts\`) against every node's URL (publishers and consumers round-robin over them): one durable quorum queue; each publisher on its own connection and confirm channel, ${s.window} unconfirmed message${s.window === 1 ? '' : 's'} at a time, persistent ${AMQP_LOAD_DEFAULTS.messageBytes}-byte messages stamped with process.hrtime at publish; consumers with prefetch ${AMQP_LOAD_DEFAULTS.prefetch} and manual acks on the same queue. Each load ${fmt(s.warmupMs / 1000, 1)} s unmeasured, then ${fmt(s.durationMs / 1000, 1)} s measured; confirms and deliveries are counted when they arrive inside the measured interval.`,
+    '',
+    `RabbitMQ: ${rabbitMqVersion() ?? 'not installed'} (Debian), nodes on 127.0.0.1 with no plugins.`,
     '',
     `The machine's 1-minute load average was ${fmt(s.loadAverageAtStart, 2)} when the run began and ${fmt(loadAverageAtEnd, 2)} when it ended (the run's own processes count in it).`,
     '',

@@ -119,6 +119,15 @@ export function ensureRabbitMq(): void {
   execFileSync('bash', [join(repoRoot(), 'scripts', 'rabbitmq-deps.sh')], { stdio: 'inherit' });
 }
 
+/** The installed package's version, e.g. "rabbitmq-server 3.10.8-1.1+deb12u1, erlang-base 1:25.2.3+dfsg-1+deb12u4" (null when not installed). */
+export function rabbitMqVersion(): string | null {
+  try {
+    return execFileSync('dpkg-query', ['-W', '-f', '${Package} ${Version}\\n', 'rabbitmq-server', 'erlang-base'], { encoding: 'utf8' }).trim().split('\n').join(', ');
+  } catch {
+    return null;
+  }
+}
+
 /** Whether something accepts TCP connections on 127.0.0.1:port. */
 export function portOpen(port: number, timeoutMs = 500): Promise<boolean> {
   return new Promise((resolve) => {

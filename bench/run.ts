@@ -7,6 +7,7 @@
 //   npm run bench                 # the full run (about 45 minutes on 2 cores)
 //   npm run bench -- --quick      # a smoke run of every benchmark (about 3 minutes); reports go to quick-* files
 //   npm run bench -- writes idle  # only these
+//   npm run bench -- amqp --targets rabbitmq --publishers 1,64   # options after the names go to each chosen benchmark
 //
 // The core, election-time and storage benchmarks are separate scripts
 // (bench:core, report:election, bench:storage): they measure parts, not a
@@ -30,7 +31,39 @@ export const SUITE = [
   { name: 'put-after-kill', script: 'put-after-kill.js', report: 'put-after-kill', what: 'a put sent right after kill -9 of the leader, gRPC and etcdctl, 50 trials (issue 17)' },
   { name: 'auth', script: 'auth.js', report: 'auth', what: 'puts at 16 clients with auth off and on (a user checked against a role), push, pull, etcd (issue 19)' },
   { name: 'scaling', script: 'scaling.js', report: 'scaling', what: 'puts at 1/16/64/128/512 clients and gets at 128: leader main-thread CPU per put, its one-core ceiling, CPU per put over the members, push, pull, etcd (issue 18 item 4)' },
+  { name: 'amqp', script: 'amqp.js', report: 'amqp', what: 'AMQP quorum queues, confirmed publishes and publish-to-deliver latency at 1/64 publishers, RabbitMQ 3.10, push, pull (issue 20)' },
 ] as const;
+
+/** Options the dispatcher itself reads; they take no value. */
+const OWN_FLAGS = new Set(['--quick']);
+
+/**
+ * Splits the command line into benchmark names and the options to forward to
+ * each chosen benchmark: a bare word right after a `--flag` (without `=`) is
+ * that flag's value; any other bare word must name a benchmark.
+ */
+export function splitArgs(argv: readonly string[], known: readonly string[]): { names: string[]; forwarded: string[]; unknown: string[] } {
+  const names: string[] = [];
+  const forwarded: string[] = [];
+  const unknown: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (OWN_FLAGS.has(a)) continue;
+    if (a.startsWith('--')) {
+      forwarded.push(a);
+      const next = argv[i + 1];
+      if (!a.includes('=') && next !== undefined && !next.startsWith('--') && !known.includes(next)) {
+        forwarded.push(next);
+        i++;
+      }
+    } else if (known.includes(a)) {
+      names.push(a);
+    } else {
+      unknown.push(a);
+    }
+  }
+  return { names, forwarded, unknown };
+}
 
 /** Runs one compiled benchmark script in its own process; returns its exit status. */
 export function runBenchmark(script: string, args: readonly string[] = []): number {
@@ -46,10 +79,10 @@ export function verdictLines(markdown: string): string[] {
 
 function main(argv: readonly string[]): number {
   const quick = argv.includes('--quick');
-  const only = argv.filter((a) => !a.startsWith('--'));
+  const { names: only, forwarded, unknown } = splitArgs(argv, SUITE.map((b) => b.name));
   const chosen = SUITE.filter((b) => only.length === 0 || only.includes(b.name));
-  if (chosen.length === 0) {
-    console.error(`unknown benchmark(s) ${only.join(', ')}; known: ${SUITE.map((b) => b.name).join(', ')}`);
+  if (unknown.length > 0) {
+    console.error(`unknown benchmark(s) ${unknown.join(', ')}; known: ${SUITE.map((b) => b.name).join(', ')}`);
     return 2;
   }
   const t0 = Date.now();
@@ -57,7 +90,7 @@ function main(argv: readonly string[]): number {
   for (const b of chosen) {
     const s = Date.now();
     console.log(`\n# ${b.name}: ${b.what}`);
-    status.push({ name: b.name, code: runBenchmark(b.script, quick ? ['--quick'] : []), seconds: (Date.now() - s) / 1000 });
+    status.push({ name: b.name, code: runBenchmark(b.script, [...(quick ? ['--quick'] : []), ...forwarded]), seconds: (Date.now() - s) / 1000 });
   }
   console.log(`\n# Summary (${Math.round((Date.now() - t0) / 1000)} s)\n`);
   console.log('| benchmark | exit | seconds | report |');

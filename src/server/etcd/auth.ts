@@ -18,6 +18,8 @@
 // requests" once the hasher's queue is full. Passwords and tokens are never
 // logged.
 
+import { assertNever } from '../../util/assert.js';
+import { PasswordLogin } from '../auth/login.js';
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -135,13 +137,7 @@ export function authHandlers(ctx: AuthServiceContext): grpc.UntypedServiceImplem
     return auth!.hasher.hash(pw);
   }
 
-  /** A hash of a random password nobody knows: checked against for unknown users, so a login takes as long whether or not the user exists. */
-  let decoy: Promise<string> | null = null;
-  const decoyHash = (): Promise<string> => {
-    decoy ??= hash(randomBytes(18).toString('base64'));
-    decoy.catch(() => { decoy = null; });
-    return decoy;
-  };
+  const passwordLogin = new PasswordLogin(auth, () => backend.readBarrier());
 
   /** The client's address, for the login throttle. */
   function clientKey(call: Caller): string {
@@ -158,31 +154,22 @@ export function authHandlers(ctx: AuthServiceContext): grpc.UntypedServiceImplem
     const user = name(req.name, 'user name');
     const pw = password(req.password);
     if (!state.enabled) throw new EtcdRequestError(ETCD_STATUS.authNotEnabled);
-    const key = clientKey(call);
-    const gate = auth!.throttle.check(key, Date.now());
-    if (!gate.allowed) {
-      throw new EtcdRequestError({
-        code: grpc.status.RESOURCE_EXHAUSTED,
-        message: `etcdserver: too many failed authentication attempts from this client; retry in ${Math.ceil(gate.retryAfterMs / 1000)} s`,
-      });
+    const outcome = await passwordLogin.login(user, pw, clientKey(call));
+    switch (outcome.type) {
+      case 'ok':
+        break;
+      case 'throttled':
+        throw new EtcdRequestError({
+          code: grpc.status.RESOURCE_EXHAUSTED,
+          message: `etcdserver: too many failed authentication attempts from this client; retry in ${Math.ceil(outcome.retryAfterMs / 1000)} s`,
+        });
+      case 'authDisabled':
+        throw new EtcdRequestError(ETCD_STATUS.authNotEnabled);
+      case 'failed':
+        throw new EtcdRequestError(ETCD_STATUS.authFailed);
+      default:
+        assertNever(outcome, 'login outcome');
     }
-    let matches: boolean;
-    let hashUsed: string | null;
-    try {
-      await backend.readBarrier();
-      hashUsed = state.user(user)?.passwordHash ?? null;
-      matches = await auth!.hasher.verify(pw, hashUsed ?? await decoyHash());
-    } catch (err) {
-      auth!.throttle.abandon(key);
-      throw err;
-    }
-    const now = state.user(user); // the user may have changed while the hash was checked
-    if (!matches || hashUsed === null || now === undefined || now.passwordHash !== hashUsed || !state.enabled) {
-      auth!.throttle.recordFailure(key, Date.now());
-      authz.counters.authFailed++;
-      throw new EtcdRequestError(ETCD_STATUS.authFailed);
-    }
-    auth!.throttle.recordSuccess(key);
     return { header: header(store.revision), token: authz.issue(user) };
   }
 

@@ -16,11 +16,29 @@ export const CLUSTER_DEFAULTS = Object.freeze({ nodes: 3, observers: 0, dataDir:
 /** Client ports are base + i, peer ports base + 100 + i, metrics ports base + 200 + i (i counts voters, then observers). */
 export const PORT_OFFSETS = Object.freeze({ client: 0, peer: 100, metrics: 200 });
 
+/** AMQP's own port, where RabbitMQ's clients look first: the default cluster's AMQP ports are 5672 + i. */
+export const AMQP_DEFAULT_PORT = 5672;
+
+/**
+ * The AMQP port of member i: 5672 + i for the default base port (where
+ * RabbitMQ's clients look), base + 300 + i for any other base, so that
+ * clusters on other bases never collide on AMQP ports.
+ * @param {number} basePort
+ * @param {number} i
+ * @returns {number}
+ */
+export function amqpPort(basePort, i) {
+  return (basePort === CLUSTER_DEFAULTS.basePort ? AMQP_DEFAULT_PORT : basePort + 300) + i;
+}
+
+/** The highest port offset above the base a cluster may use (AMQP's, off the default base). */
+export const PORT_SPAN = 399;
+
 /** The name of the file in a cluster's data directory that a running supervisor keeps. */
 export const SUPERVISOR_FILE = 'supervisor.json';
 
 /**
- * @typedef {'client' | 'peer' | 'metrics'} NodePortKind
+ * @typedef {'client' | 'peer' | 'metrics' | 'amqp'} NodePortKind
  * @typedef {{ readonly port: number; readonly what: string; readonly node: string | null; readonly kind: NodePortKind | 'control'; readonly metricsPort: number | null }} ClusterPort
  *   One port a local cluster listens on: `what` names it for people ("n1 client"); `metricsPort` is its node's metrics port (to ask who holds it).
  * @typedef {{ readonly nodes: number; readonly observers: number; readonly basePort: number; readonly controlPort: number }} PortOptions
@@ -53,6 +71,7 @@ export function clusterPorts(o) {
   for (const kind of /** @type {const} */ (['client', 'peer', 'metrics'])) {
     ids.forEach((id, i) => ports.push({ port: o.basePort + PORT_OFFSETS[kind] + i, what: `${id} ${kind}`, node: id, kind, metricsPort: o.basePort + PORT_OFFSETS.metrics + i }));
   }
+  ids.forEach((id, i) => ports.push({ port: amqpPort(o.basePort, i), what: `${id} amqp`, node: id, kind: 'amqp', metricsPort: o.basePort + PORT_OFFSETS.metrics + i }));
   if (o.controlPort !== 0) ports.push({ port: o.controlPort, what: 'control', node: null, kind: 'control', metricsPort: null });
   return ports;
 }
@@ -185,7 +204,7 @@ export async function checkClusterCanStart(o) {
   }
   for (const [h, nodes] of holders) lines.push(`${busy.length > 1 ? 'They are' : 'It is'} probably held by ${h}${nodes.size > 0 ? `: nodes ${[...nodes].join(', ')}` : ''}.`);
   let alternative = '--base-port <another base>';
-  for (let next = o.basePort + 1000; next + 299 <= 65535 && next <= o.basePort + 5000; next += 1000) {
+  for (let next = o.basePort + 1000; next + PORT_SPAN <= 65535 && next <= o.basePort + 5000; next += 1000) {
     if ((await Promise.all(clusterPorts({ ...o, basePort: next, controlPort: 0 }).map((p) => probePort(p.port)))).every((r) => r.free)) {
       alternative = `--base-port ${next}`;
       break;

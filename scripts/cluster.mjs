@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { CLUSTER_DEFAULTS, checkClusterCanStart } from './cluster-ports.mjs';
+import { CLUSTER_DEFAULTS, PORT_SPAN, checkClusterCanStart } from './cluster-ports.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -33,7 +33,7 @@ const placement = {
   dataDir: typeof values['data-dir'] === 'string' ? values['data-dir'] : CLUSTER_DEFAULTS.dataDir,
 };
 const valid = [placement.nodes, placement.observers, placement.basePort, placement.controlPort].every(Number.isInteger) &&
-  placement.basePort > 0 && placement.basePort + 299 <= 65535 && placement.controlPort >= 0 && placement.controlPort <= 65535;
+  placement.basePort > 0 && placement.basePort + PORT_SPAN <= 65535 && placement.controlPort >= 0 && placement.controlPort <= 65535;
 if (values.help !== true && valid) {
   const refusal = await checkClusterCanStart(placement);
   if (refusal !== null) {

@@ -24,7 +24,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  PORT_OFFSETS, SUPERVISOR_FILE, checkClusterCanStart, clusterPorts, liveSupervisor, probePort, processAlive, readSupervisor,
+  PORT_OFFSETS, PORT_SPAN, SUPERVISOR_FILE, amqpPort, checkClusterCanStart, clusterPorts, liveSupervisor, probePort, processAlive, readSupervisor,
   type SupervisorRecord,
 } from '../../scripts/cluster-ports.mjs';
 import { ConfigFileError, formatAddress, type MemberConfig } from '../server/config.js';
@@ -57,8 +57,8 @@ export const CLI_PATH = join(dirname(fileURLToPath(import.meta.url)), 'quorumlog
 function validateOptions(o: ClusterOptions): void {
   if (!Number.isInteger(o.observers ?? 0) || (o.observers ?? 0) < 0) throw new ConfigFileError('--observers', `${o.observers} must be a whole number`);
   if (!Number.isInteger(o.nodes) || o.nodes < 1 || o.nodes + (o.observers ?? 0) > 99) throw new ConfigFileError('--nodes', `${o.nodes} must be 1-99 (with the observers)`);
-  if (!Number.isInteger(o.basePort) || o.basePort < 1 || o.basePort + 299 > 65535) {
-    throw new ConfigFileError('--base-port', `${o.basePort} leaves no room for ${o.nodes} nodes (ports base .. base+299 are used)`);
+  if (!Number.isInteger(o.basePort) || o.basePort < 1 || o.basePort + PORT_SPAN > 65535) {
+    throw new ConfigFileError('--base-port', `${o.basePort} leaves no room for ${o.nodes} nodes (ports base .. base+${PORT_SPAN} are used)`);
   }
   const control = o.controlPort ?? 0;
   if (!Number.isInteger(control) || control < 0 || control > 65535) throw new ConfigFileError('--control-port', `${o.controlPort} is not a port (0: any free one)`);
@@ -68,7 +68,8 @@ function validateOptions(o: ClusterOptions): void {
  * Writes (or checks) the cluster's files under dataDir: cluster.json with the
  * cluster id and shape, and one config per node. Client ports are
  * basePort + i, peer ports basePort + 100 + i, metrics basePort + 200 + i
- * (PORT_OFFSETS, shared with the check that runs before a build).
+ * (PORT_OFFSETS, shared with the check that runs before a build), AMQP
+ * 5672 + i on the default base, else basePort + 300 + i (amqpPort).
  */
 export function prepareCluster(o: ClusterOptions): ClusterLayout {
   validateOptions(o);
@@ -91,6 +92,7 @@ export function prepareCluster(o: ClusterOptions): ClusterLayout {
     client: { host: '127.0.0.1', port: o.basePort + PORT_OFFSETS.client + i },
     peer: { host: '127.0.0.1', port: o.basePort + PORT_OFFSETS.peer + i },
     metrics: { host: '127.0.0.1', port: o.basePort + PORT_OFFSETS.metrics + i },
+    amqp: { host: '127.0.0.1', port: amqpPort(o.basePort, i) },
   });
   for (let i = 0; i < o.nodes; i++) members.push(member(`n${i + 1}`, 'voter', i));
   for (let i = 0; i < (o.observers ?? 0); i++) members.push(member(`o${i + 1}`, 'observer', o.nodes + i));
@@ -99,7 +101,10 @@ export function prepareCluster(o: ClusterOptions): ClusterLayout {
     mkdirSync(join(dir, m.id), { recursive: true });
     const cfg = {
       clusterId, nodeId: m.id, mode: o.mode, dataDir: join(dir, m.id, 'data'),
-      members: members.map((x) => ({ id: x.id, role: x.role, peer: formatAddress(x.peer), client: formatAddress(x.client), metrics: formatAddress(x.metrics) })),
+      members: members.map((x) => ({
+        id: x.id, role: x.role, peer: formatAddress(x.peer), client: formatAddress(x.client), metrics: formatAddress(x.metrics),
+        ...(x.amqp !== undefined ? { amqp: formatAddress(x.amqp) } : {}),
+      })),
       ...o.extra,
     };
     writeFileSync(configPath(m.id), JSON.stringify(cfg, null, 2) + '\n');
@@ -415,6 +420,7 @@ export async function runCluster(o: ClusterOptions, out: (line: string) => void,
     out(`dashboard (any node serves it; kill, pause, restart or partition a node there): ${dashboard}`);
     out(`restart a node (through this cluster; its log stays in node.log): ${restartHint('<id>')}`);
     out('try: ETCDCTL_API=3 etcdctl --endpoints ' + layout.members.map((m) => formatAddress(m.client)).join(',') + ' put hello world');
+    out(`amqp (RabbitMQ's clients, user guest, password guest): ${layout.members.flatMap((m) => (m.amqp !== undefined ? [`amqp://${formatAddress(m.amqp)}`] : [])).join(' ')}`);
     out('Ctrl-C stops all nodes.');
   }
   return done.finally(detach);

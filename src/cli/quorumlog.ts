@@ -45,7 +45,7 @@ export function program(out: (line: string) => void = console.log, err: (line: s
     .option('--observers <n>', 'how many non-voting observers (o1, o2, ...) besides them', String(CLUSTER_DEFAULTS.observers))
     .addOption(new Option('--mode <mode>', 'replication mode').choices(['push', 'pull']).default('push'))
     .option('--data-dir <dir>', 'where configs, data and logs go', CLUSTER_DEFAULTS.dataDir)
-    .option('--base-port <port>', 'client ports are base..base+N-1, peers base+100.., metrics base+200..', String(CLUSTER_DEFAULTS.basePort))
+    .option('--base-port <port>', 'client ports are base..base+N-1, peers base+100.., metrics base+200.., AMQP 5672.. (base+300.. for another base)', String(CLUSTER_DEFAULTS.basePort))
     .option('--control-port <port>', 'port on 127.0.0.1 of the control server behind the dashboard\'s buttons (0: any free port)', String(CLUSTER_DEFAULTS.controlPort))
     .action(async (o: { nodes: string; observers: string; mode: 'push' | 'pull'; dataDir: string; basePort: string; controlPort: string }) => {
       process.exitCode = await runCluster({

@@ -25,6 +25,8 @@ export interface MemberConfig {
   readonly client: Address;
   /** Prometheus /metrics and /healthz. */
   readonly metrics: Address;
+  /** Where AMQP 0-9-1 clients (RabbitMQ's) reach this member's quorum queues; absent: no AMQP listener. */
+  readonly amqp?: Address;
 }
 
 /** PEM files for mutual TLS. */
@@ -118,7 +120,7 @@ export class ConfigFileError extends Error {
 const KEYS = new Set(['clusterId', 'nodeId', 'mode', 'dataDir', 'members', 'listenHost', 'tickMs', 'electionTimeoutMinTicks',
   'electionTimeoutMaxTicks', 'heartbeatIntervalTicks', 'fetchMaxWaitTicks', 'requestTimeoutMs', 'snapshotEveryEntries', 'snapshotEveryBytes', 'historyRetentionRevisions',
   'logLevel', 'peerTls', 'clientTls', 'protocolWorkers', 'authTokenTtlSeconds', 'bcryptCost', 'clientCertAuth']);
-const MEMBER_KEYS = new Set(['id', 'role', 'peer', 'client', 'metrics']);
+const MEMBER_KEYS = new Set(['id', 'role', 'peer', 'client', 'metrics', 'amqp']);
 const TLS_KEYS = new Set(['cert', 'key', 'ca']);
 const PEER_TLS_KEYS = new Set(['cert', 'key', 'ca', 'verifyNodeIds']);
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -155,8 +157,10 @@ export function parseConfig(raw: unknown): NodeConfig {
   members.forEach((m, i) => {
     if (seen.has(m.id)) throw new ConfigFileError(`members[${i}].id`, `"${m.id}" appears twice`);
     seen.add(m.id);
-    for (const kind of ['peer', 'client', 'metrics'] as const) {
-      const a = `${m[kind].host}:${m[kind].port}`;
+    for (const kind of ['peer', 'client', 'metrics', 'amqp'] as const) {
+      const addr = m[kind];
+      if (addr === undefined) continue;
+      const a = `${addr.host}:${addr.port}`;
       const other = addrs.get(a);
       if (other !== undefined) throw new ConfigFileError(`members[${i}].${kind}`, `${a} is already used by ${other}`);
       addrs.set(a, `${m.id}.${kind}`);
@@ -241,6 +245,7 @@ function member(raw: unknown, at: string): MemberConfig {
     peer: parseAddress(o['peer'], `${at}.peer`),
     client: parseAddress(o['client'], `${at}.client`),
     metrics: parseAddress(o['metrics'], `${at}.metrics`),
+    ...(o['amqp'] !== undefined && o['amqp'] !== null ? { amqp: parseAddress(o['amqp'], `${at}.amqp`) } : {}),
   };
 }
 

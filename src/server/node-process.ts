@@ -32,9 +32,13 @@ import { LEADER_HISTORY_FILE, LeaderHistory, leaderTermsFromEvents } from '../da
 import { RuntimeMetadataBackend } from './metadata/runtime-backend.js';
 import { registerQueueMetrics } from './queue/metrics.js';
 import { startQueueRuntime } from './queue/runtime-backend.js';
+import { servedConsumers } from './queue/server.js';
+import { startAmqpListener, type AmqpListener } from './amqp/listener.js';
+import { registerAmqpMetrics } from './amqp/metrics.js';
+import { PasswordLogin } from './auth/login.js';
 
-/** Which of a node's three listeners an address belongs to. */
-export type ListenerKind = 'peer' | 'client' | 'metrics';
+/** Which of a node's listeners an address belongs to. */
+export type ListenerKind = 'peer' | 'client' | 'metrics' | 'amqp';
 
 /**
  * A listener of the node could not listen on its address. The message names
@@ -221,6 +225,7 @@ async function startLockedNode(config: NodeConfig, opts: StartNodeOptions, logge
     logger: logger.child({ component: 'auto-compaction' }),
   });
   let etcd: ClientApi | null = null;
+  let amqp: AmqpListener | null = null;
   let metrics: Server | null = null;
   // Fault injection (set by `quorumlog cluster` only): the dashboard's partition button.
   const faultInjection = process.env['QUORUMLOG_FAULT_INJECTION'] === '1';
@@ -253,7 +258,18 @@ async function startLockedNode(config: NodeConfig, opts: StartNodeOptions, logge
       queue: queue.backend,
       metadata: new RuntimeMetadataBackend(runtime, metadata),
     }));
+    // AMQP 0-9-1 (RabbitMQ's clients) on the same quorum queues, when the member lists a port for it (docs/QUEUES.md).
+    const amqpAt = self.amqp;
+    if (amqpAt !== undefined) {
+      amqp = await listening('amqp', listen(amqpAt), () => startAmqpListener({
+        host: listen(amqpAt).host, port: amqpAt.port, backend: queue.backend, logger: logger.child({ component: 'amqp' }),
+        clusterName: config.clusterId, authorizer: auth.authorizer, login: new PasswordLogin(auth, () => queue.backend.readBarrier()),
+        served: servedConsumers(queues),
+        ...(config.clientTls !== null ? { tls: readPem(config.clientTls) } : {}),
+      }));
+    }
     const registry = nodeRegistry(runtime, transport, config, etcd);
+    if (amqp !== null) registerAmqpMetrics(registry, amqp.stats);
     registerQueueMetrics(registry, { machine: queues, liveness: queue.liveness, ...(etcd.queue !== null ? { service: etcd.queue } : {}) });
     registerLeaseMetrics(registry, { store: sm.store, lessor: leases.lessor });
     registerAuthMetrics(registry, { state: nodeAuth.machine, authorizer: auth.authorizer, gate: nodeAuth.gate, throttle: auth.throttle, hasher: auth.hasher });
@@ -261,6 +277,7 @@ async function startLockedNode(config: NodeConfig, opts: StartNodeOptions, logge
   } catch (e) {
     stopNotingLeaders();
     leases.stop();
+    await amqp?.close();
     queue.stop();
     membership.close();
     await etcd?.close();
@@ -268,7 +285,7 @@ async function startLockedNode(config: NodeConfig, opts: StartNodeOptions, logge
     await runtime.stop();
     throw e;
   }
-  logger.info({ mode: config.mode, dirId: directoryId, peer: self.peer, client: self.client, metrics: self.metrics }, 'node started');
+  logger.info({ mode: config.mode, dirId: directoryId, peer: self.peer, client: self.client, metrics: self.metrics, amqp: self.amqp ?? null }, 'node started');
   let stopping: Promise<void> | null = null;
   return {
     runtime, services, kv: sm, config, logger,
@@ -276,6 +293,7 @@ async function startLockedNode(config: NodeConfig, opts: StartNodeOptions, logge
       stopping ??= (async () => {
         stopCompaction();
         leases.stop();
+        await amqp?.close();
         queue.stop();
         membership.close();
         await etcd?.close();

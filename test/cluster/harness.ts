@@ -32,13 +32,13 @@ process.on('exit', () => {
   for (const c of live) c.kill('SIGKILL');
 });
 
-/** Finds a base port with 300 free ports above it (client, peer, metrics ranges). */
+/** Finds a base port whose client, peer, metrics and AMQP ranges (base, +100, +200, +300) are free. */
 async function freeBasePort(count: number): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     // Below the ephemeral range (32768+ here), so that outgoing connections cannot take a port a node will listen on after a restart.
     const base = 10_000 + Math.floor(Math.random() * 22_000);
     const ports = [];
-    for (let i = 0; i < count; i++) ports.push(base + i, base + 100 + i, base + 200 + i);
+    for (let i = 0; i < count; i++) ports.push(base + i, base + 100 + i, base + 200 + i, base + 300 + i);
     const ok = await Promise.all(ports.map((p) => portFree(p)));
     if (ok.every((x) => x)) return base;
   }
@@ -68,6 +68,12 @@ export class TestNode {
   /** The etcd API endpoint, host:port. */
   get endpoint(): string {
     return formatAddress(this.member.client);
+  }
+
+  /** The AMQP 0-9-1 URL (guest/guest while auth is off). */
+  get amqpUrl(): string {
+    if (this.member.amqp === undefined) throw new Error(`node ${this.id} has no AMQP port`);
+    return `amqp://guest:guest@${formatAddress(this.member.amqp)}`;
   }
 
   get running(): boolean {

@@ -165,6 +165,16 @@ type Caller = Parameters<typeof grpcCredentials>[0];
  */
 const servedHere = new WeakMap<QueueStateMachine, Set<string>>();
 
+/** The ids of the consumers served in this process over `machine` (Consume streams, AMQP channels): the reconciler cancels only the others. */
+export function servedConsumers(machine: QueueStateMachine): Set<string> {
+  let served = servedHere.get(machine);
+  if (served === undefined) {
+    served = new Set();
+    servedHere.set(machine, served);
+  }
+  return served;
+}
+
 /** Adds the quorumlog.queue.v1.Queue service over `backend` to `server` (before it starts). */
 export function addQueueService(server: grpc.Server, backend: QueueBackend, opts: QueueServiceOptions): QueueService {
   const log = opts.logger;
@@ -176,12 +186,7 @@ export function addQueueService(server: grpc.Server, backend: QueueBackend, opts
   const stats: QueueServerStats = { invalidRequests: 0, queueErrors: 0, internalErrors: 0, orphansCancelled: 0 };
   const machine = backend.machine;
   const locals = new Map<string, LocalConsumer>();
-  let served = servedHere.get(backend.machine);
-  if (served === undefined) {
-    served = new Set();
-    servedHere.set(backend.machine, served);
-  }
-  const servedSet = served;
+  const servedSet = servedConsumers(backend.machine);
   const track = (id: string): void => void servedSet.add(id);
   const untrack = (id: string): void => void servedSet.delete(id);
   /** Consumers whose cancel is being proposed (no second proposal meanwhile). */

@@ -223,10 +223,11 @@ describe('queues', () => {
     h.ok({ type: 'dequeue', queue: 'q', consumerId: 'g', node: 'n1', noAck: false }, 'dequeued'); // a getter: not counted as a consumer
     assert.deepEqual(h.do(dq()), { type: 'declared', queue: 'q', created: false, messageCount: 0, consumerCount: 1 });
     h.fails(dq({ durable: false }), 'queueMismatch', "inequivalent arg 'durable' for queue 'q' in vhost '/': received 'false' but current is 'true'");
+    // In RabbitMQ's terms: x-delivery-limit N (returns) is our delivery limit N + 1.
     h.fails(dq({ deliveryLimit: 5 }), 'queueMismatch',
-      "inequivalent arg 'x-delivery-limit' for queue 'q' in vhost '/': received the value '5' of type 'long' but current is the value '3' of type 'long'");
+      "inequivalent arg 'x-delivery-limit' for queue 'q' in vhost '/': received the value '4' of type 'long' but current is the value '2' of type 'long'");
     h.fails(dq({ deliveryLimit: 0 }), 'queueMismatch',
-      "inequivalent arg 'x-delivery-limit' for queue 'q' in vhost '/': received none but current is the value '3' of type 'long'");
+      "inequivalent arg 'x-delivery-limit' for queue 'q' in vhost '/': received none but current is the value '2' of type 'long'");
     h.fails(dq({ deadLetterExchange: null }), 'queueMismatch',
       "inequivalent arg 'x-dead-letter-exchange' for queue 'q' in vhost '/': received none but current is the value 'dlx' of type 'longstr'");
     h.fails(dq({ deadLetterRoutingKey: 'k' }), 'queueMismatch',

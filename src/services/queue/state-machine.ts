@@ -417,7 +417,8 @@ export class QueueStateMachine implements ServiceMachine {
       const mismatch = (arg: string, received: string, current: string): QueueResult =>
         err('queueMismatch', `inequivalent arg '${arg}' for ${rq(cmd.queue)}: received ${received} but current is ${current}`);
       const str = (v: string | null): string => (v === null ? 'none' : `the value '${v}' of type 'longstr'`);
-      const long = (v: number): string => (v === 0 ? 'none' : `the value '${v}' of type 'long'`);
+      // In RabbitMQ's terms, as the AMQP client declared it: x-delivery-limit counts returns, one fewer than our deliveries.
+      const long = (v: number): string => (v === 0 ? 'none' : `the value '${v - 1}' of type 'long'`);
       if (existing.durable !== cmd.durable) return mismatch('durable', `'${cmd.durable}'`, `'${existing.durable}'`);
       if (existing.deadLetterExchange !== cmd.deadLetterExchange) {
         return mismatch('x-dead-letter-exchange', str(cmd.deadLetterExchange), str(existing.deadLetterExchange));
@@ -699,6 +700,11 @@ export class QueueStateMachine implements ServiceMachine {
     const out = [...q.returned];
     for (let id = q.firstUndelivered; id < q.nextMessageId; id++) out.push(id);
     return out;
+  }
+
+  /** Whether an exchange exists ('' always does): a publish's check, without building a description. */
+  hasExchange(name: string): boolean {
+    return name === '' || this.exchanges.has(name);
   }
 
   /** An exchange, if it exists ('' is the default exchange, always there). */

@@ -5,10 +5,8 @@
 // - rabbitmq: Debian's rabbitmq-server 3.10 (bench/rabbitmq.ts; installed by
 //   scripts/rabbitmq-deps.sh when missing), nodes on AMQP ports 5682-5684;
 // - push, pull: quorumlog in each replication mode (test/cluster/harness.ts,
-//   as the other benchmarks start it), each node's AMQP listener on
-//   `amqpPort` 5685-5687 (never 5672-5674). While quorumlog has no AMQP
-//   listener its nodes refuse the setting and these targets fail with a
-//   QuorumlogAmqpUnavailableError saying so; run `--targets rabbitmq` then.
+//   as the other benchmarks start it), each node's AMQP listener on the port
+//   its member config lists (base + 300 + i on a random free base).
 //
 // Against each, the same amqplib generator (bench/amqp-load.ts), with every
 // node's URL (publishers and consumers round-robin over them): one durable
@@ -32,7 +30,7 @@
 // worker processes) to 1 below 16 publishers and 2 from 16. Writes
 // docs/bench/amqp.{json,md} (quick-amqp.* with --quick).
 
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { TestCluster } from '../test/cluster/harness.js';
@@ -53,8 +51,6 @@ export const DEFAULT_PUBLISHERS = [1, 64] as const;
 const CONFIRMED_RATIO_MIN = 1.5;
 /** A generator process above this share of one core may be what limits the figures (it shares 2 cores with 3 servers). */
 export const GENERATOR_FLAG_PERCENT = 80;
-/** quorumlog nodes' AMQP ports: amqpPort = this + node index (5685-5687; 5672-5674 belong to other work). */
-export const QUORUMLOG_AMQP_BASE_PORT = 5685;
 /** How often the servers' /proc figures are sampled. */
 const SAMPLE_MS = 250;
 
@@ -117,37 +113,31 @@ async function startRabbitMq(): Promise<RunningTarget> {
 }
 
 /**
- * A 3-node quorumlog cluster with an AMQP listener per node (`amqpPort`),
- * started the way the other benchmarks start it; throws
- * QuorumlogAmqpUnavailableError when a node refuses the setting or its port
- * never opens.
+ * A 3-node quorumlog cluster, started the way the other benchmarks start it
+ * (test/cluster/harness.ts): each member's config lists its AMQP address
+ * (base + 300 + i on the harness's random base port). Waits until every
+ * node's AMQP port accepts connections and a leader is elected.
  */
-async function startQuorumlog(mode: 'push' | 'pull', amqpBasePort = QUORUMLOG_AMQP_BASE_PORT): Promise<RunningTarget> {
+async function startQuorumlog(mode: 'push' | 'pull'): Promise<RunningTarget> {
   const t0 = performance.now();
-  for (let i = 0; i < 3; i++) {
-    if (await portOpen(amqpBasePort + i)) throw new QuorumlogAmqpUnavailableError(`port ${amqpBasePort + i} (quorumlog AMQP) is already in use`, null);
-  }
   const c = await TestCluster.start({ nodes: 3, mode, start: false, extra: { logLevel: 'warn' } });
   const logOf = (id: string): string => `${c.dir}/${id}/node.log`;
+  const portOf = (n: (typeof c.nodes)[number]): number => {
+    if (n.member.amqp === undefined) throw new QuorumlogAmqpUnavailableError(`quorumlog ${mode} node ${n.id} has no AMQP address in its config`, null);
+    return n.member.amqp.port;
+  };
   try {
-    c.nodes.forEach((n, i) => {
-      const path = c.layout.configPath(n.id);
-      const cfg = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-      writeFileSync(path, JSON.stringify({ ...cfg, amqpPort: amqpBasePort + i }, null, 2) + '\n');
-    });
     for (const n of c.nodes) n.start();
     const deadline = Date.now() + 30_000;
-    for (const [i, n] of c.nodes.entries()) {
-      const port = amqpBasePort + i;
+    for (const n of c.nodes) {
+      const port = portOf(n);
       while (!(await portOpen(port))) {
         if (!n.running) {
           const log = existsSync(logOf(n.id)) ? readFileSync(logOf(n.id), 'utf8').trim().split('\n').slice(-3).join(' | ') : '';
-          throw new QuorumlogAmqpUnavailableError(
-            `quorumlog ${mode} node ${n.id} exited when asked for an AMQP listener (amqpPort ${port}); ` +
-            `is the AMQP listener built yet? Run with --targets rabbitmq meanwhile. Its log: ${log}`, logOf(n.id));
+          throw new QuorumlogAmqpUnavailableError(`quorumlog ${mode} node ${n.id} exited before its AMQP port ${port} opened. Its log: ${log}`, logOf(n.id));
         }
         if (Date.now() > deadline) {
-          throw new QuorumlogAmqpUnavailableError(`quorumlog ${mode} node ${n.id} runs but nothing listens on its amqpPort ${port} after 30 s`, logOf(n.id));
+          throw new QuorumlogAmqpUnavailableError(`quorumlog ${mode} node ${n.id} runs but nothing listens on its AMQP port ${port} after 30 s`, logOf(n.id));
         }
         await sleep(200);
       }
@@ -159,7 +149,7 @@ async function startQuorumlog(mode: 'push' | 'pull', amqpBasePort = QUORUMLOG_AM
   }
   return {
     target: mode,
-    urls: c.nodes.map((_, i) => `amqp://guest:guest@127.0.0.1:${amqpBasePort + i}`),
+    urls: c.nodes.map((n) => n.amqpUrl),
     startMs: performance.now() - t0,
     pids: () => Object.fromEntries(c.nodes.flatMap((n) => (n.process?.pid === undefined ? [] : [[n.id, n.process.pid]]))),
     stop: () => c.close(),

@@ -144,6 +144,8 @@ export class AmqpChannel {
   private readonly outstanding = new Map<number, Held>();
   private readonly consumers = new Map<string, ChannelConsumer>();
   private readonly getters = new Map<string, string>();
+  /** Consumers cancelled by the client that still hold deliveries on this channel (detached in the machine). */
+  private readonly detached = new Set<string>();
   private idSeq = 0;
   /** The last queue declared on this channel: an empty queue name in later methods means it. */
   private lastQueue: string | null = null;
@@ -556,17 +558,46 @@ export class AmqpChannel {
     for (const f of encodeBodyFrames(this.number, body, this.conn.frameMax)) this.conn.write(f);
   }
 
+  /**
+   * basic.cancel: no more deliveries, but what the consumer holds stays with
+   * this channel until it is acked, rejected or the channel closes, as in
+   * RabbitMQ (the machine's detach). The detached consumer is cancelled once
+   * it holds nothing here.
+   */
   private cancel(m: M<'basic.cancel'>): void {
     const c = this.consumers.get(m.consumerTag);
     this.answer(m.name, async () => {
       if (c !== undefined) {
         this.forget(c);
-        await this.vhost.writeAsSystem({ type: 'cancel', consumerId: c.id }).catch((err: unknown) => {
+        const holds = this.holds(c.id);
+        if (holds) {
+          this.detached.add(c.id);
+          this.vhost.addConsumer(c.id, { deliver: () => undefined, removed: () => this.detached.delete(c.id), restored: () => undefined });
+        }
+        await this.vhost.writeAsSystem({ type: holds ? 'detach' : 'cancel', consumerId: c.id }).catch((err: unknown) => {
           this.vhost.log.info({ err: (err as Error).message }, 'amqp: cancelling a consumer failed; the reconciler retries');
         });
       }
       return { frames: m.nowait ? [] : [this.method({ name: 'basic.cancel-ok', consumerTag: m.consumerTag })] };
     });
+  }
+
+  /** Whether this channel holds deliveries of `consumerId` not yet acked. */
+  private holds(consumerId: string): boolean {
+    for (const h of this.outstanding.values()) if (h.consumerId === consumerId) return true;
+    return false;
+  }
+
+  /** Detached consumers that hold nothing more here are cancelled. */
+  private releaseDetached(consumerIds: Iterable<string>): void {
+    for (const id of consumerIds) {
+      if (!this.detached.has(id) || this.holds(id)) continue;
+      this.detached.delete(id);
+      this.vhost.removeConsumer(id);
+      this.vhost.writeAsSystem({ type: 'cancel', consumerId: id }).catch((err: unknown) => {
+        this.vhost.log.debug({ err: (err as Error).message, consumer: id }, 'amqp: cancelling a detached consumer failed; the reconciler retries');
+      });
+    }
   }
 
   /** Stops serving a consumer here (its deliveries are no longer written). */
@@ -637,7 +668,8 @@ export class AmqpChannel {
       if (h === undefined) throw new AmqpError(REPLY.PRECONDITION_FAILED, `unknown delivery tag ${deliveryTag}`, ...ids(method));
       take(deliveryTag, h);
     }
-    for (const [consumerId, deliveryTags] of byConsumer) this.sendSettle(kind, consumerId, deliveryTags);
+    for (const [consumerId, deliveryTags] of byConsumer) void this.sendSettle(kind, consumerId, deliveryTags);
+    if (this.detached.size > 0) this.releaseDetached(byConsumer.keys());
   }
 
   private sendSettle(kind: 'settle' | 'return' | 'discard', consumerId: string, deliveryTags: number[]): Promise<void> {
@@ -670,7 +702,9 @@ export class AmqpChannel {
     }
     this.outstanding.clear();
     this.answer(m.name, async () => {
-      await Promise.all([...byConsumer].map(([id, tags]) => this.sendSettle('return', id, tags)));
+      const sent = [...byConsumer].map(([id, tags]) => this.sendSettle('return', id, tags));
+      this.releaseDetached([...this.detached]);
+      await Promise.all(sent);
       return { frames: [this.method({ name: 'basic.recover-ok' })] };
     });
   }
@@ -691,9 +725,10 @@ export class AmqpChannel {
     this.released = true;
     this.publishing = null;
     this.replies.length = 0;
-    const ids = [...[...this.consumers.values()].map((c) => c.id), ...this.getters.values()];
+    const ids = [...[...this.consumers.values()].map((c) => c.id), ...this.getters.values(), ...this.detached];
     this.consumers.clear();
     this.getters.clear();
+    this.detached.clear();
     this.outstanding.clear();
     for (const id of ids) {
       this.vhost.removeConsumer(id);

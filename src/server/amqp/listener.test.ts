@@ -294,6 +294,32 @@ describe('AMQP 0-9-1 with amqplib (in process)', () => {
     await c.close();
   });
 
+  it('basic.cancel keeps what the consumer holds until it is acked, as RabbitMQ does: no redelivery to others meanwhile', async () => {
+    const c = await connect();
+    const ch = await c.createConfirmChannel();
+    await ch.assertQueue('graceful', { durable: true });
+    for (let i = 0; i < 6; i++) await publishConfirmed(ch, '', 'graceful', Buffer.from(String(i)));
+    const worker = await c.createChannel();
+    await worker.prefetch(3);
+    const held: ConsumeMessage[] = [];
+    let tag = '';
+    await new Promise<void>((resolve) => {
+      void worker.consume('graceful', (m) => { if (m !== null) { held.push(m); if (held.length === 3) resolve(); } }).then((r) => { tag = r.consumerTag; });
+    });
+    await worker.cancel(tag);
+    // Another consumer gets the three never delivered, not the three the cancelled one still holds.
+    const other = await c.createChannel();
+    const rest = await collect(other, 'graceful', 3, (m) => other.ack(m));
+    assert.deepEqual(rest.map((m) => m.content.toString()), ['3', '4', '5']);
+    assert.ok(rest.every((m) => !m.fields.redelivered));
+    for (const m of held) worker.ack(m);
+    await new Promise((r) => setTimeout(r, 50));
+    const s = backend.machine.queueStats('graceful')!;
+    assert.deepEqual([s.ready, s.unacked, s.acked], [0, 0, 6], 'the held three acked after the cancel');
+    assert.equal(backend.machine.allConsumers().filter((x) => x.queue === 'graceful').length, 1, 'the detached consumer is gone once it holds nothing; the other remains');
+    await c.close();
+  });
+
   it('heartbeats keep an idle connection open', { timeout: 15_000 }, async () => {
     const c = await connect('?heartbeat=1');
     const ch = await c.createConfirmChannel();

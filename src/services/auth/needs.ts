@@ -194,7 +194,8 @@ export function queueCommandNeeds(cmd: QueueCommand, consumerQueue: ConsumerQueu
     case 'settle':
     case 'return':
     case 'discard':
-    case 'cancel': {
+    case 'cancel':
+    case 'detach': {
       const queue = consumerQueue(cmd.consumerId);
       return queue === undefined ? [] : [queueNeed('read', queue)];
     }

@@ -560,4 +560,26 @@ describe('snapshots', () => {
     assert.equal(h.sm.queueStats('dlq')?.ready, 1);
     assert.equal(h.sm.snapshot()[4], 2, 'snapshots are written as version 2');
   });
+
+  it('detach (basic.cancel): no more deliveries, what it holds stays held until settled, then survives a snapshot; one holding nothing is removed', () => {
+    const h = new Harness();
+    h.ok({ type: 'declare', queue: 'q', deliveryLimit: 0, deadLetterQueue: null }, 'declared');
+    for (let i = 0; i < 5; i++) h.ok({ type: 'enqueue', queue: 'q', body: enc.encode(`m${i}`) }, 'enqueued');
+    h.attach('c1', 'q', 2);
+    assert.deepEqual(h.ok({ type: 'detach', consumerId: 'c1' }, 'detached'), { type: 'detached', consumerId: 'c1', held: 2 });
+    assert.equal(h.sm.consumer('c1')?.getter, true);
+    h.attach('c2', 'q', 10);
+    const toC2 = h.events.filter((e) => e.type === 'delivered' && e.consumerId === 'c2').map((e) => (e.type === 'delivered' ? text(e.body) : ''));
+    assert.deepEqual(toC2, ['m2', 'm3', 'm4'], 'the held two stay with c1');
+    const b = new Harness();
+    b.sm.restore(h.sm.snapshot());
+    for (const x of [h, b]) {
+      assert.deepEqual(x.ok({ type: 'settle', consumerId: 'c1', deliveryTags: [1, 2] }, 'settled'), { type: 'settled', consumerId: 'c1', count: 2, unknown: 0 });
+      assert.equal(x.sm.queueStats('q')?.acked, 2);
+      assert.deepEqual(x.ok({ type: 'detach', consumerId: 'c1' }, 'detached'), { type: 'detached', consumerId: 'c1', held: 0 });
+      assert.equal(x.sm.consumer('c1'), undefined);
+    }
+    assert.deepEqual(b.sm.snapshot(), h.sm.snapshot());
+    h.fails({ type: 'detach', consumerId: 'nobody' }, 'consumerNotFound');
+  });
 });

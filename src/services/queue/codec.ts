@@ -57,7 +57,7 @@ export class QueueCodecError extends Error {
 
 const TAGS = {
   declare: 1, enqueue: 2, attach: 3, settle: 4, return: 5, discard: 6, cancel: 7, nodeDown: 8, attachFlags: 9, exchangeDeclare: 10,
-  exchangeDelete: 11, bind: 12, unbind: 13, publish: 14, declareQueue: 15, deleteQueue: 16, purge: 17, dequeue: 18,
+  exchangeDelete: 11, bind: 12, unbind: 13, publish: 14, declareQueue: 15, deleteQueue: 16, purge: 17, dequeue: 18, detach: 19,
 } as const;
 
 /** Exchange kinds by their byte. */
@@ -395,7 +395,8 @@ function encode(cmd: QueueCommand): Uint8Array {
       writeTags(w, cmd.deliveryTags);
       break;
     case 'cancel':
-      w.u8(TAGS.cancel);
+    case 'detach':
+      w.u8(TAGS[cmd.type]);
       writeStr(w, cmd.consumerId, QUEUE_LIMITS.idBytesMax, 'consumer id');
       break;
     case 'nodeDown':
@@ -524,6 +525,9 @@ function decode(r: ByteReader): QueueCommand {
     }
     case TAGS.cancel:
       cmd = { type: 'cancel', consumerId: readStr(r, QUEUE_LIMITS.idBytesMax, 'consumer id') };
+      break;
+    case TAGS.detach:
+      cmd = { type: 'detach', consumerId: readStr(r, QUEUE_LIMITS.idBytesMax, 'consumer id') };
       break;
     case TAGS.nodeDown: {
       const node = readStr(r, QUEUE_LIMITS.idBytesMax, 'node id');

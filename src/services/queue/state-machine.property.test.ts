@@ -7,7 +7,7 @@
 // queue's statistics. The commands include the AMQP ones: publishes through
 // the predeclared exchanges, bind / unbind, purge, queue delete and
 // re-declare (so dead-letter chains and cycles come and go), basic.get
-// (getters), noAck and exclusive consumers. Checked too, after every step:
+// (getters), noAck and exclusive consumers, basic.cancel's detach. Checked too, after every step:
 // each enqueued message is ready, in flight to exactly one consumer, acked,
 // or dead-lettered/dropped; first deliveries per queue come in id order; no
 // message is delivered more than its limit and dead-lettering for the limit
@@ -238,6 +238,25 @@ class Model {
         if (!c) return error('consumerNotFound');
         return { type: 'cancelled', consumerId: c.id, returned: this.remove(c, 'cancelled', touched) };
       }
+      case 'detach': {
+        const c = this.consumers.get(cmd.consumerId);
+        if (!c) return error('consumerNotFound');
+        if (c.held.length === 0) {
+          this.remove(c, 'cancelled', touched);
+          return { type: 'detached', consumerId: c.id, held: 0 };
+        }
+        if (!c.getter) {
+          const q = this.queues.get(c.queue) as MQueue;
+          const at = q.consumers.indexOf(c.id);
+          q.consumers.splice(at, 1);
+          if (at < q.cursor) q.cursor--;
+          if (q.cursor >= q.consumers.length) q.cursor = 0;
+          Object.assign(c, { getter: true, prefetch: 0, noAck: false, exclusive: false });
+          q.getters.push(c.id);
+          touched.add(q.name);
+        }
+        return { type: 'detached', consumerId: c.id, held: c.held.length };
+      }
       case 'nodeDown': {
         const gone = [...this.consumers.values()].filter((c) => c.node === cmd.node && c.attachIndex <= cmd.attachedUpTo).sort((a, b) => (a.id < b.id ? -1 : 1));
         let returned = 0;
@@ -376,6 +395,7 @@ const command: fc.Arbitrary<QueueCommand> = fc.oneof(
   { weight: 2, arbitrary: rec({ type: fc.constant('dequeue' as const), queue: fc.constantFrom(...QUEUES), consumerId: fc.constantFrom(...CONSUMERS, 'g1', 'g2'), node: fc.constantFrom(...NODES), noAck: fc.boolean() }) },
   { weight: 6, arbitrary: rec({ type: fc.constantFrom('settle' as const, 'return' as const, 'return' as const, 'discard' as const), consumerId: fc.constantFrom(...CONSUMERS, 'g1', 'g2'), deliveryTags: fc.array(fc.integer({ min: 1, max: 8 }), { maxLength: 3 }) }) },
   { weight: 1, arbitrary: rec({ type: fc.constant('cancel' as const), consumerId: fc.constantFrom(...CONSUMERS, 'g1', 'g2') }) },
+  { weight: 1, arbitrary: rec({ type: fc.constant('detach' as const), consumerId: fc.constantFrom(...CONSUMERS, 'g1', 'g2') }) },
   { weight: 1, arbitrary: rec({ type: fc.constant('nodeDown' as const), node: fc.constantFrom(...NODES), attachedUpTo: fc.integer({ min: 0, max: 60 }) }) },
   { weight: 1, arbitrary: rec({ type: fc.constant('purge' as const), queue: fc.constantFrom(...QUEUES) }) },
   { weight: 1, arbitrary: rec({ type: fc.constant('deleteQueue' as const), queue: fc.constantFrom(...QUEUES), ifUnused: fc.boolean(), ifEmpty: fc.boolean() }) },

@@ -370,6 +370,27 @@ export class QueueStateMachine implements ServiceMachine {
         const returned = this.removeConsumer(c, 'cancelled');
         return { type: 'cancelled', consumerId: c.id, returned };
       }
+      case 'detach': {
+        const c = this.consumers.get(cmd.consumerId);
+        if (c === undefined) return err('consumerNotFound', `consumer ${cmd.consumerId} does not exist`);
+        if (c.inFlight.size === 0) {
+          this.removeConsumer(c, 'cancelled');
+          return { type: 'detached', consumerId: c.id, held: 0 };
+        }
+        if (!c.getter) {
+          // Out of the round robin (as removeConsumer takes it out), into the getters, keeping its tags and what it holds.
+          const q = this.queueOf(c);
+          const at = q.consumers.indexOf(c.id);
+          q.consumers.splice(at, 1);
+          if (at < q.cursor) q.cursor--;
+          if (q.cursor >= q.consumers.length) q.cursor = 0;
+          const g: Consumer = { ...c, prefetch: 0, noAck: false, exclusive: false, getter: true };
+          this.consumers.set(c.id, g);
+          q.getters.push(c.id);
+          this.touched.add(q.name);
+        }
+        return { type: 'detached', consumerId: c.id, held: c.inFlight.size };
+      }
       case 'nodeDown': {
         const gone = [...this.consumers.values()]
           .filter((c) => c.node === cmd.node && c.attachIndex <= cmd.attachedUpTo)

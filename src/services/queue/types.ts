@@ -289,6 +289,18 @@ export interface CancelCommand {
 }
 
 /**
+ * AMQP's basic.cancel: the consumer receives nothing more, but keeps what it
+ * holds until that is settled, returned or discarded, or it is cancelled (its
+ * channel closes), as RabbitMQ keeps a cancelled consumer's unacknowledged
+ * messages with the channel. It becomes a getter; one that holds nothing is
+ * removed at once.
+ */
+export interface DetachCommand {
+  readonly type: 'detach';
+  readonly consumerId: string;
+}
+
+/**
  * The consumers that `node` serves, attached at a log index <= `attachedUpTo`,
  * are gone: they are removed and their unacknowledged messages come back. The
  * leader proposes it with its applied index for a node it has not heard from;
@@ -317,6 +329,7 @@ export type QueueCommand =
   | ReturnCommand
   | DiscardCommand
   | CancelCommand
+  | DetachCommand
   | NodeDownCommand;
 
 /** Why a command changed nothing. */
@@ -386,6 +399,8 @@ export type QueueResult =
   /** settle / return / discard: how many tags matched a delivery in flight, how many did not (already settled, unknown). */
   | { readonly type: 'settled' | 'returned' | 'discarded'; readonly consumerId: string; readonly count: number; readonly unknown: number }
   | { readonly type: 'cancelled'; readonly consumerId: string; readonly returned: number }
+  /** `held`: what it keeps (0: it was removed). */
+  | { readonly type: 'detached'; readonly consumerId: string; readonly held: number }
   | { readonly type: 'nodeDown'; readonly node: string; readonly consumers: number; readonly returned: number }
   | QueueErrorResult;
 

@@ -125,6 +125,11 @@ for (const mode of ['push', 'pull'] as const) {
       await sleep(2500); // idle past two heartbeat intervals: heartbeats keep it open
       await confirmedPublish(ch, '', 'jobs', 'after-idle');
       await conn.close();
+      // The follower counted what it served, and the refusals by code.
+      const metrics = await (await fetch(`http://${follower.member.metrics.host}:${follower.member.metrics.port}/metrics`)).text();
+      assert.match(metrics, /^quorumlog_amqp_published_total\{node="[^"]+"\} 15$/m, 'ten jobs, four topic messages, one after the idle time');
+      assert.match(metrics, /^quorumlog_amqp_refused_total\{reason="PRECONDITION_FAILED",node="[^"]+"\} 1$/m);
+      assert.match(metrics, /^quorumlog_amqp_refused_total\{reason="NOT_FOUND",node="[^"]+"\} 1$/m);
 
       // The gRPC queue API sees the same queue (the leader's applied state, through a read barrier).
       const grpcClient = new QueueClient({ endpoints: c.endpoints, timeoutMs: 3000 });
@@ -209,13 +214,13 @@ for (const mode of ['push', 'pull'] as const) {
         consume('chaos', 1, (b) => (b.startsWith('poison') ? 'reject' : 'ack'), delivered),
         consume('chaos.dead', 2, () => 'ack', deadLettered),
       ];
-      await sleep(1500);
+      await sleep(1000);
       const victim: TestNode = await c.waitForLeader();
       await victim.kill9();
       await c.waitForLeader(20_000, [victim.id]);
-      await sleep(1500);
+      await sleep(1000);
       victim.start();
-      await sleep(1500);
+      await sleep(1000);
       publishing = false;
       await publisher;
       const deadline = Date.now() + 60_000;

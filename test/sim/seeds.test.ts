@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import type { ReplicationMode } from '../../src/core/config.js';
 
 /** Seeds per mode in `npm test`; more with QUORUMLOG_SIM_SEEDS. */
-const SEEDS = Number(process.env['QUORUMLOG_SIM_SEEDS'] ?? 1500);
+const SEEDS = Number(process.env['QUORUMLOG_SIM_SEEDS'] ?? 1300);
 
 interface BatchReport {
   seeds: number;

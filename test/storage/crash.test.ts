@@ -16,7 +16,7 @@ import { NodeFileSystem } from '../../src/storage/fs.js';
 import { Prng } from '../../src/util/prng.js';
 import { expectedEntry } from './crash-entries.js';
 
-const KILLS = Number(process.env['QUORUMLOG_CRASH_KILLS'] ?? 150);
+const KILLS = Number(process.env['QUORUMLOG_CRASH_KILLS'] ?? 120);
 const TIME_LIMIT_MS = 120_000;
 const child = fileURLToPath(new URL('./crash-child.js', import.meta.url));
 

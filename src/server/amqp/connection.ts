@@ -347,8 +347,8 @@ export class AmqpConnection {
 
   private onHeartbeatTimer(): void {
     const now = Date.now();
-    // RabbitMQ's rule: a peer silent for two intervals is gone.
-    if (now - this.lastReceived > 2 * this.heartbeatMs) {
+    // RabbitMQ's rule: a peer silent for two intervals is gone (not while we are the ones not reading).
+    if (!this.readPaused && now - this.lastReceived > 2 * this.heartbeatMs) {
       this.ctx.stats.missedHeartbeats++;
       this.abort(`missed heartbeats from client, timeout: ${this.heartbeatMs / 1000}s`);
       return;

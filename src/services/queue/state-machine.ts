@@ -559,7 +559,11 @@ export class QueueStateMachine implements ServiceMachine {
 
   private enqueue(q: Queue, content: Content): number {
     const id = q.nextMessageId++;
-    q.messages.set(id, { ...content, id, deliveries: 0, holder: null });
+    // One literal of one shape (a spread of `content` made a dictionary-mode object per message: 10 µs per publish).
+    q.messages.set(id, {
+      body: content.body, properties: content.properties, exchange: content.exchange, routingKey: content.routingKey, headers: content.headers,
+      deaths: content.deaths, deadLetter: content.deadLetter, id, deliveries: 0, holder: null,
+    });
     q.enqueued++;
     this.touched.add(q.name);
     return id;

@@ -6,7 +6,8 @@
 // is handed to the supervisor (or refused while the node runs); Ctrl-C
 // leaves no process, no port and no supervisor file; a node that cannot
 // start makes the cluster exit 1 with its other nodes stopped; and each of a
-// node's three listeners says "address in use" when its port is taken.
+// node's four listeners says "address in use" when its port is taken; an
+// AMQP client reaches the queues on the URLs the banner prints.
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -15,6 +16,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import amqp from 'amqplib';
 import { CLI_PATH } from '../../src/cli/cluster.js';
 import { checkClusterCanStart, clusterPorts, probePort } from '../../scripts/cluster-ports.mjs';
 import type { NodeStatus } from '../../src/server/metrics.js';
@@ -112,6 +114,20 @@ test('a second cluster is refused, a node comes back through the supervisor, and
     assert.ok(third.output.includes(`the cluster in ${dir} is already running (cluster ${sup.clusterId}, supervisor pid ${sup.pid}`), third.output);
     // The first still serves, with the same leader.
     assert.equal(cli('put', 'sup/a', 'one', '--endpoints', `127.0.0.1:${base}`).code, 0);
+    // RabbitMQ's clients reach its queues on the AMQP URLs the banner prints (base + 300.. off the default base).
+    const urls = /^amqp \(RabbitMQ's clients, user guest, password guest\): (.+)$/m.exec(first.output)?.[1]?.split(' ');
+    assert.deepEqual(urls, [0, 1, 2].map((i) => `amqp://127.0.0.1:${base + 300 + i}`));
+    const conn = await amqp.connect(`amqp://guest:guest@127.0.0.1:${base + 301}`);
+    try {
+      const ch = await conn.createConfirmChannel();
+      await ch.assertQueue('sup', { durable: true });
+      ch.sendToQueue('sup', Buffer.from('through the supervisor\'s cluster'));
+      await ch.waitForConfirms();
+      const m = await ch.get('sup', { noAck: true });
+      assert.equal(m === false ? null : m.content.toString(), 'through the supervisor\'s cluster');
+    } finally {
+      await conn.close();
+    }
 
     // kill -9 of a node: reported with the restart command, which brings it back through the supervisor.
     const victim = statuses.find((s) => s?.id !== leader) as NodeStatus;
@@ -202,10 +218,10 @@ test('each listener of a node says "address in use", naming host:port, when its 
   const config = join(dir, 'n1.json');
   writeFileSync(config, JSON.stringify({
     clusterId: 'listen', nodeId: 'n1', dataDir: join(dir, 'data'),
-    members: [{ id: 'n1', peer: `127.0.0.1:${base + 100}`, client: `127.0.0.1:${base}`, metrics: `127.0.0.1:${base + 200}` }],
+    members: [{ id: 'n1', peer: `127.0.0.1:${base + 100}`, client: `127.0.0.1:${base}`, metrics: `127.0.0.1:${base + 200}`, amqp: `127.0.0.1:${base + 300}` }],
   }));
   try {
-    for (const [kind, port] of [['peer', base + 100], ['client', base], ['metrics', base + 200]] as const) {
+    for (const [kind, port] of [['peer', base + 100], ['client', base], ['metrics', base + 200], ['amqp', base + 300]] as const) {
       const squatter: Server = createServer();
       await new Promise<void>((r) => squatter.listen(port, '127.0.0.1', () => r()));
       try {

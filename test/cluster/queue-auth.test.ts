@@ -9,12 +9,16 @@
 // stats and the metadata image, read as root, are the same before and
 // after). A consumer, and a follower of the log, whose permission is revoked
 // while its stream is open sees the stream end, and its unacknowledged
-// message goes back to the queue.
+// message goes back to the queue. Over AMQP (issue 20) the same users log in
+// with PLAIN and the same permissions hold; wrong passwords and guest are
+// refused.
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
+import amqp from 'amqplib';
+import { formatAddress } from '../../src/server/config.js';
 import { CLI_PATH } from '../../src/cli/cluster.js';
 import { loadEtcdProtos } from '../../src/server/etcd/server.js';
 import { runEtcdctl } from '../../src/server/etcd/test-util.js';
@@ -248,6 +252,38 @@ for (const mode of ['push', 'pull'] as const) {
       await refused(forged.q('Publish', { queue: 'orders.new', body: Buffer.from('x') }), grpc.status.UNAUTHENTICATED, 'etcdserver: invalid auth token', 'forged token');
       assert.equal(await state(), before, 'no denied request changed the queues or the metadata image');
       assert.equal(consumer.ended, null, 'the consumer that may read is still served');
+
+      // AMQP (issue 20): the same users log in with PLAIN on a follower, and the same permissions hold there.
+      const amqpAt = (user: string, pw: string): string => `amqp://${user}:${pw}@${formatAddress(follower.member.amqp!)}`;
+      const pubConn = await amqp.connect(amqpAt('pub', 'pubpw'));
+      const subConn = await amqp.connect(amqpAt('sub', 'subpw'));
+      for (const conn of [pubConn, subConn]) conn.on('error', () => undefined);
+      try {
+        const pch = await pubConn.createConfirmChannel();
+        pch.on('error', () => undefined);
+        await pch.assertQueue('orders.amqp', { durable: true });
+        pch.sendToQueue('orders.amqp', Buffer.from('via amqp'));
+        await pch.waitForConfirms();
+        const deniedDeclare = await pch.assertQueue('billing.amqp', { durable: true }).then(() => null, (err: { code: number; message: string }) => err);
+        assert.equal(deniedDeclare?.code, 403);
+        assert.match(String(deniedDeclare?.message), /ACCESS_REFUSED - access to queue 'billing\.amqp' in vhost '\/' refused for user 'pub'/);
+        const sch = await subConn.createConfirmChannel();
+        sch.on('error', () => undefined);
+        const got = await sch.get('orders.amqp', { noAck: true });
+        assert.equal(got === false ? null : got.content.toString(), 'via amqp', 'the consumer role reads orders.amqp over AMQP');
+        sch.sendToQueue('orders.amqp', Buffer.from('not allowed'));
+        await assert.rejects(sch.waitForConfirms(), 'the consumer role may not publish: its channel is closed 403 and the publish nacked');
+        const after = ((await root.q('Stats', { queue: 'orders.amqp' }))['queues'] as { enqueued: number | string }[])[0];
+        assert.equal(Number(after?.enqueued), 1, 'only the allowed publish reached the queue');
+      } finally {
+        await pubConn.close().catch(() => undefined);
+        await subConn.close().catch(() => undefined);
+      }
+      // Wrong passwords, and guest (no user of the auth service), are refused (last: failures slow this address's next logins).
+      for (const [user, pw] of [['pub', 'wrong'], ['guest', 'guest'], ['nobody', 'x']]) {
+        const e = await amqp.connect(amqpAt(user as string, pw as string)).then(async (conn) => { await conn.close(); return null; }, (err: Error) => err);
+        assert.match(String(e?.message), /ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN/, `${user}:${pw} logs in while auth is on`);
+      }
 
       // Revoked mid-stream: the consumer's stream ends, its unacknowledged m1 goes back; the follower's stream ends too.
       const revoke = await quorumlog(['role', 'revoke-permission', 'consumer', 'orders.', '--prefix', '--queue', '--user', 'root:rootpw', '--endpoints', ep]);

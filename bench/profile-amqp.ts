@@ -10,27 +10,22 @@
 //
 // Profiles land in <out-dir>/<mode>-<publishers>/{leader,follower}.cpuprofile.
 
-import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, renameSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TestCluster, type TestNode } from '../test/cluster/harness.js';
 import { AMQP_LOAD_DEFAULTS, runAmqpLoad } from './amqp-load.js';
-import { layersOf, LAYERS, type LayerReport } from './cluster/profile-layers.js';
+import type { LayerReport } from './cluster/profile-layers.js';
+import { collectProfiles, layerTable, startProfiled } from './cluster/profiled-cluster.js';
 
 const ROLES = ['leader', 'follower'] as const;
-const CLI = fileURLToPath(new URL('../src/cli/quorumlog.js', import.meta.url));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function profileOne(dir: string, mode: 'push' | 'pull', publishers: number, seconds: number): Promise<Record<string, LayerReport>> {
   mkdirSync(dir, { recursive: true });
   const c = await TestCluster.start({ nodes: 3, mode, extra: { logLevel: 'warn' }, start: false });
   try {
-    for (const n of c.nodes) {
-      const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, CLI, 'start', '--config', c.layout.configPath(n.id)], { stdio: 'ignore' });
-      n.process = child;
-      child.once('exit', () => { if (n.process === child) n.process = null; });
-    }
+    startProfiled(c, dir);
     const leader = await c.waitForLeader();
     const follower = c.nodes.find((n) => n !== leader) as TestNode;
     await sleep(1000); // every AMQP port open
@@ -40,12 +35,7 @@ async function profileOne(dir: string, mode: 'push' | 'pull', publishers: number
     });
     const messages = Math.round(r.confirmedPerSecond * seconds);
     const pids: Record<(typeof ROLES)[number], number> = { leader: leader.process?.pid ?? -1, follower: follower.process?.pid ?? -1 };
-    for (const n of c.nodes) await n.stop();
-    for (const f of readdirSync(dir)) {
-      for (const [role, pid] of Object.entries(pids)) if (f.startsWith('CPU.') && f.includes(`.${pid}.`)) renameSync(join(dir, f), join(dir, `${role}.cpuprofile`));
-    }
-    const reports: Record<string, LayerReport> = {};
-    for (const role of ROLES) reports[role] = layersOf(JSON.parse(readFileSync(join(dir, `${role}.cpuprofile`), 'utf8')), messages);
+    const reports = await collectProfiles(c, dir, pids, messages);
     console.log(`${mode} ×${publishers}: ${r.confirmedPerSecond.toFixed(0)} confirmed/s under the profiler`);
     return reports;
   } finally {
@@ -64,14 +54,7 @@ async function main(): Promise<void> {
   const seconds = Number(secondsArg ?? 8);
   const cols: { label: string; reports: Record<string, LayerReport> }[] = [];
   for (const mode of modes) for (const p of loads) cols.push({ label: `${mode}, ${p}`, reports: await profileOne(resolve(outArg, `${mode}-${p}`), mode, p, seconds) });
-  console.log(`\n| layer, µs per confirmed message (${ROLES.join(' / ')}) | ${cols.map((c) => c.label).join(' | ')} |`);
-  console.log(`| --- | ${cols.map(() => '---:').join(' | ')} |`);
-  for (const l of LAYERS) {
-    const cells = cols.map((c) => ROLES.map((r) => c.reports[r]?.layers[l] ?? 0).join(' / '));
-    if (cells.every((x) => /^0( \/ 0)*$/.test(x))) continue;
-    console.log(`| ${l} | ${cells.join(' | ')} |`);
-  }
-  console.log(`| **busy, in all** | ${cols.map((c) => `**${ROLES.map((r) => c.reports[r]?.busyUsPerPut ?? 0).join(' / ')}**`).join(' | ')} |`);
+  console.log(`\n${layerTable('confirmed message', ROLES, cols)}`);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -11,26 +11,21 @@
 //
 // Profiles land in <out-dir>/<mode>-<clients>/{leader,leader-worker,follower}.cpuprofile.
 
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, renameSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { TestCluster, type TestNode } from '../test/cluster/harness.js';
 import { ensureGoLoadgen } from './cluster/go-loadgen.js';
-import { layersOf, LAYERS, type LayerReport } from './cluster/profile-layers.js';
+import { collectProfiles, layerTable, startProfiled } from './cluster/profiled-cluster.js';
+import type { LayerReport } from './cluster/profile-layers.js';
 
 const ROLES = ['leader', 'leader-worker', 'follower'] as const;
-const CLI = fileURLToPath(new URL('../src/cli/quorumlog.js', import.meta.url));
 
 async function profileOne(dir: string, mode: 'push' | 'pull', clients: number, loadgen: string): Promise<{ puts: number; reports: Record<string, LayerReport> }> {
   mkdirSync(dir, { recursive: true });
   const c = await TestCluster.start({ nodes: 3, mode, extra: { logLevel: 'warn' }, start: false });
   try {
-    for (const n of c.nodes) {
-      const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, CLI, 'start', '--config', c.layout.configPath(n.id)], { stdio: 'ignore' });
-      n.process = child;
-      child.once('exit', () => { if (n.process === child) n.process = null; });
-    }
+    startProfiled(c, dir);
     const leader = await c.waitForLeader();
     const follower = c.nodes.find((n) => n !== leader) as TestNode;
     const ls = await c.waitFor(leader, (s) => (s.protocolWorkers?.alive ?? 0) >= 1, 20_000, 'the leader\'s protocol worker');
@@ -41,12 +36,7 @@ async function profileOne(dir: string, mode: 'push' | 'pull', clients: number, l
     const pids: Record<(typeof ROLES)[number], number> = {
       leader: leader.process?.pid ?? -1, 'leader-worker': ls.protocolWorkers?.pids[0] ?? -1, follower: follower.process?.pid ?? -1,
     };
-    for (const n of c.nodes) await n.stop();
-    for (const f of readdirSync(dir)) {
-      for (const [role, pid] of Object.entries(pids)) if (f.startsWith('CPU.') && f.includes(`.${pid}.`)) renameSync(join(dir, f), join(dir, `${role}.cpuprofile`));
-    }
-    const reports: Record<string, LayerReport> = {};
-    for (const role of ROLES) reports[role] = layersOf(JSON.parse(readFileSync(join(dir, `${role}.cpuprofile`), 'utf8')), puts);
+    const reports = await collectProfiles(c, dir, pids, puts);
     console.log(`${mode} ×${clients}: ${out.opsPerSecond.toFixed(0)} puts/s under the profiler`);
     return { puts, reports };
   } finally {
@@ -68,14 +58,7 @@ async function main(): Promise<void> {
     const { reports } = await profileOne(resolve(outArg, `${mode}-${clients}`), mode, clients, loadgen);
     cols.push({ label: `${mode}, ${clients}`, reports });
   }
-  console.log(`\n| layer, µs per put (${ROLES.join(' / ')}) | ${cols.map((c) => c.label).join(' | ')} |`);
-  console.log(`| --- | ${cols.map(() => '---:').join(' | ')} |`);
-  for (const l of LAYERS) {
-    const cells = cols.map((c) => ROLES.map((r) => c.reports[r]?.layers[l] ?? 0).join(' / '));
-    if (cells.every((x) => /^0( \/ 0)*$/.test(x))) continue;
-    console.log(`| ${l} | ${cells.join(' | ')} |`);
-  }
-  console.log(`| **busy, in all** | ${cols.map((c) => `**${ROLES.map((r) => c.reports[r]?.busyUsPerPut ?? 0).join(' / ')}**`).join(' | ')} |`);
+  console.log(`\n${layerTable('put', ROLES, cols)}`);
 }
 
 await main();

@@ -31,7 +31,7 @@ import {
   decodeBasicProperties, decodeContentHeader, encodeBodyFrames, encodeContentHeaderFrame, encodeMethodFrame, fieldTableGet, methodIds, withHeaders,
   type AmqpMethod, type FieldTable,
 } from '../../codec/amqp/index.js';
-import { NodeStoppedError } from '../../node/errors.js';
+import { LeaderChangedError, NodeStoppedError, NoLeaderError, RequestTimeoutError, TooManyRequestsError } from '../../node/errors.js';
 import { QUEUE_LIMITS, type QueueCommand, type QueueResult } from '../../services/queue/types.js';
 import type { AmqpConnection } from './connection.js';
 import { AmqpError, notImplemented, quoted, REPLY, type ReplyCode } from './errors.js';
@@ -122,7 +122,7 @@ export function resultError(r: Extract<QueueResult, { type: 'error' }>, method: 
 function unavailable(e: unknown, method: AmqpMethod['name']): unknown {
   if (e instanceof AmqpError) return e;
   if (e instanceof NodeStoppedError) return new AmqpError(REPLY.CONNECTION_FORCED, 'broker forced connection closure with reason \'shutdown\'', ...ids(method));
-  if (e instanceof Error && /Leader|Timeout|TooMany/.test(e.name)) {
+  if (e instanceof NoLeaderError || e instanceof RequestTimeoutError || e instanceof LeaderChangedError || e instanceof TooManyRequestsError) {
     return new AmqpError(REPLY.INTERNAL_ERROR, `${method} did not complete: ${e.message} (its outcome is unknown; reconnect and retry)`, ...ids(method));
   }
   return e;
@@ -725,12 +725,12 @@ export class AmqpChannel {
     this.released = true;
     this.publishing = null;
     this.replies.length = 0;
-    const ids = [...[...this.consumers.values()].map((c) => c.id), ...this.getters.values(), ...this.detached];
+    const held = [...[...this.consumers.values()].map((c) => c.id), ...this.getters.values(), ...this.detached];
     this.consumers.clear();
     this.getters.clear();
     this.detached.clear();
     this.outstanding.clear();
-    for (const id of ids) {
+    for (const id of held) {
       this.vhost.removeConsumer(id);
       this.vhost.writeAsSystem({ type: 'cancel', consumerId: id }).catch((err: unknown) => {
         this.vhost.log.debug({ err: (err as Error).message, consumer: id }, 'amqp: cancelling a closed channel\'s consumer failed; the reconciler retries');

@@ -33,7 +33,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import {
   AmqpCodecError, checkProtocolHeader, decodeMethod, encodeMethodFrame, FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD,
-  FrameReader, HEARTBEAT_FRAME, methodIds, PROTOCOL_HEADER, type AmqpMethod, type FieldTable, type FieldValue,
+  fieldString, FrameReader, HEARTBEAT_FRAME, methodIds, PROTOCOL_HEADER, type AmqpMethod, type FieldTable, type FieldValue,
 } from '../../codec/amqp/index.js';
 import { AmqpChannel } from './channel.js';
 import { AmqpError, REPLY, replyName } from './errors.js';
@@ -87,7 +87,6 @@ export interface ConnectionContext {
 }
 
 const utf8 = new TextEncoder();
-const str = (s: string): FieldValue => ({ type: 'string', value: utf8.encode(s) });
 
 /** Reads a PLAIN response: [authzid] NUL authcid NUL passwd (RFC 4616). */
 export function parsePlain(response: Uint8Array): { user: string; password: string } | null {
@@ -158,9 +157,6 @@ export class AmqpConnection {
     return this.state === 'closed';
   }
 
-  get isOpen(): boolean {
-    return this.state === 'ready';
-  }
 
   // ---- input ----
 
@@ -479,11 +475,11 @@ export class AmqpConnection {
           ['authentication_failure_close', bool(true)], ['per_consumer_qos', bool(true)], ['direct_reply_to', bool(false)],
         ],
       }],
-      ['cluster_name', str(clusterName)],
-      ['product', str('quorumlog')],
-      ['version', str(version)],
-      ['platform', str(`Node.js ${process.version}`)],
-      ['information', str('quorum queues on a Raft log; see docs/QUEUES.md')],
+      ['cluster_name', fieldString(clusterName)],
+      ['product', fieldString('quorumlog')],
+      ['version', fieldString(version)],
+      ['platform', fieldString(`Node.js ${process.version}`)],
+      ['information', fieldString('quorum queues on a Raft log; see docs/QUEUES.md')],
     ];
   }
 }

@@ -81,6 +81,4 @@ export function truncateUtf8(s: string, max: number): string {
 /** "'name'" as RabbitMQ quotes resource names in its texts. */
 export const quoted = (name: string): string => `'${name}'`;
 
-export const notFoundQueue = (queue: string): AmqpError => new AmqpError(REPLY.NOT_FOUND, `no queue ${quoted(queue)} in vhost '/'`);
-export const notFoundExchange = (exchange: string): AmqpError => new AmqpError(REPLY.NOT_FOUND, `no exchange ${quoted(exchange)} in vhost '/'`);
 export const notImplemented = (what: string): AmqpError => new AmqpError(REPLY.NOT_IMPLEMENTED, what);

@@ -10,7 +10,7 @@
 // that change nothing a client can observe are accepted; other arguments are
 // ignored, as RabbitMQ ignores arguments it does not know.
 
-import { fieldValueToPlain, type FieldTable, type FieldValue } from '../../codec/amqp/index.js';
+import { fieldString, fieldValueToPlain, type FieldTable, type FieldValue } from '../../codec/amqp/index.js';
 import { QUEUE_LIMITS, type Death, type HeaderMatch, type HeaderValue } from '../../services/queue/types.js';
 import { AmqpError, notImplemented, quoted, REPLY } from './errors.js';
 
@@ -128,8 +128,6 @@ export function headerMatchOf(isHeaders: boolean, args: FieldTable, method: stri
   return { match, pairs };
 }
 
-const longstr = (s: string): FieldValue => ({ type: 'string', value: utf8.encode(s) });
-
 /**
  * The headers a delivery gains: x-delivery-count (deliveries before this one,
  * as RabbitMQ's quorum queues count them) once it has come back at least
@@ -147,15 +145,15 @@ export function deathHeaders(deliveryCount: number, deaths: readonly Death[]): [
         type: 'table',
         value: [
           ['count', { type: 'int64', value: BigInt(d.count) }],
-          ['reason', longstr(d.reason)],
-          ['queue', longstr(d.queue)],
-          ['exchange', longstr(d.exchange)],
-          ['routing-keys', { type: 'array', value: d.routingKeys.map(longstr) }],
+          ['reason', fieldString(d.reason)],
+          ['queue', fieldString(d.queue)],
+          ['exchange', fieldString(d.exchange)],
+          ['routing-keys', { type: 'array', value: d.routingKeys.map(fieldString) }],
         ],
       })),
     }]);
     const first = deaths[deaths.length - 1]!;
-    out.push(['x-first-death-exchange', longstr(first.exchange)], ['x-first-death-queue', longstr(first.queue)], ['x-first-death-reason', longstr(first.reason)]);
+    out.push(['x-first-death-exchange', fieldString(first.exchange)], ['x-first-death-queue', fieldString(first.queue)], ['x-first-death-reason', fieldString(first.reason)]);
   }
   return out;
 }

@@ -105,10 +105,20 @@ function appendConfiguration(n: RaftNode, leader: Leader, next: Configuration): 
  * Records directory ids (docs/LOST-DISKS.md): once the leader has committed
  * an entry of its term and no change is in flight, it appends a configuration
  * with the same voters and observers that also records the directory id of
- * every member it has heard from (itself included) for which none is recorded
- * yet. Recorded ids are never replaced: a member heard from another directory
- * stays stale until an operator removes and re-adds it. Returns the entry's
- * index, or null when there was nothing to record (or not yet).
+ * every member (itself included) for which none is recorded yet and whose
+ * replica, on the directory it was last heard from, holds the configuration
+ * in force (its match reaches that entry). Recorded ids are never replaced: a
+ * member heard from another directory stays stale until an operator removes
+ * and re-adds it. Returns the entry's index, or null when there was nothing
+ * to record (or not yet).
+ *
+ * Why the match: a removed member's last packets may still be in flight (on
+ * a lossy network TCP retransmits them seconds after the process died), and
+ * the first of them to reach the leader after the member is added back would
+ * name the directory of the replica that was removed. Recorded, that id would
+ * keep the new replica from ever counting or being promoted. A replica that
+ * acknowledges the configuration in force, which was appended after the
+ * member was (re-)added, is one that runs in this membership.
  */
 export function maybeRecordDirIds(n: RaftNode, leader: Leader): LogIndex | null {
   if (leader.transfer !== null) return null;
@@ -123,7 +133,10 @@ export function maybeRecordDirIds(n: RaftNode, leader: Leader): LogIndex | null 
     if (config.voters.includes(id) || config.observers.includes(id)) add.push({ node: id, dirId });
   };
   consider(n.id, n.dirId);
-  for (const pr of leader.progress.values()) if (pr.member) consider(pr.id, pr.dirId ?? undefined);
+  const anyHeard = n.config.plantedBug === 'recordStaleDirectory'; // read here only
+  for (const pr of leader.progress.values()) {
+    if (pr.member && (anyHeard || pr.match >= current.index)) consider(pr.id, pr.dirId ?? undefined);
+  }
   if (add.length === 0) return null;
   return appendConfiguration(n, leader, { voters: config.voters, observers: config.observers, dirIds: [...(config.dirIds ?? []), ...add] });
 }

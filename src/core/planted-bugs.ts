@@ -35,6 +35,8 @@ export type PlantedBug =
   | 'countRemovedVoter'
   /** Skip the directory id check: a node on a wiped disk votes and is counted as if it still had its old one. quorum.ts directoryCounts() */
   | 'wipedNodeVotes'
+  /** Record a member's directory from any message heard, even one a removed replica sent before the member was added back. membership.ts maybeRecordDirIds() */
+  | 'recordStaleDirectory'
   /** Start a ReadIndex read at the commit index before an entry of this leader's term has committed (dissertation 6.4 step 1), when that index may lag. read-index.ts request() */
   | 'readBeforeTermCommit'
   /** Recover the term from the last log entry instead of the hard state, so a restart forgets the term of an election that appended nothing. node.ts constructor */
@@ -59,7 +61,7 @@ export type PlantedBug =
 const ALL: Record<PlantedBug, true> = {
   commitOldTermByCounting: true, doubleVote: true, voteBeforePersist: true, skipUpToDateCheck: true, skipDivergingTruncation: true,
   skipPrevLogCheck: true, countObserverTowardCommit: true, ackBeforePersist: true, commitBeyondMatch: true, overstateTicksUntilDue: true,
-  concurrentConfigChanges: true, keepTruncatedConfig: true, configBeforeAppend: true, countRemovedVoter: true, wipedNodeVotes: true,
+  concurrentConfigChanges: true, keepTruncatedConfig: true, configBeforeAppend: true, countRemovedVoter: true, wipedNodeVotes: true, recordStaleDirectory: true,
   readBeforeTermCommit: true, termFromLogOnRestart: true, observerCampaigns: true, snapshotLatestConfig: true, candidateNeverRetries: true,
   countOwnBeforeDurable: true, ackUnsyncedReadies: true,
 };

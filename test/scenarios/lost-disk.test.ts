@@ -193,6 +193,59 @@ for (const mode of MODES) {
       c.runUntil(() => c.core('n1').log.commit >= promoted, 40, 'n2 is promoted');
     });
 
+    /**
+     * n2, stale, is removed; its last packet to n1 is held (on a lossy network
+     * TCP retransmits it seconds after the process died); n2 is wiped again
+     * and added back, and the held packet reaches n1 before the new replica
+     * speaks. Returns the directory the held packet names and the new one.
+     */
+    function latePacketAfterReAdd(c: Cluster): { dead: number; fresh: number } {
+      c.crash('n2');
+      c.wipe('n2');
+      c.restart('n2');
+      c.runUntil(() => c.core('n2').dirIdConflict() !== null, 60, 'n2 is stale');
+      c.propose('n1', 'before');
+      c.tickAll();
+      c.deliver((m) => m.to === 'n2'); // n2 answers the leader's latest
+      const held = c.take((m) => m.from === 'n2' && m.to === 'n1');
+      assert.ok(held.length > 0, 'n2 had a packet on its way to n1');
+      const removed = c.changeConfig('n1', { kind: 'remove', node: n('n2') });
+      c.runUntil(() => c.core('n1').log.commit >= removed, 30, 'the removal commits');
+      const dead = c.node('n2').dirId as number;
+      c.crash('n2');
+      c.wipe('n2');
+      const added = c.changeConfig('n1', { kind: 'addObserver', node: n('n2') });
+      for (const m of held) c.inject(m);
+      c.runUntil(() => c.core('n1').log.commit >= added, 30, 'the add commits');
+      c.run(5);
+      c.restart('n2');
+      return { dead, fresh: c.node('n2').dirId as number };
+    }
+
+    test('a removed replica\'s late packet does not get its directory recorded for the member added back', () => {
+      const c = recordedCluster({ mode });
+      const { dead, fresh } = latePacketAfterReAdd(c);
+      assert.notEqual(recordedDirId(c.core('n1').configuration().config, n('n2')), dead);
+      c.runUntil(() => records(c, 'n1', { n2: fresh }), 60, 'n2 is recorded under the directory it runs on now');
+      c.propose('n1', 'a');
+      c.runUntil(() => c.applied('n2').includes('a'), 60, 'n2 catches up');
+      assert.equal(c.core('n2').dirIdConflict(), null);
+      c.run(2);
+      const promoted = c.changeConfig('n1', { kind: 'promote', node: n('n2') });
+      c.runUntil(() => c.core('n1').log.commit >= promoted, 40, 'n2 is promoted');
+    });
+
+    test('without the rule (planted bug recordStaleDirectory) the late packet\'s directory is recorded and the member can never be promoted', () => {
+      const c = recordedCluster({ mode, config: { plantedBug: 'recordStaleDirectory' } });
+      const { dead } = latePacketAfterReAdd(c);
+      c.runUntil(() => records(c, 'n1', { n2: dead }), 60, 'the dead directory is recorded');
+      c.propose('n1', 'a');
+      c.runUntil(() => c.applied('n2').includes('a'), 60, 'n2 catches up');
+      assert.notEqual(c.core('n2').dirIdConflict(), null, 'the new replica is stale from the start');
+      c.run(2);
+      assert.throws(() => c.changeConfig('n1', { kind: 'promote', node: n('n2') }), InvalidConfigChangeError);
+    });
+
     test('a snapshot carries the recorded directory ids, and a restart recovers them from it', () => {
       const c = recordedCluster({ mode });
       c.propose('n1', 'a', 'b');

@@ -24,6 +24,8 @@
 //                       its own term are committed, and each changes the voters by one server at most
 //   staleNotCounted     a node whose configuration (in its log) records another directory id for it
 //                       (its disk was wiped) never grants a vote, campaigns or leads
+//   dirIdRecord         a leader records for a member the directory that member runs on now (not one
+//                       a removed replica of it ran on: its late packets must not be recorded)
 //   staleRead           a linearizable read sees every entry committed before it began
 //   liveness            (simulator) after healing, a leader commits a new proposal within a bound
 //   storage             (durable disk) recovery refused data it wrote itself as corrupt
@@ -42,7 +44,7 @@ import { entryDigest } from './state-machine.js';
 export type Rule =
   | 'electionSafety' | 'logMatching' | 'leaderCompleteness' | 'stateMachineSafety' | 'monotonic'
   | 'durableMajority' | 'commitRule' | 'persistenceContract' | 'observerCounted' | 'configInForce' | 'configChange' | 'snapshotConfig'
-  | 'staleNotCounted'
+  | 'staleNotCounted' | 'dirIdRecord'
   | 'staleRead' | 'liveness' | 'coreAssertion'
   | 'storage' | 'ticksUntilDue' | 'unexpected';
 
@@ -196,6 +198,17 @@ export class Checker {
       const changed = votersChanged(prev.config, e.config);
       if (changed > 1) {
         throw new Violation('configChange', `${node.id} changed ${changed} voters at once at ${e.index}`);
+      }
+      // A new record names the member's directory as it is now. (A member is
+      // wiped only once its directory is recorded, and recorded ids are never
+      // replaced, so no wipe can fall between the replica's message and this.)
+      for (const r of e.config.dirIds ?? []) {
+        if (recordedDirId(prev.config, r.node) !== undefined) continue;
+        const current = this.sim.nodes.get(r.node)?.dirId;
+        if (current !== undefined && current !== r.dirId) {
+          throw new Violation('dirIdRecord', `${node.id} recorded directory ${r.dirId} for ${r.node} at ${e.index}, ` +
+            `but ${r.node} runs on directory ${current} (a removed replica's late message was taken for the member's)`);
+        }
       }
     }
   }

@@ -45,6 +45,8 @@ const CASES: readonly Case[] = [
   { bug: 'countOwnBeforeDurable', modes: ['push', 'pull'], rules: ['durableMajority', 'leaderCompleteness', 'stateMachineSafety'] },
   { bug: 'ackUnsyncedReadies', modes: ['push', 'pull'], rules: ['persistenceContract', 'durableMajority'] },
   { bug: 'wipedNodeVotes', modes: ['push', 'pull'], rules: ['staleNotCounted', 'durableMajority', 'leaderCompleteness', 'stateMachineSafety'] },
+  // A removed replica's late packet (TCP retransmits a dead process's last segment) names a directory that no longer runs.
+  { bug: 'recordStaleDirectory', modes: ['push', 'pull'], rules: ['dirIdRecord'] },
 ];
 
 for (const c of CASES) {

@@ -110,8 +110,12 @@ export class Simulator {
   /** Lost disks: nodes wiped, re-added (their new directory recorded), and stale nodes seen reporting the conflict. */
   readonly wipeStats = { wiped: 0, readded: 0, conflictsReported: 0 };
   /** The node wiped and not yet re-added (at most one at a time), and whether it was a voter. */
-  private wiped: { id: NodeId; wasVoter: boolean; conflictSeen: boolean } | null = null;
+  private wiped: { id: NodeId; wasVoter: boolean; conflictSeen: boolean; rewiped: boolean } | null = null;
   private dirIdRng: Prng | null = null;
+  /** The repair's own draws (whether the operator resets a removed node's directory), so that the run's other draws stay as they were. */
+  private repairRng: Prng | null = null;
+  /** The last message each node sent to each other ("from>to"), for the late copy a reset node's network may still deliver. */
+  private readonly lastSent = new Map<string, Message>();
   now = 0;
   events = 0;
   private seq = 0;
@@ -161,13 +165,13 @@ export class Simulator {
     if (opts.wipeRate > 0) this.schedule(REPAIR_EVERY_MS, { kind: 'repair' });
   }
 
-  private newDisk(): NodeDisk {
+  private newDisk(rng: Prng = this.rng): NodeDisk {
     const o = this.opts;
     return o.durableDisk
-      ? new DurableSimDisk(this.rng.fork(), {
+      ? new DurableSimDisk(rng.fork(), {
         segmentBytes: o.segmentBytes, syncFailureProbability: o.diskSyncFailureRate, killRate: 0.5, now: () => this.now,
       })
-      : new SimDisk(this.rng.fork());
+      : new SimDisk(rng.fork());
   }
 
   /** A fresh directory id in [2^16, 2^47), from a stream of its own (so that the run's other draws stay as they were). */
@@ -479,6 +483,7 @@ export class Simulator {
   }
 
   private send(m: Message): void {
+    if (this.opts.wipeRate > 0) this.lastSent.set(`${m.from}>${m.to}`, m);
     if (this.faultsActive) {
       if (this.blocked.has(`${m.from}>${m.to}`)) return;
       if (this.rng.chance(this.opts.dropRate)) return;
@@ -670,7 +675,7 @@ export class Simulator {
   /** The machine comes back with an empty disk and a fresh directory id. */
   private wipe(node: SimNode): void {
     const { config } = this.committedConfiguration();
-    this.wiped = { id: node.id, wasVoter: config.voters.includes(node.id), conflictSeen: false };
+    this.wiped = { id: node.id, wasVoter: config.voters.includes(node.id), conflictSeen: false, rewiped: false };
     this.wipeStats.wiped++;
     this.checker.onWipe(node);
     node.disk = this.newDisk();
@@ -706,7 +711,10 @@ export class Simulator {
     if (member && recorded !== undefined && recorded !== node.dirId && !w.conflictSeen) return;
     let change: ConfigChange | null = null;
     if (member && recorded !== undefined && recorded !== node.dirId) change = { kind: 'remove', node: w.id };
-    else if (!member) change = { kind: 'addObserver', node: w.id };
+    else if (!member) {
+      this.maybeResetRemoved(w, node);
+      change = { kind: 'addObserver', node: w.id };
+    }
     else if (w.wasVoter && config.observers.includes(w.id)) change = { kind: 'promote', node: w.id };
     if (change === null) return;
     try {
@@ -717,6 +725,37 @@ export class Simulator {
       return;
     }
     this.drain(ln);
+  }
+
+  /**
+   * Half the time, once its removal has committed, the operator resets the
+   * removed node's directory before adding it back (as `quorumlog member
+   * remove`, wipe, `member add` do): the removed replica's packets still in
+   * flight then name a directory that no longer runs, and must not be
+   * recorded for the member added back (the rule dirIdRecord).
+   */
+  private maybeResetRemoved(w: NonNullable<Simulator['wiped']>, node: SimNode): void {
+    if (w.rewiped) return;
+    const committed = this.committedConfiguration().config;
+    if (committed.voters.includes(node.id) || committed.observers.includes(node.id)) return;
+    w.rewiped = true;
+    this.repairRng ??= new Prng(this.opts.seed ^ 0x5e7d);
+    if (!this.repairRng.chance(0.5)) return;
+    const running = node.core !== null;
+    if (running) {
+      node.loop?.stop();
+      node.loop = null;
+      node.core = null;
+      node.crashDuringPersist = false;
+    }
+    this.checker.onWipe(node);
+    // TCP may retransmit what the dead process last sent the leader well after it died.
+    const leader = this.leader();
+    const last = leader === null ? undefined : this.lastSent.get(`${node.id}>${leader}`);
+    if (last !== undefined) this.schedule(this.repairRng.float() * 4 * this.opts.delayMaxMs, { kind: 'deliver', msg: last });
+    node.disk = this.newDisk(this.repairRng);
+    node.dirId = this.newDirId();
+    if (running) this.start(node); // (a crashed node's restart is scheduled already)
   }
 
   /** The workload's part of a snapshot: what follows the digest machine's bytes (12 + pad); null without a snapshot. */

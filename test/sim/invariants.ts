@@ -74,8 +74,12 @@ const TERM_BITS = 2 ** 21;
 export class Checker {
   private readonly sim: Simulator;
   private readonly leaderOfTerm = new Map<number, NodeId>();
-  /** (index, term) -> the entry's digest and the term before it. */
-  private readonly entries = new Map<number, { digest: number; prevTerm: number | undefined }>();
+  /**
+   * (index, term) -> the entry's digest and the term before it, and the
+   * leader that appended it when the checker first saw it in that leader's
+   * own Ready (null when first seen elsewhere).
+   */
+  private readonly entries = new Map<number, { digest: number; prevTerm: number | undefined; author: NodeId | null }>();
   /** index -> digest of the entry committed there. */
   private readonly committed = new Map<number, number>();
   /** index -> the configuration of a committed configuration entry there. */
@@ -123,12 +127,25 @@ export class Checker {
     if (core.term < durable) {
       throw new Violation('monotonic', `${node.id} restarted in term ${core.term} after term ${durable} was durable`);
     }
+    if (w !== undefined && core.term < w.term) this.forgetUnspokenTerms(node, core.term);
     this.watch.set(node.id, {
       term: core.term, durableTerm: core.persistedHardState().term, commit: core.log.commit, applied: core.log.applied, wasLeader: false,
     });
     // What recovery read back must still carry the configuration (a store that keeps only index and term loses it).
     const snap = node.disk.snapshot;
     if (snap !== null) this.checkSnapshotConfig(node, snap.meta.index, 'recovered');
+  }
+
+  /**
+   * The node came back in an earlier term than it had reached: the later
+   * ones were never durable, so it never spoke in them (persistenceContract),
+   * and what it appended as their leader never left it and is gone with them.
+   * It may lead such a term again (a lone voter elects itself) and append
+   * other entries at the same indexes: those are the first of their kind, not
+   * a second version of the forgotten ones.
+   */
+  private forgetUnspokenTerms(node: SimNode, term: number): void {
+    for (const [key, e] of this.entries) if (e.author === node.id && key % TERM_BITS > term) this.entries.delete(key);
   }
 
   onReady(node: SimNode, r: Ready): void {
@@ -147,7 +164,7 @@ export class Checker {
       const prevTerm = core.log.term(e.index - 1);
       const known = this.entries.get(key);
       if (known === undefined) {
-        this.entries.set(key, { digest, prevTerm });
+        this.entries.set(key, { digest, prevTerm, author: r.softState.role === 'leader' && e.term === core.term ? node.id : null });
       } else if (known.digest !== digest ||
         (known.prevTerm !== undefined && prevTerm !== undefined && known.prevTerm !== prevTerm)) {
         throw new Violation('logMatching', `${node.id} holds entry ${e.index}/${e.term} after term ${prevTerm} ` +

@@ -21,7 +21,7 @@ interface CpuProfile { readonly nodes: readonly ProfileNode[]; readonly samples:
 
 /** The layers, in the order the report lists them. */
 export const LAYERS = [
-  'HTTP/2 (node)', 'grpc-js', 'protobuf', 'AMQP listener (ours)', 'AMQP codec (ours)', 'protocol workers (ours)', 'worker IPC (cluster channel, V8 serialization)', 'socket writes: clients', 'socket writes: peers', 'peer transport (ours)', 'peer codec (ours)',
+  'HTTP/2 (node)', 'grpc-js', 'protobuf', 'AMQP listener (ours)', 'AMQP codec (ours)', 'protocol workers (ours)', 'worker IPC (hot channel, cluster channel)', 'socket writes: clients', 'socket writes: peers', 'peer transport (ours)', 'peer codec (ours)',
   'core', 'runtime', 'forwarding', 'storage (ours)', 'storage syscalls', 'apply (state machines)', 'etcd service handlers', 'GC',
   '(program): native, event loop', 'other Node internals',
 ] as const;
@@ -51,8 +51,10 @@ export function layersOf(p: CpuProfile, puts: number): LayerReport {
       for (const x of ancestors(id)) {
         const u2 = frame(x).url;
         if (u2.includes('/dist/src/transport/')) return 'socket writes: peers';
-        if (u2.includes('node:internal/child_process') || u2.includes('node:internal/cluster')) return 'worker IPC (cluster channel, V8 serialization)';
+        if (u2.includes('node:internal/child_process') || u2.includes('node:internal/cluster')) return 'worker IPC (hot channel, cluster channel)';
         if (u2.includes('http2') || u2.includes('@grpc') || u2.includes('/dist/src/server/amqp/')) return 'socket writes: clients';
+        // (after HTTP/2: a worker's answers to its clients are written from its HTTP/2 session)
+        if (u2.includes('/dist/src/server/protocol-workers/')) return 'worker IPC (hot channel, cluster channel)';
       }
       return 'other Node internals';
     }
@@ -63,11 +65,12 @@ export function layersOf(p: CpuProfile, puts: number): LayerReport {
     if (u.includes('/dist/src/node/forwarding') || u.includes('/dist/src/node/forward.')) return 'forwarding';
     if (u.includes('/dist/src/node/')) return 'runtime';
     if (u.includes('/dist/src/services/')) return 'apply (state machines)';
+    if (u.includes('/dist/src/server/protocol-workers/hot-channel')) return 'worker IPC (hot channel, cluster channel)';
     if (u.includes('/dist/src/server/protocol-workers/')) return 'protocol workers (ours)';
     if (u.includes('/dist/src/server/amqp/')) return 'AMQP listener (ours)';
     if (u.includes('/dist/src/codec/amqp/')) return 'AMQP codec (ours)';
     if (u.includes('/dist/src/server/')) return 'etcd service handlers';
-    if (u.includes('node:internal/child_process') || u.includes('node:internal/cluster') || u === 'node:v8') return 'worker IPC (cluster channel, V8 serialization)';
+    if (u.includes('node:internal/child_process') || u.includes('node:internal/cluster') || u === 'node:v8') return 'worker IPC (hot channel, cluster channel)';
     if (u.includes('/dist/src/codec/') || u.includes('/dist/src/protocol/')) return 'peer codec (ours)';
     if (u.includes('@grpc/grpc-js')) return 'grpc-js';
     if (u.includes('protobufjs') || u.includes('proto-loader')) return 'protobuf';

@@ -13,6 +13,7 @@
 // connection.
 
 import cluster, { type Worker } from 'node:cluster';
+import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { decodeCommand, decodeCommandView } from '../../services/kv/codec.js';
@@ -26,6 +27,7 @@ import { AUTH_ERROR_STATUS, ETCD_STATUS, etcdStatusOf, KV_ERROR_STATUS } from '.
 import { evaluateReadOnlyTxn } from '../etcd/readonly-txn.js';
 import type { EtcdServerStats } from '../etcd/server.js';
 import { GRPC_STATUS } from './grpc-frame.js';
+import { encodeResults, HOT_CHANNEL_FD, HotFrameError, HotFrameReader } from './hot-channel.js';
 import { forEachPackedWrite, PackedBatchError, PackedPutsBuilder } from './packed.js';
 import type { PrimaryToWorker, WorkerCounters, WorkerIdentity, WorkerInit, WorkerRequest, WorkerResult, WorkerToPrimary } from './messages.js';
 
@@ -88,6 +90,8 @@ const HEALTHY_AFTER_MS = 30_000;
 /** One worker position: the process in it now, and its answers waiting to go. */
 class Slot {
   worker: Worker | null = null;
+  /** The worker's hot channel (hot-channel.ts): its batches in, their results out. */
+  hot: Socket | null = null;
   listening = false;
   out: WorkerResult[] = [];
   /** Answers to plain puts, packed. */
@@ -109,7 +113,8 @@ interface Spawned {
 }
 
 function spawnWorker(index: number): Spawned {
-  cluster.setupPrimary({ exec: WORKER_SCRIPT, args: [], serialization: 'advanced' });
+  // fd HOT_CHANNEL_FD (4) is the hot channel, a socket pair of its own; 3 is the cluster's IPC channel.
+  cluster.setupPrimary({ exec: WORKER_SCRIPT, args: [], serialization: 'advanced', stdio: ['inherit', 'inherit', 'inherit', 'ipc', 'pipe'] });
   const worker = cluster.fork({ QUORUMLOG_PROTOCOL_WORKER: String(index) });
   const ready = new Promise<void>((resolve, reject) => {
     const onMessage = (m: WorkerToPrimary): void => {
@@ -189,7 +194,9 @@ export class ProtocolWorkers {
   private fork(slot: Slot, port: number): Promise<number> {
     const spawned = this.o.preforked?.take() ?? spawnWorker(slot.index);
     const w = spawned.worker;
+    const hot = w.process.stdio[HOT_CHANNEL_FD] as Socket | null | undefined;
     slot.worker = w;
+    slot.hot = hot ?? null;
     slot.listening = false;
     slot.startedAt = Date.now();
     slot.out = [];
@@ -211,6 +218,23 @@ export class ProtocolWorkers {
           reject(err);
         },
       );
+      if (hot != null) {
+        const reader = new HotFrameReader((f) => {
+          if (f.kind !== 'batch') throw new HotFrameError(`a worker sent ${f.kind}`);
+          if (slot.worker === w) this.serve(slot, f.batch.writes, f.batch.requests, f.batch.identities);
+        });
+        hot.on('data', (chunk: Buffer) => {
+          try {
+            reader.push(chunk);
+          } catch (err) {
+            if (!(err instanceof HotFrameError)) throw err;
+            // Our own child, broken: replace it rather than guess where its stream resumes.
+            log.error({ err, worker: slot.index }, 'protocol worker sent a malformed hot-channel frame; killing it (another starts)');
+            w.process.kill('SIGKILL');
+          }
+        });
+        hot.on('error', (err) => log.debug({ err, worker: slot.index }, 'protocol worker: hot channel failed'));
+      }
       w.on('message', (m: WorkerToPrimary) => {
         switch (m.t) {
           case 'ready':
@@ -232,9 +256,6 @@ export class ProtocolWorkers {
               log.error({ worker: slot.index, code: m.code }, `protocol worker: cannot listen on the client port: ${m.message}`);
             }
             w.process.kill('SIGKILL');
-            break;
-          case 'batch':
-            if (slot.worker === w) this.serve(slot, m.writes, m.requests, m.identities);
             break;
           case 'counters':
             if (slot.worker === w) this.noteCounters(slot, m.counters);
@@ -279,6 +300,7 @@ export class ProtocolWorkers {
     slot.out = [];
     slot.puts.take();
     slot.worker = null;
+    slot.hot = null;
     slot.listening = false;
   }
 
@@ -457,12 +479,12 @@ export class ProtocolWorkers {
     slot.flushScheduled = true;
     setImmediate(() => {
       slot.flushScheduled = false;
-      const w = slot.worker;
+      const hot = slot.hot;
       const results = slot.out;
       slot.out = [];
       const puts = slot.puts.take();
-      if (w === null || (results.length === 0 && puts === null)) return;
-      this.sendTo(w, { t: 'results', puts, results });
+      if (hot === null || hot.destroyed || (results.length === 0 && puts === null)) return;
+      hot.write(encodeResults(puts, results));
     });
   }
 

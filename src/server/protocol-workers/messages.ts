@@ -1,16 +1,19 @@
 // What crosses between a node's Raft process and its client-protocol
 // workers (docs/ARCHITECTURE.md, "Threads and processes"). The workers are
-// child processes forked through Node's cluster module; these messages go
-// over the cluster's IPC channel with the "advanced" (V8 structured clone)
-// serialization, so Uint8Arrays and bigints cross as they are.
+// child processes forked through Node's cluster module.
 //
-// Worker -> primary: one `batch` per event-loop turn of the worker, holding
-// every hot request (Put, DeleteRange, Txn, Range) it decoded in that turn:
-// the writes packed into one buffer (packed.ts), the reads as objects.
-// Writes arrive already encoded as the KV command that goes into the log
-// (src/services/kv/codec.ts), so the Raft thread neither parses protobuf nor
-// encodes commands. Primary -> worker: one `results` per turn of the primary,
-// the answers to plain puts packed, the others as objects.
+// The hot path goes over each worker's hot channel (hot-channel.ts), a
+// socket pair of its own. Worker -> primary: one batch per event-loop turn
+// of the worker, holding every hot request (Put, DeleteRange, Txn, Range) it
+// decoded in that turn: the writes packed into one buffer (packed.ts), the
+// reads as objects. Writes arrive already encoded as the KV command that
+// goes into the log (src/services/kv/codec.ts), so the Raft thread neither
+// parses protobuf nor encodes commands. Primary -> worker: one batch of
+// results per turn of the primary, the answers to plain puts packed, the
+// others as objects.
+//
+// The control messages below go over the cluster's IPC channel with the
+// "advanced" (V8 structured clone) serialization.
 
 import type { RangeRequest, RangeResponse, KvResult, TxnRequest, TxnResponse } from '../../services/kv/types.js';
 
@@ -86,8 +89,6 @@ export interface WorkerCounters {
 
 export type PrimaryToWorker =
   | { readonly t: 'init'; readonly init: WorkerInit }
-  /** `puts`: the answers to plain puts (packed.ts); `results`: every other answer. */
-  | { readonly t: 'results'; readonly puts: Uint8Array | null; readonly results: readonly WorkerResult[] }
   /** Stop accepting, let calls in flight finish within `graceMs`, then exit. */
   | { readonly t: 'close'; readonly graceMs: number };
 
@@ -97,6 +98,4 @@ export type WorkerToPrimary =
   | { readonly t: 'listening'; readonly port: number }
   /** listen() failed; `code` is the errno (EADDRINUSE ...) when known. */
   | { readonly t: 'listenFailed'; readonly code: string | null; readonly message: string }
-  /** `writes`: every write of the batch, packed (packed.ts); `requests`: the reads; `identities`: of the requests (writes and reads) that carry one. */
-  | { readonly t: 'batch'; readonly writes: Uint8Array | null; readonly requests: readonly WorkerRequest[]; readonly identities: readonly WorkerIdentity[] | null }
   | { readonly t: 'counters'; readonly counters: WorkerCounters };

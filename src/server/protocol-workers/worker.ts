@@ -9,9 +9,10 @@
 // any lost connection), and the node forks a new worker.
 
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { Socket, type AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { GrpcFrameError, GRPC_STATUS, frameMessage, UnaryBody } from './grpc-frame.js';
+import { encodeBatch, HOT_CHANNEL_FD, HotFrameError, HotFrameReader } from './hot-channel.js';
 import { HOT_PATHS, HotMethods, type HotMethod, type Refusal } from './hot-methods.js';
 import type { PrimaryToWorker, WorkerIdentity, WorkerInit, WorkerRequest, WorkerResult, WorkerToPrimary } from './messages.js';
 import { forEachPackedPut, PackedWritesBuilder } from './packed.js';
@@ -27,6 +28,9 @@ const OK_TRAILERS = { 'grpc-status': '0' } as const;
 function send(m: WorkerToPrimary): void {
   process.send?.(m);
 }
+
+/** The hot channel to the node (hot-channel.ts): batches out, results in. */
+const hot = new Socket({ fd: HOT_CHANNEL_FD, readable: true, writable: true });
 
 /** A hot call waiting for its answer from the Raft process. */
 interface Waiting {
@@ -178,7 +182,7 @@ class ProtocolWorker {
     this.batch = [];
     const identities = this.identities.length === 0 ? null : this.identities;
     if (identities !== null) this.identities = [];
-    send({ t: 'batch', writes: this.writes.take(), requests, identities });
+    hot.write(encodeBatch(this.writes.take(), requests, identities));
   }
 
   /** Answers the plain puts whose results came back packed. */
@@ -293,16 +297,19 @@ process.on('message', (m: PrimaryToWorker) => {
       worker = new ProtocolWorker(m.init, logger);
       worker.listen();
       break;
-    case 'results':
-      if (m.puts !== null) worker?.onPuts(m.puts);
-      worker?.onResults(m.results);
-      break;
     case 'close':
       if (worker === null) process.exit(0);
       else worker.close(m.graceMs);
       break;
   }
 });
+const reader = new HotFrameReader((f) => {
+  if (f.kind !== 'results') throw new HotFrameError(`the node sent ${f.kind}`);
+  if (f.results.puts !== null) worker?.onPuts(f.results.puts);
+  worker?.onResults(f.results.results);
+});
+hot.on('data', (chunk: Buffer) => reader.push(chunk)); // a malformed frame from the node is a bug: uncaughtException below
+hot.on('error', (err) => logger.debug({ err }, 'hot channel failed'));
 send({ t: 'ready' });
 // Ctrl-C in a terminal signals the whole process group: the node stops its workers itself, in order (a worker
 // that died first would be reported, and replaced, as a crash).

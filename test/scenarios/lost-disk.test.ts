@@ -30,6 +30,17 @@ function recordedCluster(opts: Omit<ClusterOptions, 'voters' | 'directoryIds'>):
   return c;
 }
 
+/** n1 records n2 (added back as an observer) under directory `fresh`; n2 catches up, has no conflict, and is promoted. */
+function recordedThenPromoted(c: Cluster, fresh: number): void {
+  c.runUntil(() => records(c, 'n1', { n2: fresh }), 60, 'n2 is recorded under the directory it runs on now');
+  c.propose('n1', 'a');
+  c.runUntil(() => c.applied('n2').includes('a'), 60, 'n2 catches up');
+  assert.equal(c.core('n2').dirIdConflict(), null);
+  c.run(2);
+  const promoted = c.changeConfig('n1', { kind: 'promote', node: n('n2') });
+  c.runUntil(() => c.core('n1').log.commit >= promoted, 40, 'n2 is promoted');
+}
+
 /**
  * The loss the rule prevents: `x` is committed on n1 and n2 while n3 is cut
  * off; n2's disk is then lost and n1 goes down. n3, which lacks `x`, asks the
@@ -183,14 +194,7 @@ for (const mode of MODES) {
       c.run(10);
       assert.notEqual(recordedDirId(c.core('n1').configuration().config, n('n2')), dead, 'the directory of a replica that is gone was recorded');
       c.restart('n2');
-      const fresh = c.node('n2').dirId as number;
-      c.runUntil(() => records(c, 'n1', { n2: fresh }), 60, 'n2 is recorded under the directory it runs on now');
-      c.propose('n1', 'a');
-      c.runUntil(() => c.applied('n2').includes('a'), 60, 'n2 catches up');
-      assert.equal(c.core('n2').dirIdConflict(), null);
-      c.run(2);
-      const promoted = c.changeConfig('n1', { kind: 'promote', node: n('n2') });
-      c.runUntil(() => c.core('n1').log.commit >= promoted, 40, 'n2 is promoted');
+      recordedThenPromoted(c, c.node('n2').dirId as number);
     });
 
     /**
@@ -226,13 +230,7 @@ for (const mode of MODES) {
       const c = recordedCluster({ mode });
       const { dead, fresh } = latePacketAfterReAdd(c);
       assert.notEqual(recordedDirId(c.core('n1').configuration().config, n('n2')), dead);
-      c.runUntil(() => records(c, 'n1', { n2: fresh }), 60, 'n2 is recorded under the directory it runs on now');
-      c.propose('n1', 'a');
-      c.runUntil(() => c.applied('n2').includes('a'), 60, 'n2 catches up');
-      assert.equal(c.core('n2').dirIdConflict(), null);
-      c.run(2);
-      const promoted = c.changeConfig('n1', { kind: 'promote', node: n('n2') });
-      c.runUntil(() => c.core('n1').log.commit >= promoted, 40, 'n2 is promoted');
+      recordedThenPromoted(c, fresh);
     });
 
     test('without the rule (planted bug recordStaleDirectory) the late packet\'s directory is recorded and the member can never be promoted', () => {

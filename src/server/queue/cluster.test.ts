@@ -25,16 +25,33 @@ import { addQueueService, type QueueService } from './server.js';
 const logger = pino({ level: process.env['QUEUE_TEST_LOG'] ?? 'silent' });
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Whether nothing listens on 127.0.0.1:`port` now. */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a !== null ? a.port : 0;
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
+}
+
+const taken = new Set<number>();
+
+/**
+ * A port for a node to listen on later (and again after a restart), below
+ * the ephemeral range (32768+ here): a port the kernel handed out for
+ * port 0 may be taken meanwhile by any outgoing connection of the tests
+ * running beside this one (CI saw EADDRINUSE so), while one below it can
+ * only collide with another listener that checked it free in the same
+ * instant. test/cluster/harness.ts picks its ports the same way.
+ */
+async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * 22_000);
+    if (taken.has(port) || !(await portFree(port))) continue;
+    taken.add(port);
+    return port;
+  }
+  throw new Error('no free port below the ephemeral range');
 }
 
 const TICK_MS = 10;

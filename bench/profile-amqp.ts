@@ -10,24 +10,18 @@
 //
 // Profiles land in <out-dir>/<mode>-<publishers>/{leader,follower}.cpuprofile.
 
-import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TestCluster, type TestNode } from '../test/cluster/harness.js';
 import { AMQP_LOAD_DEFAULTS, runAmqpLoad } from './amqp-load.js';
 import type { LayerReport } from './cluster/profile-layers.js';
-import { collectProfiles, layerTable, startProfiled } from './cluster/profiled-cluster.js';
+import { collectProfiles, layerTable, startProfiledCluster } from './cluster/profiled-cluster.js';
 
 const ROLES = ['leader', 'follower'] as const;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function profileOne(dir: string, mode: 'push' | 'pull', publishers: number, seconds: number): Promise<Record<string, LayerReport>> {
-  mkdirSync(dir, { recursive: true });
-  const c = await TestCluster.start({ nodes: 3, mode, extra: { logLevel: 'warn' }, start: false });
+  const { c, leader, follower } = await startProfiledCluster(mode, dir);
   try {
-    startProfiled(c, dir);
-    const leader = await c.waitForLeader();
-    const follower = c.nodes.find((n) => n !== leader) as TestNode;
     await sleep(1000); // every AMQP port open
     const r = await runAmqpLoad({
       ...AMQP_LOAD_DEFAULTS, urls: c.nodes.map((n) => n.amqpUrl), queue: `profile-${mode}-${publishers}`, publishers,

@@ -12,22 +12,16 @@
 // Profiles land in <out-dir>/<mode>-<clients>/{leader,leader-worker,follower}.cpuprofile.
 
 import { spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { TestCluster, type TestNode } from '../test/cluster/harness.js';
 import { ensureGoLoadgen } from './cluster/go-loadgen.js';
-import { collectProfiles, layerTable, startProfiled } from './cluster/profiled-cluster.js';
+import { collectProfiles, layerTable, startProfiledCluster } from './cluster/profiled-cluster.js';
 import type { LayerReport } from './cluster/profile-layers.js';
 
 const ROLES = ['leader', 'leader-worker', 'follower'] as const;
 
 async function profileOne(dir: string, mode: 'push' | 'pull', clients: number, loadgen: string): Promise<{ puts: number; reports: Record<string, LayerReport> }> {
-  mkdirSync(dir, { recursive: true });
-  const c = await TestCluster.start({ nodes: 3, mode, extra: { logLevel: 'warn' }, start: false });
+  const { c, leader, follower } = await startProfiledCluster(mode, dir);
   try {
-    startProfiled(c, dir);
-    const leader = await c.waitForLeader();
-    const follower = c.nodes.find((n) => n !== leader) as TestNode;
     const ls = await c.waitFor(leader, (s) => (s.protocolWorkers?.alive ?? 0) >= 1, 20_000, 'the leader\'s protocol worker');
     const r = spawnSync(loadgen, ['-endpoints', leader.endpoint, '-clients', String(clients), '-duration', '6s', '-warmup', '0s']);
     if (r.status !== 0) throw new Error(`loadgen failed: ${r.stderr.toString()}`);

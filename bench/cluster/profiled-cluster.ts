@@ -5,16 +5,33 @@
 // microseconds per operation by layer that docs/BENCHMARKS.md quotes.
 
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, renameSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { TestCluster } from '../../test/cluster/harness.js';
+import { TestCluster, type TestNode } from '../../test/cluster/harness.js';
 import { layersOf, LAYERS, type LayerReport } from './profile-layers.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/quorumlog.js', import.meta.url));
 
+/**
+ * A 3-node cluster whose nodes run under the profiler, writing to `dir`,
+ * once it has a leader; the caller closes it.
+ */
+export async function startProfiledCluster(mode: 'push' | 'pull', dir: string): Promise<{ c: TestCluster; leader: TestNode; follower: TestNode }> {
+  mkdirSync(dir, { recursive: true });
+  const c = await TestCluster.start({ nodes: 3, mode, extra: { logLevel: 'warn' }, start: false });
+  try {
+    startProfiled(c, dir);
+    const leader = await c.waitForLeader();
+    return { c, leader, follower: c.nodes.find((n) => n !== leader) as TestNode };
+  } catch (e) {
+    await c.close();
+    throw e;
+  }
+}
+
 /** Starts every node of `c` (laid out with start: false) under the profiler, writing to `dir`. */
-export function startProfiled(c: TestCluster, dir: string): void {
+function startProfiled(c: TestCluster, dir: string): void {
   for (const n of c.nodes) {
     const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, CLI, 'start', '--config', c.layout.configPath(n.id)], { stdio: 'ignore' });
     n.process = child;

@@ -16,8 +16,9 @@ import { execFile } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import amqp from 'amqplib';
-import type { ChannelModel, ConfirmChannel } from 'amqplib';
+import type { ChannelModel } from 'amqplib';
 import { QueueClient } from '../../src/client/queue.js';
+import { publishConfirmed, refusal } from '../../src/server/amqp/test-util.js';
 import { TestCluster, type TestNode } from './harness.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -42,18 +43,6 @@ async function connect(url: string): Promise<ChannelModel> {
   const c = await amqp.connect(url);
   c.on('error', () => undefined);
   return c;
-}
-
-const confirmedPublish = (ch: ConfirmChannel, ex: string, rk: string, body: string, opts: amqp.Options.Publish = {}): Promise<void> =>
-  new Promise((resolve, reject) => { ch.publish(ex, rk, Buffer.from(body), opts, (err) => (err ? reject(err as Error) : resolve())); });
-
-async function refusal(p: Promise<unknown>): Promise<{ code: number; message: string }> {
-  try {
-    await p;
-  } catch (e) {
-    return e as { code: number; message: string };
-  }
-  assert.fail('expected a refusal');
 }
 
 for (const mode of ['push', 'pull'] as const) {
@@ -108,7 +97,7 @@ for (const mode of ['push', 'pull'] as const) {
       await ch.assertExchange('events', 'topic', { durable: true });
       await ch.assertQueue('eu-orders', { durable: true });
       await ch.bindQueue('eu-orders', 'events', 'eu.*.order');
-      for (const rk of ['eu.de.order', 'us.ny.order', 'eu.fr.refund', 'eu.fr.order']) await confirmedPublish(ch, 'events', rk, rk);
+      for (const rk of ['eu.de.order', 'us.ny.order', 'eu.fr.refund', 'eu.fr.order']) await publishConfirmed(ch, 'events', rk, rk);
       const routed: string[] = [];
       for (let m = await ch.get('eu-orders', { noAck: true }); m !== false; m = await ch.get('eu-orders', { noAck: true })) routed.push(m.content.toString());
       assert.deepEqual(routed, ['eu.de.order', 'eu.fr.order']);
@@ -123,7 +112,7 @@ for (const mode of ['push', 'pull'] as const) {
       assert.equal((await refusal(doomed.checkQueue('nowhere'))).code, 404);
       ch = await conn.createConfirmChannel();
       await sleep(2500); // idle past two heartbeat intervals: heartbeats keep it open
-      await confirmedPublish(ch, '', 'jobs', 'after-idle');
+      await publishConfirmed(ch, '', 'jobs', 'after-idle');
       await conn.close();
       // The follower counted what it served, and the refusals by code.
       const metrics = await (await fetch(`http://${follower.member.metrics.host}:${follower.member.metrics.port}/metrics`)).text();

@@ -94,6 +94,12 @@ class Raw {
     await this.method('connection.open-ok');
   }
 
+  /** Opens channel 1 after the handshake and waits for its open-ok. */
+  async openChannel(): Promise<void> {
+    this.send(encodeMethodFrame(1, { name: 'channel.open', outOfBand: '' }));
+    await this.method('channel.open-ok');
+  }
+
   /** The connection.close the server sent, then the socket closes once we answer close-ok. */
   async closedWith(): Promise<number> {
     const c = await this.method('connection.close');
@@ -162,8 +168,7 @@ describe('AMQP listener under bad input', () => {
   it('a body longer than its header said: 501 FRAME_ERROR', async () => {
     const r = new Raw(port());
     await r.handshake();
-    r.send(encodeMethodFrame(1, { name: 'channel.open', outOfBand: '' }));
-    await r.method('channel.open-ok');
+    await r.openChannel();
     r.send(encodeMethodFrame(1, { name: 'basic.publish', ticket: 0, exchange: '', routingKey: 'x', mandatory: false, immediate: false }));
     r.send(encodeContentHeaderFrame(1, 60, 3, 0, Buffer.alloc(0)));
     r.send(encodeFrame(FRAME_BODY, 1, Buffer.from('abcdef')));
@@ -173,14 +178,12 @@ describe('AMQP listener under bad input', () => {
   it('a content frame with no publish before it: 505 UNEXPECTED_FRAME; a method inside a publish\'s content: 505', async () => {
     const r = new Raw(port());
     await r.handshake();
-    r.send(encodeMethodFrame(1, { name: 'channel.open', outOfBand: '' }));
-    await r.method('channel.open-ok');
+    await r.openChannel();
     r.send(encodeBodyFrames(1, Buffer.from('stray'), 8192)[0]!);
     assert.equal(await r.closedWith(), 505);
     const r2 = new Raw(port());
     await r2.handshake();
-    r2.send(encodeMethodFrame(1, { name: 'channel.open', outOfBand: '' }));
-    await r2.method('channel.open-ok');
+    await r2.openChannel();
     r2.send(encodeMethodFrame(1, { name: 'basic.publish', ticket: 0, exchange: '', routingKey: 'x', mandatory: false, immediate: false }));
     r2.send(encodeMethodFrame(1, { name: 'basic.qos', prefetchSize: 0, prefetchCount: 1, global: false }));
     assert.equal(await r2.closedWith(), 505);

@@ -8,11 +8,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import amqp from 'amqplib';
-import type { ChannelModel, ConsumeMessage, Channel, ConfirmChannel, GetMessage } from 'amqplib';
+import type { ChannelModel, ConsumeMessage, Channel, GetMessage } from 'amqplib';
 import { pino } from 'pino';
 import { makePki } from '../../transport/test-util.js';
 import { LocalQueueBackend } from '../queue/backend.js';
 import { startAmqpListener, type AmqpListener } from './listener.js';
+import { publishConfirmed, refusal } from './test-util.js';
 
 let listener: AmqpListener;
 let backend: LocalQueueBackend;
@@ -62,19 +63,6 @@ function collect(ch: Channel, queue: string, n: number, onMessage: (m: ConsumeMe
     }, opts);
   });
 }
-
-/** The error a promise rejects with (it must reject). */
-async function refusal(p: Promise<unknown>): Promise<{ code: number; message: string }> {
-  try {
-    await p;
-  } catch (e) {
-    return e as { code: number; message: string };
-  }
-  assert.fail('expected a refusal');
-}
-
-const publishConfirmed = (ch: ConfirmChannel, ex: string, rk: string, body: Buffer, opts: amqp.Options.Publish = {}): Promise<void> =>
-  new Promise((resolve, reject) => { ch.publish(ex, rk, body, opts, (err) => (err ? reject(err as Error) : resolve())); });
 
 describe('AMQP 0-9-1 with amqplib (in process)', () => {
   it('publishes with confirms and consumes with prefetch and acks, properties and headers intact', async () => {

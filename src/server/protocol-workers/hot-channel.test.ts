@@ -49,7 +49,7 @@ test('a batch and results cross whole, in order, however the stream cuts them', 
   ), { numRuns: 200 });
 });
 
-test('the packed part is a copy: reusing the chunk does not change a frame already handed out', () => {
+test('a batch\'s packed writes are a copy: reusing the chunk does not change a frame already handed out', () => {
   const chunk = encodeBatch(new Uint8Array([1, 2, 3]), [], null);
   const frames = readAll([chunk]);
   chunk.fill(0);

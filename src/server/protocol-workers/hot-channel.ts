@@ -38,6 +38,7 @@ export interface HotBatch {
 
 /** Results as the worker receives them. */
 export interface HotResults {
+  /** A view of the socket's chunk: read it within the frame's handler. */
   readonly puts: Uint8Array | null;
   readonly results: readonly WorkerResult[];
 }
@@ -76,8 +77,10 @@ function decodeBody(kind: number, body: Buffer): HotFrame {
   if (body.byteLength < 4) throw new HotFrameError(`a hot-channel frame of ${body.byteLength} bytes has no packed length`);
   const packedBytes = body.readUInt32LE(0);
   if (packedBytes > body.byteLength - 4) throw new HotFrameError(`a packed part of ${packedBytes} bytes runs past its frame (${body.byteLength - 4} bytes left)`);
-  // A copy: the packed part outlives this chunk of the socket's stream (the runtime keeps a write's command as a view of it).
-  const packed = packedBytes === 0 ? null : Uint8Array.prototype.slice.call(body, 4, 4 + packedBytes);
+  // A batch's packed writes outlive this chunk of the socket's stream (the runtime keeps each command as a view of
+  // them): a copy. Results' packed puts are read at once (the worker answers them in its handler): a view.
+  const packed = packedBytes === 0 ? null
+    : kind === KIND_BATCH ? Uint8Array.prototype.slice.call(body, 4, 4 + packedBytes) : body.subarray(4, 4 + packedBytes);
   const restBytes = body.byteLength - 4 - packedBytes;
   let rest: unknown = null;
   if (restBytes > 0) {

@@ -14,6 +14,24 @@ out = {}
 
 conn = pika.BlockingConnection(pika.URLParameters(url))
 ch = conn.channel()
+server_cancels = 0
+
+
+def messages(queue):
+    """(method, properties, body) from queue, until 5 s pass without one.
+
+    A consumer the broker cancels (basic.cancel: the leader thought this node
+    silent, as it may under load) ends pika's generator; its unsettled
+    messages go back to the queue. Consume again, as a client does."""
+    global server_cancels
+    while True:
+        for method, props, body in ch.consume(queue, inactivity_timeout=5):
+            if method is None:
+                return
+            yield method, props, body
+        server_cancels += 1
+        print(f'the broker cancelled the consumer on {queue}; consuming again', file=sys.stderr)
+
 ch.confirm_delivery()
 
 # Publish with confirms, consume with prefetch, ack.
@@ -25,10 +43,9 @@ for i in range(5):
 out['confirmed'] = confirmed
 ch.basic_qos(prefetch_count=2)
 consumed = []
-for method, props, body in ch.consume('pika-jobs', inactivity_timeout=5):
-    if method is None:
-        break
-    consumed.append(body.decode())
+for method, props, body in messages('pika-jobs'):
+    if body.decode() not in consumed:  # a consumer cancelled before its ack was applied gets it again
+        consumed.append(body.decode())
     ch.basic_ack(method.delivery_tag)
     if len(consumed) == 5:
         break
@@ -39,9 +56,7 @@ out['consumed'] = consumed
 ch.basic_publish('', 'pika-jobs', b'p-requeue')
 requeued = False
 first = True
-for method, props, body in ch.consume('pika-jobs', inactivity_timeout=5):
-    if method is None:
-        break
+for method, props, body in messages('pika-jobs'):
     if first:
         first = False
         ch.basic_nack(method.delivery_tag, requeue=True)
@@ -58,9 +73,7 @@ ch.queue_declare('pika-dead', durable=True)
 ch.queue_bind('pika-dead', 'pika-dlx', 'dead')
 ch.queue_declare('pika-work', durable=True, arguments={'x-dead-letter-exchange': 'pika-dlx', 'x-dead-letter-routing-key': 'dead'})
 ch.basic_publish('', 'pika-work', b'p-poison')
-for method, props, body in ch.consume('pika-work', inactivity_timeout=5):
-    if method is None:
-        break
+for method, props, body in messages('pika-work'):
     ch.basic_reject(method.delivery_tag, requeue=False)
     break
 ch.cancel()

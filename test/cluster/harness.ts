@@ -225,6 +225,19 @@ export class TestCluster {
     throw new Error(`${n.id}: ${what} did not happen within ${timeoutMs} ms; logs in ${this.dir}`);
   }
 
+  /** The last `lines` lines of each node's log: what a failed test prints, since CI removes the directory. */
+  logTails(lines = 20): string {
+    return this.nodes.map((n) => {
+      let text = '';
+      try {
+        text = readFileSync(join(this.dir, n.id, 'node.log'), 'utf8');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+      return `--- ${n.id} (last ${lines} lines of node.log) ---\n${text.trimEnd().split('\n').slice(-lines).join('\n')}`;
+    }).join('\n');
+  }
+
   /** Kills every process and removes the directory (kept when KEEP_CLUSTER_DIRS is set). */
   async close(): Promise<void> {
     await Promise.all(this.nodes.map((n) => n.kill9()));

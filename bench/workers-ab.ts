@@ -46,9 +46,9 @@ async function main(): Promise<void> {
           if (r.status !== 0) throw new Error(`loadgen: ${r.stderr.toString()}`);
           const cpu = pids.map(cpuSeconds).reduce((s, x, i) => s + x - (cpu0[i] as number), 0);
           const main1 = threadCpuSeconds(leaderPid, leaderPid);
-          const out = JSON.parse(r.stdout.toString()) as { opsPerSecond: number; latencyMs: { p50: number } };
+          const out = JSON.parse(r.stdout.toString()) as { opsPerSecond: number; latencyMs: { p50: number; p99: number } };
           const ops = out.opsPerSecond * 7; // the CPU window spans warm-up and measured load
-          console.log(`round ${round}, ${side.name}, ${mode} ×${clients}: ${out.opsPerSecond.toFixed(0)} puts/s, p50 ${out.latencyMs.p50.toFixed(2)} ms; `
+          console.log(`round ${round}, ${side.name}, ${mode} ×${clients}: ${out.opsPerSecond.toFixed(0)} puts/s, p50 ${out.latencyMs.p50.toFixed(2)} ms, p99 ${out.latencyMs.p99.toFixed(2)} ms; `
             + `servers ${(cpu * 1e6 / ops).toFixed(0)} µs/put, leader main thread ${((main1 - main0) * 1e6 / ops).toFixed(1)} µs/put`);
         }
       } finally {

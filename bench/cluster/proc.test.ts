@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { descendantPids, descendantsIn, sampleTrees, treeCpuBetween, type TreeSample } from './proc.js';
+import { descendantPids, descendantsIn, parseSwitches, sampleTrees, treeCpuBetween, treeSwitches, type TreeSample } from './proc.js';
 
 test('descendantsIn finds children and grandchildren, and nothing else', () => {
   // 1 → 10 → 100 → 1000; 1 → 11; 2 → 20 (another tree); 50 → 50 (a loop must not hang).
@@ -93,4 +93,26 @@ test('the main thread, the other threads and the descendants of a live process a
     for (const k of kids) process.kill(k, 'SIGKILL');
     p.kill('SIGKILL');
   }
+});
+
+test('parseSwitches reads both counts, telling voluntary from nonvoluntary', () => {
+  const status = 'Name:\tnode\nThreads:\t11\nvoluntary_ctxt_switches:\t1234\nnonvoluntary_ctxt_switches:\t56\n';
+  assert.deepEqual(parseSwitches(status), { voluntary: 1234, involuntary: 56 });
+  assert.throws(() => parseSwitches('Name:\tnode\n'), /no context switch counts/);
+});
+
+test('treeSwitches counts a child that sleeps and wakes, and the child\'s threads with it', async () => {
+  // The child wakes from a timer 50 times: at least 50 voluntary switches in its tree, and none charged once it is gone.
+  const child = spawn(process.execPath, ['-e', 'let n = 0; const t = setInterval(() => { if (++n === 50) { clearInterval(t); process.stdout.write("done\\n"); setInterval(() => undefined, 1000); } }, 2);'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const pid = child.pid as number;
+    const before = treeSwitches(pid);
+    await once(child.stdout, 'data');
+    const after = treeSwitches(pid);
+    assert.ok(after.voluntary - before.voluntary >= 50, `${after.voluntary - before.voluntary} wake-ups for 50 timer ticks`);
+  } finally {
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+  }
+  assert.deepEqual(treeSwitches(child.pid as number), { voluntary: 0, involuntary: 0 });
 });

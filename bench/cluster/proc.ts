@@ -242,3 +242,50 @@ export function treeSampler(roots: Readonly<Record<string, number>>, everyMs: nu
     },
   };
 }
+
+/** Context switches of a thread or process, from the two lines of its /proc status file. */
+export interface Switches {
+  /** It blocked (epoll, a futex, a read) and was woken again: a wake-up. */
+  readonly voluntary: number;
+  /** The scheduler took the CPU from it while it could run. */
+  readonly involuntary: number;
+}
+
+/** Parses `voluntary_ctxt_switches` and `nonvoluntary_ctxt_switches` from a /proc/…/status text. */
+export function parseSwitches(status: string): Switches {
+  const v = /^voluntary_ctxt_switches:\s+(\d+)$/m.exec(status);
+  const nv = /^nonvoluntary_ctxt_switches:\s+(\d+)$/m.exec(status);
+  if (v === null || nv === null) throw new Error('no context switch counts in this status text');
+  return { voluntary: Number(v[1]), involuntary: Number(nv[1]) };
+}
+
+/**
+ * The context switches of every thread of `pid` and of every process below
+ * it, summed; zero when it is gone. A thread that ends takes its counts with
+ * it, so compare two readings only over processes whose threads live on
+ * (Node's main thread, libuv's pool and V8's workers do; so do Go's).
+ */
+export function treeSwitches(pid: number): Switches {
+  let voluntary = 0;
+  let involuntary = 0;
+  for (const p of [pid, ...descendantPids(pid)]) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue; // gone
+    }
+    for (const tid of tids) {
+      let text: string;
+      try {
+        text = readFileSync(`/proc/${p}/task/${tid}/status`, 'utf8');
+      } catch {
+        continue; // the thread ended
+      }
+      const s = parseSwitches(text);
+      voluntary += s.voluntary;
+      involuntary += s.involuntary;
+    }
+  }
+  return { voluntary, involuntary };
+}

@@ -10,27 +10,16 @@ import {
   decodeAppPayload, encodeAppPayload, encodeFrame, FrameError, FrameKind, FrameSplitter, type FrameKindCode,
 } from './frame.js';
 import { checkHello, decodeAck, decodeHello, encodeAck, encodeHello, PROTOCOL_VERSION } from './handshake.js';
+import { cutAt } from '../util/test-chunks.js';
 
 const arbKind = fc.constantFrom<FrameKindCode>(FrameKind.hello, FrameKind.ack, FrameKind.raft, FrameKind.app);
 const arbFrames = fc.array(fc.record({ kind: arbKind, payload: fc.oneof(fc.uint8Array({ maxLength: 10 }), fc.uint8Array({ maxLength: 3000 })) }), { maxLength: 20 });
-
-/** Cuts `bytes` at the given (sorted, deduplicated) positions. */
-function cut(bytes: Uint8Array, positions: number[]): Uint8Array[] {
-  const cuts = [...new Set(positions.map((p) => p % (bytes.length + 1)))].sort((x, y) => x - y);
-  const out: Uint8Array[] = [];
-  let prev = 0;
-  for (const c of [...cuts, bytes.length]) {
-    out.push(bytes.subarray(prev, c));
-    prev = c;
-  }
-  return out;
-}
 
 test('property: any chunking of a stream of frames yields the same frames, in order', () => {
   fc.assert(fc.property(arbFrames, fc.array(fc.nat(), { maxLength: 40 }), (frames, positions) => {
     const stream = Buffer.concat(frames.map((f) => encodeFrame(f.kind, f.payload)));
     const splitter = new FrameSplitter(4000);
-    const got = cut(new Uint8Array(stream), positions).flatMap((chunk) => splitter.push(chunk));
+    const got = cutAt(new Uint8Array(stream), positions).flatMap((chunk) => splitter.push(chunk));
     assert.deepEqual(got.map((f) => ({ kind: f.kind, payload: new Uint8Array(f.payload) })), frames.map((f) => ({ kind: f.kind, payload: new Uint8Array(f.payload) })));
     assert.equal(splitter.bufferedBytes, 0);
   }), { numRuns: 1000 });

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { encodeGrpcMessage, frameMessage, GrpcFrameError, GRPC_STATUS, UnaryBody } from './grpc-frame.js';
+import { cutAt } from '../../util/test-chunks.js';
 
 /** Undoes encodeGrpcMessage, as a client reads grpc-message. */
 export function decodeGrpcMessage(text: string): string {
@@ -22,23 +23,10 @@ export function decodeGrpcMessage(text: string): string {
   return Buffer.from(bytes).toString('utf8');
 }
 
-/** Splits `bytes` at the given cut points (sorted, deduplicated, inside the buffer). */
-function split(bytes: Buffer, cuts: readonly number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let from = 0;
-  for (const p of points) {
-    out.push(bytes.subarray(from, p));
-    from = p;
-  }
-  out.push(bytes.subarray(from));
-  return out;
-}
-
 test('a framed message split into any chunks reads back whole', () => {
   fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), fc.array(fc.nat(), { maxLength: 6 }), (msg, cuts) => {
     const body = new UnaryBody(1024);
-    for (const chunk of split(frameMessage(msg), cuts)) body.push(chunk);
+    for (const chunk of cutAt(frameMessage(msg), cuts)) body.push(chunk);
     assert.deepEqual(new Uint8Array(body.finish()), msg);
   }));
 });

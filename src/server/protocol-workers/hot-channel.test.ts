@@ -3,25 +3,13 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { encodeBatch, encodeResults, HotFrameError, HotFrameReader, MAX_HOT_FRAME_BYTES, type HotFrame } from './hot-channel.js';
 import type { WorkerRequest, WorkerResult } from './messages.js';
+import { cutAt } from '../../util/test-chunks.js';
 
 function readAll(chunks: readonly Buffer[]): HotFrame[] {
   const out: HotFrame[] = [];
   const r = new HotFrameReader((f) => out.push(f));
   for (const c of chunks) r.push(c);
   return out;
-}
-
-/** Cuts `buf` at the given offsets (sorted, deduplicated, inside it). */
-function cut(buf: Buffer, at: readonly number[]): Buffer[] {
-  const points = [...new Set(at.map((x) => x % (buf.byteLength + 1)))].sort((a, b) => a - b);
-  const parts: Buffer[] = [];
-  let from = 0;
-  for (const p of points) {
-    parts.push(buf.subarray(from, p));
-    from = p;
-  }
-  parts.push(buf.subarray(from));
-  return parts;
 }
 
 const request: WorkerRequest = { op: 'range', id: 7, request: { key: new Uint8Array([1, 2]), rangeEnd: new Uint8Array(0), limit: 0, revision: 0, serializable: false, keysOnly: false, countOnly: false, sortOrder: 0, sortTarget: 0, minModRevision: 0, maxModRevision: 0, minCreateRevision: 0, maxCreateRevision: 0 } } as unknown as WorkerRequest;
@@ -33,7 +21,7 @@ test('a batch and results cross whole, in order, however the stream cuts them', 
     (writes, puts, withObjects, cuts) => {
       const a = encodeBatch(writes.byteLength === 0 ? null : writes, withObjects ? [request] : [], withObjects ? [{ id: 7, token: 't' }] : null);
       const b = encodeResults(puts.byteLength === 0 ? null : puts, withObjects ? [refusal] : []);
-      const frames = readAll(cut(Buffer.concat([a, b, a]), cuts));
+      const frames = readAll(cutAt(Buffer.concat([a, b, a]), cuts));
       assert.equal(frames.length, 3);
       const [f1, f2, f3] = frames as [HotFrame, HotFrame, HotFrame];
       assert.equal(f1.kind, 'batch');

@@ -58,7 +58,7 @@ async function startTarget(t: Target, dir: string): Promise<Running> {
 }
 
 function treeCpu(pid: number): number {
-  return [pid, ...descendantPids(pid)].reduce((s, p) => s + (Number.isNaN(cpuSeconds(p)) ? 0 : cpuSeconds(p)), 0);
+  return [pid, ...descendantPids(pid)].map(cpuSeconds).reduce((s, x) => s + (Number.isNaN(x) ? 0 : x), 0);
 }
 
 interface Row {

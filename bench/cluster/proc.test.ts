@@ -101,7 +101,7 @@ test('parseSwitches reads both counts, telling voluntary from nonvoluntary', () 
   assert.throws(() => parseSwitches('Name:\tnode\n'), /no context switch counts/);
 });
 
-test('treeSwitches counts a child that sleeps and wakes, and the child\'s threads with it', async () => {
+test('treeSwitches counts the wake-ups of a child that sleeps on a timer, and nothing once it is gone', async () => {
   // The child wakes from a timer 50 times: at least 50 voluntary switches in its tree, and none charged once it is gone.
   const child = spawn(process.execPath, ['-e', 'let n = 0; const t = setInterval(() => { if (++n === 50) { clearInterval(t); process.stdout.write("done\\n"); setInterval(() => undefined, 1000); } }, 2);'], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {

@@ -111,6 +111,8 @@ function decodeBody(kind: number, body: Buffer): HotFrame {
 export class HotFrameReader {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** Bytes the first pending frame needs in all (its header, until the header is in): chunks gather until then, copied once. */
+  private pendingWants = 0;
 
   constructor(private readonly onFrame: (f: HotFrame) => void) {}
 
@@ -118,15 +120,21 @@ export class HotFrameReader {
     let buf = chunk;
     if (this.pendingBytes > 0) {
       this.pending.push(chunk);
-      buf = Buffer.concat(this.pending, this.pendingBytes + chunk.byteLength);
+      this.pendingBytes += chunk.byteLength;
+      if (this.pendingBytes < this.pendingWants) return;
+      buf = Buffer.concat(this.pending, this.pendingBytes);
       this.pending = [];
       this.pendingBytes = 0;
     }
     let at = 0;
+    let wants = HEADER_BYTES;
     while (buf.byteLength - at >= HEADER_BYTES) {
       const body = buf.readUInt32LE(at);
       if (body > MAX_HOT_FRAME_BYTES) throw new HotFrameError(`a hot-channel frame of ${body} bytes is over the limit of ${MAX_HOT_FRAME_BYTES}`);
-      if (buf.byteLength - at - HEADER_BYTES < body) break;
+      if (buf.byteLength - at - HEADER_BYTES < body) {
+        wants = HEADER_BYTES + body;
+        break;
+      }
       const kind = buf[at + 4] as number;
       const f = decodeBody(kind, buf.subarray(at + HEADER_BYTES, at + HEADER_BYTES + body));
       at += HEADER_BYTES + body;
@@ -136,6 +144,7 @@ export class HotFrameReader {
       const left = buf.subarray(at);
       this.pending.push(left);
       this.pendingBytes = left.byteLength;
+      this.pendingWants = wants;
     }
   }
 }

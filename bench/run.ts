@@ -32,7 +32,8 @@ export const SUITE = [
   { name: 'auth', script: 'auth.js', report: 'auth', what: 'puts at 16 clients with auth off and on (a user checked against a role), push, pull, etcd (issue 19)' },
   { name: 'scaling', script: 'scaling.js', report: 'scaling', what: 'puts at 1/16/64/128/512 clients and gets at 128: leader main-thread CPU per put, its one-core ceiling, CPU per put over the members, push, pull, etcd (issue 18 item 4)' },
   { name: 'amqp', script: 'amqp.js', report: 'amqp', what: 'AMQP quorum queues, confirmed publishes and publish-to-deliver latency at 1/64 publishers, RabbitMQ 3.10, push, pull (issue 20)' },
-  { name: 'wakeups', script: 'wakeups.js', report: 'wakeups', what: 'wake-ups (voluntary context switches) and CPU per put at 1/16 clients, over every member\'s threads, push, pull, etcd (issue 16)' },
+  { name: 'wakeups', script: 'wakeups.js', report: 'wakeups', what: 'wake-ups (voluntary context switches), time waiting for a CPU and CPU per put at 1/16 clients, over every member\'s threads, push, pull, etcd (issue 16)' },
+  { name: 'message-cost', script: 'message-cost.js', report: 'message-cost', what: 'what a message between two processes and a durable 4 KiB append cost Node and Go here, CPU and wall (issue 16)' },
 ] as const;
 
 /** Options the dispatcher itself reads; they take no value. */

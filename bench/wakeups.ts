@@ -10,7 +10,10 @@
 // switches from /proc, over each member's process tree (quorumlog's protocol
 // workers, libuv's pool and V8's threads included), and the tree's CPU.
 // Voluntary switches are wake-ups (a thread blocked on epoll, a futex or a
-// read, and was woken); involuntary ones are preemptions.
+// read, and was woken); involuntary ones are preemptions. Beside them, the
+// time the threads spent runnable but waiting for a CPU (schedstat): on two
+// cores shared by three members and the generator, a put's wait for a CPU
+// is part of its latency.
 //
 //   npm run bench -- wakeups
 //   node dist/bench/wakeups.js [--quick] [--clients 1,16] [--targets etcd,push,pull] [--seconds 6]
@@ -28,7 +31,7 @@ import { parseArgs } from 'node:util';
 import { TestCluster } from '../test/cluster/harness.js';
 import { EtcdCluster } from './cluster/etcd.js';
 import { ensureGoLoadgen, spawnGoLoad } from './cluster/go-loadgen.js';
-import { cpuSeconds, descendantPids, treeSwitches, type Switches } from './cluster/proc.js';
+import { cpuSeconds, descendantPids, treeSchedTimes, treeSwitches, type SchedTimes, type Switches } from './cluster/proc.js';
 import { fmt, mdTable, writeReport } from './cluster/report.js';
 
 type Target = 'etcd' | 'push' | 'pull';
@@ -69,16 +72,20 @@ interface Row {
   /** Per put: the leader's tree, the mean follower's, all members'. */
   readonly wakeups: readonly [number, number, number];
   readonly preemptions: number;
+  /** µs per put that the members' threads spent runnable, waiting for a CPU. */
+  readonly runQueueUsPerPut: number;
   readonly cpuUsPerPut: number;
   readonly loadgenCpuUsPerPut: number;
 }
 
 async function measure(r: Running, target: Target, clients: number, seconds: number): Promise<Row> {
   const sw0 = r.pids.map(treeSwitches);
+  const sched0 = r.pids.map(treeSchedTimes);
   const cpu0 = r.pids.map(treeCpu);
   const warmupMs = 1000;
   const out = await spawnGoLoad({ endpoints: [r.endpoint], op: 'put', clients, connections: Math.min(clients, 16), durationMs: seconds * 1000, warmupMs, valueBytes: 256, keys: 1000 });
   const sw1 = r.pids.map(treeSwitches);
+  const sched1 = r.pids.map(treeSchedTimes);
   const cpu1 = r.pids.map(treeCpu);
   // The counters span the warm-up too: charge them to the puts of the whole run, at the measured rate.
   const puts = out.opsPerSecond * (seconds + warmupMs / 1000);
@@ -89,6 +96,7 @@ async function measure(r: Running, target: Target, clients: number, seconds: num
     target, clients, putsPerSecond: out.opsPerSecond, p99Ms: out.latencyMs.p99,
     wakeups: [d(0, 'voluntary'), followers.reduce((s, x) => s + x, 0) / followers.length, all],
     preemptions: r.pids.reduce((s, _, i) => s + d(i, 'involuntary'), 0),
+    runQueueUsPerPut: r.pids.reduce((s, _, i) => s + (sched1[i] as SchedTimes).waitNs - (sched0[i] as SchedTimes).waitNs, 0) / 1e3 / puts,
     cpuUsPerPut: (r.pids.reduce((s, _, i) => s + (cpu1[i] as number) - (cpu0[i] as number), 0) * 1e6) / puts,
     loadgenCpuUsPerPut: (out.loadgenCpuSeconds * 1e6) / (out.opsPerSecond * seconds),
   };
@@ -126,14 +134,15 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
   const table = mdTable(
-    ['target', 'clients', 'puts/s', 'p99 ms', 'wake-ups per put: leader / a follower / all', 'preemptions per put', 'servers\' CPU µs per put', 'generator\'s CPU µs per put'],
-    rows.map((x) => [x.target, x.clients, fmt(x.putsPerSecond, 0), fmt(x.p99Ms, 2), x.wakeups.map((w) => fmt(w, 1)).join(' / '), fmt(x.preemptions, 1), fmt(x.cpuUsPerPut, 0), fmt(x.loadgenCpuUsPerPut, 0)]),
+    ['target', 'clients', 'puts/s', 'p99 ms', 'wake-ups per put: leader / a follower / all', 'preemptions per put', 'µs per put waiting for a CPU', 'servers\' CPU µs per put', 'generator\'s CPU µs per put'],
+    rows.map((x) => [x.target, x.clients, fmt(x.putsPerSecond, 0), fmt(x.p99Ms, 2), x.wakeups.map((w) => fmt(w, 1)).join(' / '), fmt(x.preemptions, 1), fmt(x.runQueueUsPerPut, 0), fmt(x.cpuUsPerPut, 0), fmt(x.loadgenCpuUsPerPut, 0)]),
   );
   console.log(`\n${table}`);
   const command = `node dist/bench/wakeups.js ${process.argv.slice(2).join(' ')}`.trim();
   const body = `# Wake-ups per put\n\nThe Go generator at the leader of a fresh 3-member cluster per target, ${seconds} s after 1 s of warm-up, 256-byte values. `
     + 'Wake-ups are the voluntary context switches of every thread of each member\'s process tree (quorumlog\'s protocol workers included), '
-    + 'preemptions the involuntary ones, both from /proc, per put. Go\'s scheduler hands work between its threads through futexes, which count too: '
+    + 'preemptions the involuntary ones, both from /proc, per put; the time waiting for a CPU is the threads\' time runnable on a run queue '
+    + '(/proc/…/schedstat), summed over the members. Go\'s scheduler hands work between its threads through futexes, which count too: '
     + 'etcd\'s figure is not a count of messages.\n\n' + table;
   for (const f of writeReport(values.quick ? 'quick-wakeups' : 'wakeups', command, { seconds, rows }, body)) console.error(`wrote ${f}`);
 }

@@ -80,7 +80,17 @@ export function ensureGoToolchain(): void {
  * missing or older than its source.
  */
 export function ensureGoLoadgen(): string {
-  const { source, cacheDir, binary } = goLoadgenPaths();
+  const { source, binary } = goLoadgenPaths();
+  return ensureGoBinary(source, binary, 'the Go load generator');
+}
+
+/**
+ * Builds the Go program `source` (one main.go, GOPATH mode, Debian's
+ * packages only) into `binary` when the binary is missing or older than its
+ * source; returns `binary`. The other Go benchmark programs use it too.
+ */
+export function ensureGoBinary(source: string, binary: string, what: string): string {
+  const { cacheDir } = goLoadgenPaths();
   if (existsSync(binary) && statSync(binary).mtimeMs >= statSync(source).mtimeMs) return binary;
   ensureGoToolchain();
   mkdirSync(join(cacheDir, 'gopath'), { recursive: true });
@@ -94,7 +104,7 @@ export function ensureGoLoadgen(): string {
     CGO_ENABLED: '0', // a static binary that needs no C compiler
   };
   const partial = `${binary}.partial-${process.pid}`;
-  console.error(`building the Go load generator (${source} → ${binary})`);
+  console.error(`building ${what} (${source} → ${binary})`);
   const t0 = Date.now();
   execFileSync('go', ['build', '-o', partial, source], { stdio: ['ignore', 'inherit', 'inherit'], env, cwd: cacheDir });
   renameSync(partial, binary);

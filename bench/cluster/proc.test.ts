@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { descendantPids, descendantsIn, parseSwitches, sampleTrees, treeCpuBetween, treeSwitches, type TreeSample } from './proc.js';
+import { descendantPids, descendantsIn, parseSchedstat, parseSwitches, sampleTrees, treeCpuBetween, treeSchedTimes, treeSwitches, type TreeSample } from './proc.js';
 
 test('descendantsIn finds children and grandchildren, and nothing else', () => {
   // 1 → 10 → 100 → 1000; 1 → 11; 2 → 20 (another tree); 50 → 50 (a loop must not hang).
@@ -115,4 +115,26 @@ test('treeSwitches counts the wake-ups of a child that sleeps on a timer, and no
     await once(child, 'exit');
   }
   assert.deepEqual(treeSwitches(child.pid as number), { voluntary: 0, involuntary: 0 });
+});
+
+test('parseSchedstat reads the run and run-queue times, and refuses anything else', () => {
+  assert.deepEqual(parseSchedstat('123456789 2345 67\n'), { runNs: 123456789, waitNs: 2345 });
+  assert.throws(() => parseSchedstat('123 456\n'), /not a schedstat line/);
+});
+
+test('treeSchedTimes charges a busy child its CPU time, and nothing once it is gone', async () => {
+  // The child spins for 300 ms of CPU: its tree's run time grows by at least most of that.
+  const child = spawn(process.execPath, ['-e', 'const t = process.cpuUsage(); while (process.cpuUsage(t).user < 300000); process.stdout.write("done\\n"); setInterval(() => undefined, 1000);'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const pid = child.pid as number;
+    const before = treeSchedTimes(pid);
+    await once(child.stdout, 'data');
+    const after = treeSchedTimes(pid);
+    assert.ok(after.runNs - before.runNs >= 250e6, `${(after.runNs - before.runNs) / 1e6} ms run for 300 ms of CPU`);
+    assert.ok(after.waitNs >= before.waitNs);
+  } finally {
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+  }
+  assert.deepEqual(treeSchedTimes(child.pid as number), { runNs: 0, waitNs: 0 });
 });

@@ -260,6 +260,23 @@ export function parseSwitches(status: string): Switches {
 }
 
 /**
+ * Calls `read` with the /proc directory of every thread of `pid` and of
+ * every process below it (`/proc/<pid>/task/<tid>`); processes that are
+ * gone are skipped, and `read` skips a thread that ends under it.
+ */
+function forEachThread(pid: number, read: (taskDir: string) => void): void {
+  for (const p of [pid, ...descendantPids(pid)]) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue; // gone
+    }
+    for (const tid of tids) read(`/proc/${p}/task/${tid}`);
+  }
+}
+
+/**
  * The context switches of every thread of `pid` and of every process below
  * it, summed; zero when it is gone. A thread that ends takes its counts with
  * it, so compare two readings only over processes whose threads live on
@@ -268,24 +285,51 @@ export function parseSwitches(status: string): Switches {
 export function treeSwitches(pid: number): Switches {
   let voluntary = 0;
   let involuntary = 0;
-  for (const p of [pid, ...descendantPids(pid)]) {
-    let tids: string[];
+  forEachThread(pid, (dir) => {
+    let text: string;
     try {
-      tids = readdirSync(`/proc/${p}/task`);
+      text = readFileSync(`${dir}/status`, 'utf8');
     } catch {
-      continue; // gone
+      return; // the thread ended
     }
-    for (const tid of tids) {
-      let text: string;
-      try {
-        text = readFileSync(`/proc/${p}/task/${tid}/status`, 'utf8');
-      } catch {
-        continue; // the thread ended
-      }
-      const s = parseSwitches(text);
-      voluntary += s.voluntary;
-      involuntary += s.involuntary;
-    }
-  }
+    const s = parseSwitches(text);
+    voluntary += s.voluntary;
+    involuntary += s.involuntary;
+  });
   return { voluntary, involuntary };
+}
+
+/** A thread's time on a CPU and runnable but waiting for one, from its /proc schedstat line. */
+export interface SchedTimes {
+  readonly runNs: number;
+  /** Runnable, on a run queue, while other threads had the CPUs. */
+  readonly waitNs: number;
+}
+
+/** Parses a /proc/…/schedstat line: nanoseconds run, nanoseconds waited on a run queue, time slices. */
+export function parseSchedstat(line: string): SchedTimes {
+  const m = /^(\d+) (\d+) (\d+)\s*$/.exec(line);
+  if (m === null) throw new Error(`not a schedstat line: ${JSON.stringify(line)}`);
+  return { runNs: Number(m[1]), waitNs: Number(m[2]) };
+}
+
+/**
+ * The run and run-queue times of every thread of `pid` and of every process
+ * below it, summed; zero when it is gone (the same caveat as treeSwitches).
+ */
+export function treeSchedTimes(pid: number): SchedTimes {
+  let runNs = 0;
+  let waitNs = 0;
+  forEachThread(pid, (dir) => {
+    let text: string;
+    try {
+      text = readFileSync(`${dir}/schedstat`, 'utf8');
+    } catch {
+      return; // the thread ended
+    }
+    const t = parseSchedstat(text);
+    runNs += t.runNs;
+    waitNs += t.waitNs;
+  });
+  return { runNs, waitNs };
 }

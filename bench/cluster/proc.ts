@@ -260,11 +260,12 @@ export function parseSwitches(status: string): Switches {
 }
 
 /**
- * Calls `read` with the /proc directory of every thread of `pid` and of
- * every process below it (`/proc/<pid>/task/<tid>`); processes that are
- * gone are skipped, and `read` skips a thread that ends under it.
+ * Reads `/proc/<p>/task/<tid>/<file>` of every thread of `pid` and of every
+ * process below it, parses each into numbers and sums them field by field;
+ * processes and threads that are gone (or end under it) count zero.
  */
-function forEachThread(pid: number, read: (taskDir: string) => void): void {
+function sumOverThreads<K extends string>(pid: number, file: string, parse: (text: string) => Record<K, number>, zero: Record<K, number>): Record<K, number> {
+  const sum = { ...zero };
   for (const p of [pid, ...descendantPids(pid)]) {
     let tids: string[];
     try {
@@ -272,8 +273,18 @@ function forEachThread(pid: number, read: (taskDir: string) => void): void {
     } catch {
       continue; // gone
     }
-    for (const tid of tids) read(`/proc/${p}/task/${tid}`);
+    for (const tid of tids) {
+      let text: string;
+      try {
+        text = readFileSync(`/proc/${p}/task/${tid}/${file}`, 'utf8');
+      } catch {
+        continue; // the thread ended
+      }
+      const x = parse(text);
+      for (const k of Object.keys(sum) as K[]) sum[k] += x[k];
+    }
   }
+  return sum;
 }
 
 /**
@@ -283,20 +294,7 @@ function forEachThread(pid: number, read: (taskDir: string) => void): void {
  * (Node's main thread, libuv's pool and V8's workers do; so do Go's).
  */
 export function treeSwitches(pid: number): Switches {
-  let voluntary = 0;
-  let involuntary = 0;
-  forEachThread(pid, (dir) => {
-    let text: string;
-    try {
-      text = readFileSync(`${dir}/status`, 'utf8');
-    } catch {
-      return; // the thread ended
-    }
-    const s = parseSwitches(text);
-    voluntary += s.voluntary;
-    involuntary += s.involuntary;
-  });
-  return { voluntary, involuntary };
+  return sumOverThreads(pid, 'status', parseSwitches, { voluntary: 0, involuntary: 0 });
 }
 
 /** A thread's time on a CPU and runnable but waiting for one, from its /proc schedstat line. */
@@ -318,18 +316,5 @@ export function parseSchedstat(line: string): SchedTimes {
  * below it, summed; zero when it is gone (the same caveat as treeSwitches).
  */
 export function treeSchedTimes(pid: number): SchedTimes {
-  let runNs = 0;
-  let waitNs = 0;
-  forEachThread(pid, (dir) => {
-    let text: string;
-    try {
-      text = readFileSync(`${dir}/schedstat`, 'utf8');
-    } catch {
-      return; // the thread ended
-    }
-    const t = parseSchedstat(text);
-    runNs += t.runNs;
-    waitNs += t.waitNs;
-  });
-  return { runNs, waitNs };
+  return sumOverThreads(pid, 'schedstat', parseSchedstat, { runNs: 0, waitNs: 0 });
 }

@@ -60,22 +60,7 @@ func serve(n, warmup int) {
 	if err != nil {
 		fail(err)
 	}
-	conn.(*net.TCPConn).SetNoDelay(true)
-	buf := make([]byte, messageBytes)
-	var c0 float64
-	var t0 time.Time
-	for i := 0; i < warmup+n; i++ {
-		if i == warmup {
-			c0, t0 = cpuUs(), time.Now()
-		}
-		if _, err := io.ReadFull(conn, buf); err != nil {
-			fail(err)
-		}
-		if _, err := conn.Write(buf); err != nil {
-			fail(err)
-		}
-	}
-	print(c0, t0, n)
+	exchange(conn, n, warmup, false)
 }
 
 func ping(port, n, warmup int) {
@@ -83,19 +68,37 @@ func ping(port, n, warmup int) {
 	if err != nil {
 		fail(err)
 	}
+	exchange(conn, n, warmup, true)
+}
+
+// exchange plays warmup+n rounds of ping-pong on conn, writing first when
+// sendFirst (the client) and reading first otherwise (the server), and
+// prints the CPU and wall of the last n.
+func exchange(conn net.Conn, n, warmup int, sendFirst bool) {
 	conn.(*net.TCPConn).SetNoDelay(true)
 	buf := make([]byte, messageBytes)
+	send := func() {
+		if _, err := conn.Write(buf); err != nil {
+			fail(err)
+		}
+	}
+	receive := func() {
+		if _, err := io.ReadFull(conn, buf); err != nil {
+			fail(err)
+		}
+	}
 	var c0 float64
 	var t0 time.Time
 	for i := 0; i < warmup+n; i++ {
 		if i == warmup {
 			c0, t0 = cpuUs(), time.Now()
 		}
-		if _, err := conn.Write(buf); err != nil {
-			fail(err)
-		}
-		if _, err := io.ReadFull(conn, buf); err != nil {
-			fail(err)
+		if sendFirst {
+			send()
+			receive()
+		} else {
+			receive()
+			send()
 		}
 	}
 	print(c0, t0, n)

@@ -34,7 +34,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureGoBinary, goLoadgenPaths } from './cluster/go-loadgen.js';
 import { repoRoot } from './cluster/machine.js';
-import { fmt, mdTable, writeReport } from './cluster/report.js';
+import { fmt, mdTable, median, writeReport } from './cluster/report.js';
 
 type Runtime = 'node' | 'go';
 
@@ -107,11 +107,6 @@ async function appends(runtime: Runtime, goBinary: string, dir: string, n: numbe
   return { cpuUs: m.cpuUs / m.n, wallUs: m.wallUs / m.n };
 }
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
 
 function cell(xs: readonly number[]): string {
   return xs.length === 1 ? fmt(xs[0] as number, 1) : `${fmt(median(xs), 1)} (${fmt(Math.min(...xs), 1)}-${fmt(Math.max(...xs), 1)})`;

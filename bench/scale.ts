@@ -50,7 +50,7 @@ import { formatAddress, NODE_DEFAULTS, type MemberConfig } from '../src/server/c
 import type { NodeStatus } from '../src/server/metrics.js';
 import { spawnLoad, type LoadResult } from './cluster/loadgen.js';
 import { cpuMeter, rssBytes } from './cluster/proc.js';
-import { fmt, mdTable, progress, REPORT_DIR, writeReport } from './cluster/report.js';
+import { fmt, mdTable, median, progress, REPORT_DIR, writeReport } from './cluster/report.js';
 
 const OBSERVER_HOST = join(dirname(fileURLToPath(import.meta.url)), 'cluster', 'observer-host.js');
 
@@ -434,12 +434,6 @@ export interface ScaleSummary {
   readonly roundsBelowOtherMode: number | null;
 }
 
-function median(xs: readonly number[]): number {
-  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid] as number : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
 
 /** Groups the rounds by (observers, mode) and takes medians. */
 export function summarize(results: readonly (ScaleResult & { round: number })[]): ScaleSummary[] {

@@ -11,9 +11,10 @@
 // workers, libuv's pool and V8's threads included), and the tree's CPU.
 // Voluntary switches are wake-ups (a thread blocked on epoll, a futex or a
 // read, and was woken); involuntary ones are preemptions. Beside them, the
-// time the threads spent runnable but waiting for a CPU (schedstat): on two
-// cores shared by three members and the generator, a put's wait for a CPU
-// is part of its latency.
+// time the threads spent runnable but waiting for a CPU (schedstat), summed
+// over every thread: how crowded two cores shared by three members and the
+// generator are. It is thread time, not a put's latency (a runtime with
+// many threads that spin, as Go's, waits more in sum).
 //
 //   npm run bench -- wakeups
 //   node dist/bench/wakeups.js [--quick] [--clients 1,16] [--targets etcd,push,pull] [--seconds 6]

@@ -101,20 +101,32 @@ test('parseSwitches reads both counts, telling voluntary from nonvoluntary', () 
   assert.throws(() => parseSwitches('Name:\tnode\n'), /no context switch counts/);
 });
 
-test('treeSwitches counts the wake-ups of a child that sleeps on a timer, and nothing once it is gone', async () => {
-  // The child wakes from a timer 50 times: at least 50 voluntary switches in its tree, and none charged once it is gone.
-  const child = spawn(process.execPath, ['-e', 'let n = 0; const t = setInterval(() => { if (++n === 50) { clearInterval(t); process.stdout.write("done\\n"); setInterval(() => undefined, 1000); } }, 2);'], { stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * Runs `script` in a child Node process; the script calls `done()` when its
+ * work is over (the child then prints a line and idles). Reads `read(pid)`
+ * before the work, after it, and once the child is gone.
+ */
+async function aroundChild<T>(script: string, read: (pid: number) => T): Promise<{ before: T; after: T; gone: T }> {
+  const child = spawn(process.execPath, ['-e', `const done = () => { process.stdout.write("done\\n"); setInterval(() => undefined, 1000); }; ${script}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const pid = child.pid as number;
+  let before: T;
+  let after: T;
   try {
-    const pid = child.pid as number;
-    const before = treeSwitches(pid);
+    before = read(pid);
     await once(child.stdout, 'data');
-    const after = treeSwitches(pid);
-    assert.ok(after.voluntary - before.voluntary >= 50, `${after.voluntary - before.voluntary} wake-ups for 50 timer ticks`);
+    after = read(pid);
   } finally {
     child.kill('SIGKILL');
     await once(child, 'exit');
   }
-  assert.deepEqual(treeSwitches(child.pid as number), { voluntary: 0, involuntary: 0 });
+  return { before, after, gone: read(pid) };
+}
+
+test('treeSwitches counts the wake-ups of a child that sleeps on a timer, and nothing once it is gone', async () => {
+  // The child wakes from a timer 50 times: at least 50 voluntary switches in its tree, and none charged once it is gone.
+  const { before, after, gone } = await aroundChild('let n = 0; const t = setInterval(() => { if (++n === 50) { clearInterval(t); done(); } }, 2);', treeSwitches);
+  assert.ok(after.voluntary - before.voluntary >= 50, `${after.voluntary - before.voluntary} wake-ups for 50 timer ticks`);
+  assert.deepEqual(gone, { voluntary: 0, involuntary: 0 });
 });
 
 test('parseSchedstat reads the run and run-queue times, and refuses anything else', () => {
@@ -124,17 +136,7 @@ test('parseSchedstat reads the run and run-queue times, and refuses anything els
 
 test('treeSchedTimes charges a busy child its CPU time, and nothing once it is gone', async () => {
   // The child spins for 300 ms of CPU: its tree's run time grows by at least most of that.
-  const child = spawn(process.execPath, ['-e', 'const t = process.cpuUsage(); while (process.cpuUsage(t).user < 300000); process.stdout.write("done\\n"); setInterval(() => undefined, 1000);'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  try {
-    const pid = child.pid as number;
-    const before = treeSchedTimes(pid);
-    await once(child.stdout, 'data');
-    const after = treeSchedTimes(pid);
-    assert.ok(after.runNs - before.runNs >= 250e6, `${(after.runNs - before.runNs) / 1e6} ms run for 300 ms of CPU`);
-    assert.ok(after.waitNs >= before.waitNs);
-  } finally {
-    child.kill('SIGKILL');
-    await once(child, 'exit');
-  }
-  assert.deepEqual(treeSchedTimes(child.pid as number), { runNs: 0, waitNs: 0 });
+  const { before, after, gone } = await aroundChild('const t = process.cpuUsage(); while (process.cpuUsage(t).user < 300000); done();', treeSchedTimes);
+  assert.ok(after.runNs - before.runNs >= 250e6, `${(after.runNs - before.runNs) / 1e6} ms run for 300 ms of CPU`);
+  assert.deepEqual(gone, { runNs: 0, waitNs: 0 });
 });

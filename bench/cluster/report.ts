@@ -21,6 +21,14 @@ export function fmt(x: number, digits = 1): string {
   return x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: 0 });
 }
 
+/** The median of the finite values of `xs` (the mean of the middle two for an even count); NaN when there are none. */
+export function median(xs: readonly number[]): number {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid] as number : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
 /** Writes docs/bench/<name>.json and <name>.md; returns their paths. */
 export function writeReport(name: string, command: string, data: unknown, markdownBody: string, machine: MachineInfo = machineInfo()): string[] {
   mkdirSync(REPORT_DIR, { recursive: true });

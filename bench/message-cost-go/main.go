@@ -43,7 +43,7 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-func print(c0 float64, t0 time.Time, n int) {
+func report(c0 float64, t0 time.Time, n int) {
 	out, _ := json.Marshal(result{CPUUs: cpuUs() - c0, WallUs: float64(time.Since(t0).Nanoseconds()) / 1e3, N: n})
 	fmt.Println(string(out))
 }
@@ -101,7 +101,7 @@ func exchange(conn net.Conn, n, warmup int, sendFirst bool) {
 			send()
 		}
 	}
-	print(c0, t0, n)
+	report(c0, t0, n)
 }
 
 // disk appends 4 KiB records and makes each durable before the next, as a
@@ -126,7 +126,7 @@ func disk(file string, n, warmup int) {
 			fail(err)
 		}
 	}
-	print(c0, t0, n)
+	report(c0, t0, n)
 }
 
 func main() {
